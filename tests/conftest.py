@@ -1,0 +1,92 @@
+"""Shared fixtures: real Redis, the test database, and real Celery worker processes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis as redis_lib
+from django.conf import settings
+
+from tests.processes import CeleryProcess, database_url_for_subprocess
+
+
+@pytest.fixture
+def redis_client():
+    """A client on the test Redis, with the database emptied before and after the test."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def subprocess_env(transactional_db) -> dict[str, str]:
+    """Environment for child processes that must share this test's database and Redis."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    env["DATABASE_URL"] = database_url_for_subprocess()
+    env["REDIS_URL"] = settings.REDIS_URL
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture
+def start_worker(subprocess_env, redis_client, tmp_path):
+    """Start real `celery worker` processes; every one started is stopped after the test.
+
+    Usage: ``worker = start_worker(queues="default", concurrency=2, extra_env={...})``.
+    """
+    started: list[CeleryProcess] = []
+
+    def _start(*, queues: str = "default,emails,exports,sync", concurrency: int = 1, extra_env=None, name=None):
+        env = {**subprocess_env, **(extra_env or {})}
+        name = name or f"worker{len(started) + 1}"
+        process = CeleryProcess.worker(
+            name=name, queues=queues, concurrency=concurrency, env=env, log_path=tmp_path / f"{name}.log"
+        )
+        started.append(process)
+        process.start()
+        process.wait_ready()
+        return process
+
+    yield _start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def start_beat(subprocess_env, tmp_path):
+    started: list[CeleryProcess] = []
+
+    def _start(*, extra_env=None, name=None):
+        name = name or f"beat{len(started) + 1}"
+        process = CeleryProcess.beat(
+            name=name, env={**subprocess_env, **(extra_env or {})}, log_path=tmp_path / f"{name}.log"
+        )
+        started.append(process)
+        process.start()
+        return process
+
+    yield _start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def embedded_redis_factory():
+    """Throwaway redis-server processes a test may stop (to simulate an outage) and restart."""
+    from config.devstack import EmbeddedRedis
+
+    servers: list[EmbeddedRedis] = []
+
+    def _start() -> EmbeddedRedis:
+        server = EmbeddedRedis(persistent=False)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield _start
+    for server in servers:
+        server.stop()

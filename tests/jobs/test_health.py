@@ -1,0 +1,25 @@
+import pytest
+from django.test import override_settings
+
+
+@pytest.mark.django_db
+def test_healthz_ok_when_database_and_broker_answer(client, redis_client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+@pytest.mark.django_db
+def test_healthz_503_names_the_broker_when_redis_is_down(client, embedded_redis_factory):
+    server = embedded_redis_factory()
+    with override_settings(CELERY_BROKER_URL=server.url):
+        assert client.get("/healthz").status_code == 200
+        server.stop()
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith(f"broker unreachable at {server.url}")
