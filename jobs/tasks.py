@@ -1,11 +1,70 @@
-"""Platform tasks: diagnostics and housekeeping (relay, reaper, pruner)."""
+"""Platform tasks: diagnostics, housekeeping (relay, reaper, pruner) and the canary job type."""
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
+
+from .exceptions import TransientJobError
+from .maintenance import job_prune_finished, job_rescue_orphans
+from .retry import Backoff
+from .runner import JobContext, job_type
+from .services import job_relay_unpublished
 
 
 @shared_task(name="jobs.ping")
 def ping(value: str = "pong") -> str:
     """Round-trip check for the broker, a worker and the result store."""
     return value
+
+
+@shared_task(name="jobs.relay_unpublished", ignore_result=True)
+def relay_unpublished() -> int:
+    return job_relay_unpublished()
+
+
+@shared_task(name="jobs.rescue_orphans", ignore_result=True)
+def rescue_orphans() -> dict:
+    report = job_rescue_orphans()
+    return {"requeued": report.requeued, "dead": report.dead}
+
+
+@shared_task(name="jobs.prune_finished", ignore_result=True)
+def prune_finished() -> int:
+    return job_prune_finished()
+
+
+CANARY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "seconds": {"type": "number", "minimum": 0, "maximum": 600, "default": 0},
+        "fail_first": {"type": "integer", "minimum": 0, "maximum": 100, "default": 0},
+        "message": {"type": "string", "maxLength": 200, "default": "canary"},
+    },
+}
+
+
+@job_type(
+    "jobs.canary",
+    queue="default",
+    max_attempts=3,
+    backoff=Backoff(base_seconds=1, cap_seconds=10),
+    api_schema=CANARY_SCHEMA,
+    api_staff_only=True,
+    time_limit=700,
+    soft_time_limit=650,
+)
+def canary(ctx: JobContext, payload: dict) -> dict:
+    """Sleeps, reports progress, and fails its first N attempts: an end-to-end pipeline check."""
+    seconds = float(payload.get("seconds", 0))
+    fail_first = int(payload.get("fail_first", 0))
+    ctx.log.info("canary attempt %s: sleeping %.1fs", ctx.attempt, seconds)
+    steps = max(1, int(seconds * 4))
+    for step in range(steps):
+        time.sleep(seconds / steps)
+        ctx.progress(100 * (step + 1) / steps, f"slept {seconds * (step + 1) / steps:.1f}s")
+    if ctx.attempt <= fail_first:
+        raise TransientJobError(f"canary told to fail its first {fail_first} attempt(s); this is attempt {ctx.attempt}")
+    return {"message": payload.get("message", "canary"), "attempts": ctx.attempt}

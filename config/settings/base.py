@@ -194,6 +194,28 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # ---------------------------------------------------------------------------
+# Jobs platform (see README "Jobs")
+# ---------------------------------------------------------------------------
+# Same (type, idempotency key) within this window returns the existing job.
+JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600)
+# Finished jobs older than this are deleted by jobs.prune_finished.
+JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 30)
+# A running job is rescued when its worker stopped answering for this long, or when
+# it ran longer than its hard time limit plus this.
+JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)
+# Job types switched off by configuration (comma-separated); the admin has switches too.
+JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])
+# Stored log lines per job attempt.
+JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
+
+# Platform housekeeping, run by beat.
+CELERY_BEAT_SCHEDULE = {
+    "jobs.relay_unpublished": {"task": "jobs.relay_unpublished", "schedule": 10.0},
+    "jobs.rescue_orphans": {"task": "jobs.rescue_orphans", "schedule": 30.0},
+    "jobs.prune_finished": {"task": "jobs.prune_finished", "schedule": 3600.0},
+}
+
+# ---------------------------------------------------------------------------
 # Flower
 # ---------------------------------------------------------------------------
 FLOWER_PORT = env_int("FLOWER_PORT", 5555)

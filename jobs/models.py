@@ -1,0 +1,206 @@
+"""The job record, its attempts, its log, the operator audit trail, API tokens and type switches."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def new_job_id() -> str:
+    # Opaque and URL-safe; 128 bits of randomness so ids cannot be guessed.
+    return secrets.token_urlsafe(16)
+
+
+class Job(models.Model):
+    """One unit of background work and everything known about it.
+
+    State changes only through ``jobs.services`` (conditional updates), so two workers
+    can never both move the same job.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DEAD = "dead", "Dead (retries exhausted)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_job_id, editable=False)
+    type = models.CharField(max_length=100)
+    queue = models.CharField(max_length=50)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Attempts started so far; the message for the next attempt carries attempt + 1.
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_expires_at = models.DateTimeField(null=True, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    # sha256 of the canonical payload: tells an Idempotency-Key replay from a misuse.
+    payload_fingerprint = models.CharField(max_length=64, blank=True)
+    correlation_id = models.CharField(max_length=128, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=255, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    error_traceback = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+    # Set when the message for the current attempt reached the broker; the relay
+    # publishes due jobs where it is still null (broker down at commit time).
+    published_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "type"], name="jobs_status_type_idx"),
+            models.Index(fields=["type", "-created_at"], name="jobs_type_created_idx"),
+            models.Index(fields=["owner", "-created_at"], name="jobs_owner_created_idx"),
+            models.Index(fields=["queue", "status"], name="jobs_queue_status_idx"),
+            models.Index(fields=["correlation_id"], name="jobs_correlation_idx"),
+            models.Index(fields=["-created_at"], name="jobs_created_idx"),
+            models.Index(fields=["finished_at"], name="jobs_finished_idx"),
+            # The relay's and the reaper's scans: only live jobs, so the index stays small.
+            models.Index(
+                fields=["status", "published_at"],
+                name="jobs_unpublished_idx",
+                condition=Q(status__in=["queued", "retrying"]),
+            ),
+            models.Index(fields=["started_at"], name="jobs_running_idx", condition=Q(status="running")),
+        ]
+        constraints = [
+            # Idempotency is enforced by the database: concurrent enqueues with one key
+            # cannot both insert. An expired key is cleared before it is reused.
+            models.UniqueConstraint(
+                fields=["type", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="jobs_unique_idempotency_key",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="jobs_progress_lte_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+FINISHED_STATUSES = frozenset({Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD, Job.Status.CANCELLED})
+
+
+class JobAttempt(models.Model):
+    """One execution of a job: when, where, how it ended."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        RETRY = "retry", "Failed, will retry"
+        FAILED = "failed", "Failed permanently"
+        DEAD = "dead", "Failed, retries exhausted"
+        CANCELLED = "cancelled", "Cancelled"
+        SNOOZED = "snoozed", "Postponed (rate limit or switched off), attempt not spent"
+        LOST = "lost", "Worker lost (rescued by the reaper)"
+        SKIPPED = "skipped", "Skipped (singleton already running)"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    error_traceback = models.TextField(blank=True)
+    # For an attempt that will be retried: the backoff delay drawn for the next one.
+    retry_delay_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "finished_at", "id"]
+        indexes = [models.Index(fields=["celery_task_id"], name="jobs_attempt_task_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} attempt {self.number}: {self.outcome}"
+
+
+class JobLogLine(models.Model):
+    """A line a job wrote through its context logger (bounded per job)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="log_lines")
+    attempt = models.PositiveIntegerField()
+    logged_at = models.DateTimeField()
+    level = models.CharField(max_length=10)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["job", "logged_at", "id"]
+
+
+class JobTypeSwitch(models.Model):
+    """A feature flag per job type: switched off, enqueue is refused and queued jobs wait."""
+
+    type = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    reason = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "job type switch"
+
+    def __str__(self) -> str:
+        return f"{self.type}: {'on' if self.enabled else 'off'}"
+
+
+class JobAuditEntry(models.Model):
+    """Who did what to which jobs, from the admin, the API or a management command."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=50)
+    job_ids = models.JSONField(default=list)
+    job_count = models.PositiveIntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "job audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} ({self.job_count} jobs)"
+
+
+class ApiToken(models.Model):
+    """A bearer token for server-side API callers. Only its sha256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) for {self.user}"

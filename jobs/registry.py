@@ -1,0 +1,70 @@
+"""Job types: what each kind of job is called, where it runs, how it retries, who may enqueue it.
+
+Domain apps declare a job type with the ``@job_type`` decorator (see ``jobs.api``);
+the decorator registers a ``JobType`` here and a Celery task named after the type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from .exceptions import UnknownJobType
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .runner import JobContext
+
+JobHandler = Callable[["JobContext", dict], Any]
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    handler: JobHandler
+    queue: str = "default"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Seconds; the soft limit raises inside the job, the hard limit kills the process.
+    soft_time_limit: int | None = None
+    time_limit: int | None = None
+    # None: not enqueueable over the HTTP API. Otherwise the payload's JSON schema.
+    api_schema: dict | None = None
+    api_staff_only: bool = False
+    # Singleton: at most one job of this type runs at a time (a Redis run lock).
+    singleton: bool = False
+    description: str = ""
+
+    @property
+    def enqueueable_over_api(self) -> bool:
+        return self.api_schema is not None
+
+    @property
+    def effective_time_limit(self) -> int:
+        return self.time_limit or settings.CELERY_TASK_TIME_LIMIT
+
+
+_registry: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> None:
+    existing = _registry.get(job_type.name)
+    if existing is not None and existing.handler is not job_type.handler:
+        raise ValueError(f"job type {job_type.name!r} is declared twice ({existing.handler} and {job_type.handler})")
+    _registry[job_type.name] = job_type
+
+
+def get(name: str) -> JobType:
+    try:
+        return _registry[name]
+    except KeyError:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise UnknownJobType(
+            f"unknown job type {name!r}; known types: {known}", detail={"type": name, "known": sorted(_registry)}
+        ) from None
+
+
+def all_types() -> list[JobType]:
+    return [_registry[name] for name in sorted(_registry)]

@@ -1,0 +1,478 @@
+"""Job services: every write to a job goes through here.
+
+State changes are conditional updates (``UPDATE ... WHERE status IN (...)``), so when
+two processes race for one job exactly one wins and the other sees ``False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import registry
+from .context import get_correlation_id, new_correlation_id
+from .exceptions import (
+    IdempotencyKeyConflict,
+    IllegalTransition,
+    JobNotFound,
+    JobTypeDisabled,
+    PayloadInvalid,
+)
+from .models import Job, JobAttempt, JobAuditEntry, JobTypeSwitch
+from .schema import validate, with_defaults
+
+logger = logging.getLogger("jobs")
+
+S = Job.Status
+
+# The lifecycle. Anything else raises IllegalTransition.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.DEAD, S.RETRYING, S.CANCELLED, S.QUEUED}),
+    S.RETRYING: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.DEAD: frozenset({S.QUEUED}),
+    S.SUCCEEDED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+MESSAGE_SCHEMA_VERSION = 1
+SUPPORTED_MESSAGE_VERSIONS = frozenset({1})
+
+
+def check_transition(from_status: str, to_status: str) -> None:
+    if to_status not in ALLOWED_TRANSITIONS[from_status]:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_status])) or "none (final state)"
+        raise IllegalTransition(
+            f"a job cannot go from {from_status!r} to {to_status!r}; allowed from {from_status!r}: {allowed}",
+            detail={"from": from_status, "to": to_status},
+        )
+
+
+def job_transition(*, job_id: str, from_statuses: Iterable[str], to_status: str, **fields) -> bool:
+    """Move a job to ``to_status`` if it is currently in one of ``from_statuses``.
+
+    Returns False when the job was not in any of them (another process moved it first).
+    Raises IllegalTransition when the lifecycle forbids the move from any of them.
+    """
+    from_statuses = tuple(from_statuses)
+    for from_status in from_statuses:
+        check_transition(from_status, to_status)
+    filters = fields.pop("_where", {})
+    updated = Job.objects.filter(id=job_id, status__in=from_statuses, **filters).update(
+        status=to_status, updated_at=timezone.now(), **fields
+    )
+    return updated == 1
+
+
+# ---------------------------------------------------------------------------
+# Feature flags
+# ---------------------------------------------------------------------------
+
+
+def job_type_is_enabled(*, job_type: str) -> bool:
+    if job_type in getattr(settings, "JOBS_DISABLED_TYPES", ()):
+        return False
+    return not JobTypeSwitch.objects.filter(type=job_type, enabled=False).exists()
+
+
+def disabled_job_types() -> set[str]:
+    return set(getattr(settings, "JOBS_DISABLED_TYPES", ())) | set(
+        JobTypeSwitch.objects.filter(enabled=False).values_list("type", flat=True)
+    )
+
+
+def job_type_set_enabled(*, job_type: str, enabled: bool, reason: str = "", actor=None) -> None:
+    registry.get(job_type)
+    JobTypeSwitch.objects.update_or_create(type=job_type, defaults={"enabled": enabled, "reason": reason})
+    audit_record(actor=actor, action="enable_type" if enabled else "disable_type", jobs=[], detail={"type": job_type})
+    if enabled:
+        # Jobs that waited while the type was off go out now rather than at the next relay tick.
+        transaction.on_commit(lambda: job_relay_unpublished(job_type=job_type, grace_seconds=0))
+
+
+# ---------------------------------------------------------------------------
+# Enqueue
+# ---------------------------------------------------------------------------
+
+
+def payload_fingerprint(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    job: Job
+    created: bool
+
+
+def job_validate_payload(*, job_type: str, payload: dict) -> dict:
+    """Check ``payload`` against the type's declared API schema; return it with defaults filled."""
+    spec = registry.get(job_type)
+    if spec.api_schema is None:
+        return payload
+    errors = validate(payload, spec.api_schema)
+    if errors:
+        raise PayloadInvalid(
+            f"payload for job type {job_type!r} is invalid: "
+            + "; ".join(f"{error.field}: {error.message}" for error in errors),
+            detail={"errors": [error.as_dict() for error in errors]},
+        )
+    return with_defaults(payload, spec.api_schema)
+
+
+def _idempotency_window() -> timedelta:
+    return timedelta(seconds=getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
+
+
+def _new_job(*, job_type: str, payload: dict, owner, idempotency_key, correlation_id, replay_of, now) -> Job:
+    spec = registry.get(job_type)
+    return Job(
+        type=job_type,
+        queue=spec.queue,
+        max_attempts=spec.retry.max_attempts,
+        owner=owner,
+        payload=payload,
+        payload_fingerprint=payload_fingerprint(payload),
+        idempotency_key=idempotency_key or None,
+        idempotency_expires_at=(now + _idempotency_window()) if idempotency_key else None,
+        correlation_id=correlation_id or get_correlation_id() or new_correlation_id(),
+        replay_of=replay_of,
+        enqueued_at=now,
+    )
+
+
+def _ensure_enabled(job_type: str) -> None:
+    if not job_type_is_enabled(job_type=job_type):
+        raise JobTypeDisabled(
+            f"job type {job_type!r} is switched off; enqueue it again once an operator switches it back on",
+            detail={"type": job_type},
+        )
+
+
+def _release_expired_keys(*, job_type: str, keys: Sequence[str], now) -> None:
+    # Conditional: only keys whose window has passed are freed, so a racing enqueue
+    # that already re-used one is never disturbed.
+    Job.objects.filter(type=job_type, idempotency_key__in=keys, idempotency_expires_at__lte=now).update(
+        idempotency_key=None
+    )
+
+
+def job_enqueue(
+    *,
+    job_type: str,
+    payload: dict | None = None,
+    owner=None,
+    idempotency_key: str | None = None,
+    correlation_id: str | None = None,
+    replay_of: Job | None = None,
+) -> EnqueueResult:
+    """Create a job and publish it when the surrounding transaction commits.
+
+    - Transactional: if the caller's transaction rolls back, no job exists and nothing runs.
+    - Durable: the row is written first; if the broker is down at commit time the
+      relay (``jobs.relay``) publishes it later.
+    - Idempotent: the same (type, idempotency_key) within the window returns the existing
+      job (``created=False``); the database's unique constraint settles concurrent calls.
+      The same key with a different payload raises IdempotencyKeyConflict.
+    """
+    registry.get(job_type)
+    _ensure_enabled(job_type)
+    payload = payload or {}
+    now = timezone.now()
+    job = _new_job(
+        job_type=job_type, payload=payload, owner=owner, idempotency_key=idempotency_key,
+        correlation_id=correlation_id, replay_of=replay_of, now=now,
+    )  # fmt: skip
+    if idempotency_key:
+        existing = _insert_idempotent(job, now=now)
+        if existing is not None:
+            return EnqueueResult(job=existing, created=False)
+    else:
+        job.save(force_insert=True)
+    _publish_on_commit([job])
+    return EnqueueResult(job=job, created=True)
+
+
+def _insert_idempotent(job: Job, *, now) -> Job | None:
+    """Insert ``job``; on a key collision return the job already holding the key."""
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+            return None
+        except IntegrityError:
+            existing = Job.objects.filter(type=job.type, idempotency_key=job.idempotency_key).first()
+            if existing is None:
+                continue  # the holder was just released or pruned: try again
+            if existing.idempotency_expires_at and existing.idempotency_expires_at <= now:
+                _release_expired_keys(job_type=job.type, keys=[job.idempotency_key], now=now)
+                continue
+            if existing.payload_fingerprint != job.payload_fingerprint:
+                raise IdempotencyKeyConflict(
+                    f"idempotency key {job.idempotency_key!r} was already used for job {existing.id} of type "
+                    f"{job.type!r} with a different payload; use a new key for a different request",
+                    detail={"job_id": existing.id, "idempotency_key": job.idempotency_key},
+                ) from None
+            return existing
+    raise IntegrityError(f"could not settle idempotency key {job.idempotency_key!r} after 3 tries")
+
+
+def job_bulk_enqueue(
+    *,
+    job_type: str,
+    payloads: Sequence[dict],
+    idempotency_keys: Sequence[str | None] | None = None,
+    owner=None,
+    correlation_id: str | None = None,
+    batch_size: int = 1000,
+) -> list[EnqueueResult]:
+    """Enqueue many jobs of one type: one multi-row insert per batch, one pipelined publish.
+
+    Same guarantees as ``job_enqueue``: nothing runs if the transaction rolls back, a key
+    already used within the window returns its existing job. Results are in input order.
+    """
+    registry.get(job_type)
+    _ensure_enabled(job_type)
+    if idempotency_keys is not None and len(idempotency_keys) != len(payloads):
+        raise ValueError(
+            f"idempotency_keys has {len(idempotency_keys)} entries, payloads has {len(payloads)}; expected the same"
+        )
+    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(payloads)
+    now = timezone.now()
+    correlation_id = correlation_id or get_correlation_id() or new_correlation_id()
+    jobs = [
+        _new_job(
+            job_type=job_type, payload=payload or {}, owner=owner, idempotency_key=key,
+            correlation_id=correlation_id, replay_of=None, now=now,
+        )  # fmt: skip
+        for payload, key in zip(payloads, keys, strict=True)
+    ]
+    present_keys = [key for key in keys if key]
+    if len(set(present_keys)) != len(present_keys):
+        raise ValueError("idempotency_keys repeat within one bulk call; each job needs its own key")
+    with transaction.atomic():
+        if present_keys:
+            _release_expired_keys(job_type=job_type, keys=present_keys, now=now)
+        Job.objects.bulk_create(jobs, batch_size=batch_size, ignore_conflicts=bool(present_keys))
+        if present_keys:
+            created_ids = set(Job.objects.filter(id__in=[job.id for job in jobs]).values_list("id", flat=True))
+            holders = {
+                existing.idempotency_key: existing
+                for existing in Job.objects.filter(type=job_type, idempotency_key__in=present_keys).exclude(
+                    id__in=created_ids
+                )
+            }
+        else:
+            created_ids, holders = {job.id for job in jobs}, {}
+    results: list[EnqueueResult] = []
+    for job in jobs:
+        if job.id in created_ids:
+            results.append(EnqueueResult(job=job, created=True))
+        else:
+            results.append(EnqueueResult(job=holders[job.idempotency_key], created=False))
+    _publish_on_commit([result.job for result in results if result.created])
+    return results
+
+
+# ---------------------------------------------------------------------------
+# Publishing (the only place that talks to the broker)
+# ---------------------------------------------------------------------------
+
+
+def _publish_on_commit(jobs: Sequence[Job], *, countdown: float | None = None) -> None:
+    if not jobs:
+        return
+    refs = [(job.id, job.type, job.queue, job.attempt + 1, job.correlation_id) for job in jobs]
+    transaction.on_commit(lambda: publish_messages(refs, countdown=countdown), robust=True)
+
+
+def task_id_for(job_id: str, attempt: int) -> str:
+    # Deterministic, so an attempt links to its Celery result and back.
+    return f"{job_id}.{attempt}"
+
+
+def publish_messages(refs: Sequence[tuple[str, str, str, int, str]], *, countdown: float | None = None) -> int:
+    """Send one message per (job_id, type, queue, attempt, correlation_id); mark the rows published.
+
+    Never raises for a broker outage: the rows stay unpublished and the relay retries.
+    Returns how many were published.
+    """
+    from config.celery_app import app
+
+    from .publisher import publish_batch
+
+    try:
+        published = publish_batch(
+            app,
+            [
+                {
+                    "task": job_type,
+                    "queue": queue,
+                    "task_id": task_id_for(job_id, attempt),
+                    "kwargs": {"job_id": job_id, "attempt": attempt, "schema_version": MESSAGE_SCHEMA_VERSION},
+                    "headers": {"correlation_id": correlation_id, "job_id": job_id},
+                    "countdown": countdown,
+                }
+                for job_id, job_type, queue, attempt, correlation_id in refs
+            ],
+        )
+    except Exception as exc:  # broker unreachable, or anything kombu raises while publishing
+        logger.warning(
+            "publishing %d job message(s) failed (%s: %s); the relay will publish them when the broker is back",
+            len(refs), exc.__class__.__name__, exc,
+        )  # fmt: skip
+        return 0
+    if published:
+        now = timezone.now()
+        for job_id, _type, _queue, attempt, _cid in refs:
+            # Only if the job is still waiting for exactly this attempt's message.
+            Job.objects.filter(id=job_id, attempt=attempt - 1, published_at__isnull=True).update(published_at=now)
+    return published
+
+
+def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float = 10, limit: int = 500) -> int:
+    """Publish due jobs whose message never reached the broker (outage at commit, crash in between).
+
+    ``grace_seconds`` leaves fresh rows to their own on-commit publish.
+    """
+    now = timezone.now()
+    due = Job.objects.filter(
+        status__in=[S.QUEUED, S.RETRYING], published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
+    ).exclude(next_retry_at__gt=now)
+    if job_type:
+        due = due.filter(type=job_type)
+    disabled = disabled_job_types()
+    if disabled:
+        due = due.exclude(type__in=disabled)
+    refs = [
+        (job_id, type_, queue, attempt + 1, cid)
+        for job_id, type_, queue, attempt, cid in due.order_by("created_at").values_list(
+            "id", "type", "queue", "attempt", "correlation_id"
+        )[:limit]
+    ]
+    if not refs:
+        return 0
+    published = publish_messages(refs)
+    logger.info("relay published %d of %d unpublished job(s)", published, len(refs))
+    return published
+
+
+# ---------------------------------------------------------------------------
+# Operator actions: retry, replay, cancel
+# ---------------------------------------------------------------------------
+
+
+def audit_record(*, actor, action: str, jobs: Sequence[Job] | Sequence[str], detail: dict | None = None) -> JobAuditEntry:
+    job_ids = [job.id if isinstance(job, Job) else job for job in jobs]
+    label = getattr(actor, "get_username", lambda: str(actor or ""))() if actor is not None else "system"
+    return JobAuditEntry.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=label or "system",
+        action=action,
+        job_ids=job_ids,
+        job_count=len(job_ids),
+        detail=detail or {},
+    )
+
+
+def job_retry(*, job: Job, actor=None, audit: bool = True) -> bool:
+    """Put a failed or dead job back in the queue for another round of attempts (same job id)."""
+    if job.status not in (S.FAILED, S.DEAD):
+        return False
+    moved = job_transition(
+        job_id=job.id,
+        from_statuses=[S.FAILED, S.DEAD],
+        to_status=S.QUEUED,
+        # A fresh budget of attempts on top of those already spent.
+        max_attempts=job.attempt + registry.get(job.type).retry.max_attempts,
+        published_at=None, next_retry_at=None, finished_at=None, enqueued_at=timezone.now(),
+        cancel_requested=False, progress=0, progress_message="",
+    )  # fmt: skip
+    if moved:
+        job.refresh_from_db()
+        _publish_on_commit([job])
+        if audit:
+            audit_record(actor=actor, action="retry", jobs=[job])
+    return moved
+
+
+def job_replay(*, job: Job, actor=None, audit: bool = True) -> Job:
+    """Run a finished job again as a new job with the same payload, linked to the original."""
+    if not job.is_finished:
+        raise IllegalTransition(
+            f"job {job.id} is {job.status}; only finished jobs (succeeded, failed, dead, cancelled) can be replayed"
+        )
+    result = job_enqueue(
+        job_type=job.type, payload=job.payload, owner=job.owner, correlation_id=job.correlation_id, replay_of=job
+    )
+    if audit:
+        audit_record(actor=actor, action="replay", jobs=[job], detail={"new_job_ids": [result.job.id]})
+    return result.job
+
+
+def job_bulk_replay_dead(*, job_type: str | None = None, actor=None, limit: int = 10_000) -> list[Job]:
+    """Replay every dead job (optionally of one type) as new jobs; one audit entry for the batch."""
+    dead = Job.objects.filter(status=S.DEAD)
+    if job_type:
+        dead = dead.filter(type=job_type)
+    originals = list(dead.order_by("created_at")[:limit])
+    new_jobs = [job_replay(job=job, actor=actor, audit=False) for job in originals]
+    audit_record(
+        actor=actor, action="bulk_replay_dead", jobs=originals,
+        detail={"type": job_type, "new_job_ids": [job.id for job in new_jobs]},
+    )  # fmt: skip
+    return new_jobs
+
+
+def job_cancel(*, job: Job, actor=None, audit: bool = True) -> str:
+    """Cancel a waiting job at once, or ask a running one to stop at its next check.
+
+    Returns the job's status afterwards (``cancelled``, or ``running`` with the request recorded).
+    """
+    now = timezone.now()
+    if job_transition(
+        job_id=job.id, from_statuses=[S.QUEUED, S.RETRYING], to_status=S.CANCELLED, finished_at=now,
+        cancel_requested=True,
+    ):  # fmt: skip
+        outcome = S.CANCELLED
+    elif Job.objects.filter(id=job.id, status=S.RUNNING).update(cancel_requested=True, updated_at=now):
+        outcome = S.RUNNING
+    else:
+        job.refresh_from_db()
+        raise IllegalTransition(
+            f"job {job.id} is {job.status}; only queued, retrying or running jobs can be cancelled",
+            detail={"status": job.status},
+        )
+    if audit:
+        audit_record(actor=actor, action="cancel", jobs=[job], detail={"outcome": outcome})
+    job.refresh_from_db()
+    return outcome
+
+
+def job_get(*, job_id: str) -> Job:
+    try:
+        return Job.objects.get(id=job_id)
+    except Job.DoesNotExist:
+        raise JobNotFound(f"no job with id {job_id!r}") from None
+
+
+def job_record_attempt(
+    *, job: Job, outcome: str, finished_at, error_code="", error_message="", error_traceback="", retry_delay_ms=None
+) -> JobAttempt:
+    started_at = job.started_at
+    duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
+    return JobAttempt.objects.create(
+        job_id=job.id, number=job.attempt, outcome=outcome, started_at=started_at, finished_at=finished_at,
+        duration_ms=duration_ms, worker=job.worker, celery_task_id=job.celery_task_id, error_code=error_code,
+        error_message=error_message, error_traceback=error_traceback, retry_delay_ms=retry_delay_ms,
+    )  # fmt: skip
