@@ -97,6 +97,11 @@ class Job(models.Model):
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="jobs_progress_lte_100"),
         ]
+        permissions = [
+            ("retry_job", "Can retry failed or dead jobs"),
+            ("replay_job", "Can replay finished jobs as new jobs"),
+            ("cancel_job", "Can cancel jobs"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id} ({self.status})"
@@ -107,6 +112,15 @@ class Job(models.Model):
 
 
 FINISHED_STATUSES = frozenset({Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD, Job.Status.CANCELLED})
+
+
+class DeadJob(Job):
+    """The dead-letter queue: jobs whose retries ran out, shown on their own in the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead job"
+        verbose_name_plural = "dead-letter queue"
 
 
 class JobAttempt(models.Model):

@@ -220,16 +220,21 @@ def _tracking_write(write: Callable[[], Any], *, what: str, tries: int = 3) -> b
     return False
 
 
-_switch_cache: dict[str, tuple[float, bool]] = {}
+_switch_cache: dict[str, float] = {}
 
 
 def _type_enabled_cached(job_type: str) -> bool:
+    # Only "on" is cached (switching off takes effect within SWITCH_CACHE_SECONDS); "off"
+    # is always re-read, so a job is never shelved on a stale answer.
     now = time.monotonic()
-    cached = _switch_cache.get(job_type)
-    if cached and now - cached[0] < SWITCH_CACHE_SECONDS:
-        return cached[1]
+    cached_at = _switch_cache.get(job_type)
+    if cached_at is not None and now - cached_at < SWITCH_CACHE_SECONDS:
+        return True
     enabled = job_type_is_enabled(job_type=job_type)
-    _switch_cache[job_type] = (now, enabled)
+    if enabled:
+        _switch_cache[job_type] = now
+    else:
+        _switch_cache.pop(job_type, None)
     return enabled
 
 

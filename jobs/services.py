@@ -49,6 +49,7 @@ SUPPORTED_MESSAGE_VERSIONS = frozenset({1})
 
 
 def check_transition(from_status: str, to_status: str) -> None:
+    from_status, to_status = str(from_status), str(to_status)  # plain values in messages, not enum reprs
     if to_status not in ALLOWED_TRANSITIONS[from_status]:
         allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_status])) or "none (final state)"
         raise IllegalTransition(
@@ -340,11 +341,13 @@ def publish_messages(refs: Sequence[tuple[str, str, str, int, str]], *, countdow
     return published
 
 
-def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float = 10, limit: int = 500) -> int:
+def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float | None = None, limit: int = 500) -> int:
     """Publish due jobs whose message never reached the broker (outage at commit, crash in between).
 
-    ``grace_seconds`` leaves fresh rows to their own on-commit publish.
+    ``grace_seconds`` (default JOBS_RELAY_GRACE_SECONDS) leaves fresh rows to their own on-commit publish.
     """
+    if grace_seconds is None:
+        grace_seconds = getattr(settings, "JOBS_RELAY_GRACE_SECONDS", 10)
     now = timezone.now()
     due = Job.objects.filter(
         status__in=[S.QUEUED, S.RETRYING], published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
@@ -372,9 +375,12 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float =
 # ---------------------------------------------------------------------------
 
 
-def audit_record(*, actor, action: str, jobs: Sequence[Job] | Sequence[str], detail: dict | None = None) -> JobAuditEntry:
+def audit_record(
+    *, actor, action: str, jobs: Sequence[Job] | Sequence[str], detail: dict | None = None, actor_label: str = ""
+) -> JobAuditEntry:
+    """Write who did what to which jobs. ``actor`` is a user or None (then ``actor_label`` names the caller)."""
     job_ids = [job.id if isinstance(job, Job) else job for job in jobs]
-    label = getattr(actor, "get_username", lambda: str(actor or ""))() if actor is not None else "system"
+    label = actor_label or (actor.get_username() if getattr(actor, "pk", None) else "system")
     return JobAuditEntry.objects.create(
         actor=actor if getattr(actor, "pk", None) else None,
         actor_label=label or "system",
@@ -420,7 +426,9 @@ def job_replay(*, job: Job, actor=None, audit: bool = True) -> Job:
     return result.job
 
 
-def job_bulk_replay_dead(*, job_type: str | None = None, actor=None, limit: int = 10_000) -> list[Job]:
+def job_bulk_replay_dead(
+    *, job_type: str | None = None, actor=None, actor_label: str = "", limit: int = 10_000
+) -> list[Job]:
     """Replay every dead job (optionally of one type) as new jobs; one audit entry for the batch."""
     dead = Job.objects.filter(status=S.DEAD)
     if job_type:
@@ -428,7 +436,7 @@ def job_bulk_replay_dead(*, job_type: str | None = None, actor=None, limit: int 
     originals = list(dead.order_by("created_at")[:limit])
     new_jobs = [job_replay(job=job, actor=actor, audit=False) for job in originals]
     audit_record(
-        actor=actor, action="bulk_replay_dead", jobs=originals,
+        actor=actor, action="bulk_replay_dead", jobs=originals, actor_label=actor_label,
         detail={"type": job_type, "new_job_ids": [job.id for job in new_jobs]},
     )  # fmt: skip
     return new_jobs

@@ -40,12 +40,16 @@ def start_worker(subprocess_env, redis_client, tmp_path):
     """
     started: list[CeleryProcess] = []
 
-    def _start(*, queues: str = "default,emails,exports,sync", concurrency: int = 1, extra_env=None, name=None):
+    def _start(
+        *, queues: str = "default,emails,exports,sync", concurrency: int = 1, extra_env=None, name=None,
+        include: str = "tests.jobs.jobtypes",
+    ):  # fmt: skip
         env = {**subprocess_env, **(extra_env or {})}
         name = name or f"worker{len(started) + 1}"
         process = CeleryProcess.worker(
-            name=name, queues=queues, concurrency=concurrency, env=env, log_path=tmp_path / f"{name}.log"
-        )
+            name=name, queues=queues, concurrency=concurrency, env=env, log_path=tmp_path / f"{name}.log",
+            include=include,
+        )  # fmt: skip
         started.append(process)
         process.start()
         process.wait_ready()

@@ -40,6 +40,17 @@ def wait_for(condition: Callable[[], object], *, timeout: float, interval: float
         time.sleep(interval)
 
 
+def run_django_snippet(code: str, *, env: dict[str, str], timeout: float = 60) -> str:
+    """Run Python ``code`` in a fresh process with Django set up; return its stdout (fails loudly)."""
+    script = "import django\ndjango.setup()\n" + code
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if completed.returncode != 0:
+        raise AssertionError(f"snippet failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr[-4000:]}")
+    return completed.stdout
+
+
 class CeleryProcess:
     def __init__(self, *, name: str, argv: list[str], env: dict[str, str], log_path: Path):
         self.name = name
@@ -50,12 +61,16 @@ class CeleryProcess:
         self._log_file = None
 
     @classmethod
-    def worker(cls, *, name: str, queues: str, concurrency: int, env: dict[str, str], log_path: Path):
+    def worker(
+        cls, *, name: str, queues: str, concurrency: int, env: dict[str, str], log_path: Path, include: str = ""
+    ):
         argv = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
             "-Q", queues, "--concurrency", str(concurrency), "-P", "prefork",
             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "info",
         ]  # fmt: skip
+        if include:
+            argv += ["--include", include]
         return cls(name=name, argv=argv, env=env, log_path=log_path)
 
     @classmethod

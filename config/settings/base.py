@@ -208,9 +208,14 @@ JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])
 # Stored log lines per job attempt.
 JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
 
+# The relay publishes jobs whose message never reached the broker (outage at commit
+# time) every JOBS_RELAY_INTERVAL_SECONDS, leaving rows younger than the grace alone.
+JOBS_RELAY_INTERVAL_SECONDS = env_int("JOBS_RELAY_INTERVAL_SECONDS", 10)
+JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
+
 # Platform housekeeping, run by beat.
 CELERY_BEAT_SCHEDULE = {
-    "jobs.relay_unpublished": {"task": "jobs.relay_unpublished", "schedule": 10.0},
+    "jobs.relay_unpublished": {"task": "jobs.relay_unpublished", "schedule": float(JOBS_RELAY_INTERVAL_SECONDS)},
     "jobs.rescue_orphans": {"task": "jobs.rescue_orphans", "schedule": 30.0},
     "jobs.prune_finished": {"task": "jobs.prune_finished", "schedule": 3600.0},
 }

@@ -1,0 +1,298 @@
+"""Operator admin: read-only job records, guarded actions, the dead-letter queue, the audit trail.
+
+Jobs are never edited by hand: every change goes through a service (retry, replay,
+cancel), each action filters the selection to jobs in a valid starting state, asks for
+confirmation, reports counts, and leaves an audit entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django_celery_results.admin import TaskResultAdmin
+from django_celery_results.models import TaskResult
+
+from . import registry
+from .models import FINISHED_STATUSES, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
+from .services import audit_record, job_cancel, job_replay, job_retry
+
+S = Job.Status
+
+
+class JobTypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        declared = {spec.name for spec in registry.all_types()}
+        seen = set(model_admin.get_queryset(request).values_list("type", flat=True).distinct()[:200])
+        return [(name, name) for name in sorted(declared | seen)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class JobAttemptInline(ReadOnlyInline):
+    model = JobAttempt
+    fields = ("number", "outcome", "started_at", "finished_at", "duration_ms", "retry_delay_ms", "worker",
+              "error_code", "error_message", "task_result_link")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Celery result")
+    def task_result_link(self, attempt: JobAttempt) -> str:
+        return _task_result_link(attempt.celery_task_id)
+
+
+class JobLogLineInline(ReadOnlyInline):
+    model = JobLogLine
+    fields = ("attempt", "logged_at", "level", "message")
+    readonly_fields = fields
+    verbose_name_plural = "log"
+
+
+def _task_result_link(task_id: str) -> str:
+    if not task_id:
+        return "-"
+    result_id = TaskResult.objects.filter(task_id=task_id).values_list("pk", flat=True).first()
+    if result_id is None:
+        return task_id
+    url = reverse("admin:django_celery_results_taskresult_change", args=[result_id])
+    return format_html('<a href="{}">{}</a>', url, task_id)
+
+
+def _confirmed_action(
+    *,
+    request: HttpRequest,
+    queryset: QuerySet,
+    eligible: QuerySet,
+    action: str,
+    title: str,
+    explanation: str,
+    perform: Callable[[list[Job]], int],
+    done_message: str,
+) -> HttpResponse | None:
+    """Shared flow of every job action: filter to eligible, confirm, act, report counts."""
+    chosen = queryset.count()
+    targets = list(eligible)
+    skipped = chosen - len(targets)
+    if not targets:
+        messages.warning(request, f"None of the {chosen} selected job(s) can be {title.lower()}: {explanation}")
+        return None
+    if request.POST.get("confirm") != "yes":
+        return TemplateResponse(
+            request,
+            "admin/jobs/confirm_action.html",
+            {
+                "title": f"{title}: {len(targets)} job(s)",
+                "action": action,
+                "jobs": targets[:100],
+                "more": max(0, len(targets) - 100),
+                "skipped": skipped,
+                "explanation": explanation,
+                "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+                "opts": queryset.model._meta,
+            },
+        )
+    count = perform(targets)
+    note = f" ({skipped} selected job(s) were not in a valid state and were left alone)" if skipped else ""
+    messages.success(request, done_message.format(count=count) + note)
+    return None
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "type", "queue", "colored_status", "attempts_display", "progress", "owner", "created_at",
+                    "finished_at", "error_code")  # fmt: skip
+    list_filter = ("status", JobTypeFilter, "queue", "created_at", "finished_at")
+    date_hierarchy = "created_at"
+    search_fields = ("=id", "=idempotency_key", "=correlation_id", "owner__username", "owner__email")
+    list_select_related = ("owner",)
+    inlines = [JobAttemptInline, JobLogLineInline]
+    actions = ["retry_jobs", "replay_jobs", "cancel_jobs"]
+    readonly_fields = ("id", "type", "queue", "status", "attempt", "max_attempts", "owner", "idempotency_key",
+                       "idempotency_expires_at", "payload", "payload_fingerprint", "correlation_id", "progress",
+                       "progress_message", "result", "error_code", "error_message", "error_traceback",
+                       "cancel_requested", "replay_of_link", "replays_links", "published_at", "worker",
+                       "current_task_result", "created_at", "enqueued_at", "started_at", "finished_at",
+                       "next_retry_at", "updated_at")  # fmt: skip
+    fieldsets = (
+        (None, {"fields": ("id", "type", "queue", "status", "attempt", "max_attempts", "owner", "progress",
+                           "progress_message")}),  # fmt: skip
+        ("Payload and result", {"fields": ("payload", "result", "idempotency_key", "idempotency_expires_at",
+                                           "payload_fingerprint", "correlation_id")}),  # fmt: skip
+        ("Last failure", {"fields": ("error_code", "error_message", "error_traceback")}),
+        ("Timeline", {"fields": ("created_at", "enqueued_at", "published_at", "started_at", "next_retry_at",
+                                 "finished_at", "updated_at")}),  # fmt: skip
+        ("Links", {"fields": ("replay_of_link", "replays_links", "worker", "current_task_result", "cancel_requested")}),
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Viewing only: state changes go through the actions below.
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def colored_status(self, job: Job) -> str:
+        colors = {S.SUCCEEDED: "#2e7d32", S.FAILED: "#c62828", S.DEAD: "#6a1b9a", S.RUNNING: "#1565c0",
+                  S.RETRYING: "#ef6c00", S.CANCELLED: "#616161", S.QUEUED: "#37474f"}  # fmt: skip
+        return format_html('<b style="color:{}">{}</b>', colors.get(job.status, "inherit"), job.get_status_display())
+
+    @admin.display(description="attempts")
+    def attempts_display(self, job: Job) -> str:
+        return f"{job.attempt}/{job.max_attempts}"
+
+    @admin.display(description="replay of")
+    def replay_of_link(self, job: Job) -> str:
+        if not job.replay_of_id:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job.replay_of_id]), job.replay_of_id)
+
+    @admin.display(description="replays")
+    def replays_links(self, job: Job) -> str:
+        replays = list(job.replays.values_list("id", flat=True)[:20])
+        if not replays:
+            return "-"
+        return format_html_join(", ", '<a href="{}">{}</a>', ((reverse("admin:jobs_job_change", args=[r]), r) for r in replays))
+
+    @admin.display(description="current attempt's Celery result")
+    def current_task_result(self, job: Job) -> str:
+        return _task_result_link(job.celery_task_id)
+
+    @admin.action(permissions=["retry"], description="Retry selected failed or dead jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet):
+        def perform(jobs: list[Job]) -> int:
+            retried = [job for job in jobs if job_retry(job=job, actor=request.user, audit=False)]
+            audit_record(actor=request.user, action="retry", jobs=retried, detail={"via": "admin"})
+            return len(retried)
+
+        return _confirmed_action(
+            request=request, queryset=queryset, eligible=queryset.filter(status__in=[S.FAILED, S.DEAD]),
+            action="retry_jobs", title="Retry", explanation="only failed or dead jobs can be retried.",
+            perform=perform, done_message="Retried {count} job(s); they are queued again.",
+        )  # fmt: skip
+
+    @admin.action(permissions=["replay"], description="Replay selected finished jobs as new jobs")
+    def replay_jobs(self, request: HttpRequest, queryset: QuerySet):
+        def perform(jobs: list[Job]) -> int:
+            new_jobs = [job_replay(job=job, actor=request.user, audit=False) for job in jobs]
+            audit_record(
+                actor=request.user, action="replay", jobs=jobs,
+                detail={"via": "admin", "new_job_ids": [job.id for job in new_jobs]},
+            )  # fmt: skip
+            return len(new_jobs)
+
+        return _confirmed_action(
+            request=request, queryset=queryset, eligible=queryset.filter(status__in=FINISHED_STATUSES),
+            action="replay_jobs", title="Replay",
+            explanation="only finished jobs (succeeded, failed, dead, cancelled) can be replayed.",
+            perform=perform, done_message="Replayed {count} job(s) as new jobs with the same payload.",
+        )  # fmt: skip
+
+    @admin.action(permissions=["cancel"], description="Cancel selected queued, retrying or running jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet):
+        def perform(jobs: list[Job]) -> int:
+            outcomes = [job_cancel(job=job, actor=request.user, audit=False) for job in jobs]
+            audit_record(actor=request.user, action="cancel", jobs=jobs, detail={"via": "admin"})
+            return len(outcomes)
+
+        return _confirmed_action(
+            request=request, queryset=queryset,
+            eligible=queryset.filter(status__in=[S.QUEUED, S.RETRYING, S.RUNNING]),
+            action="cancel_jobs", title="Cancel",
+            explanation="only queued, retrying or running jobs can be cancelled (running ones stop at their next check).",
+            perform=perform, done_message="Cancelled or asked to stop {count} job(s).",
+        )  # fmt: skip
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.retry_job")
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.replay_job")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("jobs.cancel_job")
+
+
+@admin.register(DeadJob)
+class DeadJobAdmin(JobAdmin):
+    """The dead-letter queue. Filter by type, select all, and replay: the runbook's main tool."""
+
+    actions = ["replay_jobs", "retry_jobs"]
+    list_filter = (JobTypeFilter, "queue", "finished_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=S.DEAD)
+
+
+@admin.register(JobAuditEntry)
+class JobAuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "actor_label", "action", "job_count", "short_job_ids")
+    list_filter = ("action", "created_at")
+    search_fields = ("actor_label", "action")
+    readonly_fields = ("created_at", "actor", "actor_label", "action", "job_ids", "job_count", "detail")
+
+    @admin.display(description="jobs")
+    def short_job_ids(self, entry: JobAuditEntry) -> str:
+        ids = entry.job_ids[:5]
+        return ", ".join(ids) + (" …" if len(entry.job_ids) > 5 else "")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(JobTypeSwitch)
+class JobTypeSwitchAdmin(admin.ModelAdmin):
+    list_display = ("type", "enabled", "reason", "updated_at")
+    list_editable = ("enabled", "reason")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(actor=request.user, action="enable_type" if obj.enabled else "disable_type", jobs=[],
+                     detail={"type": obj.type, "reason": obj.reason})  # fmt: skip
+
+
+class LinkedTaskResultAdmin(TaskResultAdmin):
+    """Celery's result rows, with a link back to the job whose attempt produced them."""
+
+    list_display = (*TaskResultAdmin.list_display, "job_link")
+
+    @admin.display(description="job")
+    def job_link(self, result: TaskResult) -> str:
+        job_id, _, attempt = (result.task_id or "").rpartition(".")
+        if not job_id or not attempt.isdigit():
+            return "-"
+        return format_html('<a href="{}">{} (attempt {})</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id, attempt)
+
+
+admin.site.unregister(TaskResult)
+admin.site.register(TaskResult, LinkedTaskResultAdmin)

@@ -1,0 +1,72 @@
+"""Runbook operations on the dead-letter queue and single jobs, from a shell.
+
+    manage.py jobs_replay --dead [--type TYPE] [--dry-run]   replay every dead job (of a type) as new jobs
+    manage.py jobs_replay --retry JOB_ID [JOB_ID ...]        retry failed/dead jobs in place
+    manage.py jobs_replay --job JOB_ID [JOB_ID ...]          replay finished jobs as new jobs
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from jobs.exceptions import JobsError
+from jobs.models import Job
+from jobs.services import audit_record, job_bulk_replay_dead, job_get, job_replay, job_retry
+
+
+class Command(BaseCommand):
+    help = "Replay the dead-letter queue, or retry/replay given jobs. Every run is written to the audit log."
+
+    def add_arguments(self, parser):
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--dead", action="store_true", help="replay every dead job (see --type)")
+        target.add_argument("--retry", nargs="+", metavar="JOB_ID", help="retry these failed or dead jobs in place")
+        target.add_argument("--job", nargs="+", metavar="JOB_ID", help="replay these finished jobs as new jobs")
+        parser.add_argument("--type", help="with --dead: only dead jobs of this type")
+        parser.add_argument("--dry-run", action="store_true", help="list what would happen, change nothing")
+        parser.add_argument("--actor", default="manage.py jobs_replay", help="name recorded in the audit log")
+
+    def handle(self, *args, dead, retry, job, type, dry_run, actor, **options):
+        if dead:
+            return self._replay_dead(job_type=type, dry_run=dry_run, actor=actor)
+        ids = retry or job
+        jobs = []
+        for job_id in ids:
+            try:
+                jobs.append(job_get(job_id=job_id))
+            except JobsError as error:
+                raise CommandError(error.message) from error
+        if dry_run:
+            for item in jobs:
+                self.stdout.write(f"would {'retry' if retry else 'replay'} {item.id} ({item.type}, {item.status})")
+            return
+        with transaction.atomic():
+            if retry:
+                done = [item for item in jobs if job_retry(job=item, audit=False)]
+                for item in set(jobs) - set(done):
+                    self.stderr.write(f"skipped {item.id}: it is {item.status}, only failed or dead jobs can be retried")
+                audit_record(actor=None, actor_label=actor, action="retry", jobs=done)
+                self.stdout.write(self.style.SUCCESS(f"retried {len(done)} job(s)"))
+            else:
+                try:
+                    new = [job_replay(job=item, audit=False) for item in jobs]
+                except JobsError as error:
+                    raise CommandError(error.message) from error
+                audit_record(
+                    actor=None, actor_label=actor, action="replay", jobs=jobs, detail={"new_job_ids": [n.id for n in new]}
+                )
+                for original, replay in zip(jobs, new, strict=True):
+                    self.stdout.write(f"replayed {original.id} as {replay.id}")
+
+    def _replay_dead(self, *, job_type: str | None, dry_run: bool, actor: str) -> None:
+        dead = Job.objects.filter(status=Job.Status.DEAD)
+        if job_type:
+            dead = dead.filter(type=job_type)
+        count = dead.count()
+        if dry_run:
+            self.stdout.write(f"would replay {count} dead job(s){f' of type {job_type}' if job_type else ''}")
+            return
+        with transaction.atomic():
+            new_jobs = job_bulk_replay_dead(job_type=job_type, actor=None, actor_label=actor)
+        self.stdout.write(self.style.SUCCESS(f"replayed {len(new_jobs)} dead job(s) as new jobs"))

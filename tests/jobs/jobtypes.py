@@ -1,0 +1,61 @@
+"""Job types used only by tests. Workers started by tests load this module (--include)."""
+
+from __future__ import annotations
+
+import time
+
+from jobs.public import Backoff, JobContext, TransientJobError, job_enqueue, job_type
+
+
+@job_type("tests.always_fails", max_attempts=3, backoff=Backoff(base_seconds=0.2, cap_seconds=1))
+def always_fails(ctx: JobContext, payload: dict) -> None:
+    raise TransientJobError(f"always fails (attempt {ctx.attempt})")
+
+
+@job_type("tests.bug", max_attempts=5)
+def bug(ctx: JobContext, payload: dict) -> None:
+    # A ValueError is not declared retryable: the job fails at once.
+    raise ValueError("a bug in the job: the same input will fail the same way")
+
+
+@job_type("tests.connection_flaky", max_attempts=4, backoff=Backoff(base_seconds=0.2, cap_seconds=1))
+def connection_flaky(ctx: JobContext, payload: dict) -> dict:
+    if ctx.attempt <= payload.get("fail_first", 1):
+        raise ConnectionError("downstream refused the connection")
+    return {"ok": True}
+
+
+@job_type("tests.until_cancelled", max_attempts=1)
+def until_cancelled(ctx: JobContext, payload: dict) -> None:
+    deadline = time.monotonic() + payload.get("max_seconds", 30)
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        ctx.progress(min(99, step), f"step {step}", force=True)
+        time.sleep(0.1)
+    raise AssertionError("never cancelled")
+
+
+@job_type("tests.fan_out", max_attempts=1)
+def fan_out(ctx: JobContext, payload: dict) -> dict:
+    children = [
+        job_enqueue(job_type="tests.record", payload={"index": index}).job.id for index in range(payload.get("n", 2))
+    ]
+    ctx.log.info("enqueued %d children", len(children))
+    return {"children": children}
+
+
+@job_type("tests.record", max_attempts=1)
+def record(ctx: JobContext, payload: dict) -> dict:
+    return {"correlation_id": ctx.correlation_id, "index": payload.get("index")}
+
+
+@job_type("tests.noop", max_attempts=1)
+def noop(ctx: JobContext, payload: dict) -> None:
+    return None
+
+
+@job_type("tests.chatty", max_attempts=1)
+def chatty(ctx: JobContext, payload: dict) -> None:
+    for index in range(payload.get("lines", 10)):
+        ctx.log.info("line %d", index)

@@ -1,0 +1,181 @@
+"""Enqueue: transactional, durable, idempotent (also under concurrency), bulk, switchable."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from jobs.context import correlation_scope
+from jobs.exceptions import IdempotencyKeyConflict, JobTypeDisabled, UnknownJobType
+from jobs.models import Job, JobTypeSwitch
+from jobs.services import job_bulk_enqueue, job_enqueue, job_type_set_enabled
+
+
+def queue_length(redis_client, queue="default") -> int:
+    return redis_client.llen(queue)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_persists_then_publishes_after_commit(redis_client):
+    with transaction.atomic():
+        result = job_enqueue(job_type="tests.noop", payload={"a": 1})
+        # Inside the transaction: the row exists for us, nothing is on the broker yet.
+        assert queue_length(redis_client) == 0
+
+    job = Job.objects.get(id=result.job.id)
+    assert result.created is True
+    assert (job.status, job.attempt, job.queue, job.max_attempts, job.payload) == ("queued", 0, "default", 1, {"a": 1})
+    assert job.published_at is not None and job.enqueued_at is not None
+    assert queue_length(redis_client) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_enqueue_leaves_no_job_and_no_message(redis_client):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        job_id = job_enqueue(job_type="tests.noop").job.id
+        raise RuntimeError("the request failed after enqueueing")
+
+    assert not Job.objects.filter(id=job_id).exists()
+    assert queue_length(redis_client) == 0
+
+
+@pytest.mark.django_db
+def test_enqueue_queries_are_pinned(django_assert_num_queries, django_capture_on_commit_callbacks, redis_client):
+    # switch check, INSERT job, UPDATE published_at once the message is out
+    with django_assert_num_queries(3), django_capture_on_commit_callbacks(execute=True):
+        job_enqueue(job_type="tests.noop")
+
+
+@pytest.mark.django_db
+def test_enqueue_takes_the_current_correlation_id(redis_client):
+    with correlation_scope("req-123"):
+        job = job_enqueue(job_type="tests.noop").job
+    assert job.correlation_id == "req-123"
+    assert len(job_enqueue(job_type="tests.noop").job.correlation_id) == 32  # a fresh one otherwise
+
+
+@pytest.mark.django_db
+def test_unknown_type_is_refused_with_the_known_types():
+    with pytest.raises(UnknownJobType, match="known types: .*tests.noop"):
+        job_enqueue(job_type="tests.nope")
+
+
+@pytest.mark.django_db
+def test_same_key_returns_the_existing_job(redis_client):
+    first = job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k1")
+    second = job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k1")
+
+    assert first.created and not second.created
+    assert second.job.id == first.job.id
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_same_key_different_payload_is_a_conflict(redis_client):
+    first = job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k1")
+
+    with pytest.raises(IdempotencyKeyConflict, match=first.job.id):
+        job_enqueue(job_type="tests.noop", payload={"x": 2}, idempotency_key="k1")
+
+
+@pytest.mark.django_db
+def test_key_is_scoped_by_type(redis_client):
+    a = job_enqueue(job_type="tests.noop", idempotency_key="k1")
+    b = job_enqueue(job_type="tests.record", idempotency_key="k1")
+    assert a.job.id != b.job.id
+
+
+@pytest.mark.django_db
+@override_settings(JOBS_IDEMPOTENCY_WINDOW_SECONDS=60)
+def test_key_is_free_again_after_the_window(redis_client):
+    first = job_enqueue(job_type="tests.noop", idempotency_key="k1")
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        second = job_enqueue(job_type="tests.noop", idempotency_key="k1")
+
+    assert second.created and second.job.id != first.job.id
+    assert Job.objects.get(id=first.job.id).idempotency_key is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_enqueues_with_one_key_create_one_job(redis_client):
+    callers = 50
+    barrier = threading.Barrier(callers)
+    results, errors = [], []
+
+    def enqueue():
+        try:
+            barrier.wait(timeout=30)
+            with transaction.atomic():
+                results.append(job_enqueue(job_type="tests.noop", payload={"order": 7}, idempotency_key="order-7"))
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=enqueue) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(results) == callers
+    assert len({result.job.id for result in results}) == 1
+    assert sum(result.created for result in results) == 1
+    assert Job.objects.filter(type="tests.noop").count() == 1
+    assert queue_length(redis_client) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_enqueue_inserts_publishes_and_respects_keys(redis_client):
+    existing = job_enqueue(job_type="tests.record", payload={"index": 1}, idempotency_key="e-1").job
+    redis_client.delete("default")
+
+    results = job_bulk_enqueue(
+        job_type="tests.record",
+        payloads=[{"index": i} for i in range(5)],
+        idempotency_keys=[f"e-{i}" for i in range(5)],
+    )
+
+    assert [r.created for r in results] == [True, False, True, True, True]
+    assert results[1].job.id == existing.id
+    assert Job.objects.filter(type="tests.record").count() == 5
+    assert queue_length(redis_client) == 4
+    assert Job.objects.filter(type="tests.record", published_at__isnull=True).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_enqueue_in_a_rolled_back_transaction_runs_nothing(redis_client):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        job_bulk_enqueue(job_type="tests.record", payloads=[{"index": i} for i in range(10)])
+        raise RuntimeError("webhook handler failed")
+
+    assert Job.objects.count() == 0
+    assert queue_length(redis_client) == 0
+
+
+@pytest.mark.django_db
+def test_bulk_enqueue_refuses_repeated_keys():
+    with pytest.raises(ValueError, match="repeat"):
+        job_bulk_enqueue(job_type="tests.record", payloads=[{}, {}], idempotency_keys=["a", "a"])
+
+
+@pytest.mark.django_db
+def test_switched_off_type_refuses_enqueue():
+    job_type_set_enabled(job_type="tests.noop", enabled=False, reason="incident 42")
+
+    with pytest.raises(JobTypeDisabled, match="switched off") as caught:
+        job_enqueue(job_type="tests.noop")
+    assert caught.value.retryable is True
+    assert JobTypeSwitch.objects.get(type="tests.noop").reason == "incident 42"
+
+
+@pytest.mark.django_db
+@override_settings(JOBS_DISABLED_TYPES=["tests.noop"])
+def test_type_switched_off_by_settings_refuses_enqueue():
+    with pytest.raises(JobTypeDisabled):
+        job_enqueue(job_type="tests.noop")
