@@ -1,0 +1,160 @@
+"""Operator admin: views render, actions are guarded, confirmed, counted and audited."""
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.urls import reverse
+
+from jobs.models import Job, JobAttempt, JobAuditEntry
+from jobs.services import job_enqueue
+from django.utils import timezone
+
+S = Job.Status
+
+
+@pytest.fixture
+def operator(db):
+    return User.objects.create_superuser("operator", "op@example.com", "pw")
+
+
+@pytest.fixture
+def viewer(db):
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_job"), Permission.objects.get(codename="view_deadjob"))
+    return user
+
+
+def dead_job(job_type="tests.always_fails") -> Job:
+    job = job_enqueue(job_type=job_type, payload={"n": 1}).job
+    Job.objects.filter(id=job.id).update(status=S.DEAD, attempt=3, finished_at=timezone.now())
+    JobAttempt.objects.create(job=job, number=3, outcome="dead", finished_at=timezone.now(), celery_task_id=f"{job.id}.3")
+    return Job.objects.get(id=job.id)
+
+
+def post_action(client, url, action, jobs, *, confirm=True):
+    data = {"action": action, "_selected_action": [job.id for job in jobs]}
+    if confirm:
+        data["confirm"] = "yes"
+    return client.post(url, data, follow=True)
+
+
+@pytest.mark.django_db
+def test_job_pages_render_with_attempts_and_log(client, operator, redis_client):
+    job = dead_job()
+    client.force_login(operator)
+
+    listing = client.get(reverse("admin:jobs_job_changelist"), {"status": "dead", "q": job.id})
+    detail = client.get(reverse("admin:jobs_job_change", args=[job.id]))
+    dlq = client.get(reverse("admin:jobs_deadjob_changelist"))
+
+    assert listing.status_code == detail.status_code == dlq.status_code == 200
+    assert job.id in listing.content.decode()
+    assert "attempt" in detail.content.decode().lower() and f"{job.id}.3" in detail.content.decode()
+    assert job.id in dlq.content.decode()
+
+
+@pytest.mark.django_db
+def test_action_asks_for_confirmation_first(client, operator, redis_client):
+    job = dead_job()
+    client.force_login(operator)
+
+    response = post_action(client, reverse("admin:jobs_job_changelist"), "retry_jobs", [job], confirm=False)
+
+    assert "Yes, retry" in response.content.decode()
+    assert Job.objects.get(id=job.id).status == S.DEAD
+
+
+@pytest.mark.django_db
+def test_bulk_replay_from_the_dead_letter_queue_is_audited(client, operator, redis_client):
+    dead = [dead_job() for _ in range(3)]
+    succeeded = job_enqueue(job_type="tests.noop").job
+    client.force_login(operator)
+
+    response = post_action(client, reverse("admin:jobs_deadjob_changelist"), "replay_jobs", dead)
+
+    assert "Replayed 3 job(s)" in response.content.decode()
+    replays = Job.objects.filter(replay_of__in=dead)
+    assert replays.count() == 3 and set(replays.values_list("status", flat=True)) == {S.QUEUED}
+    assert all(r.payload == {"n": 1} for r in replays)
+    entry = JobAuditEntry.objects.get(action="replay")
+    assert entry.actor == operator and sorted(entry.job_ids) == sorted(j.id for j in dead) and entry.job_count == 3
+    assert sorted(entry.detail["new_job_ids"]) == sorted(replays.values_list("id", flat=True))
+    assert Job.objects.get(id=succeeded.id).replays.count() == 0
+
+
+@pytest.mark.django_db
+def test_retry_filters_out_jobs_in_the_wrong_state(client, operator, redis_client):
+    dead = dead_job()
+    queued = job_enqueue(job_type="tests.noop").job
+    client.force_login(operator)
+
+    response = post_action(client, reverse("admin:jobs_job_changelist"), "retry_jobs", [dead, queued])
+
+    body = response.content.decode()
+    assert "Retried 1 job(s)" in body and "1 selected job(s) were not in a valid state" in body
+    retried = Job.objects.get(id=dead.id)
+    assert (retried.status, retried.max_attempts) == (S.QUEUED, 3 + 3)
+    assert JobAuditEntry.objects.get(action="retry").job_ids == [dead.id]
+
+
+@pytest.mark.django_db
+def test_actions_need_their_permission(client, viewer, redis_client):
+    job = dead_job()
+    client.force_login(viewer)
+
+    listing = client.get(reverse("admin:jobs_job_changelist"))
+    response = post_action(client, reverse("admin:jobs_job_changelist"), "retry_jobs", [job])
+
+    assert listing.status_code == 200
+    assert "retry_jobs" not in listing.content.decode()
+    assert Job.objects.get(id=job.id).status == S.DEAD
+    assert not JobAuditEntry.objects.exists()
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_cancel_action_cancels_queued_jobs(client, operator, redis_client):
+    job = job_enqueue(job_type="tests.noop").job
+    client.force_login(operator)
+
+    post_action(client, reverse("admin:jobs_job_changelist"), "cancel_jobs", [job])
+
+    assert Job.objects.get(id=job.id).status == S.CANCELLED
+    assert JobAuditEntry.objects.get(action="cancel").job_ids == [job.id]
+
+
+@pytest.mark.django_db
+def test_replay_command_replays_dead_jobs_of_one_type(redis_client, capsys):
+    wanted = [dead_job("tests.always_fails") for _ in range(2)]
+    other = dead_job("tests.bug")
+
+    call_command("jobs_replay", "--dead", "--type", "tests.always_fails", "--actor", "runbook-42")
+
+    assert Job.objects.filter(replay_of__in=wanted).count() == 2
+    assert not Job.objects.filter(replay_of=other).exists()
+    entry = JobAuditEntry.objects.get(action="bulk_replay_dead")
+    assert entry.actor_label == "runbook-42" and entry.job_count == 2
+    assert "replayed 2 dead job(s)" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_replay_command_dry_run_changes_nothing(redis_client, capsys):
+    dead_job()
+
+    call_command("jobs_replay", "--dead", "--dry-run")
+
+    assert "would replay 1 dead job(s)" in capsys.readouterr().out
+    assert Job.objects.count() == 1 and not JobAuditEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_retry_command_reports_jobs_it_cannot_retry(redis_client, capsys):
+    dead = dead_job()
+    queued = job_enqueue(job_type="tests.noop").job
+
+    call_command("jobs_replay", "--retry", dead.id, queued.id)
+
+    output = capsys.readouterr()
+    assert "retried 1 job(s)" in output.out
+    assert f"skipped {queued.id}" in output.err
+    assert Job.objects.get(id=dead.id).status == S.QUEUED

@@ -1,0 +1,89 @@
+"""The runner without a worker: one delivery at a time, with the database queries counted."""
+
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from jobs.models import Job
+from jobs.runner import execute
+from jobs.services import job_enqueue
+from tests.jobs import jobtypes
+
+S = Job.Status
+
+
+def deliver(job: Job, *, attempt: int | None = None, schema_version: int = 1, spec=None) -> dict:
+    """What a worker does with one message, minus the worker."""
+    task = SimpleNamespace(request=SimpleNamespace(id=f"{job.id}.{attempt or job.attempt + 1}", hostname="test@host"))
+    spec = spec or {"tests.noop": jobtypes.noop, "tests.bug": jobtypes.bug}[job.type].job_type
+    return execute(task=task, spec=spec, job_id=job.id, attempt=attempt or job.attempt + 1, schema_version=schema_version)
+
+
+@pytest.mark.django_db
+def test_successful_run_costs_four_queries(django_capture_on_commit_callbacks, redis_client):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_enqueue(job_type="tests.noop").job
+    deliver(job)  # warm the per-process switch cache, as in a long-lived worker
+    second = job_enqueue(job_type="tests.noop").job
+
+    with CaptureQueriesContext(connection) as captured:
+        summary = deliver(second)
+
+    # The test runs inside a transaction, so the worker's BEGIN/COMMIT shows up as a savepoint.
+    statements = [q["sql"].split()[0] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements == ["SELECT", "UPDATE", "UPDATE", "INSERT"]  # load, -> running, -> succeeded, attempt row
+
+    assert summary == {"job_id": second.id, "attempt": 1, "outcome": "succeeded"}
+    done = Job.objects.get(id=second.id)
+    assert (done.status, done.progress, done.worker, done.celery_task_id) == (S.SUCCEEDED, 100, "test@host", f"{second.id}.1")
+
+
+@pytest.mark.django_db
+def test_duplicate_delivery_of_an_attempt_runs_once(redis_client):
+    job = job_enqueue(job_type="tests.noop").job
+
+    first = deliver(job, attempt=1)
+    again = deliver(job, attempt=1)
+
+    assert first["outcome"] == "succeeded"
+    assert again == {"job_id": job.id, "skipped": "duplicate or stale delivery"}
+    assert Job.objects.get(id=job.id).attempts.count() == 1
+
+
+@pytest.mark.django_db
+def test_stale_message_for_an_old_attempt_is_skipped(redis_client):
+    job = job_enqueue(job_type="tests.noop").job
+    Job.objects.filter(id=job.id).update(status=S.RETRYING, attempt=2)
+
+    assert deliver(job, attempt=2)["skipped"] == "duplicate or stale delivery"
+    assert Job.objects.get(id=job.id).status == S.RETRYING
+
+
+@pytest.mark.django_db
+def test_message_for_a_deleted_job_is_dropped():
+    job = Job(id="gone", type="tests.noop", queue="default")
+    assert deliver(job, attempt=1) == {"job_id": "gone", "skipped": "unknown job"}
+
+
+@pytest.mark.django_db
+def test_tracking_failure_does_not_fail_the_job(redis_client, monkeypatch):
+    from django.db import DatabaseError
+
+    from jobs import runner
+
+    job = job_enqueue(job_type="tests.noop").job
+
+    def broken_record(**kwargs):
+        raise DatabaseError("database went away while recording")
+
+    monkeypatch.setattr(runner, "job_record_attempt", broken_record)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+
+    summary = deliver(job)
+
+    # The job function ran and returned; the bookkeeping failure is logged and the job is
+    # left running for the reaper to reconcile, not marked failed.
+    assert summary["outcome"] == "succeeded"
+    assert Job.objects.get(id=job.id).status == S.RUNNING
