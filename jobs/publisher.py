@@ -6,15 +6,20 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+# Messages per Redis round trip when publishing a batch.
+PIPELINE_SIZE = 500
+
 
 def publish_batch(app: Celery, messages: Sequence[dict]) -> int:
     """Publish ``messages`` (``task``, ``queue``, ``task_id``, ``kwargs``, ``headers``, ``countdown``).
 
-    One producer and one broker connection serve the whole batch. Raises whatever the
-    broker client raises when it is unreachable; the caller keeps the rows unpublished.
+    One producer and one broker connection serve the whole batch, and with Redis the
+    messages go out in pipelined round trips (kombu's ``Producer.batch``), not one each.
+    Raises whatever the broker client raises when it is unreachable; the caller keeps
+    the rows unpublished.
     """
     count = 0
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PIPELINE_SIZE):
         for message in messages:
             app.send_task(
                 message["task"],

@@ -30,7 +30,9 @@ from .retry import DEFAULT_FAIL_ON, DEFAULT_RETRY_ON, Backoff, RetryPolicy
 from .services import (
     SUPPORTED_MESSAGE_VERSIONS,
     _publish_on_commit,
+    job_finish_succeeded,
     job_record_attempt,
+    job_start_attempt,
     job_transition,
     job_type_is_enabled,
 )
@@ -94,7 +96,8 @@ def job_type(
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
-        task_options: dict[str, Any] = {"name": name, "bind": True, "queue": queue}
+        # ignore_result: the result row is written with the job's own state (job_record_attempt).
+        task_options: dict[str, Any] = {"name": name, "bind": True, "queue": queue, "ignore_result": True}
         if soft_time_limit:
             task_options["soft_time_limit"] = soft_time_limit
         if time_limit:
@@ -261,34 +264,26 @@ def execute(*, task, spec: JobType, job_id: str | None, attempt: int | None, sch
     if not job_id or not attempt:
         logger.error("message for %s without job_id/attempt (got %r, %r): dropped", spec.name, job_id, attempt)
         return {"skipped": "malformed message"}
-    job = Job.objects.filter(id=job_id).first()
+    if schema_version not in SUPPORTED_MESSAGE_VERSIONS:
+        return _fail_unsupported_version(job_id, schema_version)
+    if not _type_enabled_cached(spec.name):
+        # Leave it queued and unpublished: the relay sends it once the type is switched on.
+        Job.objects.filter(id=job_id, status__in=[S.QUEUED, S.RETRYING], attempt=attempt - 1).update(published_at=None)
+        logger.info("job type %s is switched off; job %s waits", spec.name, job_id)
+        return {"job_id": job_id, "skipped": "type switched off"}
+    job = job_start_attempt(
+        job_id=job_id, attempt=attempt, worker=getattr(task.request, "hostname", "") or "",
+        celery_task_id=task.request.id or "",
+    )  # fmt: skip
     if job is None:
-        logger.warning("message for unknown job %s (pruned or never committed): dropped", job_id)
-        return {"job_id": job_id, "skipped": "unknown job"}
+        if not Job.objects.filter(id=job_id).exists():
+            logger.warning("message for unknown job %s (pruned or never committed): dropped", job_id)
+            return {"job_id": job_id, "skipped": "unknown job"}
+        # A duplicate or stale delivery (the broker redelivered, the relay re-published):
+        # someone else runs or ran this attempt.
+        logger.info("job %s attempt %s is not due (duplicate or stale message): skipped", job_id, attempt)
+        return {"job_id": job_id, "skipped": "duplicate or stale delivery"}
     with correlation_scope(job.correlation_id):
-        if schema_version not in SUPPORTED_MESSAGE_VERSIONS:
-            return _fail_unsupported_version(job, schema_version)
-        if not _type_enabled_cached(spec.name):
-            # Leave it queued and unpublished: the relay sends it once the type is switched on.
-            Job.objects.filter(id=job.id, status__in=[S.QUEUED, S.RETRYING], attempt=attempt - 1).update(
-                published_at=None
-            )
-            logger.info("job type %s is switched off; job %s waits", spec.name, job.id)
-            return {"job_id": job.id, "skipped": "type switched off"}
-        now = timezone.now()
-        hostname = getattr(task.request, "hostname", "") or ""
-        if not job_transition(
-            job_id=job.id, from_statuses=[S.QUEUED, S.RETRYING], to_status=S.RUNNING,
-            _where={"attempt": attempt - 1}, attempt=attempt, started_at=now, worker=hostname,
-            celery_task_id=task.request.id or "", next_retry_at=None,
-        ):  # fmt: skip
-            # A duplicate or stale delivery (the broker redelivered, the relay re-published):
-            # someone else runs or ran this attempt.
-            logger.info("job %s attempt %s is not due (duplicate or stale message): skipped", job.id, attempt)
-            return {"job_id": job.id, "skipped": "duplicate or stale delivery"}
-        job.status, job.attempt, job.started_at, job.worker, job.celery_task_id = (
-            S.RUNNING, attempt, now, hostname, task.request.id or "",
-        )  # fmt: skip
         with job_scope(JobLogContext(job_id=job.id, job_type=job.type, queue=job.queue, attempt=attempt)):
             return _run_attempt(job=job, spec=spec)
 
@@ -335,10 +330,16 @@ class _SingletonBusy(JobsError):
 
 def _finish(job: Job, ctx: JobContext, *, to_status: str, attempt_outcome: str, result=None, error=None) -> str:
     now = timezone.now()
-    fields: dict[str, Any] = {"finished_at": now}
     if to_status == S.SUCCEEDED:
-        fields.update(progress=100, result=result, error_code="", error_message="", error_traceback="")
-    elif error is not None:
+
+        def write() -> None:
+            job_finish_succeeded(job=job, finished_at=now, result=result)
+            ctx.log.flush()
+
+        _tracking_write(write, what="succeeded state")
+        return to_status
+    fields: dict[str, Any] = {"finished_at": now}
+    if error is not None:
         fields.update(error_code=_error_code(error), error_message=str(error)[:5000])
 
     def write() -> None:
@@ -419,15 +420,15 @@ def _fail(job: Job, ctx: JobContext, spec: JobType, error: BaseException) -> str
     return to_status
 
 
-def _fail_unsupported_version(job: Job, version) -> dict:
+def _fail_unsupported_version(job_id: str, version) -> dict:
     error = UnsupportedMessageVersion(
         f"message schema version {version!r} is not supported by this worker "
         f"(supported: {sorted(SUPPORTED_MESSAGE_VERSIONS)}); deploy a worker that knows it, then retry the job"
     )
     now = timezone.now()
     job_transition(
-        job_id=job.id, from_statuses=[S.QUEUED, S.RETRYING], to_status=S.FAILED, finished_at=now,
+        job_id=job_id, from_statuses=[S.QUEUED, S.RETRYING], to_status=S.FAILED, finished_at=now,
         error_code=error.code, error_message=error.message,
     )  # fmt: skip
-    logger.error("job %s: %s", job.id, error.message)
-    return {"job_id": job.id, "outcome": S.FAILED, "error": error.code}
+    logger.error("job %s: %s", job_id, error.message)
+    return {"job_id": job_id, "outcome": S.FAILED, "error": error.code}

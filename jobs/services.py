@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
 from . import registry
 from .context import get_correlation_id, new_correlation_id
@@ -72,6 +73,29 @@ def job_transition(*, job_id: str, from_statuses: Iterable[str], to_status: str,
         status=to_status, updated_at=timezone.now(), **fields
     )
     return updated == 1
+
+
+def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id: str) -> Job | None:
+    """Claim attempt ``attempt`` of a waiting job and load it, in one statement.
+
+    ``UPDATE ... WHERE status IN (queued, retrying) AND attempt = attempt - 1 RETURNING *``:
+    of several deliveries of one message exactly one gets the job back; the others get
+    None. One round trip instead of a SELECT and an UPDATE, because this runs for every job.
+    """
+    for from_status in (S.QUEUED, S.RETRYING):
+        check_transition(from_status, S.RUNNING)
+    quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+    now = adapt(timezone.now())
+    columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
+    sql = (
+        f"UPDATE {quote(Job._meta.db_table)} SET status = %s, attempt = %s, started_at = %s, worker = %s, "
+        f"celery_task_id = %s, next_retry_at = NULL, updated_at = %s "
+        f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {columns}"
+    )
+    params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], now, job_id,
+              S.QUEUED.value, S.RETRYING.value, attempt - 1]  # fmt: skip
+    claimed = list(Job.objects.raw(sql, params))
+    return claimed[0] if claimed else None
 
 
 # ---------------------------------------------------------------------------
@@ -474,13 +498,101 @@ def job_get(*, job_id: str) -> Job:
         raise JobNotFound(f"no job with id {job_id!r}") from None
 
 
+def job_finish_succeeded(*, job: Job, finished_at, result) -> bool:
+    """running -> succeeded, with its attempt row and Celery result row, atomically.
+
+    Every successful job passes here, so on PostgreSQL the three writes are one
+    statement (data-modifying CTEs: one round trip, one commit). Elsewhere the ORM does
+    them in one transaction. Returns False if the job was no longer running.
+    """
+    check_transition(S.RUNNING, S.SUCCEEDED)
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            moved = job_transition(
+                job_id=job.id, from_statuses=[S.RUNNING], to_status=S.SUCCEEDED, finished_at=finished_at,
+                progress=100, result=result, error_code="", error_message="", error_traceback="",
+            )  # fmt: skip
+            if moved:
+                job_record_attempt(job=job, outcome=JobAttempt.Outcome.SUCCEEDED, finished_at=finished_at)
+        return moved
+    quote = connection.ops.quote_name
+    jobs, attempts, results = (quote(model._meta.db_table) for model in (Job, JobAttempt, TaskResult))
+    duration_ms = int((finished_at - job.started_at).total_seconds() * 1000) if job.started_at else None
+    summary = json.dumps({"job_id": job.id, "attempt": job.attempt, "outcome": "succeeded"})
+    sql = f"""
+        WITH moved AS (
+            UPDATE {jobs} SET status = %(succeeded)s, finished_at = %(now)s, updated_at = %(now)s, progress = 100,
+                   result = %(result)s::jsonb, error_code = '', error_message = '', error_traceback = ''
+             WHERE id = %(job_id)s AND status = %(running)s
+         RETURNING id
+        ), attempt AS (
+            INSERT INTO {attempts} (job_id, number, outcome, started_at, finished_at, duration_ms, worker,
+                                    celery_task_id, error_code, error_message, error_traceback)
+            SELECT id, %(attempt)s, %(succeeded)s, %(started)s, %(now)s, %(duration)s, %(worker)s, %(task_id)s,
+                   '', '', '' FROM moved
+         RETURNING job_id
+        ), celery_result AS (
+            INSERT INTO {results} (task_id, task_name, status, result, content_type, content_encoding, worker,
+                                   date_started, date_done, date_created, task_kwargs)
+            SELECT %(task_id)s, %(type)s, 'SUCCESS', %(summary)s, 'application/json', 'utf-8', %(worker)s,
+                   %(started)s, %(now)s, %(now)s, %(kwargs)s FROM attempt WHERE %(task_id)s <> ''
+                ON CONFLICT (task_id) DO UPDATE SET status = 'SUCCESS', result = EXCLUDED.result,
+                   date_done = EXCLUDED.date_done, worker = EXCLUDED.worker
+        )
+        SELECT count(*) FROM moved
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    params = {
+        "succeeded": S.SUCCEEDED.value, "running": S.RUNNING.value, "now": finished_at, "job_id": job.id,
+        "result": json.dumps(result), "attempt": job.attempt, "started": job.started_at, "duration": duration_ms,
+        "worker": job.worker or None, "task_id": job.celery_task_id, "type": job.type, "summary": summary,
+        "kwargs": json.dumps({"job_id": job.id, "attempt": job.attempt}),
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] == 1
+
+
+# Celery states for the result row each attempt leaves, by attempt outcome.
+_CELERY_STATE_FOR_OUTCOME = {
+    JobAttempt.Outcome.SUCCEEDED: "SUCCESS",
+    JobAttempt.Outcome.RETRY: "RETRY",
+    JobAttempt.Outcome.FAILED: "FAILURE",
+    JobAttempt.Outcome.DEAD: "FAILURE",
+    JobAttempt.Outcome.CANCELLED: "REVOKED",
+    JobAttempt.Outcome.SKIPPED: "REVOKED",
+}
+
+
 def job_record_attempt(
     *, job: Job, outcome: str, finished_at, error_code="", error_message="", error_traceback="", retry_delay_ms=None
 ) -> JobAttempt:
+    """Record how an attempt ended, and the Celery result row for it, in the caller's transaction.
+
+    Tracked tasks do not use the result backend's own write (``ignore_result``): writing
+    the django-celery-results row here keeps it consistent with the job and saves a
+    commit per job. Attempts that never reached a worker's end (lost, snoozed) have none.
+    """
     started_at = job.started_at
     duration_ms = int((finished_at - started_at).total_seconds() * 1000) if started_at else None
-    return JobAttempt.objects.create(
+    attempt = JobAttempt.objects.create(
         job_id=job.id, number=job.attempt, outcome=outcome, started_at=started_at, finished_at=finished_at,
         duration_ms=duration_ms, worker=job.worker, celery_task_id=job.celery_task_id, error_code=error_code,
         error_message=error_message, error_traceback=error_traceback, retry_delay_ms=retry_delay_ms,
     )  # fmt: skip
+    celery_state = _CELERY_STATE_FOR_OUTCOME.get(outcome)
+    if celery_state and job.celery_task_id:
+        summary = {"job_id": job.id, "attempt": job.attempt, "outcome": outcome}
+        if error_code:
+            summary["error"] = error_code
+        fields = {
+            "task_name": job.type, "status": celery_state, "result": json.dumps(summary),
+            "content_type": "application/json", "content_encoding": "utf-8", "worker": job.worker or None,
+            "date_started": started_at, "date_done": finished_at, "traceback": error_traceback or None,
+            "task_kwargs": json.dumps({"job_id": job.id, "attempt": job.attempt}),
+        }  # fmt: skip
+        # One INSERT ... ON CONFLICT DO UPDATE: an upsert without a read first.
+        TaskResult.objects.bulk_create(
+            [TaskResult(task_id=job.celery_task_id, **fields)],
+            update_conflicts=True, unique_fields=["task_id"], update_fields=list(fields),
+        )  # fmt: skip
+    return attempt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,10 +93,15 @@ class CeleryProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, *, app=None) -> None:
+        """Wait for the worker's "ready" log line, or (with ``app``, when logging is quiet) a ping reply."""
+        node = f"{self.name}@{socket.gethostname()}"
+
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            if app is not None:
+                return bool(app.control.ping(destination=[node], timeout=0.5))
             return " ready." in self.log()
 
         wait_for(ready, timeout=timeout, message=f"{self.name} to be ready")
