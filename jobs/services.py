@@ -358,11 +358,22 @@ def publish_messages(refs: Sequence[tuple[str, str, str, int, str]], *, countdow
         )  # fmt: skip
         return 0
     if published:
-        now = timezone.now()
-        for job_id, _type, _queue, attempt, _cid in refs:
-            # Only if the job is still waiting for exactly this attempt's message.
-            Job.objects.filter(id=job_id, attempt=attempt - 1, published_at__isnull=True).update(published_at=now)
+        _mark_published(refs)
     return published
+
+
+def _mark_published(refs: Sequence[tuple[str, str, str, int, str]], *, chunk: int = 1000) -> None:
+    """Stamp published_at, in a few set-based UPDATEs rather than one per job."""
+    now = timezone.now()
+    by_attempt: dict[int, list[str]] = {}
+    for job_id, _type, _queue, attempt, _cid in refs:
+        by_attempt.setdefault(attempt, []).append(job_id)
+    for attempt, job_ids in by_attempt.items():
+        for start in range(0, len(job_ids), chunk):
+            # Only jobs still waiting for exactly this attempt's message.
+            Job.objects.filter(
+                id__in=job_ids[start : start + chunk], attempt=attempt - 1, published_at__isnull=True
+            ).update(published_at=now)
 
 
 def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float | None = None, limit: int = 500) -> int:
