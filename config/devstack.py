@@ -165,6 +165,7 @@ def run_stack() -> int:
     exit_code = 0
     try:
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True)
+        subprocess.run([PYTHON, "manage.py", "sync_schedules"], cwd=BASE_DIR, env=env, check=True)
         for child in children:
             child.start(env)
         database = os.environ.get("DATABASE_URL") or f"sqlite {VAR_DIR / 'db.sqlite3'}"

@@ -11,4 +11,4 @@ class JobsConfig(AppConfig):
         # too (enqueue validation, API schemas), not only workers.
         from django.utils.module_loading import autodiscover_modules
 
-        autodiscover_modules("tasks")
+        autodiscover_modules("tasks", "schedules")

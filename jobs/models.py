@@ -219,3 +219,18 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) for {self.user}"
+
+
+class DeclaredScheduleState(models.Model):
+    """What ``sync_schedules`` last wrote for a schedule declared in code.
+
+    Comparing the beat row with ``row_digest`` tells whether an operator edited it since.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    code_digest = models.CharField(max_length=32)
+    row_digest = models.CharField(max_length=32)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 
 from celery import shared_task
+from django.conf import settings
 
 from .exceptions import TransientJobError
 from .maintenance import job_prune_finished, job_rescue_orphans
 from .retry import Backoff
 from .runner import JobContext, job_type
+from .schedules import declare, schedule_trigger
 from .services import job_relay_unpublished
 
 
@@ -33,6 +35,18 @@ def rescue_orphans() -> dict:
 @shared_task(name="jobs.prune_finished", ignore_result=True)
 def prune_finished() -> int:
     return job_prune_finished()
+
+
+@shared_task(name="jobs.run_schedule")
+def run_schedule(schedule: str, job_type: str | None = None, payload: dict | None = None) -> dict:
+    """Beat's entry point for job schedules: enqueue once per schedule window, nothing more."""
+    return schedule_trigger(name=schedule, job_type=job_type, payload=payload, source="beat").as_dict()
+
+
+declare("jobs.relay_unpublished", float(settings.JOBS_RELAY_INTERVAL_SECONDS), task="jobs.relay_unpublished",
+        description="Publish jobs whose message never reached the broker.")  # fmt: skip
+declare("jobs.rescue_orphans", 30.0, task="jobs.rescue_orphans", description="Requeue jobs whose worker died.")
+declare("jobs.prune_finished", 3600.0, task="jobs.prune_finished", description="Delete old finished jobs.")
 
 
 CANARY_SCHEMA = {

@@ -213,12 +213,11 @@ JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
 JOBS_RELAY_INTERVAL_SECONDS = env_int("JOBS_RELAY_INTERVAL_SECONDS", 10)
 JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
 
-# Platform housekeeping, run by beat.
-CELERY_BEAT_SCHEDULE = {
-    "jobs.relay_unpublished": {"task": "jobs.relay_unpublished", "schedule": float(JOBS_RELAY_INTERVAL_SECONDS)},
-    "jobs.rescue_orphans": {"task": "jobs.rescue_orphans", "schedule": 30.0},
-    "jobs.prune_finished": {"task": "jobs.prune_finished", "schedule": 3600.0},
-}
+# Periodic work (housekeeping and domain schedules) is declared in code with
+# jobs.schedules.declare and written to django-celery-beat's tables by
+# `manage.py sync_schedules`; nothing goes through CELERY_BEAT_SCHEDULE, which beat
+# would re-apply over operators' edits on every start.
+CELERY_BEAT_SCHEDULE: dict = {}
 
 # ---------------------------------------------------------------------------
 # Flower

@@ -5,11 +5,13 @@ from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job, JobAttempt
 from jobs.retry import Backoff
+from jobs.schedules import schedules_sync
 from jobs.services import job_cancel, job_enqueue, job_relay_unpublished, job_type_set_enabled
 from jobs.tasks import canary
 from tests.processes import run_django_snippet, wait_for
@@ -180,6 +182,9 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(subprocess_e
 
 
 def test_beat_runs_the_relay(subprocess_env, embedded_redis_factory, start_worker, start_beat):
+    schedules_sync()
+    every_second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(name="jobs.relay_unpublished").update(interval=every_second)
     job = job_enqueue(job_type="tests.noop").job
     # As if the broker had been down at commit time.
     Job.objects.filter(id=job.id).update(published_at=None)

@@ -1,0 +1,35 @@
+"""Write the schedules declared in code into django-celery-beat's tables (run on every deploy)."""
+
+from django.core.management.base import BaseCommand
+
+from jobs.schedules import declared, schedules_sync
+
+
+class Command(BaseCommand):
+    help = (
+        "Create and update django-celery-beat entries for the schedules declared in code. An entry an operator "
+        "edited in the admin since the last sync is left as the operator made it; pausing is always the operator's."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+
+    def handle(self, *args, dry_run: bool, **options):
+        report = schedules_sync(dry_run=dry_run)
+        prefix = "would be " if dry_run else ""
+        for label, names in (
+            ("created", report.created),
+            ("updated", report.updated),
+            ("unchanged", report.unchanged),
+            ("disabled (removed from code)", report.disabled_removed),
+        ):
+            if names:
+                self.stdout.write(f"{prefix}{label}: {', '.join(names)}")
+        for name in report.kept_operator_edits:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"kept operator's edit of {name!r}: it was changed in the admin since the last sync, so the "
+                    f"code's definition was not applied (delete the entry in the admin to take the code's again)"
+                )
+            )
+        self.stdout.write(self.style.SUCCESS(f"{len(declared())} declared schedule(s) checked"))

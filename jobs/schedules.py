@@ -1,0 +1,262 @@
+"""Periodic work declared in code, synchronised into django-celery-beat's tables.
+
+Declare schedules in an app's ``schedules.py`` (loaded at startup)::
+
+    from celery.schedules import crontab
+    from jobs.schedules import declare
+
+    declare("sync.hourly", crontab(minute=0), job_type="sync.start_run", payload={"full": True})
+    declare("jobs.relay", 10.0, task="jobs.relay_unpublished")
+
+A schedule either enqueues a job (``job_type``) or calls a platform task (``task``).
+A job schedule's beat entry calls ``jobs.run_schedule``, which only enqueues: it claims
+the schedule's window with a Redis lock first, so two beat processes started by mistake
+(or beat plus the HTTP cron endpoint) enqueue once.
+
+Which side wins (``manage.py sync_schedules``, run on every deploy):
+- a schedule new in code is created in the database;
+- a schedule changed in code is updated, unless an operator edited it in the admin since
+  the last sync: then the operator's version stays and the command says so;
+- pausing (``enabled``) is always the operator's: sync never re-enables a schedule;
+- a schedule removed from code is disabled, not deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from celery.schedules import crontab
+from django.db import transaction
+from django.utils import timezone
+
+from .exceptions import JobsError
+
+logger = logging.getLogger("jobs.schedules")
+
+RUN_SCHEDULE_TASK = "jobs.run_schedule"
+MANAGED_MARK = "Declared in code (jobs.schedules)."
+
+
+class UnknownSchedule(JobsError):
+    code = "unknown_schedule"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    when: crontab | float
+    job_type: str | None = None
+    task: str | None = None
+    payload: dict = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.job_type is None) == (self.task is None):
+            raise ValueError(f"schedule {self.name!r}: give exactly one of job_type= or task=")
+
+    @property
+    def beat_task(self) -> str:
+        return RUN_SCHEDULE_TASK if self.job_type else self.task
+
+    @property
+    def beat_kwargs(self) -> dict:
+        if self.job_type:
+            return {"schedule": self.name, "job_type": self.job_type, "payload": self.payload}
+        return dict(self.payload)
+
+    def window_seconds(self, *, now=None) -> float:
+        """How long one firing 'owns' the schedule: half the gap to the next firing (<= 1 hour)."""
+        if isinstance(self.when, (int, float)):
+            return max(1.0, min(3600.0, float(self.when) / 2))
+        first = _next_fire(self.when, after=now or timezone.now())
+        second = _next_fire(self.when, after=first + timedelta(seconds=1))
+        return max(1.0, min(3600.0, (second - first).total_seconds() / 2))
+
+
+def _next_fire(when: crontab, *, after):
+    start, delta, _now = when.remaining_delta(after)
+    return start + delta
+
+
+_declared: dict[str, Schedule] = {}
+
+
+def declare(name: str, when: crontab | float, *, job_type: str | None = None, task: str | None = None,
+            payload: dict | None = None, description: str = "") -> Schedule:  # fmt: skip
+    """Declare a periodic schedule (see module docstring)."""
+    schedule = Schedule(name=name, when=when, job_type=job_type, task=task, payload=payload or {}, description=description)
+    existing = _declared.get(name)
+    if existing is not None and existing != schedule:
+        raise ValueError(f"schedule {name!r} is declared twice with different definitions")
+    _declared[name] = schedule
+    return schedule
+
+
+def declared() -> dict[str, Schedule]:
+    return dict(_declared)
+
+
+def get_declared(name: str) -> Schedule:
+    try:
+        return _declared[name]
+    except KeyError:
+        known = ", ".join(sorted(_declared)) or "none"
+        raise UnknownSchedule(f"no schedule named {name!r}; declared schedules: {known}") from None
+
+
+# ---------------------------------------------------------------------------
+# Firing: what beat's entry and the HTTP cron endpoint both call
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriggerResult:
+    schedule: str
+    enqueued_job_id: str | None
+    skipped_reason: str | None = None
+
+    def as_dict(self) -> dict:
+        if self.enqueued_job_id:
+            return {"schedule": self.schedule, "enqueued": self.enqueued_job_id}
+        return {"schedule": self.schedule, "skipped": self.skipped_reason}
+
+
+def schedule_trigger(*, name: str, job_type: str | None = None, payload: dict | None = None, source: str = "beat") -> TriggerResult:
+    """Enqueue one job for schedule ``name`` unless this window already did.
+
+    ``job_type``/``payload`` come from the beat entry (an operator may have edited them);
+    the code declaration is the fallback.
+    """
+    from .locks import RedisLock
+    from .services import job_enqueue
+
+    schedule = _declared.get(name)
+    job_type = job_type or (schedule.job_type if schedule else None)
+    if job_type is None:
+        raise UnknownSchedule(f"schedule {name!r} is not declared and its beat entry names no job type")
+    payload = payload if payload is not None else (schedule.payload if schedule else {})
+    window = schedule.window_seconds() if schedule else 60.0
+    # Held for the whole window on purpose (never released): the lock *is* the record
+    # that this window has fired.
+    lock = RedisLock(name=f"schedule:{name}", ttl=window)
+    if not lock.acquire(blocking=False):
+        logger.info("schedule %s fired again within its %.0fs window (%s): skipped", name, window, source)
+        return TriggerResult(schedule=name, enqueued_job_id=None, skipped_reason="already fired in this window")
+    with transaction.atomic():
+        job = job_enqueue(job_type=job_type, payload=payload).job
+    logger.info("schedule %s enqueued job %s (%s)", name, job.id, source)
+    return TriggerResult(schedule=name, enqueued_job_id=job.id)
+
+
+# ---------------------------------------------------------------------------
+# Sync into django-celery-beat
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept_operator_edits: list[str] = field(default_factory=list)
+    disabled_removed: list[str] = field(default_factory=list)
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _row_state(task) -> dict:
+    """The parts of a beat row an operator can edit (pausing aside)."""
+    return {
+        "task": task.task,
+        "kwargs": json.loads(task.kwargs or "{}"),
+        "queue": task.queue,
+        "interval": (task.interval.every, task.interval.period) if task.interval_id else None,
+        "crontab": (
+            (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week, task.crontab.day_of_month,
+             task.crontab.month_of_year)  # fmt: skip
+            if task.crontab_id
+            else None
+        ),
+    }
+
+
+def _apply(task, schedule: Schedule) -> None:
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule
+
+    task.task = schedule.beat_task
+    task.kwargs = json.dumps(schedule.beat_kwargs, sort_keys=True)
+    task.queue = None  # routing comes from the task's own queue
+    task.description = f"{MANAGED_MARK} {schedule.description}".strip()
+    if isinstance(schedule.when, crontab):
+        when = schedule.when
+        task.crontab, _ = CrontabSchedule.objects.get_or_create(
+            minute=when._orig_minute, hour=when._orig_hour, day_of_week=when._orig_day_of_week,
+            day_of_month=when._orig_day_of_month, month_of_year=when._orig_month_of_year,
+            timezone=str(timezone.get_current_timezone()),
+        )  # fmt: skip
+        task.interval = None
+    else:
+        task.interval, _ = IntervalSchedule.objects.get_or_create(
+            every=max(1, int(schedule.when)), period=IntervalSchedule.SECONDS
+        )
+        task.crontab = None
+
+
+def schedules_sync(*, dry_run: bool = False) -> SyncReport:
+    """Bring django-celery-beat's table in line with the declared schedules (see module docstring)."""
+    from django_celery_beat.models import PeriodicTask
+
+    from .models import DeclaredScheduleState
+
+    report = SyncReport()
+    with transaction.atomic():
+        states = {state.name: state for state in DeclaredScheduleState.objects.select_for_update()}
+        for name, schedule in sorted(_declared.items()):
+            task = PeriodicTask.objects.filter(name=name).first()
+            state = states.get(name)
+            if task is None:
+                report.created.append(name)
+                if not dry_run:
+                    task = PeriodicTask(name=name, enabled=True)
+                    _apply(task, schedule)
+                    task.save()
+                    DeclaredScheduleState.objects.update_or_create(
+                        name=name, defaults={"code_digest": _digest(_row_state(task)), "row_digest": _digest(_row_state(task))}
+                    )
+                continue
+            current_row = _digest(_row_state(task))
+            probe = PeriodicTask(name=name)
+            _apply(probe, schedule)
+            wanted = _digest(_row_state(probe))
+            if state is not None and current_row != state.row_digest:
+                # An operator changed it since our last sync: theirs wins until they undo it.
+                report.kept_operator_edits.append(name)
+                continue
+            if current_row == wanted:
+                report.unchanged.append(name)
+            else:
+                report.updated.append(name)
+                if not dry_run:
+                    _apply(task, schedule)
+                    task.save()  # keeps `enabled` as the operator left it
+            if not dry_run:
+                DeclaredScheduleState.objects.update_or_create(
+                    name=name, defaults={"code_digest": wanted, "row_digest": _digest(_row_state(task))}
+                )
+        for name in sorted(set(states) - set(_declared)):
+            task = PeriodicTask.objects.filter(name=name, enabled=True).first()
+            if task is not None:
+                report.disabled_removed.append(name)
+                if not dry_run:
+                    task.enabled = False
+                    task.description = f"Removed from code; disabled by sync_schedules. {task.description}"
+                    task.save()
+            if not dry_run:
+                DeclaredScheduleState.objects.filter(name=name).delete()
+    return report

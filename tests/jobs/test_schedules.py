@@ -1,0 +1,129 @@
+"""Schedules declared in code vs. django-celery-beat rows edited by operators."""
+
+import json
+
+import pytest
+from celery.schedules import crontab
+from django.core.management import call_command
+from django_celery_beat.models import PeriodicTask
+
+from jobs import schedules
+from jobs.schedules import Schedule, declare, schedules_sync
+
+
+@pytest.fixture
+def declared(monkeypatch):
+    """An isolated set of declarations for one test."""
+    registry: dict[str, Schedule] = {}
+    monkeypatch.setattr(schedules, "_declared", registry)
+    return registry
+
+
+@pytest.mark.django_db
+def test_new_declarations_are_created(declared):
+    declare("nightly-report", crontab(minute=30, hour=2), job_type="tests.noop", payload={"kind": "daily"})
+    declare("heartbeat", 15.0, task="jobs.ping")
+
+    report = schedules_sync()
+
+    assert sorted(report.created) == ["heartbeat", "nightly-report"]
+    nightly = PeriodicTask.objects.get(name="nightly-report")
+    assert nightly.task == "jobs.run_schedule" and nightly.enabled
+    assert json.loads(nightly.kwargs) == {"schedule": "nightly-report", "job_type": "tests.noop", "payload": {"kind": "daily"}}
+    assert (nightly.crontab.minute, nightly.crontab.hour) == ("30", "2")
+    heartbeat = PeriodicTask.objects.get(name="heartbeat")
+    assert (heartbeat.task, heartbeat.interval.every) == ("jobs.ping", 15)
+
+
+@pytest.mark.django_db
+def test_second_sync_changes_nothing(declared):
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+
+    report = schedules_sync()
+
+    assert report.unchanged == ["heartbeat"] and not report.created and not report.updated
+
+
+@pytest.mark.django_db
+def test_code_change_is_applied_when_nobody_edited_the_row(declared):
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+    declared.clear()
+    declare("heartbeat", 60.0, task="jobs.ping")
+
+    report = schedules_sync()
+
+    assert report.updated == ["heartbeat"]
+    assert PeriodicTask.objects.get(name="heartbeat").interval.every == 60
+
+
+@pytest.mark.django_db
+def test_operator_edit_wins_over_a_later_code_change(declared):
+    declare("nightly-report", crontab(minute=30, hour=2), job_type="tests.noop")
+    schedules_sync()
+    # The operator moves the report to 04:30 in the admin.
+    row = PeriodicTask.objects.get(name="nightly-report")
+    row.crontab = type(row.crontab).objects.create(minute="30", hour="4")
+    row.save()
+    declared.clear()
+    declare("nightly-report", crontab(minute=0, hour=3), job_type="tests.noop")
+
+    report = schedules_sync()
+
+    assert report.kept_operator_edits == ["nightly-report"]
+    assert PeriodicTask.objects.get(name="nightly-report").crontab.hour == "4"
+
+
+@pytest.mark.django_db
+def test_sync_never_re_enables_a_paused_schedule(declared):
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+    PeriodicTask.objects.filter(name="heartbeat").update(enabled=False)
+    declared.clear()
+    declare("heartbeat", 20.0, task="jobs.ping")
+
+    schedules_sync()
+
+    row = PeriodicTask.objects.get(name="heartbeat")
+    assert row.enabled is False and row.interval.every == 20
+
+
+@pytest.mark.django_db
+def test_schedule_removed_from_code_is_disabled_not_deleted(declared):
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+    declared.clear()
+
+    report = schedules_sync()
+
+    assert report.disabled_removed == ["heartbeat"]
+    assert PeriodicTask.objects.get(name="heartbeat").enabled is False
+
+
+@pytest.mark.django_db
+def test_dry_run_writes_nothing(declared, capsys):
+    declare("heartbeat", 15.0, task="jobs.ping")
+
+    call_command("sync_schedules", "--dry-run")
+
+    assert "would be created: heartbeat" in capsys.readouterr().out
+    assert not PeriodicTask.objects.filter(name="heartbeat").exists()
+
+
+def test_declaration_needs_exactly_one_target():
+    with pytest.raises(ValueError, match="exactly one"):
+        Schedule(name="x", when=5.0)
+    with pytest.raises(ValueError, match="exactly one"):
+        Schedule(name="x", when=5.0, job_type="a", task="b")
+
+
+def test_window_is_half_the_gap_capped_at_an_hour():
+    assert Schedule(name="a", when=10.0, task="t").window_seconds() == 5.0
+    assert Schedule(name="b", when=crontab(minute="*/10"), task="t").window_seconds() == pytest.approx(300, abs=2)
+    assert Schedule(name="c", when=crontab(minute=0, hour=3), task="t").window_seconds() == 3600.0
+
+
+@pytest.mark.django_db
+def test_platform_housekeeping_is_declared():
+    assert {"jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished"} <= set(schedules.declared())
