@@ -192,3 +192,29 @@ def test_beat_runs_the_relay(subprocess_env, embedded_redis_factory, start_worke
     start_beat(extra_env={"JOBS_RELAY_GRACE_SECONDS": "0", "JOBS_RELAY_INTERVAL_SECONDS": "1"})
 
     assert wait_final(job.id, timeout=60).status == S.SUCCEEDED
+
+
+def test_dead_job_replayed_from_the_admin_runs_again(start_worker, client, django_user_model):
+    from django.urls import reverse
+
+    from jobs.models import JobAuditEntry
+
+    operator = django_user_model.objects.create_superuser("operator", "op@example.com", "pw")
+    start_worker(queues="default")
+    job = job_enqueue(job_type="tests.always_fails").job
+    assert wait_final(job.id).status == S.DEAD
+    client.force_login(operator)
+
+    response = client.post(
+        reverse("admin:jobs_deadjob_changelist") + "?type=tests.always_fails",
+        {"action": "replay_jobs", "_selected_action": [job.id], "confirm": "yes"},
+        follow=True,
+    )
+
+    assert "Replayed 1 job(s)" in response.content.decode()
+    replay = Job.objects.get(replay_of=job)
+    done = wait_final(replay.id)
+    # It ran again (and, still broken, went through all its attempts again).
+    assert (done.status, done.attempt, done.payload) == (S.DEAD, 3, job.payload)
+    entry = JobAuditEntry.objects.get(action="replay")
+    assert entry.actor == operator and entry.job_ids == [job.id] and entry.detail["new_job_ids"] == [replay.id]
