@@ -94,3 +94,23 @@ class JobSnoozed(JobsError):
     def __init__(self, message: str, *, wait_seconds: float, detail: dict | None = None):
         super().__init__(message, detail=detail)
         self.wait_seconds = wait_seconds
+
+
+class LockNotAcquired(JobsError):
+    """Another process holds the lock."""
+
+    code = "lock_not_acquired"
+    retryable = True
+
+
+class RateLimited(JobSnoozed):
+    """A downstream's shared rate limit has no slot free for ``wait_seconds``.
+
+    Raised from a job, the platform postpones the job by that long without spending an attempt.
+    """
+
+    code = "rate_limited"
+
+
+class UnknownRateLimit(JobsError):
+    code = "unknown_rate_limit"

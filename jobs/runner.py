@@ -317,7 +317,7 @@ def _run_handler(ctx: JobContext, spec: JobType) -> Any:
 
     lock = RedisLock(name=f"singleton:{spec.name}", ttl=spec.effective_time_limit + 60)
     if not lock.acquire(blocking=False):
-        raise _SingletonBusy()
+        raise _SingletonBusy(f"another run of singleton job type {spec.name!r} is in progress; this run was skipped")
     try:
         return spec.handler(ctx, ctx.job.payload)
     finally:

@@ -65,7 +65,10 @@ class Schedule:
     @property
     def beat_kwargs(self) -> dict:
         if self.job_type:
-            return {"schedule": self.name, "job_type": self.job_type, "payload": self.payload}
+            return {
+                "schedule": self.name, "job_type": self.job_type, "payload": self.payload,
+                "window_seconds": round(self.window_seconds(), 3),
+            }  # fmt: skip
         return dict(self.payload)
 
     def window_seconds(self, *, now=None) -> float:
@@ -125,11 +128,14 @@ class TriggerResult:
         return {"schedule": self.schedule, "skipped": self.skipped_reason}
 
 
-def schedule_trigger(*, name: str, job_type: str | None = None, payload: dict | None = None, source: str = "beat") -> TriggerResult:
+def schedule_trigger(
+    *, name: str, job_type: str | None = None, payload: dict | None = None, window_seconds: float | None = None,
+    source: str = "beat",
+) -> TriggerResult:
     """Enqueue one job for schedule ``name`` unless this window already did.
 
-    ``job_type``/``payload`` come from the beat entry (an operator may have edited them);
-    the code declaration is the fallback.
+    ``job_type``, ``payload`` and ``window_seconds`` come from the beat entry (an operator
+    may have edited them); the code declaration is the fallback.
     """
     from .locks import RedisLock
     from .services import job_enqueue
@@ -139,7 +145,7 @@ def schedule_trigger(*, name: str, job_type: str | None = None, payload: dict | 
     if job_type is None:
         raise UnknownSchedule(f"schedule {name!r} is not declared and its beat entry names no job type")
     payload = payload if payload is not None else (schedule.payload if schedule else {})
-    window = schedule.window_seconds() if schedule else 60.0
+    window = window_seconds or (schedule.window_seconds() if schedule else 60.0)
     # Held for the whole window on purpose (never released): the lock *is* the record
     # that this window has fired.
     lock = RedisLock(name=f"schedule:{name}", ttl=window)

@@ -38,9 +38,13 @@ def prune_finished() -> int:
 
 
 @shared_task(name="jobs.run_schedule")
-def run_schedule(schedule: str, job_type: str | None = None, payload: dict | None = None) -> dict:
+def run_schedule(
+    schedule: str, job_type: str | None = None, payload: dict | None = None, window_seconds: float | None = None
+) -> dict:
     """Beat's entry point for job schedules: enqueue once per schedule window, nothing more."""
-    return schedule_trigger(name=schedule, job_type=job_type, payload=payload, source="beat").as_dict()
+    return schedule_trigger(
+        name=schedule, job_type=job_type, payload=payload, window_seconds=window_seconds, source="beat"
+    ).as_dict()
 
 
 declare("jobs.relay_unpublished", float(settings.JOBS_RELAY_INTERVAL_SECONDS), task="jobs.relay_unpublished",

@@ -213,6 +213,12 @@ JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
 JOBS_RELAY_INTERVAL_SECONDS = env_int("JOBS_RELAY_INTERVAL_SECONDS", 10)
 JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
 
+# Global rate limits shared by every worker (jobs.ratelimit.RateLimiter.named(name)).
+JOBS_RATE_LIMITS = {
+    "supplier-api": {"limit": env_int("SUPPLIER_API_RATE_LIMIT", 60), "period": env_int("SUPPLIER_API_RATE_PERIOD", 60)},
+    "cron-endpoint": {"limit": env_int("CRON_ENDPOINT_RATE_LIMIT", 30), "period": 60},
+}
+
 # Periodic work (housekeeping and domain schedules) is declared in code with
 # jobs.schedules.declare and written to django-celery-beat's tables by
 # `manage.py sync_schedules`; nothing goes through CELERY_BEAT_SCHEDULE, which beat

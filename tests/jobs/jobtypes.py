@@ -59,3 +59,18 @@ def noop(ctx: JobContext, payload: dict) -> None:
 def chatty(ctx: JobContext, payload: dict) -> None:
     for index in range(payload.get("lines", 10)):
         ctx.log.info("line %d", index)
+
+
+@job_type("tests.singleton", max_attempts=1, singleton=True)
+def singleton(ctx: JobContext, payload: dict) -> dict:
+    time.sleep(payload.get("seconds", 2))
+    return {"ran": True}
+
+
+@job_type("tests.limited", max_attempts=2)
+def limited(ctx: JobContext, payload: dict) -> dict:
+    from jobs.ratelimit import RateLimiter
+
+    # One call per 3 s for everyone; a job that finds no slot within 0.1 s is postponed.
+    RateLimiter(name="tests-downstream", limit=1, period=3).acquire(max_wait=0.1)
+    return {"called_at_attempt": ctx.attempt}

@@ -29,7 +29,9 @@ def test_new_declarations_are_created(declared):
     assert sorted(report.created) == ["heartbeat", "nightly-report"]
     nightly = PeriodicTask.objects.get(name="nightly-report")
     assert nightly.task == "jobs.run_schedule" and nightly.enabled
-    assert json.loads(nightly.kwargs) == {"schedule": "nightly-report", "job_type": "tests.noop", "payload": {"kind": "daily"}}
+    assert json.loads(nightly.kwargs) == {
+        "schedule": "nightly-report", "job_type": "tests.noop", "payload": {"kind": "daily"}, "window_seconds": 3600.0,
+    }  # fmt: skip
     assert (nightly.crontab.minute, nightly.crontab.hour) == ("30", "2")
     heartbeat = PeriodicTask.objects.get(name="heartbeat")
     assert (heartbeat.task, heartbeat.interval.every) == ("jobs.ping", 15)
