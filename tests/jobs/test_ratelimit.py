@@ -43,7 +43,8 @@ def test_four_processes_never_exceed_the_limit_and_get_at_least_90_percent(redis
 
     assert all(len(times) > 0 for times in per_process), "every process got slots"
     assert max_in_any_window(grants, 1.0) <= limit
-    achieved = (len(grants) - 1) / (grants[-1] - grants[0])
+    # The first window admits `limit` at once: count it as a full second.
+    achieved = len(grants) / (grants[-1] - grants[0] + 1.0)
     assert achieved >= 0.9 * limit, f"achieved {achieved:.1f}/s of {limit}/s"
 
 

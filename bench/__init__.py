@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench BENCH_ARGS="NAME [options]"` runs bench/NAME.py (see bench/README.md)."""
