@@ -19,8 +19,9 @@ from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 
 from . import registry
-from .models import FINISHED_STATUSES, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
+from .models import FINISHED_STATUSES, ApiToken, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
 from .services import audit_record, job_cancel, job_replay, job_retry
+from .tokens import api_token_create, api_token_revoke
 
 S = Job.Status
 
@@ -296,3 +297,33 @@ class LinkedTaskResultAdmin(TaskResultAdmin):
 
 admin.site.unregister(TaskResult)
 admin.site.register(TaskResult, LinkedTaskResultAdmin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here (the plaintext is shown once) and revoked, never edited."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name")
+    actions = ["revoke_tokens"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "name") if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        token, plaintext = api_token_create(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        messages.warning(request, f"Token for {obj.user}: {plaintext} — copy it now, it is not shown again.")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(permissions=["delete"], description="Revoke selected tokens")
+    def revoke_tokens(self, request, queryset):
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token)
+        messages.success(request, "Revoked.")
