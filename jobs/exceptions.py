@@ -114,3 +114,7 @@ class RateLimited(JobSnoozed):
 
 class UnknownRateLimit(JobsError):
     code = "unknown_rate_limit"
+
+
+class UnknownSchedule(JobsError):
+    code = "unknown_schedule"

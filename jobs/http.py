@@ -29,6 +29,7 @@ STATUS_FOR: list[tuple[type[errors.JobsError], int]] = [
     (errors.JobTypeDisabled, 503),
     (errors.LockNotAcquired, 409),
     (errors.RateLimited, 429),
+    (errors.UnknownSchedule, 404),
 ]
 
 
@@ -57,7 +58,7 @@ def response_for(error: errors.JobsError) -> JsonResponse:
                               retryable=error.retryable, headers=error.headers)  # fmt: skip
     status = next((status for cls, status in STATUS_FOR if isinstance(error, cls)), 400)
     headers = {}
-    if isinstance(error, errors.RateLimited):
+    if isinstance(error, errors.JobSnoozed):
         headers["Retry-After"] = str(max(1, int(error.wait_seconds + 0.999)))
     return error_response(code=error.code, message=error.message, status=status, detail=error.detail,
                           retryable=error.retryable, headers=headers)  # fmt: skip

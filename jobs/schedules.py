@@ -33,16 +33,12 @@ from celery.schedules import crontab
 from django.db import transaction
 from django.utils import timezone
 
-from .exceptions import JobsError
+from .exceptions import UnknownSchedule
 
 logger = logging.getLogger("jobs.schedules")
 
 RUN_SCHEDULE_TASK = "jobs.run_schedule"
 MANAGED_MARK = "Declared in code (jobs.schedules)."
-
-
-class UnknownSchedule(JobsError):
-    code = "unknown_schedule"
 
 
 @dataclass(frozen=True)

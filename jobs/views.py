@@ -5,10 +5,14 @@ Paths are a contract (see /api/openapi.json):
     GET  /api/jobs                  the caller's jobs, filtered, paginated
     GET  /api/jobs/<id>             one job's state, progress, attempts, errors, result
     POST /api/jobs/<id>/cancel      cancel a waiting job / ask a running one to stop
+    POST /api/cron/<name>           fire a declared schedule (Authorization: Bearer CRON_SECRET)
 """
 
 from __future__ import annotations
 
+import hmac
+
+from django.conf import settings
 from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
@@ -20,6 +24,8 @@ from .auth import authenticate
 from .http import ApiError, api_view, parse_json_object
 from .models import Job
 from .openapi import openapi_document
+from .ratelimit import RateLimiter
+from .schedules import declared, schedule_trigger
 from .selectors import job_get_for, job_list_for
 from .services import job_cancel, job_enqueue, job_validate_payload
 
@@ -171,3 +177,29 @@ def openapi_json(request: HttpRequest) -> JsonResponse:
 @ensure_csrf_cookie  # the page's own "Send" buttons post with the session's CSRF token
 def api_docs(request: HttpRequest):
     return render(request, "jobs/api_docs.html", {"schema_url": reverse("jobs:openapi")})
+
+
+@api_view(methods=("POST",))
+def cron_trigger(request: HttpRequest, name: str) -> JsonResponse:
+    """For external schedulers (a frontend host's cron calling a URL): fire a declared job schedule.
+
+    Same path as beat: the schedule's window lock makes a double call (or beat plus this)
+    enqueue once. Answers at once with what was enqueued or why nothing was.
+    """
+    secret = getattr(settings, "CRON_SECRET", "")
+    if not secret:
+        raise ApiError("the cron endpoint is switched off: set CRON_SECRET to enable it", code="cron_disabled",
+                       status=503)  # fmt: skip
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    # Constant-time comparison: response timing must not reveal how much of a guess was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), secret.encode()):
+        raise ApiError("missing or wrong cron secret: send 'Authorization: Bearer <CRON_SECRET>'", code="unauthenticated",
+                       status=401, headers={"WWW-Authenticate": 'Bearer realm="cron"'})  # fmt: skip
+    RateLimiter.named("cron-endpoint").acquire(max_wait=0)
+    schedule = declared().get(name)
+    if schedule is None or schedule.job_type is None:
+        job_schedules = sorted(n for n, s in declared().items() if s.job_type)
+        raise ApiError(f"no job schedule named {name!r}", code="unknown_schedule", status=404,
+                       detail={"schedules": job_schedules})  # fmt: skip
+    result = schedule_trigger(name=name, source="http")
+    return JsonResponse(result.as_dict(), status=202 if result.enqueued_job_id else 200)

@@ -213,6 +213,9 @@ JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
 JOBS_RELAY_INTERVAL_SECONDS = env_int("JOBS_RELAY_INTERVAL_SECONDS", 10)
 JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
 
+# Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
+CRON_SECRET = os.environ.get("CRON_SECRET", "")
+
 # Global rate limits shared by every worker (jobs.ratelimit.RateLimiter.named(name)).
 JOBS_RATE_LIMITS = {
     "supplier-api": {"limit": env_int("SUPPLIER_API_RATE_LIMIT", 60), "period": env_int("SUPPLIER_API_RATE_PERIOD", 60)},
