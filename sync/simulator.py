@@ -1,0 +1,312 @@
+"""A stand-in for the supplier's catalog API: a real HTTP server with a real rate limit and real faults.
+
+    python -m sync.simulator --port 8100 --size 200000 --rate-limit 60 --rate-period 60
+    python manage.py supplier_simulator ...          (the same, from Django)
+
+Endpoints (JSON):
+    GET  /products?page=N&page_size=M   {"page", "page_size", "total", "total_pages", "products": [...]}
+    GET  /products/<id>                 one product, or 404
+    POST /_sim/config                   change any option at run time (partial JSON)
+    GET  /_sim/stats                    request counts, 429s, 5xx, per-page fetches, request times
+    POST /_sim/reset                    clear stats and the rate-limit window
+
+The catalog is computed from each product's index (never held in memory), so it is the
+same on every run; ``catalog_version`` changes every 1000th product; lowering ``size``
+makes products disappear. Faults are deterministic for a given ``seed``. Standard library
+only, so it runs as a plain process beside the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+ID_PREFIX = "SUP-"
+MAX_PAGE_SIZE = 1000
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class SimulatorConfig:
+    size: int = 200_000
+    page_size: int = 100
+    rate_limit: int = 60  # requests per rate_period; 0 = unlimited
+    rate_period: float = 60.0
+    api_key: str = ""
+    catalog_version: int = 1
+    seed: int = 1
+    latency_ms: int = 0
+    error_rate: float = 0.0  # share of requests answered 500/503
+    timeout_rate: float = 0.0  # share of requests that stall for timeout_sleep_s
+    timeout_sleep_s: float = 30.0
+    malformed_rate: float = 0.0  # share of records that fail validation
+    fail_pages: dict[str, int] = field(default_factory=dict)  # page -> answer 503 this many times first
+    verbose: bool = False
+
+    def update(self, changes: dict) -> None:
+        for key, value in changes.items():
+            if not hasattr(self, key):
+                raise ValueError(f"unknown option {key!r}; known: {', '.join(sorted(asdict(self)))}")
+            current = getattr(self, key)
+            setattr(self, key, {str(k): int(v) for k, v in value.items()} if isinstance(current, dict) else type(current)(value))
+
+
+def _fraction(*parts) -> float:
+    """A deterministic number in [0, 1) from the parts."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def product_id(index: int) -> str:
+    return f"{ID_PREFIX}{index:07d}"
+
+
+def make_product(index: int, config: SimulatorConfig) -> dict:
+    """Product ``index`` (1-based) as the supplier serves it under this configuration."""
+    changed = config.catalog_version > 1 and index % 1000 == 0
+    cents = 100 + (index * 7919) % 99_900 + (config.catalog_version * 100 if changed else 0)
+    updated = EPOCH + timedelta(minutes=index % 100_000) + (timedelta(days=config.catalog_version) if changed else timedelta())
+    product = {
+        "id": product_id(index),
+        "sku": f"SKU-{index * 31 % 10_000_000:07d}",
+        "name": f"Product {index}",
+        "description": f"Deterministic product number {index} of the simulated supplier catalog.",
+        "price": f"{cents // 100}.{cents % 100:02d}",
+        "currency": "EUR",
+        "stock": (index * 13) % 500,
+        "active": index % 97 != 0,
+        "updated_at": updated.isoformat().replace("+00:00", "Z"),
+    }
+    if config.malformed_rate and _fraction(config.seed, "malformed", index) < config.malformed_rate:
+        flaw = index % 3
+        if flaw == 0:
+            product["price"] = "twelve euros"
+        elif flaw == 1:
+            product["stock"] = -5
+        else:
+            del product["name"]
+    return product
+
+
+class SimulatorState:
+    def __init__(self, config: SimulatorConfig):
+        self.config = config
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.window: collections.deque[float] = collections.deque()
+            self.requests = 0
+            self.served = 0
+            self.rate_limited = 0
+            self.server_errors = 0
+            self.timeouts = 0
+            self.page_fetches: collections.Counter[int] = collections.Counter()
+            self.page_failures: collections.Counter[str] = collections.Counter()
+            self.request_times: collections.deque[float] = collections.deque(maxlen=100_000)
+
+    def admit(self) -> float:
+        """Record a request; 0 if it is within the rate limit, else seconds until a slot frees."""
+        now = time.time()
+        with self.lock:
+            self.requests += 1
+            self.request_times.append(now)
+            limit, period = self.config.rate_limit, self.config.rate_period
+            if limit <= 0:
+                return 0.0
+            while self.window and self.window[0] <= now - period:
+                self.window.popleft()
+            if len(self.window) < limit:
+                self.window.append(now)
+                return 0.0
+            self.rate_limited += 1
+            return self.window[0] + period - now
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {
+                "requests": self.requests, "served": self.served, "rate_limited": self.rate_limited,
+                "server_errors": self.server_errors, "timeouts": self.timeouts,
+                "page_fetches": {str(page): count for page, count in sorted(self.page_fetches.items())},
+                "request_times": list(self.request_times),
+            }  # fmt: skip
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "SupplierSimulator/1"
+    state: SimulatorState  # set on the subclass made by make_server
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        if self.state.config.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _error(self, status: int, message: str, headers: dict | None = None) -> None:
+        self._send(status, {"error": message}, headers)
+
+    # Control endpoints: never limited, never faulty.
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        path = urlparse(self.path).path
+        if path == "/_sim/reset":
+            self.state.reset()
+            return self._send(200, {"reset": True})
+        if path == "/_sim/config":
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.state.config.update(json.loads(self.rfile.read(length) or b"{}"))
+            except (ValueError, TypeError) as exc:
+                return self._error(400, str(exc))
+            return self._send(200, asdict(self.state.config))
+        return self._error(404, f"no such endpoint: POST {path}")
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        url = urlparse(self.path)
+        if url.path == "/_sim/stats":
+            return self._send(200, self.state.stats())
+        if url.path == "/_sim/config":
+            return self._send(200, asdict(self.state.config))
+        config, state = self.state.config, self.state
+        if config.api_key and self.headers.get("Authorization") != f"Bearer {config.api_key}":
+            return self._error(401, "missing or wrong API key")
+        wait = state.admit()
+        if wait > 0:
+            return self._error(429, "rate limit exceeded", {"Retry-After": str(max(1, math.ceil(wait)))})
+        if config.latency_ms:
+            time.sleep(config.latency_ms / 1000)
+        request_number = state.requests
+        if config.timeout_rate and _fraction(config.seed, "timeout", request_number) < config.timeout_rate:
+            with state.lock:
+                state.timeouts += 1
+            time.sleep(config.timeout_sleep_s)
+        if config.error_rate and _fraction(config.seed, "error", request_number) < config.error_rate:
+            with state.lock:
+                state.server_errors += 1
+            if request_number % 2:
+                return self._error(503, "temporarily unavailable", {"Retry-After": "1"})
+            return self._error(500, "internal error")
+        if url.path == "/products":
+            return self._page(parse_qs(url.query))
+        if url.path.startswith("/products/"):
+            return self._product(url.path.removeprefix("/products/"))
+        return self._error(404, f"no such endpoint: GET {url.path}")
+
+    def _page(self, query: dict) -> None:
+        config, state = self.state.config, self.state
+        try:
+            page = int(query.get("page", ["1"])[0])
+            page_size = int(query.get("page_size", [str(config.page_size)])[0])
+        except ValueError:
+            return self._error(400, "page and page_size must be integers")
+        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+            return self._error(400, f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
+        key = str(page)
+        with state.lock:
+            if state.page_failures[key] < config.fail_pages.get(key, 0):
+                state.page_failures[key] += 1
+                state.server_errors += 1
+                failing = True
+            else:
+                failing = False
+        if failing:
+            return self._error(503, f"page {page} is failing (injected)", {"Retry-After": "1"})
+        start = (page - 1) * page_size + 1
+        end = min(config.size, start + page_size - 1)
+        products = [make_product(index, config) for index in range(start, end + 1)]
+        with state.lock:
+            state.served += 1
+            state.page_fetches[page] += 1
+        self._send(200, {
+            "page": page, "page_size": page_size, "total": config.size,
+            "total_pages": math.ceil(config.size / page_size), "products": products,
+        })  # fmt: skip
+
+    def _product(self, raw_id: str) -> None:
+        config = self.state.config
+        try:
+            index = int(raw_id.removeprefix(ID_PREFIX)) if raw_id.startswith(ID_PREFIX) else 0
+        except ValueError:
+            index = 0
+        if not 1 <= index <= config.size:
+            return self._error(404, f"no product {raw_id!r}")
+        with self.state.lock:
+            self.state.served += 1
+        self._send(200, make_product(index, config))
+
+
+def make_server(config: SimulatorConfig, *, host: str = "127.0.0.1", port: int = 8100) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"state": SimulatorState(config)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SimulatorConfig()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--size", type=int, default=defaults.size, help="products in the catalog")
+    parser.add_argument("--page-size", type=int, default=defaults.page_size)
+    parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit, help="requests per --rate-period (0: none)")
+    parser.add_argument("--rate-period", type=float, default=defaults.rate_period, help="seconds")
+    parser.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY'")
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--timeout-rate", type=float, default=0.0)
+    parser.add_argument("--malformed-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    return SimulatorConfig(
+        size=args.size, page_size=args.page_size, rate_limit=args.rate_limit, rate_period=args.rate_period,
+        api_key=args.api_key, latency_ms=args.latency_ms, error_rate=args.error_rate, timeout_rate=args.timeout_rate,
+        malformed_rate=args.malformed_rate, seed=args.seed, verbose=args.verbose,
+    )  # fmt: skip
+
+
+def serve(config: SimulatorConfig, *, host: str, port: int) -> None:
+    server = make_server(config, host=host, port=port)
+
+    def stop(signum, frame):  # noqa: ANN001 - signal handler
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"supplier simulator on http://{host}:{server.server_address[1]}/ ({config.size} products, "
+          f"{config.rate_limit or 'no'} requests per {config.rate_period:g}s)", flush=True)  # fmt: skip
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sync.simulator", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    serve(config_from_args(args), host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
