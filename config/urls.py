@@ -7,4 +7,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", include("jobs.urls")),
+    path("api/", include("sync.urls")),
 ]

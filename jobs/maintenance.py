@@ -92,6 +92,13 @@ def _rescue(job: Job, *, now, reason: str) -> bool:
                 job=job, outcome=JobAttempt.Outcome.LOST, finished_at=now, error_code="worker_lost",
                 error_message=message,
             )  # fmt: skip
+    if moved and job.attempt >= job.max_attempts:
+        from .runner import run_give_up_hook
+
+        try:
+            run_give_up_hook(registry.get(job.type), job.payload, "worker_lost", message)
+        except UnknownJobType:
+            pass
     return moved
 
 

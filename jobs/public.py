@@ -18,11 +18,13 @@ from .exceptions import (
     PermanentJobError,
     TransientJobError,
 )
+from .http import ApiError, api_view
 from .retry import Backoff
 from .runner import JobContext, job_type
 from .services import EnqueueResult, job_bulk_enqueue, job_cancel, job_enqueue, job_get
 
 __all__ = [
+    "ApiError",
     "Backoff",
     "EnqueueResult",
     "JobCancelled",
@@ -33,6 +35,7 @@ __all__ = [
     "PayloadInvalid",
     "PermanentJobError",
     "TransientJobError",
+    "api_view",
     "job_bulk_enqueue",
     "job_cancel",
     "job_enqueue",

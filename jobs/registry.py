@@ -36,6 +36,9 @@ class JobType:
     # Singleton: at most one job of this type runs at a time (a Redis run lock).
     singleton: bool = False
     description: str = ""
+    # Called as on_give_up(payload, error_code, error_message) once the job has ended
+    # failed or dead, so the domain can record it (e.g. mark a sync page failed).
+    on_give_up: Callable[[dict, str, str], None] | None = None
 
     @property
     def enqueueable_over_api(self) -> bool:

@@ -60,6 +60,7 @@ def job_type(
     api_staff_only: bool = False,
     singleton: bool = False,
     description: str = "",
+    on_give_up: Callable[[dict, str, str], None] | None = None,
 ) -> Callable[[JobHandler], JobHandler]:
     """Declare a job type. The decorated ``handler(ctx, payload)`` runs once per attempt.
 
@@ -87,6 +88,7 @@ def job_type(
             api_staff_only=api_staff_only,
             singleton=singleton,
             description=description or (handler.__doc__ or "").strip().split("\n")[0],
+            on_give_up=on_give_up,
         )
         registry.register(spec)
 
@@ -417,7 +419,18 @@ def _fail(job: Job, ctx: JobContext, spec: JobType, error: BaseException) -> str
         logger.warning("job %s attempt %s failed (%s), retry in %.1fs", job.id, job.attempt, code, delay)
     else:
         logger.error("job %s attempt %s failed (%s): %s", job.id, job.attempt, code, to_status)
+        run_give_up_hook(spec, job.payload, code, message)
     return to_status
+
+
+def run_give_up_hook(spec: JobType, payload: dict, error_code: str, error_message: str) -> None:
+    """Tell the domain a job gave up; a failing hook is logged, never raised into the worker."""
+    if spec.on_give_up is None:
+        return
+    try:
+        spec.on_give_up(payload, error_code, error_message)
+    except Exception:
+        logger.exception("on_give_up hook of %s failed", spec.name)
 
 
 def _fail_unsupported_version(job_id: str, version) -> dict:

@@ -116,6 +116,8 @@ class SimulatorState:
             self.page_fetches: collections.Counter[int] = collections.Counter()
             self.page_failures: collections.Counter[str] = collections.Counter()
             self.request_times: collections.deque[float] = collections.deque(maxlen=100_000)
+            # (time, Retry-After seconds) of every 429 sent, to check clients honour the pause.
+            self.refusals: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)
 
     def admit(self) -> float:
         """Record a request; 0 if it is within the rate limit, else seconds until a slot frees."""
@@ -132,7 +134,9 @@ class SimulatorState:
                 self.window.append(now)
                 return 0.0
             self.rate_limited += 1
-            return self.window[0] + period - now
+            wait = self.window[0] + period - now
+            self.refusals.append((now, max(1, math.ceil(wait))))
+            return wait
 
     def stats(self) -> dict:
         with self.lock:
@@ -141,6 +145,7 @@ class SimulatorState:
                 "server_errors": self.server_errors, "timeouts": self.timeouts,
                 "page_fetches": {str(page): count for page, count in sorted(self.page_fetches.items())},
                 "request_times": list(self.request_times),
+                "refusals": [{"at": at, "retry_after": retry_after} for at, retry_after in self.refusals],
             }  # fmt: skip
 
 
@@ -191,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(401, "missing or wrong API key")
         wait = state.admit()
         if wait > 0:
-            return self._error(429, "rate limit exceeded", {"Retry-After": str(max(1, math.ceil(wait)))})
+            return self._error(429, "rate limit exceeded", {"Retry-After": str(state.refusals[-1][1])})
         if config.latency_ms:
             time.sleep(config.latency_ms / 1000)
         request_number = state.requests

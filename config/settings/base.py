@@ -229,6 +229,25 @@ JOBS_RATE_LIMITS = {
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # ---------------------------------------------------------------------------
+# Product sync (sync app): the supplier API, its webhooks, freshness hooks
+# ---------------------------------------------------------------------------
+# The supplier's catalog API; `make run` starts the simulator here.
+SUPPLIER_API_URL = os.environ.get("SUPPLIER_API_URL", "http://127.0.0.1:8100")
+SUPPLIER_API_KEY = os.environ.get("SUPPLIER_API_KEY", "")
+SUPPLIER_PAGE_SIZE = env_int("SUPPLIER_PAGE_SIZE", 100)
+SUPPLIER_CONNECT_TIMEOUT = float(os.environ.get("SUPPLIER_CONNECT_TIMEOUT", "3"))
+SUPPLIER_READ_TIMEOUT = float(os.environ.get("SUPPLIER_READ_TIMEOUT", "10"))
+SUPPLIER_WEBHOOK_SECRET = os.environ.get("SUPPLIER_WEBHOOK_SECRET", "")
+SUPPLIER_WEBHOOK_TOLERANCE_SECONDS = env_int("SUPPLIER_WEBHOOK_TOLERANCE_SECONDS", 300)
+# How often a running sync's job looks at its pages (it is postponed in between, not sleeping).
+SYNC_RUN_POLL_SECONDS = float(os.environ.get("SYNC_RUN_POLL_SECONDS", "5"))
+# URLs told when product data changed (e.g. a frontend's revalidation endpoint), with a shared secret.
+SYNC_FRESHNESS_HOOKS = [
+    {"url": url, "secret": os.environ.get("SYNC_FRESHNESS_HOOK_SECRET", "")}
+    for url in env_list("SYNC_FRESHNESS_HOOK_URLS", [])
+]
+
+# ---------------------------------------------------------------------------
 # Flower
 # ---------------------------------------------------------------------------
 FLOWER_PORT = env_int("FLOWER_PORT", 5555)

@@ -1,97 +1,269 @@
-"""compose.yaml is for users (no Docker engine here): check it by reading it against the project."""
+"""compose.yaml and the Dockerfile, checked by reading them against the project (no Docker engine here).
 
-import importlib
+Commands are parsed by the programs' own parsers (Celery's click CLI, gunicorn's argparse),
+so a misspelt option, an unknown queue or a module that does not import fails here.
+"""
+
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
+import click
+import dj_database_url
 import pytest
 import yaml
 from celery import Celery
+from celery.app.utils import find_app
+from celery.beat import Scheduler
+from celery.bin.base import CLIContext
+from celery.bin.celery import celery as celery_cli
 from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import get_commands
+from django.urls import resolve
 from django.utils.module_loading import import_string
+from flower.options import options as flower_options
+from gunicorn.config import Config as GunicornConfig
+from kombu.utils.imports import symbol_by_name
+
+from config.celery_app import app as project_app
+from jobs.health import healthz
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-WORKERS = {name: spec for name, spec in SERVICES.items() if name.startswith("worker-")}
+DOCKERFILE = (ROOT / "Dockerfile").read_text() if (ROOT / "Dockerfile").exists() else ""
+# One string per instruction: comments dropped, continuation lines joined.
+INSTRUCTIONS = re.sub(r"\\\n", " ", re.sub(r"(?m)^\s*#.*\n", "", DOCKERFILE)).splitlines()
+WORKERS = sorted(name for name in SERVICES if name.startswith("worker-"))
+# Services that run the project's code once migrations are applied.
+APP_SERVICES = ["web", "beat", "flower", *WORKERS]
+LONG_RUNNING = APP_SERVICES  # they must receive SIGTERM themselves (exec form, no shell)
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(text: str) -> str:
+    """What compose makes of ``text`` with nothing set: defaults apply, required variables get a placeholder."""
+
+    def value(match: re.Match) -> str:
+        name, kind, rest = match.groups()
+        if kind and kind.endswith("-"):
+            return rest
+        return f"required-{name.lower()}" if kind else ""
+
+    return _VARIABLE.sub(value, text)
 
 
 def command_of(name: str) -> list[str]:
     command = SERVICES[name]["command"]
-    return command if isinstance(command, list) else command.split()
+    return [interpolate(part) for part in command] if isinstance(command, list) else interpolate(command).split()
 
 
-def option(command: list[str], flag: str) -> str:
-    return command[command.index(flag) + 1]
+def celery_invocation(name: str) -> tuple[Celery, str, dict]:
+    """Parse ``celery -A X <subcommand> ...`` with Celery's CLI: (the app -A finds, subcommand, its parsed options)."""
+    command = command_of(name)
+    assert command[0] == "celery", name
+    position = next(i for i, part in enumerate(command) if part in celery_cli.commands)
+    subcommand = command[position]
+    try:
+        top = celery_cli.make_context("celery", command[1 : position + 1])
+        app = find_app(top.params["app"])  # what `celery -A` itself does
+        context = CLIContext(app=app, no_color=True, workdir=None)
+        params = celery_cli.commands[subcommand].make_context(subcommand, command[position + 1 :], obj=context).params
+    except click.ClickException as exc:
+        pytest.fail(f"{name}: celery rejects {command}: {exc.format_message()}")
+    return app, subcommand, params
+
+
+def duration_seconds(text: str) -> float:
+    """Compose durations: '31m', '1h30m', '90s'."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a duration: {text!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
 
 
 def test_every_process_has_its_service():
-    assert {"postgres", "redis", "migrate", "web", "beat", "flower"} <= set(SERVICES)
-    assert set(WORKERS) == {f"worker-{queue}" for queue in settings.JOB_QUEUES}
+    expected = {"postgres", "redis", "migrate", "web", "beat", "flower"}
+    expected |= {f"worker-{queue}" for queue in ("default", "emails", "exports", "sync")}
+    assert expected <= set(SERVICES)
 
 
-@pytest.mark.parametrize("name", sorted(WORKERS))
-def test_each_worker_consumes_its_own_queue_with_its_own_concurrency(name):
-    command = command_of(name)
+def test_every_queue_is_consumed_by_exactly_its_own_worker_service():
+    consumed = {}
+    for name in WORKERS:
+        app, subcommand, params = celery_invocation(name)
+        assert subcommand == "worker", name
+        consumed[name] = list(params["queues"])
+    assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(settings.JOB_QUEUES)
+    assert consumed == {name: [name.removeprefix("worker-")] for name in WORKERS}
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_each_worker_sizes_its_pool_from_its_own_variable(name):
     queue = name.removeprefix("worker-")
-    assert command[:4] == ["celery", "-A", "config", "worker"]
-    assert option(command, "-Q") == queue and queue in settings.JOB_QUEUES
-    assert re.fullmatch(rf"\$\{{WORKER_{queue.upper()}_CONCURRENCY:-\d+\}}", option(command, "--concurrency"))
-    assert WORKERS[name]["stop_grace_period"]
+    raw = SERVICES[name]["command"]
+    assert re.fullmatch(rf"\$\{{WORKER_{queue.upper()}_CONCURRENCY:-[1-9]\d*\}}", raw[raw.index("--concurrency") + 1])
+    assert celery_invocation(name)[2]["concurrency"] >= 1
 
 
-@pytest.mark.parametrize("name", ["worker-default", "beat", "flower"])
-def test_celery_app_named_by_commands_is_a_celery_app(name):
-    command = command_of(name)
-    module = importlib.import_module(option(command, "-A"))
-    assert isinstance(module.celery_app, Celery)
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_get_time_to_finish_their_tasks_on_warm_shutdown(name):
+    # Celery's warm shutdown (SIGTERM) waits for running tasks; none runs past the hard time limit.
+    assert SERVICES[name].get("stop_signal", "SIGTERM") == "SIGTERM"
+    assert duration_seconds(SERVICES[name]["stop_grace_period"]) > settings.CELERY_TASK_TIME_LIMIT
+
+
+@pytest.mark.parametrize("name", [name for name in SERVICES if SERVICES[name].get("command", [""])[0] == "celery"])
+def test_celery_commands_load_the_project_app(name):
+    app, _, _ = celery_invocation(name)
+    assert isinstance(app, Celery) and app is project_app
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_processes_receive_signals_directly(name):
+    # A shell in between would swallow the SIGTERM that starts a graceful shutdown.
+    command = SERVICES[name]["command"]
+    assert isinstance(command, list) and command[0] not in {"sh", "bash"}, name
 
 
 def test_beat_uses_the_database_scheduler():
-    scheduler = option(command_of("beat"), "-S")
-    assert scheduler == settings.CELERY_BEAT_SCHEDULER
-    assert import_string(scheduler.replace(":", "."))
+    _, subcommand, params = celery_invocation("beat")
+    assert subcommand == "beat"
+    scheduler = symbol_by_name(params["scheduler"])
+    assert issubclass(scheduler, Scheduler)
+    assert params["scheduler"] == settings.CELERY_BEAT_SCHEDULER == "django_celery_beat.schedulers:DatabaseScheduler"
 
 
-def test_web_runs_the_wsgi_application_with_a_health_check():
+def test_flower_requires_basic_auth_from_the_environment():
+    _, subcommand, params = celery_invocation("flower")
+    assert subcommand == "flower"
+    # Flower hands its options to tornado, which refuses names it does not define.
+    given = {argument.split("=", 1)[0].lstrip("-") for argument in params["tornado_argv"]}
+    assert given <= set(flower_options._options), given - set(flower_options._options)
+    assert re.search(r"--basic-auth=\$\{FLOWER_BASIC_AUTH:\?", " ".join(SERVICES["flower"]["command"]))
+    assert "--port=5555" in params["tornado_argv"] and any(p.endswith(":5555") for p in SERVICES["flower"]["ports"])
+
+
+def test_web_serves_the_wsgi_application_with_gunicorn():
     command = command_of("web")
-    module_name, attribute = command[1].split(":")
-    assert command[0] == "gunicorn" and callable(getattr(importlib.import_module(module_name), attribute))
-    assert "/healthz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
+    assert command[0] == "gunicorn"
+    try:
+        options = GunicornConfig().parser().parse_args(command[1:])
+    except SystemExit:
+        pytest.fail(f"gunicorn rejects {command}")
+    (target,) = options.args
+    module, attribute = target.split(":")
+    assert isinstance(import_string(f"{module}.{attribute}"), WSGIHandler)
+    assert options.bind == ["0.0.0.0:8000"] and any(p.endswith(":8000") for p in SERVICES["web"]["ports"])
 
 
-def test_migrate_runs_commands_that_exist():
-    script = " ".join(command_of("migrate"))
-    named = re.findall(r"manage\.py (\w+)", script)
-    assert named == ["migrate", "sync_schedules"]
-    assert all(name in get_commands() for name in named)
+def test_management_commands_named_exist():
+    scripts = [" ".join(command_of(name)) for name in SERVICES if "command" in SERVICES[name]] + [DOCKERFILE]
+    named = {command for script in scripts for command in re.findall(r"manage\.py\s+([\w-]+)", script)}
+    assert {"migrate", "collectstatic"} <= named
+    assert named <= set(get_commands()), named - set(get_commands())
+    migrate = " ".join(command_of("migrate"))
+    assert re.search(r"manage\.py migrate --noinput", migrate)
 
 
-def test_services_wait_for_healthy_dependencies():
-    for name in ("web", "beat", "flower", *WORKERS):
-        depends = SERVICES[name]["depends_on"]
-        assert depends["postgres"]["condition"] == "service_healthy", name
-        assert depends["redis"]["condition"] == "service_healthy", name
-        assert depends["migrate"]["condition"] == "service_completed_successfully", name
-    for name in ("postgres", "redis", "web"):
-        assert SERVICES[name]["healthcheck"]["test"], name
+@pytest.mark.parametrize(
+    "name, probe", [("postgres", "pg_isready"), ("redis", "redis-cli ping"), ("web", "http://127.0.0.1:8000/healthz")]
+)
+def test_stores_and_web_have_healthchecks(name, probe):
+    test = SERVICES[name]["healthcheck"]["test"]
+    assert test[0] in {"CMD", "CMD-SHELL"} and probe in " ".join(test[1:])
 
 
-def test_redis_persists_the_queue():
-    assert "--appendonly" in SERVICES["redis"]["command"]
-    assert SERVICES["redis"]["command"][SERVICES["redis"]["command"].index("--appendonly") + 1] == "yes"
+def test_web_healthcheck_calls_the_health_view_on_an_allowed_host():
+    url = re.search(r"http://([\d.]+):8000(/\w+)", " ".join(SERVICES["web"]["healthcheck"]["test"]))
+    assert resolve(url.group(2)).func is healthz
+    assert url.group(1) in interpolate(SERVICES["web"]["environment"]["ALLOWED_HOSTS"]).split(",")
 
 
-def test_secrets_come_from_the_environment():
-    env = SERVICES["web"]["environment"]
-    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_wait_for_healthy_stores_and_finished_migrations(name):
+    assert SERVICES[name]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+
+
+def test_migrate_runs_once_after_the_stores_are_healthy():
+    assert SERVICES["migrate"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert SERVICES["migrate"]["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", ["migrate", *APP_SERVICES])
+def test_app_services_point_production_settings_at_the_compose_stores(name):
+    env = SERVICES[name]["environment"]
     assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
-    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in " ".join(command_of("flower"))
+    assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", env["SECRET_KEY"])
+    assert interpolate(env["ALLOWED_HOSTS"])
+    database = dj_database_url.parse(interpolate(env["DATABASE_URL"]))
+    postgres = {key: interpolate(value) for key, value in SERVICES["postgres"]["environment"].items()}
+    assert (database["ENGINE"], database["HOST"], database["NAME"], database["USER"], database["PASSWORD"]) == (
+        "django.db.backends.postgresql", "postgres", postgres["POSTGRES_DB"], postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+    )  # fmt: skip
+    assert re.fullmatch(r"redis://redis:6379/\d+", interpolate(env["REDIS_URL"]))
 
 
-def test_image_is_built_from_the_dockerfile_with_every_app():
-    build = SERVICES["web"]["build"]
-    dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text()
-    for app in ("config", "jobs", "exports", "sync", "emails", "templates"):
-        assert f"COPY {app} ./{app}" in dockerfile
+def test_production_settings_read_the_compose_environment():
+    # The variable names must be the ones settings read: start Django with exactly this environment.
+    env = {key: interpolate(str(value)) for key, value in SERVICES["web"]["environment"].items()}
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL, s.REDIS_URL, ','.join(s.ALLOWED_HOSTS))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    host, broker, redis_url, allowed = result.stdout.split()
+    assert (host, broker, redis_url) == ("postgres", env["REDIS_URL"], env["REDIS_URL"])
+    assert allowed == env["ALLOWED_HOSTS"]
+
+
+def test_redis_keeps_the_queue_on_disk():
+    command = command_of("redis")
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(volume.endswith(":/data") for volume in SERVICES["redis"]["volumes"])
+    assert any(volume.endswith(":/var/lib/postgresql/data") for volume in SERVICES["postgres"]["volumes"])
+
+
+@pytest.mark.parametrize("name", ["migrate", *APP_SERVICES])
+def test_app_services_are_built_from_the_dockerfile(name):
+    build = SERVICES[name]["build"]
+    assert (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).resolve() == ROOT / "Dockerfile"
+    assert DOCKERFILE, "Dockerfile is missing"
+
+
+def test_dockerfile_copies_what_the_image_needs_and_nothing_local():
+    copied = {source.rstrip("/") for line in INSTRUCTIONS if line.startswith("COPY ") for source in line.split()[1:-1]}
+    local_apps = {app for app in settings.INSTALLED_APPS if (ROOT / app).is_dir()}
+    readme = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["readme"]  # `pip install .` needs it
+    needed = {"config", "templates", "manage.py", "pyproject.toml", readme, *local_apps}
+    assert needed <= copied, needed - copied
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
+    assert {"var", ".env", ".venv", ".git"} <= ignored and not ignored & copied
+
+
+def test_dockerfile_builds_a_non_root_image_with_static_files():
+    assert [line.split()[1] for line in INSTRUCTIONS if line.startswith("FROM ")] == ["python:3.11-slim"]
+    assert any(re.search(r"^RUN .*\bpip install \.(\s|$)", line) for line in INSTRUCTIONS)
+    users = [line.split()[1] for line in INSTRUCTIONS if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    # Production settings refuse the development key, so collectstatic needs a build-only one.
+    (collectstatic,) = [line for line in INSTRUCTIONS if line.startswith("RUN ") and "collectstatic" in line]
+    key = re.search(r"SECRET_KEY=(\S+)", collectstatic)
+    assert key and key.group(1) != settings.INSECURE_DEFAULT_SECRET_KEY
+    assert "DJANGO_SETTINGS_MODULE=config.settings.production" in collectstatic

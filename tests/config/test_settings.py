@@ -1,4 +1,4 @@
-"""Settings come from the environment; production refuses development defaults."""
+"""Settings come from the environment; production refuses development defaults; Celery gets them all."""
 
 import os
 import subprocess
@@ -10,60 +10,130 @@ from django.conf import settings
 from config.celery_app import app
 from tests.processes import BASE_DIR
 
+DJANGO_SETUP = "import django\ndjango.setup()\n"
 
-def django_python(code: str, **env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter whose environment is only PATH and ``env`` (nothing leaks from the test)."""
     return subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=BASE_DIR, env={**clean, **env}, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code], cwd=BASE_DIR, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("secret", [None, "django-insecure-dev-only-change-me"])
-def test_production_refuses_the_default_secret_key(secret):
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings.production"}
-    if secret:
-        env["SECRET_KEY"] = secret
-    result = django_python("print('started')", **env)
-    assert result.returncode != 0
-    assert "SECRET_KEY is unset or still the development default" in result.stderr
+@pytest.mark.parametrize("secret_key", [None, "", settings.INSECURE_DEFAULT_SECRET_KEY], ids=["unset", "empty", "dev-default"])
+def test_production_refuses_to_start_without_a_real_secret_key(tmp_path, secret_key):
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    if secret_key is not None:
+        env["SECRET_KEY"] = secret_key
+
+    result = run_python(DJANGO_SETUP + "print('started')", **env)
+
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert "ImproperlyConfigured: SECRET_KEY is unset or still the development default" in result.stderr
 
 
 def test_production_starts_with_a_real_secret_key(tmp_path):
-    result = django_python(
-        "from django.conf import settings; print(settings.DEBUG, settings.LOG_FORMAT)",
-        DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY="x" * 50,
+    result = run_python(
+        DJANGO_SETUP + "from django.conf import settings\nprint(settings.SECRET_KEY, settings.DEBUG)",
+        DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY="k" * 50,
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "json"]
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["k" * 50, "False"]
 
 
-def test_database_url_chooses_the_engine(tmp_path):
-    code = "from django.db import connection; print(connection.vendor)"
-    postgres = django_python(code, DJANGO_SETTINGS_MODULE="config.settings.local",
-                             DATABASE_URL="postgres://u:p@db.example:5432/app")  # fmt: skip
-    sqlite = django_python(code, DJANGO_SETTINGS_MODULE="config.settings.local",
-                           DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3")  # fmt: skip
-    assert (postgres.stdout.strip(), sqlite.stdout.strip()) == ("postgresql", "sqlite")
+@pytest.mark.parametrize(
+    "database_url, engine, name",
+    [
+        ("postgres://app:secret@db.example:5432/jobs", "django.db.backends.postgresql", "jobs"),
+        (None, "django.db.backends.sqlite3", str(BASE_DIR / "var" / "db.sqlite3")),
+    ],
+    ids=["postgres", "unset-sqlite"],
+)
+def test_database_url_selects_the_engine(database_url, engine, name):
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.local"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    code = DJANGO_SETUP + "from django.conf import settings\ndb = settings.DATABASES['default']\nprint(db['ENGINE'], db['NAME'])"
+
+    result = run_python(code, **env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == [engine, name]
 
 
-def test_sqlite_runs_in_wal_mode(tmp_path):
-    result = django_python(
-        "from django.db import connection; c = connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
-        DJANGO_SETTINGS_MODULE="config.settings.local", DATABASE_URL=f"sqlite:///{tmp_path}/wal.sqlite3",
-    )  # fmt: skip
-    assert result.stdout.strip() == "wal", result.stderr
+def test_sqlite_uses_wal_and_takes_the_write_lock_when_a_transaction_begins(tmp_path):
+    path = tmp_path / "wal.sqlite3"
+    code = DJANGO_SETUP + "\n".join([
+        "import sqlite3",
+        "from django.db import connection, transaction",
+        "with connection.cursor() as cursor:",
+        "    cursor.execute('PRAGMA journal_mode')",
+        "    print(cursor.fetchone()[0])",
+        "with transaction.atomic():",
+        # IMMEDIATE: the write lock is held from BEGIN, before any write, so a second writer waits.
+        f"    other = sqlite3.connect({str(path)!r}, timeout=0)",
+        "    try:",
+        "        other.execute('BEGIN IMMEDIATE')",
+        "        print('unlocked')",
+        "    except sqlite3.OperationalError as exc:",
+        "        print(str(exc).replace(' ', '-'))",
+    ])  # fmt: skip
+
+    result = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.local", DATABASE_URL=f"sqlite:///{path}")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["wal", "database-is-locked"]
 
 
-def test_celery_settings_in_effect():
+def test_celery_app_runs_with_the_reliability_settings():
     conf = app.conf
-    assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options["visibility_timeout"] == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
-    assert [queue.name for queue in conf.task_queues] == ["default", "emails", "exports", "sync"]
-    assert conf.task_routes["exports.*"] == {"queue": "exports"} and conf.task_routes["emails.*"] == {"queue": "emails"}
+    # An unacknowledged message is redelivered after visibility_timeout: it must outlast any task.
+    visibility_timeout = conf.broker_transport_options["visibility_timeout"]
+    assert visibility_timeout == settings.CELERY_BROKER_VISIBILITY_TIMEOUT > conf.task_time_limit
     assert conf.result_backend == "django-db"
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
-    # Celery's Django fixup reads this literal key; without it every task reconnects.
-    assert conf.get("CELERY_DB_REUSE_MAX") == settings.CELERY_DB_REUSE_MAX > 0
+
+
+def test_celery_app_has_one_queue_per_domain_and_routes_by_task_name():
+    assert [queue.name for queue in app.conf.task_queues] == ["default", "emails", "exports", "sync"]
+    assert app.conf.task_default_queue == "default"
+    routed = {name: app.amqp.router.route({}, name)["queue"].name for name in [
+        "emails.send_welcome", "exports.build_csv", "sync.pull_supplier", "jobs.ping", "unprefixed_task",
+    ]}  # fmt: skip
+    assert routed == {
+        "emails.send_welcome": "emails", "exports.build_csv": "exports", "sync.pull_supplier": "sync",
+        "jobs.ping": "default", "unprefixed_task": "default",
+    }  # fmt: skip
+
+
+def test_workers_reuse_their_database_connection(tmp_path):
+    # Celery's Django fixup reads the literal key CELERY_DB_REUSE_MAX from app.conf when the
+    # worker starts; unset, it closes the connection around every task. Build a worker
+    # (without starting it) and read what the fixup got.
+    code = "\n".join([
+        "from celery.fixups.django import DjangoFixup",
+        "from config.celery_app import app",
+        "worker = app.WorkController(pool_cls='solo', concurrency=1, without_mingle=True, without_gossip=True,",
+        "                            without_heartbeat=True)",
+        "(fixup,) = [fixup for fixup in app._fixups if isinstance(fixup, DjangoFixup)]",
+        "assert fixup.worker_fixup.worker is worker",
+        "print(app.conf.get('CELERY_DB_REUSE_MAX'), fixup.worker_fixup.db_reuse_max)",
+    ])  # fmt: skip
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "REDIS_URL": "redis://127.0.0.1:9/0",  # never contacted: the worker is built, not started
+    }  # fmt: skip
+
+    default = run_python(code, **env)
+    configured = run_python(code, **env, CELERY_DB_REUSE_MAX="7")
+
+    assert default.returncode == 0 and configured.returncode == 0, default.stderr[-3000:] + configured.stderr[-3000:]
+    in_conf, in_fixup = default.stdout.split()
+    assert in_conf == in_fixup and int(in_fixup) > 0
+    assert configured.stdout.split() == ["7", "7"]

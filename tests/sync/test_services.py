@@ -1,0 +1,88 @@
+"""Sync services without a worker: validation, idempotent upserts, webhook signatures."""
+
+import hashlib
+import hmac
+import json
+import time
+from decimal import Decimal
+
+import pytest
+
+from sync.models import Product, WebhookEvent
+from sync.services import WebhookRejected, product_clean, products_upsert, webhook_accept, webhook_verify
+from sync.simulator import SimulatorConfig, make_product
+
+SECRET = "whsec-test"
+
+
+def sign(body: bytes, *, at: int | None = None, secret: str = SECRET) -> str:
+    at = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def test_valid_record_is_cleaned():
+    fields, reason = product_clean(make_product(5, SimulatorConfig()))
+    assert reason == "" and fields["supplier_id"] == "SUP-0000005" and isinstance(fields["price"], Decimal)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"price": "twelve"}, "is not a number"), ({"stock": -5}, "non-negative integer"), ({"name": ""}, "missing name"),
+     ({"id": None}, "missing or invalid id"), ({"currency": "EURO"}, "3-letter code"), ({"price": "-1.00"}, "non-negative")],
+)  # fmt: skip
+def test_invalid_records_are_rejected_with_a_reason(change, reason):
+    fields, why = product_clean({**make_product(5, SimulatorConfig()), **change})
+    assert fields is None and reason in why
+
+
+@pytest.mark.django_db
+def test_upsert_creates_then_changes_nothing_then_updates_only_changed():
+    v1 = [product_clean(make_product(i, SimulatorConfig()))[0] for i in range(995, 1005)]
+    v2 = [product_clean(make_product(i, SimulatorConfig(catalog_version=2)))[0] for i in range(995, 1005)]
+
+    first = products_upsert(records=v1)
+    stamp = Product.objects.get(supplier_id="SUP-0000999").last_changed_at
+    second = products_upsert(records=v1)
+    third = products_upsert(records=v2)
+
+    assert (first.created, first.updated, first.unchanged) == (10, 0, 0)
+    assert (second.created, second.updated, second.unchanged) == (0, 0, 10)
+    assert Product.objects.get(supplier_id="SUP-0000999").last_changed_at == stamp
+    assert (third.created, third.updated, third.unchanged) == (0, 1, 9)  # only SUP-0001000 changed
+
+
+def test_signature_checks(settings):
+    settings.SUPPLIER_WEBHOOK_SECRET = SECRET
+    body = b'{"id": "evt_1"}'
+    webhook_verify(body=body, signature_header=sign(body))  # no error
+
+    cases = {
+        "": "invalid_signature",
+        "t=abc,v1=00": "invalid_signature",
+        sign(body, secret="other"): "invalid_signature",
+        sign(body + b" "): "invalid_signature",
+        sign(body, at=int(time.time()) - 301): "stale_signature",
+        sign(body, at=int(time.time()) + 400): "stale_signature",
+    }
+    for header, code in cases.items():
+        with pytest.raises(WebhookRejected) as caught:
+            webhook_verify(body=body, signature_header=header)
+        assert caught.value.code == code and caught.value.status == 401
+
+
+@pytest.mark.django_db
+def test_webhook_fans_out_once_per_event(settings, redis_client):
+    from jobs.models import Job
+
+    settings.SUPPLIER_WEBHOOK_SECRET = SECRET
+    ids = [f"SUP-{i:07d}" for i in range(1, 1201)]
+    body = json.dumps({"id": "evt_42", "type": "products.updated", "data": {"product_ids": ids + ids[:5]}}).encode()
+
+    first = webhook_accept(body=body, signature_header=sign(body))
+    again = webhook_accept(body=body, signature_header=sign(body))
+
+    assert (first.duplicate, first.jobs_enqueued) == (False, 1200)
+    assert (again.duplicate, again.jobs_enqueued) == (True, 0)
+    assert Job.objects.filter(type="sync.fetch_product").count() == 1200
+    assert WebhookEvent.objects.get(event_id="evt_42").jobs_enqueued == 1200
