@@ -86,3 +86,64 @@ def test_webhook_fans_out_once_per_event(settings, redis_client):
     assert (again.duplicate, again.jobs_enqueued) == (True, 0)
     assert Job.objects.filter(type="sync.fetch_product").count() == 1200
     assert WebhookEvent.objects.get(event_id="evt_42").jobs_enqueued == 1200
+
+
+class _HookServer:
+    """A local endpoint standing in for a frontend's revalidation route."""
+
+    def __init__(self, status: int):
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers["Content-Length"])
+                received.append((self.headers["Authorization"], json.loads(self.rfile.read(length))))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/revalidate"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(200, None), (503, "SupplierTransientError"), (403, "SupplierPermanentError")])
+def test_freshness_call_posts_with_the_secret_and_classifies_failures(settings, status, outcome):
+    from sync.services import freshness_call
+
+    hook = _HookServer(status)
+    settings.SYNC_FRESHNESS_HOOKS = [{"url": hook.url, "secret": "fresh-secret"}]
+    try:
+        if outcome is None:
+            assert freshness_call(hook_index=0, payload={"hook": 0, "scope": "products", "product_ids": ["SUP-1"]}) == 200
+        else:
+            with pytest.raises(Exception) as caught:
+                freshness_call(hook_index=0, payload={"hook": 0, "scope": "catalog", "product_ids": []})
+            assert type(caught.value).__name__ == outcome
+    finally:
+        hook.close()
+    authorization, body = hook.received[0]
+    assert authorization == "Bearer fresh-secret" and "hook" not in body
+
+
+@pytest.mark.django_db
+def test_changed_product_enqueues_one_notification_per_hook(settings, redis_client):
+    from jobs.models import Job
+    from sync.services import freshness_notify
+
+    settings.SYNC_FRESHNESS_HOOKS = [{"url": "http://a.invalid/", "secret": "x"}, {"url": "http://b.invalid/", "secret": "y"}]
+
+    assert freshness_notify(reason="product SUP-1 changed", product_ids=["SUP-1"], version="abc") == 2
+    freshness_notify(reason="product SUP-1 changed", product_ids=["SUP-1"], version="abc")  # same change again
+
+    jobs = Job.objects.filter(type="sync.notify_freshness")
+    assert jobs.count() == 2 and {job.payload["hook"] for job in jobs} == {0, 1}
