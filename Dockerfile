@@ -1,25 +1,35 @@
+# One image for every process in compose.yaml (web, workers, beat, Flower, migrate).
 FROM python:3.11-slim
 
+# PYTHONPATH: the code in /app runs, not the copy `pip install .` leaves in
+# site-packages, because settings find templates/ and var/ next to it.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+RUN useradd --create-home --uid 10001 app
+
+# Only what the platform runs; tests, benchmarks and local state (var/, .env) stay out.
+COPY pyproject.toml README.md manage.py ./
 COPY config ./config
 COPY jobs ./jobs
 COPY exports ./exports
 COPY sync ./sync
 COPY emails ./emails
 COPY templates ./templates
-COPY manage.py ./
-RUN pip install . \
-    && useradd --create-home --uid 10001 app \
-    && mkdir -p /app/var/media /app/var/static \
-    && DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=build-only-collectstatic \
-       python manage.py collectstatic --noinput \
-    && chown -R app:app /app/var
-USER app
 
+# Production settings refuse the development SECRET_KEY, so collectstatic gets a
+# build-only one; the real key comes from the environment at run time.
+RUN pip install . \
+    && rm -rf build ./*.egg-info \
+    && mkdir -p var/media var/static \
+    && DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=build-only-collectstatic-key \
+       python manage.py collectstatic --noinput \
+    && chown -R app:app var
+
+USER app
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000"]

@@ -1,20 +1,29 @@
-"""`make run`'s stack (config/devstack.py run): everything comes up, and Ctrl-C / SIGTERM leaves nothing behind."""
+"""`make run` (config/devstack.py run): web, worker, beat and Flower come up; a stop signal leaves nothing behind."""
 
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 from celery import Celery
 
-from tests.processes import BASE_DIR, wait_for
+from tests.processes import BASE_DIR
 
 pytestmark = pytest.mark.worker
+
+START_TIMEOUT = 120  # migrations on a fresh SQLite file plus five processes, on a loaded 2-core machine
+STOP_TIMEOUT = 25  # devstack allows its children 10 s to stop, then kills them
+# Settings the test's own environment may carry that would point the stack elsewhere.
+INHERITED = {"REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "EMBEDDED_REDIS_SERVER"}
 
 
 def free_port() -> int:
@@ -23,33 +32,52 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {root}
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name: [state, ppid, ...]; None when gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every live process under ``root``, as pid -> start time (to tell a reused pid apart)."""
+    stats = {int(path.parent.name): proc_stat(int(path.parent.name)) for path in Path("/proc").glob("[0-9]*/stat")}
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        if fields:
+            children.setdefault(int(fields[1]), []).append(pid)
+    found, frontier = {}, [root]
     while frontier:
-        children = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= children
-        frontier = children
+        for child in children.get(frontier.pop(), []):
+            if child not in found:
+                found[child] = stats[child][19]
+                frontier.append(child)
     return found
 
 
-def alive(pid: int) -> bool:
+def alive(pid: int, started_at: str) -> bool:
+    fields = proc_stat(pid)
+    return bool(fields) and fields[0] != "Z" and fields[19] == started_at
+
+
+def command_line(pid: int) -> list[str]:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
-        return False
-    return state != "Z"
+        return []
+
+
+def role(pid: int) -> str | None:
+    argv = command_line(pid)
+    if argv and "redis-server" in argv[0]:  # redis rewrites its title: "<path>/redis-server 127.0.0.1:<port>"
+        return "redis"
+    return next((name for name in ("runserver", "worker", "beat", "flower") if name in argv), None)
 
 
 def http_status(url: str) -> int | None:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=3) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -57,39 +85,84 @@ def http_status(url: str) -> int | None:
         return None
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_run_brings_up_every_process_and_stops_them_all(tmp_path, stop_signal):
+def stored_result(database: Path, task_id: str) -> tuple[str, str] | None:
+    """The worker's row in django-celery-results' table, read straight from the stack's SQLite file."""
+    try:
+        with sqlite3.connect(database, timeout=5) as connection:
+            return connection.execute(
+                "SELECT status, result FROM django_celery_results_taskresult WHERE task_id = ?", (task_id,)
+            ).fetchone()
+    except sqlite3.OperationalError:  # tables not migrated yet
+        return None
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, stop_signal):
     web_port, flower_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(PORT=str(web_port), FLOWER_PORT=str(flower_port), DATABASE_URL=f"sqlite:///{tmp_path}/dev.sqlite3")
+    database = tmp_path / "devstack.sqlite3"
+    env = {key: value for key, value in os.environ.items() if key not in INHERITED}
+    env.update(
+        PORT=str(web_port), FLOWER_PORT=str(flower_port), DATABASE_URL=f"sqlite:///{database}",
+        # A throwaway embedded Redis: never the append-only file of a developer's `make run`.
+        EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1",
+    )  # fmt: skip
     log = tmp_path / "devstack.log"
     with open(log, "wb") as out:
-        stack = subprocess.Popen([sys.executable, "config/devstack.py", "run"], cwd=BASE_DIR, env=env,
-                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        redis_url = wait_for(
-            lambda: (m := re.search(r"redis\s+(redis://\S+) \(embedded\)", log.read_text())) and m.group(1),
-            timeout=120, interval=0.5, message="the stack to print its addresses",
+        stack = subprocess.Popen(
+            [sys.executable, "config/devstack.py", "run"], cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
-        wait_for(lambda: http_status(f"http://127.0.0.1:{web_port}/healthz") == 200, timeout=90, interval=0.5,
-                 message="web /healthz")  # fmt: skip
-        wait_for(lambda: http_status(f"http://127.0.0.1:{flower_port}/") in {200, 401}, timeout=90, interval=0.5,
-                 message="Flower")  # fmt: skip
-        probe = Celery(broker=redis_url)
-        wait_for(lambda: probe.control.ping(timeout=1), timeout=60, interval=0.5, message="the worker to answer")
-        assert any("beat" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace") for pid in descendants(stack.pid) if alive(pid))
+    deadline = time.monotonic() + START_TIMEOUT
+    started: dict[int, str] = {}
+    probe = None
+
+    def until(condition, what: str):
+        while True:
+            value = condition()
+            if value:
+                return value
+            if stack.poll() is not None or time.monotonic() > deadline:
+                state = f"exited with {stack.returncode}" if stack.poll() is not None else "still starting"
+                pytest.fail(f"devstack {state} while waiting for {what}; its output:\n{log.read_text()[-6000:]}")
+            time.sleep(0.5)
+
+    try:
+        printed = re.compile(r"redis\s+(redis://\S+) \(embedded\)")
+        redis_url = until(lambda: (m := printed.search(log.read_text())) and m.group(1), "the addresses it prints")
+        until(lambda: http_status(f"http://127.0.0.1:{web_port}/healthz") == 200, "web /healthz to answer 200")
+        until(lambda: http_status(f"http://127.0.0.1:{flower_port}/healthcheck") == 200, "Flower to answer")
+        # Not the current app (shared tasks in later tests would publish through it), no Django fixup.
+        probe = Celery("probe", broker=redis_url, set_as_current=False, fixups=[])
+        token = uuid.uuid4().hex
+        task_id = probe.send_task("jobs.ping", kwargs={"value": token}, queue="default").id
+        until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the worker to run jobs.ping")
+
         started = descendants(stack.pid)
-        assert len(started) >= 5  # redis, web, worker (+ pool), beat, flower
+        assert {"redis", "runserver", "worker", "beat", "flower"} <= {role(pid) for pid in started}
 
         stack.send_signal(stop_signal)
 
-        assert stack.wait(timeout=40) == 0
-        wait_for(lambda: not any(alive(pid) for pid in started), timeout=10, message="every child to exit")
+        try:
+            returncode = stack.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"devstack still running {STOP_TIMEOUT}s after {stop_signal.name}:\n{log.read_text()[-6000:]}")
+        assert returncode == 0, log.read_text()[-6000:]
+        # A killed pool process can take a moment to die; none may stay.
+        settle = time.monotonic() + 5
+        while (left := [pid for pid, at in started.items() if alive(pid, at)]) and time.monotonic() < settle:
+            time.sleep(0.1)
+        assert not left, [(pid, command_line(pid)) for pid in left]
     finally:
-        if stack.poll() is None:
-            os.killpg(stack.pid, signal.SIGKILL)
-        for pid in descendants(stack.pid):
+        if probe is not None:
+            probe.close()
+        if stack.poll() is None:  # the test failed early: let devstack clean up, then make sure
+            started.update(descendants(stack.pid))
+            stack.terminate()
             try:
+                stack.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(stack.pid, signal.SIGKILL)
+                stack.wait()
+        for pid, started_at in started.items():
+            if alive(pid, started_at):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass

@@ -21,7 +21,9 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("secret_key", [None, "", settings.INSECURE_DEFAULT_SECRET_KEY], ids=["unset", "empty", "dev-default"])
+@pytest.mark.parametrize(
+    "secret_key", [None, "", settings.INSECURE_DEFAULT_SECRET_KEY], ids=["unset", "empty", "development-default"]
+)
 def test_production_refuses_to_start_without_a_real_secret_key(tmp_path, secret_key):
     env = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
     if secret_key is not None:
@@ -56,7 +58,10 @@ def test_database_url_selects_the_engine(database_url, engine, name):
     env = {"DJANGO_SETTINGS_MODULE": "config.settings.local"}
     if database_url:
         env["DATABASE_URL"] = database_url
-    code = DJANGO_SETUP + "from django.conf import settings\ndb = settings.DATABASES['default']\nprint(db['ENGINE'], db['NAME'])"
+    code = (
+        DJANGO_SETUP
+        + "from django.db import connection as c\nprint(c.settings_dict['ENGINE'], c.settings_dict['NAME'])"
+    )
 
     result = run_python(code, **env)
 
