@@ -188,6 +188,12 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
         ChildProcess("beat", [*celery, "beat", "-l", "info"]),
         ChildProcess("flower", [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"], f"http://127.0.0.1:{flower_port}/"),
     ]
+    if "SUPPLIER_API_URL" not in os.environ:
+        # No real supplier configured: serve the simulated catalog (60 requests a minute, like the real one).
+        simulator_port = os.environ.get("SUPPLIER_SIMULATOR_PORT", "8100")
+        env["SUPPLIER_API_URL"] = f"http://127.0.0.1:{simulator_port}"
+        processes.append(ChildProcess("supplier-simulator", [PYTHON, "manage.py", "supplier_simulator", "--port", simulator_port],
+                                      env["SUPPLIER_API_URL"]))  # fmt: skip
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True)
     subprocess.run([PYTHON, "manage.py", "sync_schedules"], cwd=BASE_DIR, env=env, check=True)
     for child in processes:
@@ -201,6 +207,7 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
     print("  beat     django_celery_beat DatabaseScheduler")
     print(f"  redis    {redis_url}{' (embedded)' if embedded else ''}")
     print(f"  database {database}")
+    print(f"  supplier {env['SUPPLIER_API_URL']}{' (simulator)' if 'SUPPLIER_API_URL' not in os.environ else ''}")
     print("  Create an admin login with: .venv/bin/python manage.py createsuperuser\n", flush=True)
     parent = os.getppid()
     while True:

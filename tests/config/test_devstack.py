@@ -23,7 +23,7 @@ pytestmark = pytest.mark.worker
 START_TIMEOUT = 120  # migrations on a fresh SQLite file plus five processes, on a loaded 2-core machine
 STOP_TIMEOUT = 25  # devstack allows its children 10 s to stop, then kills them
 # Settings the test's own environment may carry that would point the stack elsewhere.
-INHERITED = {"REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "EMBEDDED_REDIS_SERVER"}
+INHERITED = {"REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "EMBEDDED_REDIS_SERVER", "SUPPLIER_API_URL"}
 
 
 def free_port() -> int:
@@ -72,7 +72,7 @@ def role(pid: int) -> str | None:
     argv = command_line(pid)
     if argv and "redis-server" in argv[0]:  # redis rewrites its title: "<path>/redis-server 127.0.0.1:<port>"
         return "redis"
-    return next((name for name in ("runserver", "worker", "beat", "flower") if name in argv), None)
+    return next((name for name in ("runserver", "worker", "beat", "flower", "supplier_simulator") if name in argv), None)
 
 
 def http_status(url: str) -> int | None:
@@ -98,11 +98,12 @@ def stored_result(database: Path, task_id: str) -> tuple[str, str] | None:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, stop_signal):
-    web_port, flower_port = free_port(), free_port()
+    web_port, flower_port, simulator_port = free_port(), free_port(), free_port()
     database = tmp_path / "devstack.sqlite3"
     env = {key: value for key, value in os.environ.items() if key not in INHERITED}
     env.update(
         PORT=str(web_port), FLOWER_PORT=str(flower_port), DATABASE_URL=f"sqlite:///{database}",
+        SUPPLIER_SIMULATOR_PORT=str(simulator_port),
         # A throwaway embedded Redis: never the append-only file of a developer's `make run`.
         EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1",
     )  # fmt: skip
@@ -138,7 +139,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the worker to run jobs.ping")
 
         started = descendants(stack.pid)
-        assert {"redis", "runserver", "worker", "beat", "flower"} <= {role(pid) for pid in started}
+        assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator"} <= {role(pid) for pid in started}
 
         stack.send_signal(stop_signal)
 
