@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.public import job_bulk_enqueue, job_enqueue
+from jobs.public import PermanentJobError, job_bulk_enqueue, job_enqueue
 
 from .client import SupplierClient
 from .exceptions import SyncRunInProgress
@@ -392,3 +392,17 @@ def webhook_accept(*, body: bytes, signature_header: str) -> WebhookOutcome:
         # The same event id again (a redelivery, or a replay within the tolerance): nothing more to do.
         return WebhookOutcome(event_id=event_id, duplicate=True, jobs_enqueued=0)
     return WebhookOutcome(event_id=event_id, duplicate=False, jobs_enqueued=len(unique_ids))
+
+
+def sync_run_abandon(*, run_id: int) -> SyncRun:
+    """Give up a running run (operator's call): pending pages become failed, the run failed, so a new one can start."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run_id)
+        if run.status != SyncRun.Status.RUNNING:
+            raise PermanentJobError(f"sync run {run_id} is {run.status}, not running; nothing to abandon")
+        failed = run.pages.filter(status=SyncPage.Status.PENDING).update(status=SyncPage.Status.FAILED, error="abandoned by an operator")
+        SyncRun.objects.filter(pk=run_id).update(
+            status=SyncRun.Status.FAILED, finished_at=timezone.now(), pages_failed=F("pages_failed") + failed
+        )
+    run.refresh_from_db()
+    return run

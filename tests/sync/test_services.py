@@ -147,3 +147,25 @@ def test_changed_product_enqueues_one_notification_per_hook(settings, redis_clie
 
     jobs = Job.objects.filter(type="sync.notify_freshness")
     assert jobs.count() == 2 and {job.payload["hook"] for job in jobs} == {0, 1}
+
+
+@pytest.mark.django_db
+def test_abandoning_a_stuck_run_frees_the_way_for_a_new_one(capsys):
+    from django.core.management import call_command
+
+    from sync.exceptions import SyncRunInProgress
+    from sync.models import SyncPage, SyncRun
+    from sync.services import sync_page_fetch, sync_run_for_job
+
+    stuck = sync_run_for_job(job_id="job-a", full=True)
+    SyncRun.objects.filter(pk=stuck.pk).update(total_pages=3)
+    SyncPage.objects.bulk_create([SyncPage(run=stuck, number=n) for n in (1, 2, 3)])
+    with pytest.raises(SyncRunInProgress):
+        sync_run_for_job(job_id="job-b", full=True)
+
+    call_command("sync_abandon_run", str(stuck.pk))
+
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.pages_failed) == ("failed", 3)
+    assert sync_page_fetch(run_id=stuck.pk, number=2) == "page 2 already failed"  # a late page job does nothing
+    assert sync_run_for_job(job_id="job-b", full=True).status == "running"
