@@ -8,7 +8,8 @@ Endpoints (JSON):
     GET  /products/<id>                 one product, or 404
     POST /_sim/config                   change any option at run time (partial JSON)
     GET  /_sim/stats                    request counts, 429s, 5xx, per-page fetches, request times
-    POST /_sim/reset                    clear stats and the rate-limit window
+    GET  /_sim/config                   the current options
+    POST /_sim/reset                    clear stats and the rate-limit window ({"config": true}: options too)
 
 The catalog is computed from each product's index (never held in memory), so it is the
 same on every run; ``catalog_version`` changes every 1000th product; lowering ``size``
@@ -55,11 +56,39 @@ class SimulatorConfig:
     verbose: bool = False
 
     def update(self, changes: dict) -> None:
+        """Apply a partial change; all of it or, on a bad option or value, none of it (ValueError)."""
+        if not isinstance(changes, dict):
+            raise ValueError("expected a JSON object of options")
+        known = asdict(self)
+        coerced = {}
         for key, value in changes.items():
-            if not hasattr(self, key):
-                raise ValueError(f"unknown option {key!r}; known: {', '.join(sorted(asdict(self)))}")
-            current = getattr(self, key)
-            setattr(self, key, {str(k): int(v) for k, v in value.items()} if isinstance(current, dict) else type(current)(value))
+            if key not in known:
+                raise ValueError(f"unknown option {key!r}; known: {', '.join(sorted(known))}")
+            coerced[key] = _coerce(key, value, known[key])
+        for key, value in coerced.items():
+            setattr(self, key, value)
+
+
+def _coerce(key: str, value, current):
+    """``value`` as the type of the option's current value (JSON and the CLI both send loose types)."""
+    if isinstance(current, bool):
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
+            return value.lower() in {"true", "1"}
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value
+    if isinstance(current, dict):
+        if isinstance(value, str):
+            value = json.loads(value or "{}")
+        if not isinstance(value, dict):
+            raise ValueError(f"{key} must be an object like {{\"7\": 3}}, got {value!r}")
+        return {str(int(page)): int(times) for page, times in value.items()}
+    if isinstance(current, str):
+        return "" if value is None else str(value)
+    number = type(current)(value)
+    if number < 0 or (key.endswith("_rate") and number > 1):
+        raise ValueError(f"{key} out of range: {value!r}")
+    return number
 
 
 def _fraction(*parts) -> float:
@@ -102,11 +131,14 @@ def make_product(index: int, config: SimulatorConfig) -> dict:
 class SimulatorState:
     def __init__(self, config: SimulatorConfig):
         self.config = config
+        self.initial = asdict(config)
         self.lock = threading.Lock()
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, *, config: bool = False) -> None:
         with self.lock:
+            if config:
+                self.config.update(self.initial)
             self.window: collections.deque[float] = collections.deque()
             self.requests = 0
             self.served = 0
@@ -119,24 +151,34 @@ class SimulatorState:
             # (time, Retry-After seconds) of every 429 sent, to check clients honour the pause.
             self.refusals: collections.deque[tuple[float, int]] = collections.deque(maxlen=10_000)
 
-    def admit(self) -> float:
-        """Record a request; 0 if it is within the rate limit, else seconds until a slot frees."""
+    def admit(self) -> tuple[int, int]:
+        """Record a request: (its number, 0) within the rate limit, else (number, Retry-After seconds).
+
+        The number is taken under the lock so that faults, drawn from (seed, number), hit the
+        same share of requests however many threads serve them.
+        """
         now = time.time()
         with self.lock:
             self.requests += 1
+            number = self.requests
             self.request_times.append(now)
             limit, period = self.config.rate_limit, self.config.rate_period
             if limit <= 0:
-                return 0.0
+                return number, 0
+            # Sliding window: a slot frees exactly ``period`` after the request that took it.
             while self.window and self.window[0] <= now - period:
                 self.window.popleft()
             if len(self.window) < limit:
                 self.window.append(now)
-                return 0.0
+                return number, 0
             self.rate_limited += 1
-            wait = self.window[0] + period - now
-            self.refusals.append((now, max(1, math.ceil(wait))))
-            return wait
+            retry_after = max(1, math.ceil(self.window[0] + period - now))
+            self.refusals.append((now, retry_after))
+            return number, retry_after
+
+    def count(self, counter: str) -> None:
+        with self.lock:
+            setattr(self, counter, getattr(self, counter) + 1)
 
     def stats(self) -> dict:
         with self.lock:
@@ -144,6 +186,7 @@ class SimulatorState:
                 "requests": self.requests, "served": self.served, "rate_limited": self.rate_limited,
                 "server_errors": self.server_errors, "timeouts": self.timeouts,
                 "page_fetches": {str(page): count for page, count in sorted(self.page_fetches.items())},
+                "page_failures": dict(sorted(self.page_failures.items(), key=lambda item: int(item[0]))),
                 "request_times": list(self.request_times),
                 "refusals": [{"at": at, "retry_after": retry_after} for at, retry_after in self.refusals],
             }  # fmt: skip
@@ -173,16 +216,18 @@ class Handler(BaseHTTPRequestHandler):
     # Control endpoints: never limited, never faulty.
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         path = urlparse(self.path).path
-        if path == "/_sim/reset":
-            self.state.reset()
-            return self._send(200, {"reset": True})
-        if path == "/_sim/config":
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.state.config.update(json.loads(self.rfile.read(length) or b"{}"))
-            except (ValueError, TypeError) as exc:
-                return self._error(400, str(exc))
-            return self._send(200, asdict(self.state.config))
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if path == "/_sim/reset":
+                self.state.reset(config=bool(isinstance(body, dict) and body.get("config")))
+                return self._send(200, {"reset": True, "config": asdict(self.state.config)})
+            if path == "/_sim/config":
+                with self.state.lock:
+                    self.state.config.update(body)
+                return self._send(200, asdict(self.state.config))
+        except (ValueError, TypeError) as exc:
+            return self._error(400, str(exc))
         return self._error(404, f"no such endpoint: POST {path}")
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
@@ -194,19 +239,16 @@ class Handler(BaseHTTPRequestHandler):
         config, state = self.state.config, self.state
         if config.api_key and self.headers.get("Authorization") != f"Bearer {config.api_key}":
             return self._error(401, "missing or wrong API key")
-        wait = state.admit()
-        if wait > 0:
-            return self._error(429, "rate limit exceeded", {"Retry-After": str(state.refusals[-1][1])})
+        request_number, retry_after = state.admit()
+        if retry_after:
+            return self._error(429, "rate limit exceeded", {"Retry-After": str(retry_after)})
         if config.latency_ms:
             time.sleep(config.latency_ms / 1000)
-        request_number = state.requests
         if config.timeout_rate and _fraction(config.seed, "timeout", request_number) < config.timeout_rate:
-            with state.lock:
-                state.timeouts += 1
+            state.count("timeouts")
             time.sleep(config.timeout_sleep_s)
         if config.error_rate and _fraction(config.seed, "error", request_number) < config.error_rate:
-            with state.lock:
-                state.server_errors += 1
+            state.count("server_errors")
             if request_number % 2:
                 return self._error(503, "temporarily unavailable", {"Retry-After": "1"})
             return self._error(500, "internal error")
@@ -254,16 +296,20 @@ class Handler(BaseHTTPRequestHandler):
             index = 0
         if not 1 <= index <= config.size:
             return self._error(404, f"no product {raw_id!r}")
-        with self.state.lock:
-            self.state.served += 1
+        self.state.count("served")
         self._send(200, make_product(index, config))
 
 
 def make_server(config: SimulatorConfig, *, host: str = "127.0.0.1", port: int = 8100) -> ThreadingHTTPServer:
     handler = type("BoundHandler", (Handler,), {"state": SimulatorState(config)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    server_class = type("SimulatorServer", (ThreadingHTTPServer,), {
+        # Many workers connect at once; the default backlog of 5 drops SYNs, which clients
+        # retry only after a second, and that shows up as lost throughput in the benchmark.
+        "request_queue_size": 256,
+        # A request stalled by timeout_rate must not hold up shutdown.
+        "daemon_threads": True,
+    })  # fmt: skip
+    return server_class((host, port), handler)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -275,20 +321,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit, help="requests per --rate-period (0: none)")
     parser.add_argument("--rate-period", type=float, default=defaults.rate_period, help="seconds")
     parser.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY'")
-    parser.add_argument("--latency-ms", type=int, default=0)
-    parser.add_argument("--error-rate", type=float, default=0.0)
-    parser.add_argument("--timeout-rate", type=float, default=0.0)
-    parser.add_argument("--malformed-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--catalog-version", type=int, default=defaults.catalog_version,
+                        help="above 1, every 1000th product has a new price and updated_at")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="makes the faults below reproducible")
+    parser.add_argument("--latency-ms", type=int, default=defaults.latency_ms, help="added to every response")
+    parser.add_argument("--error-rate", type=float, default=defaults.error_rate, help="share answered 500/503")
+    parser.add_argument("--timeout-rate", type=float, default=defaults.timeout_rate,
+                        help="share that stall for --timeout-sleep-s before answering")  # fmt: skip
+    parser.add_argument("--timeout-sleep-s", type=float, default=defaults.timeout_sleep_s)
+    parser.add_argument("--malformed-rate", type=float, default=defaults.malformed_rate, help="share of bad records")
+    parser.add_argument("--fail-pages", default="{}", help='JSON: page -> 503s before it succeeds, e.g. \'{"7": 1000}\'')
     parser.add_argument("--verbose", action="store_true", help="log every request")
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
-    return SimulatorConfig(
-        size=args.size, page_size=args.page_size, rate_limit=args.rate_limit, rate_period=args.rate_period,
-        api_key=args.api_key, latency_ms=args.latency_ms, error_rate=args.error_rate, timeout_rate=args.timeout_rate,
-        malformed_rate=args.malformed_rate, seed=args.seed, verbose=args.verbose,
-    )  # fmt: skip
+    config = SimulatorConfig()
+    config.update({name: getattr(args, name) for name in asdict(config) if hasattr(args, name)})
+    return config
 
 
 def serve(config: SimulatorConfig, *, host: str, port: int) -> None:
@@ -309,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sync.simulator", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    serve(config_from_args(args), host=args.host, port=args.port)
+    try:
+        config = config_from_args(args)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    serve(config, host=args.host, port=args.port)
     return 0
 
 

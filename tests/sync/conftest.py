@@ -14,14 +14,18 @@ from tests.processes import BASE_DIR, wait_for
 
 
 class SimulatorProcess:
-    def __init__(self, *, port: int, options: dict, log_path):
+    def __init__(self, *, port: int, options: dict, log_path, command: list[str] | None = None, env=None):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "sync.simulator", "--port", str(port)]
+        argv = [*(command or [sys.executable, "-m", "sync.simulator"]), "--port", str(port)]
         for name, value in options.items():
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            if isinstance(value, bool):
+                argv += [flag] if value else []
+            else:
+                argv += [flag, json.dumps(value) if isinstance(value, dict) else str(value)]
         self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(argv, cwd=BASE_DIR, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         wait_for(self._answers, timeout=20, message="the supplier simulator to answer")
 
     def _answers(self) -> bool:
@@ -46,10 +50,11 @@ class SimulatorProcess:
     def stats(self) -> dict:
         return self._call("GET", "/_sim/stats")
 
-    def reset(self) -> dict:
-        return self._call("POST", "/_sim/reset", {})
+    def reset(self, *, config: bool = False) -> dict:
+        return self._call("POST", "/_sim/reset", {"config": config})
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it will not go; the exit code."""
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -57,6 +62,7 @@ class SimulatorProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+        return self.process.returncode
 
 
 def _free_port() -> int:
@@ -67,14 +73,21 @@ def _free_port() -> int:
 
 @pytest.fixture
 def supplier_simulator(tmp_path):
-    """Start simulators: ``sim = supplier_simulator(size=500, rate_limit=0)``; stopped after the test."""
+    """Start simulators as processes on free ports; each is stopped after the test.
+
+    ``sim = supplier_simulator(size=500, rate_limit=0, fail_pages={"7": 1000})`` takes the
+    command-line options as keywords; then ``sim.url``, ``sim.configure(**options)``,
+    ``sim.stats()``, ``sim.reset(config=False)``.
+    """
     started: list[SimulatorProcess] = []
 
-    def _start(**options) -> SimulatorProcess:
-        simulator = SimulatorProcess(port=_free_port(), options=options, log_path=tmp_path / f"sim{len(started)}.log")
+    def _start(*, command: list[str] | None = None, env: dict | None = None, **options) -> SimulatorProcess:
+        simulator = SimulatorProcess(port=_free_port(), options=options, log_path=tmp_path / f"sim{len(started)}.log",
+                                     command=command, env=env)  # fmt: skip
         started.append(simulator)
         return simulator
 
     yield _start
     for simulator in started:
-        simulator.stop()
+        if simulator.process.poll() is None:
+            simulator.stop()

@@ -1,6 +1,8 @@
 """Run the supplier simulator (sync/simulator.py) from Django: same options."""
 
-from django.core.management.base import BaseCommand
+import argparse
+
+from django.core.management.base import BaseCommand, CommandError
 
 from sync.simulator import add_arguments, config_from_args, serve
 
@@ -12,7 +14,8 @@ class Command(BaseCommand):
         add_arguments(parser)
 
     def handle(self, *args, **options):
-        import argparse
-
-        namespace = argparse.Namespace(**options)
-        serve(config_from_args(namespace), host=namespace.host, port=namespace.port)
+        try:
+            config = config_from_args(argparse.Namespace(**options))
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from exc
+        serve(config, host=options["host"], port=options["port"])
