@@ -2,48 +2,58 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .http import ApiError
 from .tokens import api_token_user
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+BEARER_CHALLENGE = 'Bearer realm="api"'
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's own CSRF check, answering with the reason instead of an HTML 403 page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
 
 
 def _csrf_failure_reason(request: HttpRequest) -> str | None:
-    reasons: list[str] = []
-    checker = CsrfViewMiddleware(lambda req: None)
-    checker._reject = lambda req, reason: reasons.append(reason)  # capture instead of an HTML 403
-    checker.process_request(request)
-    checker.process_view(request, None, (), {})
-    return reasons[0] if reasons else None
+    check = _CsrfCheck(lambda req: None)
+    check.process_request(request)
+    # The API views are csrf_exempt for the middleware (it would answer in HTML); passing no
+    # callback here runs the full check, so session-authenticated writes still need the token.
+    return check.process_view(request, None, (), {})
 
 
-def authenticate(request: HttpRequest):
+def _unauthenticated(message: str, *, code: str = "unauthenticated", challenge: str = BEARER_CHALLENGE) -> ApiError:
+    return ApiError(message, code=code, status=401, headers={"WWW-Authenticate": challenge})
+
+
+def authenticate(request: HttpRequest) -> AbstractBaseUser:
     """Return the calling user or raise a 401/403 ApiError.
 
-    ``Authorization: Bearer <token>`` wins; a browser session also works, and then unsafe
-    methods need the CSRF token like any Django form.
+    ``Authorization: Bearer <token>`` wins and needs no CSRF token (a browser never sends
+    it on its own). Otherwise the browser session is used, and unsafe methods then need the
+    CSRF token (``X-CSRFToken`` header) like any Django form.
     """
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
-            raise ApiError("expected 'Authorization: Bearer <token>'", code="unauthenticated", status=401,
-                           headers={"WWW-Authenticate": 'Bearer realm="api"'})  # fmt: skip
+            raise _unauthenticated("expected 'Authorization: Bearer <token>'")
         user = api_token_user(plaintext=credentials.strip())
         if user is None:
-            raise ApiError("the bearer token is unknown or revoked; create a new one", code="invalid_token",
-                           status=401, headers={"WWW-Authenticate": 'Bearer realm="api", error="invalid_token"'})  # fmt: skip
+            raise _unauthenticated("the bearer token is unknown or revoked; create a new one", code="invalid_token",
+                                   challenge=f'{BEARER_CHALLENGE}, error="invalid_token"')  # fmt: skip
+        request.user = user  # so logs and anything downstream see the token's user
         return user
     if request.user.is_authenticated:
-        if request.method not in SAFE_METHODS:
-            reason = _csrf_failure_reason(request)
-            if reason:
-                raise ApiError(f"CSRF check failed for a session-authenticated request: {reason}",
-                               code="csrf_failed", status=403,
-                               detail={"hint": "send the csrftoken cookie's value in X-CSRFToken"})  # fmt: skip
+        if request.method not in SAFE_METHODS and (reason := _csrf_failure_reason(request)):
+            raise ApiError(f"CSRF check failed for a session-authenticated request: {reason}",
+                           code="csrf_failed", status=403,
+                           detail={"hint": "send the csrftoken cookie's value in the X-CSRFToken header"})  # fmt: skip
         return request.user
-    raise ApiError("authentication required: send 'Authorization: Bearer <token>' or log in", code="unauthenticated",
-                   status=401, headers={"WWW-Authenticate": 'Bearer realm="api"'})  # fmt: skip
+    raise _unauthenticated("authentication required: send 'Authorization: Bearer <token>' or log in")

@@ -2,7 +2,7 @@
 
 Every error is ``{"error": {"code", "message", "detail", "retryable"}}`` with a status
 that says whose fault it was; no request, however malformed, gets an HTML page or a
-bare 500.
+bare 500. Unexpected failures are logged and answered with a JSON 500 ``internal_error``.
 """
 
 from __future__ import annotations
@@ -10,16 +10,20 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import exceptions as errors
 
 logger = logging.getLogger("jobs.api")
 
-# Status code per error class (the most specific class listed wins).
+# Status code per error class; the first matching entry wins, so subclasses come first.
 STATUS_FOR: list[tuple[type[errors.JobsError], int]] = [
     (errors.JobNotFound, 404),
     (errors.UnknownJobType, 422),
@@ -32,9 +36,14 @@ STATUS_FOR: list[tuple[type[errors.JobsError], int]] = [
     (errors.UnknownSchedule, 404),
 ]
 
+# A switched-off type comes back when an operator says so; a minute is a polite polling interval.
+DISABLED_TYPE_RETRY_AFTER_SECONDS = 60
+
+JSON_CONTENT_TYPES = ("application/json",)
+
 
 class ApiError(errors.JobsError):
-    """An error raised by the HTTP layer itself (authentication, request format)."""
+    """An error raised by the HTTP layer itself (authentication, request format, query parameters)."""
 
     def __init__(self, message: str, *, code: str, status: int, detail: dict | None = None, retryable: bool = False,
                  headers: dict | None = None):  # fmt: skip
@@ -44,6 +53,7 @@ class ApiError(errors.JobsError):
 
 def error_response(*, code: str, message: str, status: int, detail: dict | None = None, retryable: bool = False,
                    headers: dict | None = None) -> JsonResponse:  # fmt: skip
+    """Render the one error shape; every API error response is built here."""
     response = JsonResponse(
         {"error": {"code": code, "message": message, "detail": detail or {}, "retryable": retryable}}, status=status
     )
@@ -53,30 +63,99 @@ def error_response(*, code: str, message: str, status: int, detail: dict | None 
 
 
 def response_for(error: errors.JobsError) -> JsonResponse:
+    """The HTTP answer for a platform error: its code, message and detail, with the status its class maps to."""
     if isinstance(error, ApiError):
         return error_response(code=error.code, message=error.message, status=error.status, detail=error.detail,
                               retryable=error.retryable, headers=error.headers)  # fmt: skip
     status = next((status for cls, status in STATUS_FOR if isinstance(error, cls)), 400)
     headers = {}
     if isinstance(error, errors.JobSnoozed):
-        headers["Retry-After"] = str(max(1, int(error.wait_seconds + 0.999)))
+        headers["Retry-After"] = str(max(1, math.ceil(error.wait_seconds)))
+    elif isinstance(error, errors.JobTypeDisabled):
+        retry_after = getattr(settings, "JOBS_DISABLED_TYPE_RETRY_AFTER_SECONDS", DISABLED_TYPE_RETRY_AFTER_SECONDS)
+        headers["Retry-After"] = str(int(retry_after))
     return error_response(code=error.code, message=error.message, status=status, detail=error.detail,
                           retryable=error.retryable, headers=headers)  # fmt: skip
 
 
+def json_type_name(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages a non-Python caller understands."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _refuse_constant(name: str):
+    # NaN and Infinity are not JSON; PostgreSQL's jsonb refuses them, so refuse them here instead of failing later.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text} is out of range")
+    return number
+
+
+def _find_nul(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in ``value`` (PostgreSQL text and jsonb cannot store one), or None."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return here
+            if (found := _find_nul(item, here)) is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _find_nul(item, f"{path}[{index}]")) is not None:
+                return found
+    return None
+
+
 def parse_json_object(request: HttpRequest) -> dict:
-    """The request body as a JSON object, or a 400/415 saying what was wrong with it."""
+    """The request body as a JSON object, or an ApiError saying what was wrong with it (400, 413, 415, 422)."""
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise ApiError(f"request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+                       code="body_too_large", status=413) from None  # fmt: skip
+    if not raw.strip():
+        raise ApiError("the request body is empty; expected a JSON object", code="malformed_json", status=400)
     content_type = request.content_type or ""
-    if content_type != "application/json":
+    if content_type not in JSON_CONTENT_TYPES:
         raise ApiError(f"expected a JSON body with Content-Type: application/json, got {content_type or 'none'!r}",
                        code="unsupported_media_type", status=415)  # fmt: skip
     try:
-        body = json.loads(request.body or b"")
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(f"request body is not valid JSON: {exc}", code="malformed_json", status=400) from None
+    except RecursionError:
+        raise ApiError("request body is nested too deeply", code="malformed_json", status=400) from None
     if not isinstance(body, dict):
-        raise ApiError(f"expected a JSON object, got {type(body).__name__}", code="invalid_body", status=422)
+        raise ApiError(f"expected a JSON object, got {json_type_name(body)}", code="invalid_body", status=422,
+                       detail={"errors": [{"field": "body", "message": "expected object"}]})  # fmt: skip
+    if (where := _find_nul(body)) is not None:
+        raise ApiError(f"{where}: NUL characters (\\u0000) are not accepted", code="invalid_body", status=422,
+                       detail={"errors": [{"field": where, "message": "NUL characters are not accepted"}]})  # fmt: skip
     return body
+
+
+def _response_for_django_error(error: Exception) -> JsonResponse:
+    # Django's own exceptions would otherwise become HTML pages from the default handlers.
+    if isinstance(error, Http404):
+        return error_response(code="not_found", message=str(error) or "not found", status=404)
+    if isinstance(error, PermissionDenied):
+        return error_response(code="forbidden", message=str(error) or "not allowed", status=403)
+    if isinstance(error, RequestDataTooBig):
+        return error_response(code="body_too_large", message=str(error), status=413)
+    return error_response(code="bad_request", message=f"request refused: {error}", status=400)
 
 
 def api_view(*, methods: tuple[str, ...]) -> Callable:
@@ -101,6 +180,8 @@ def api_view(*, methods: tuple[str, ...]) -> Callable:
                 return view(request, *args, **kwargs)
             except errors.JobsError as error:
                 return response_for(error)
+            except (Http404, PermissionDenied, SuspiciousOperation) as error:
+                return _response_for_django_error(error)
             except Exception:
                 logger.exception("unhandled error in %s %s", request.method, request.path)
                 return error_response(

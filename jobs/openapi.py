@@ -1,9 +1,40 @@
-"""The API's OpenAPI 3.1 document, built from the job type registry."""
+"""The API's OpenAPI 3.1 document, built from the job type registry.
+
+Each job type that declares an ``api_schema`` appears as one variant of the enqueue body
+(``oneOf`` discriminated by ``type``), so the document never drifts from what the API accepts.
+"""
 
 from __future__ import annotations
 
+import copy
+
+from django.conf import settings
+
 from . import registry
-from .models import Job
+from .models import Job, JobAttempt
+
+ERROR_CODES = {
+    "unauthenticated": "401: no credentials, or not a Bearer scheme",
+    "invalid_token": "401: the bearer token is unknown or revoked",
+    "csrf_failed": "403: a session-authenticated write without the X-CSRFToken header",
+    "forbidden": "403: the caller may not do this (e.g. a staff-only job type)",
+    "job_not_found": "404: no such job, or not yours",
+    "not_found": "404: no such endpoint",
+    "method_not_allowed": "405",
+    "illegal_transition": "409: the job's state does not allow this (e.g. cancelling a finished job)",
+    "malformed_json": "400: the body is not JSON",
+    "bad_request": "400: refused by the server's request checks",
+    "body_too_large": "413",
+    "unsupported_media_type": "415: send Content-Type: application/json",
+    "invalid_body": "422: the body is not an object, or has fields other than type and payload",
+    "unknown_job_type": "422: detail.allowed lists the types you can enqueue",
+    "invalid_payload": "422: detail.errors lists each field and what was expected",
+    "invalid_idempotency_key": "422: the Idempotency-Key header is empty, too long or not printable ASCII",
+    "idempotency_key_conflict": "422: the key was already used for a different request",
+    "invalid_parameter": "422: a query parameter is invalid; detail.allowed lists valid values",
+    "job_type_disabled": "503: the type is switched off; retry later (Retry-After)",
+    "internal_error": "500: logged on the server; retrying may succeed",
+}
 
 ERROR = {
     "type": "object",
@@ -13,122 +44,273 @@ ERROR = {
             "type": "object",
             "required": ["code", "message", "detail", "retryable"],
             "properties": {
-                "code": {"type": "string", "description": "machine-readable, e.g. invalid_payload"},
-                "message": {"type": "string", "description": "what was wrong and what was expected"},
-                "detail": {"type": "object"},
-                "retryable": {"type": "boolean", "description": "whether sending the same request again can succeed"},
+                "code": {"type": "string", "description": "Machine-readable. " + "; ".join(
+                    f"`{code}` ({meaning})" for code, meaning in ERROR_CODES.items())},  # fmt: skip
+                "message": {"type": "string", "description": "What was wrong and what was expected."},
+                "detail": {
+                    "type": "object",
+                    "description": "Specifics, e.g. `errors: [{field, message}]` for invalid payloads.",
+                    "properties": {
+                        "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
+                                   "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+                        "allowed": {"type": "array", "items": {}},
+                    },
+                },  # fmt: skip
+                "retryable": {"type": "boolean", "description": "Whether sending the same request again can succeed."},
             },
         }
     },
-}
+    "example": {"error": {"code": "invalid_payload", "retryable": False,
+                          "message": "payload for job type 'jobs.canary' is invalid: seconds: expected number, got str",
+                          "detail": {"errors": [{"field": "seconds", "message": "expected number, got str"}]}}},
+}  # fmt: skip
+
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+ATTEMPT = {
+    "type": "object",
+    "properties": {
+        "number": {"type": "integer"},
+        "outcome": {"type": "string", "enum": list(JobAttempt.Outcome.values)},
+        "started_at": TIMESTAMP, "finished_at": TIMESTAMP,
+        "duration_ms": {"type": ["integer", "null"]},
+        "error_code": {"type": ["string", "null"]}, "error_message": {"type": ["string", "null"]},
+        "traceback": {"type": ["string", "null"], "description": "Staff only."},
+    },
+}  # fmt: skip
 JOB = {
     "type": "object",
     "properties": {
         "id": {"type": "string"}, "type": {"type": "string"}, "queue": {"type": "string"},
-        "status": {"type": "string", "enum": list(Job.Status.values)},
-        "progress": {"type": "object", "properties": {"percent": {"type": "integer"}, "message": {"type": "string"}}},
-        "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"}, "cancel_requested": {"type": "boolean"},
+        "status": {"type": "string", "enum": list(Job.Status.values),
+                   "description": "Finished: succeeded, failed (permanent error), dead (out of retries), cancelled."},
+        "progress": {"type": "object", "properties": {"percent": {"type": "integer", "minimum": 0, "maximum": 100},
+                                                      "message": {"type": "string"}}},
+        "attempt": {"type": "integer", "description": "Attempts started so far."}, "max_attempts": {"type": "integer"},
+        "cancel_requested": {"type": "boolean"},
         "created_at": TIMESTAMP, "enqueued_at": TIMESTAMP, "started_at": TIMESTAMP, "finished_at": TIMESTAMP,
         "next_retry_at": TIMESTAMP,
-        "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
-        "result": {}, "result_url": {"type": ["string", "null"]}, "correlation_id": {"type": "string"},
-        "replay_of": {"type": ["string", "null"]}, "url": {"type": "string"},
-        "attempts": {"type": "array", "items": {"type": "object"}},
+        "error": {"type": ["object", "null"], "description": "The last failure; null once the job succeeds.",
+                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+        "result": {"description": "What the job returned (JSON), once it succeeded."},
+        "result_url": {"type": ["string", "null"], "description": "A link the result holds (e.g. a download)."},
+        "correlation_id": {"type": "string"},
+        "replay_of": {"type": ["string", "null"], "description": "The job this one replays."},
+        "url": {"type": "string", "description": "Absolute URL of this job."},
+        "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/JobAttempt"},
+                     "description": "On single-job responses, not in lists."},
+    },
+}  # fmt: skip
+JOB_PAGE = {
+    "type": "object",
+    "properties": {
+        "count": {"type": "integer"}, "page": {"type": "integer"}, "page_size": {"type": "integer"},
+        "next": {"type": ["string", "null"]}, "previous": {"type": ["string", "null"]},
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
     },
 }  # fmt: skip
 
+ERROR_DESCRIPTIONS = {
+    400: "Malformed request (the body is not JSON)", 401: "Not authenticated", 403: "Not allowed",
+    404: "No such job (or not yours)", 405: "Method not allowed", 409: "The job's state does not allow this",
+    413: "Body too large", 415: "Not JSON",
+    422: "Invalid request: says which field or parameter and what was expected",
+    500: "Unexpected server error (logged)", 503: "Job type switched off; retryable, see Retry-After",
+}  # fmt: skip
 
-def _error_responses(*codes: int) -> dict:
-    descriptions = {400: "Malformed request", 401: "Not authenticated", 403: "Not allowed", 404: "No such job (or not yours)",
-                    405: "Method not allowed", 409: "Not in a state that allows this", 415: "Not JSON",
-                    422: "Invalid request: each field and what was expected", 503: "Job type switched off"}  # fmt: skip
+HEADERS = {
+    "X-Request-ID": {"description": "The request's correlation id (yours, or a generated one).",
+                     "schema": {"type": "string"}},
+    "Location": {"description": "Path of the job: poll it with GET.", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {"description": "Sent with an Idempotency-Key: `true` when this is the original job "
+                                           "answered again, `false` when the request created it.",
+                            "schema": {"type": "string", "enum": ["true", "false"]}},
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "WWW-Authenticate": {"schema": {"type": "string"}},
+}  # fmt: skip
+
+
+def _ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(status): _ref("responses", f"Error{status}") for status in (*statuses, 500)}
+
+
+def _ok(description: str, schema: dict, *headers: str) -> dict:
+    return {"description": description, "content": _json(schema),
+            "headers": {name: _ref("headers", name) for name in ("X-Request-ID", *headers)}}  # fmt: skip
+
+
+def _error_response(status: int) -> dict:
+    headers = {"X-Request-ID": _ref("headers", "X-Request-ID")}
+    if status == 401:
+        headers["WWW-Authenticate"] = _ref("headers", "WWW-Authenticate")
+    if status == 503:
+        headers["Retry-After"] = _ref("headers", "Retry-After")
+    return {"description": ERROR_DESCRIPTIONS[status], "content": _json(_ref("schemas", "Error")), "headers": headers}
+
+
+def _query_parameter(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+def _enqueue_schema_name(job_type: str) -> str:
+    return f"Enqueue_{job_type}"  # component names allow letters, digits, '.', '-' and '_'
+
+
+def _enqueue_variant(spec: registry.JobType) -> dict:
+    payload = copy.deepcopy(spec.api_schema)
     return {
-        str(code): {"description": descriptions[code], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        for code in codes
+        "type": "object",
+        "title": spec.name,
+        "description": (spec.description or spec.name) + (" Staff only." if spec.api_staff_only else ""),
+        "required": ["type", "payload"] if payload.get("required") else ["type"],
+        "additionalProperties": False,
+        "properties": {"type": {"const": spec.name}, "payload": payload},
     }
 
 
 def openapi_document(*, server_url: str = "/") -> dict:
+    """The OpenAPI 3.1 document for the API under ``server_url`` (an absolute URL of the site root)."""
     api_types = [spec for spec in registry.all_types() if spec.enqueueable_over_api]
-    enqueue_variants = [
-        {
-            "type": "object",
-            "title": spec.name,
-            "description": spec.description + (" (staff only)" if spec.api_staff_only else ""),
-            "required": ["type"],
-            "properties": {"type": {"const": spec.name}, "payload": spec.api_schema},
-        }
-        for spec in api_types
-    ]
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    request_id = {"name": "X-Request-ID", "in": "header", "required": False, "schema": {"type": "string"},
-                  "description": "Correlation id, carried into the job and its logs; echoed back (generated if absent)."}  # fmt: skip
-    job_response = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
+    enqueue_schemas = {_enqueue_schema_name(spec.name): _enqueue_variant(spec) for spec in api_types}
+    enqueue_body = {
+        "oneOf": [_ref("schemas", name) for name in enqueue_schemas],
+        "discriminator": {"propertyName": "type",
+                          "mapping": {spec.name: f"#/components/schemas/{_enqueue_schema_name(spec.name)}"
+                                      for spec in api_types}},
+    }  # fmt: skip
+    job_id = _ref("parameters", "JobId")
+    request_id = _ref("parameters", "X-Request-ID")
+    query = _query_parameter
+    window_hours = getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600) / 3600
     return {
         "openapi": "3.1.0",
-        "info": {"title": "jobplatform API", "version": "1",
-                 "description": "Enqueue background jobs and poll their state. Errors share one shape (Error)."},  # fmt: skip
+        "info": {
+            "title": "jobplatform API",
+            "version": "1",
+            "description": (
+                "Enqueue background jobs and poll their state. Paths have no trailing slash.\n\n"
+                "**Auth**: `Authorization: Bearer <token>` (server-side callers; `manage.py create_api_token`) or "
+                "the browser session (then POSTs need the `X-CSRFToken` header).\n\n"
+                "**Errors** share one shape (`Error`): a machine `code`, a `message` saying what was wrong and what "
+                "was expected, `detail`, and `retryable`.\n\n"
+                "**Polling**: `POST /jobs` answers `202` with `Location`; GET it until `status` is one of "
+                "succeeded, failed, dead, cancelled.\n\n"
+                "**Correlation**: send `X-Request-ID` to have your id carried into the job and its logs; "
+                "every response echoes it."
+            ),
+        },
         "servers": [{"url": server_url.rstrip("/") + "/api"}],
         "security": [{"bearer": []}, {"session": []}],
         "paths": {
             "/jobs": {
                 "post": {
+                    "operationId": "enqueueJob",
                     "summary": "Enqueue a job",
-                    "parameters": [
-                        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
-                         "description": "Same key and payload: the original job again (Idempotent-Replayed: true). "
-                                        "Same key, different payload: 422 idempotency_key_conflict."},  # fmt: skip
-                        request_id,
-                    ],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": enqueue_variants}}}},
+                    "description": (
+                        "Only the types below can be enqueued over the API; the payload is validated against the "
+                        "type's schema. With `Idempotency-Key` (IETF httpapi draft), the same key and payload answer "
+                        "`202` with the original job again (`Idempotent-Replayed: true`) instead of creating "
+                        "another; the same key with a different type or payload is `422 idempotency_key_conflict`. "
+                        f"Keys are scoped to the caller and remembered for {window_hours:g} hours."
+                    ),
+                    "parameters": [_ref("parameters", "Idempotency-Key"), request_id],
+                    "requestBody": {"required": True, "content": _json(enqueue_body)},
                     "responses": {
-                        "202": {"description": "Accepted; Location points at the job", **job_response,
-                                "headers": {"Location": {"schema": {"type": "string"}}}},  # fmt: skip
-                        **_error_responses(400, 401, 403, 415, 422, 503),
+                        "202": _ok("Accepted (or replayed); Location points at the job", _ref("schemas", "Job"),
+                                   "Location", "Idempotent-Replayed"),  # fmt: skip
+                        **_errors(400, 401, 403, 413, 415, 422, 503),
                     },
                 },
                 "get": {
-                    "summary": "List your jobs (staff: all), newest first",
+                    "operationId": "listJobs",
+                    "summary": "List your jobs (staff: everyone's), newest first",
                     "parameters": [
-                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(Job.Status.values)}},
-                        {"name": "type", "in": "query", "schema": {"type": "string"}},
-                        {"name": "owner", "in": "query", "schema": {"type": "integer"}, "description": "staff only"},
-                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
-                        {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                        query("status", {"type": "string", "enum": list(Job.Status.values)}, "Only this state."),
+                        query("type", {"type": "string"}, "Only jobs of this type (a registered type name)."),
+                        query("owner", {"type": "integer"}, "Staff only: only this user's jobs (user id)."),
+                        query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page number."),
+                        query("page_size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                              "Jobs per page."),  # fmt: skip
                         request_id,
                     ],
-                    "responses": {
-                        "200": {"description": "A page of jobs", "content": {"application/json": {"schema": {
-                            "type": "object", "properties": {
-                                "count": {"type": "integer"}, "page": {"type": "integer"}, "page_size": {"type": "integer"},
-                                "next": {"type": ["string", "null"]}, "previous": {"type": ["string", "null"]},
-                                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}}}}},  # fmt: skip
-                        **_error_responses(401, 422),
-                    },
+                    "responses": {"200": _ok("A page of jobs (without attempts)", _ref("schemas", "JobPage")),
+                                  **_errors(401, 403, 422)},  # fmt: skip
                 },
             },
-            "/jobs/{job_id}": {"get": {"summary": "One job: state, progress, attempts, errors, result",
-                                       "parameters": [job_id, request_id],
-                                       "responses": {"200": {"description": "The job", **job_response},
-                                                     **_error_responses(401, 404)}}},  # fmt: skip
-            "/jobs/{job_id}/cancel": {"post": {"summary": "Cancel a queued job, or ask a running one to stop",
-                                               "parameters": [job_id, request_id],
-                                               "responses": {"200": {"description": "The job after the request", **job_response},
-                                                             **_error_responses(401, 404, 409)}}},  # fmt: skip
-            "/cron/{name}": {"post": {"summary": "Trigger a declared schedule (for external schedulers)",
-                                      "security": [{"cronSecret": []}],
-                                      "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                                      "responses": {"200": {"description": "What was enqueued, or why it was skipped"},
-                                                    **_error_responses(401, 404)}}},  # fmt: skip
+            "/jobs/{job_id}": {
+                "get": {
+                    "operationId": "getJob",
+                    "summary": "One job: state, progress, attempts, error, result",
+                    "parameters": [job_id, request_id],
+                    "responses": {"200": _ok("The job", _ref("schemas", "Job")), **_errors(401, 404, 405)},
+                }
+            },
+            "/jobs/{job_id}/cancel": {
+                "post": {
+                    "operationId": "cancelJob",
+                    "summary": "Cancel a queued job, or ask a running one to stop",
+                    "description": "A queued or retrying job is cancelled at once (`200`). A running job is asked "
+                                   "to stop (`202`, `cancel_requested: true`) and stops at its next progress check. "
+                                   "A finished job is `409`. No request body.",
+                    "parameters": [job_id, request_id],
+                    "responses": {
+                        "200": _ok("Cancelled", _ref("schemas", "Job")),
+                        "202": _ok("Stop requested; the job is still running", _ref("schemas", "Job")),
+                        **_errors(401, 403, 404, 405, 409),
+                    },
+                }
+            },
+            "/cron/{name}": {
+                "post": {
+                    "operationId": "triggerSchedule",
+                    "summary": "Trigger a declared schedule (for external schedulers)",
+                    "security": [{"cronSecret": []}],
+                    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"202": _ok("A job was enqueued", {"type": "object"}),
+                                  "200": _ok("Nothing enqueued, and why (e.g. already done this window)",
+                                             {"type": "object"}),
+                                  **_errors(401, 404)},  # fmt: skip
+                }
+            },
+            "/openapi.json": {
+                "get": {"operationId": "getOpenApi", "summary": "This document", "security": [],
+                        "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"})}}  # fmt: skip
+            },
+            "/docs": {
+                "get": {"operationId": "getDocs", "summary": "Interactive docs (HTML)", "security": [],
+                        "responses": {"200": {"description": "An HTML page",
+                                              "content": {"text/html": {"schema": {"type": "string"}}}}}}  # fmt: skip
+            },
         },
         "components": {
-            "schemas": {"Error": ERROR, "Job": JOB},
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "API token (manage.py create_api_token)"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "sessionid",
-                            "description": "Browser session; unsafe methods need X-CSRFToken"},  # fmt: skip
-                "cronSecret": {"type": "http", "scheme": "bearer", "description": "CRON_SECRET"},
+            "schemas": {"Error": ERROR, "Job": JOB, "JobAttempt": ATTEMPT, "JobPage": JOB_PAGE, **enqueue_schemas},
+            "parameters": {
+                "JobId": {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                "X-Request-ID": {"name": "X-Request-ID", "in": "header", "required": False,
+                                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
+                                 "description": "Correlation id carried into the job and its logs; echoed back. "
+                                                "Generated when absent or not of this form."},  # fmt: skip
+                "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                                    "description": "A unique value per logical request (e.g. a UUID), as a "
+                                                   "structured-field string (`\"...\"`) or bare. Send it again "
+                                                   "with a retried request to get the original job back."},  # fmt: skip
             },
+            "headers": HEADERS,
+            "responses": {f"Error{status}": _error_response(status) for status in ERROR_DESCRIPTIONS},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "API token (admin → API tokens, or manage.py create_api_token)."},
+                "session": {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME,
+                            "description": "Browser session; unsafe methods also need the X-CSRFToken header."},
+                "cronSecret": {"type": "http", "scheme": "bearer", "description": "The CRON_SECRET setting."},
+            },  # fmt: skip
         },
     }

@@ -1,9 +1,10 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from . import views
 
 app_name = "jobs"
 
+# The paths are a contract with frontends (see /api/openapi.json): no trailing slashes.
 urlpatterns = [
     path("jobs", views.jobs_collection, name="job-collection"),
     path("jobs/<str:job_id>", views.job_detail, name="job-detail"),
@@ -11,4 +12,6 @@ urlpatterns = [
     path("cron/<str:name>", views.cron_trigger, name="cron-trigger"),
     path("openapi.json", views.openapi_json, name="openapi"),
     path("docs", views.api_docs, name="docs"),
+    # Anything else under jobs/ (a trailing slash, a typo) gets a JSON 404 rather than Django's HTML page.
+    re_path(r"^jobs/", views.api_not_found, name="job-not-found"),
 ]

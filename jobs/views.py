@@ -1,43 +1,88 @@
 """The JSON API polled by frontends. Thin: authenticate, parse, call a service or selector, render.
 
-Paths are a contract (see /api/openapi.json):
+Paths are a contract (see /api/openapi.json); none has a trailing slash:
     POST /api/jobs                  enqueue (Idempotency-Key honoured)   202 + Location
     GET  /api/jobs                  the caller's jobs, filtered, paginated
     GET  /api/jobs/<id>             one job's state, progress, attempts, errors, result
-    POST /api/jobs/<id>/cancel      cancel a waiting job / ask a running one to stop
+    POST /api/jobs/<id>/cancel      cancel a waiting job (200) / ask a running one to stop (202)
     POST /api/cron/<name>           fire a declared schedule (Authorization: Bearer CRON_SECRET)
+    GET  /api/openapi.json, /api/docs
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import EmptyPage, Paginator
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
 
 from . import registry
 from .auth import authenticate
-from .http import ApiError, api_view, parse_json_object
-from .models import Job
+from .exceptions import IdempotencyKeyConflict
+from .http import ApiError, api_view, json_type_name, parse_json_object
+from .models import Job, JobAttempt
 from .openapi import openapi_document
 from .ratelimit import RateLimiter
 from .schedules import declared, schedule_trigger
-from .selectors import job_get_for, job_list_for
+from .selectors import (
+    job_attempt_list,
+    job_get_for,
+    job_holding_idempotency_key,
+    job_list_for,
+    job_type_names_enqueueable_by,
+)
 from .services import job_cancel, job_enqueue, job_validate_payload
 
+DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_MAX = 200
+# Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
+RESULT_LINK_KEYS = ("download_url", "result_url", "url")
+ENQUEUE_FIELDS = ("type", "payload")
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
 
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def job_representation(job: Job, *, user, request: HttpRequest, with_attempts: bool = True) -> dict:
+def _result_url(result) -> str | None:
+    if not isinstance(result, dict):
+        return None
+    return next((result[key] for key in RESULT_LINK_KEYS if isinstance(result.get(key), str)), None)
+
+
+def _attempt_representation(attempt: JobAttempt, *, user: AbstractBaseUser) -> dict:
+    body = {
+        "number": attempt.number,
+        "outcome": attempt.outcome,
+        "started_at": _iso(attempt.started_at),
+        "finished_at": _iso(attempt.finished_at),
+        "duration_ms": attempt.duration_ms,
+        "error_code": attempt.error_code or None,
+        "error_message": attempt.error_message or None,
+    }
+    # Tracebacks show code and sometimes data: operators need them, end users do not.
+    if user.is_staff:
+        body["traceback"] = attempt.error_traceback or None
+    return body
+
+
+def job_representation(
+    job: Job, *, user: AbstractBaseUser, request: HttpRequest, attempts: list[JobAttempt] | None = None
+) -> dict:
+    """The job as the API shows it; ``attempts`` (one job's detail) are left out of lists to keep them one query."""
     body = {
         "id": job.id,
         "type": job.type,
@@ -54,85 +99,159 @@ def job_representation(job: Job, *, user, request: HttpRequest, with_attempts: b
         "next_retry_at": _iso(job.next_retry_at),
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "result": job.result,
-        "result_url": (job.result or {}).get("download_url") if isinstance(job.result, dict) else None,
+        "result_url": _result_url(job.result),
         "correlation_id": job.correlation_id,
         "replay_of": job.replay_of_id,
         "url": request.build_absolute_uri(reverse("jobs:job-detail", args=[job.id])),
     }
-    if with_attempts:
-        body["attempts"] = [
-            {
-                "number": attempt.number,
-                "outcome": attempt.outcome,
-                "started_at": _iso(attempt.started_at),
-                "finished_at": _iso(attempt.finished_at),
-                "duration_ms": attempt.duration_ms,
-                "error": {"code": attempt.error_code, "message": attempt.error_message} if attempt.error_code else None,
-                **({"traceback": attempt.error_traceback} if user.is_staff and attempt.error_traceback else {}),
-            }
-            for attempt in job.attempts.order_by("finished_at", "id")
-        ]
+    if attempts is not None:
+        body["attempts"] = [_attempt_representation(attempt, user=user) for attempt in attempts]
     return body
 
 
-def _enqueue(request: HttpRequest, user) -> JsonResponse:
+def _job_response(job: Job, *, user: AbstractBaseUser, request: HttpRequest, status: int = 200) -> JsonResponse:
+    attempts = job_attempt_list(job=job)
+    return JsonResponse(job_representation(job, user=user, request=request, attempts=attempts), status=status)
+
+
+# ---------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------
+
+
+def _invalid_parameter(name: str, message: str, **detail) -> ApiError:
+    return ApiError(f"query parameter {name!r}: {message}", code="invalid_parameter", status=422,
+                    detail={"parameter": name, **detail})  # fmt: skip
+
+
+def _int_parameter(params: QueryDict, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _invalid_parameter(name, f"expected a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise _invalid_parameter(name, f"expected a number {bounds}, got {value}", minimum=minimum, maximum=maximum)
+    return value
+
+
+def _choice_parameter(params: QueryDict, name: str, *, allowed: list[str]) -> str | None:
+    value = params.get(name) or None
+    if value is not None and value not in allowed:
+        raise _invalid_parameter(name, f"expected one of {allowed}, got {value!r}", allowed=allowed)
+    return value
+
+
+def _idempotency_key(request: HttpRequest) -> str | None:
+    """The Idempotency-Key header's value, or None when absent.
+
+    The draft defines the header as a structured-field string (``"abc"``); bare values are
+    accepted too, and both spellings of a key are the same key.
+    """
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    key = raw.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    if not 0 < len(key) <= IDEMPOTENCY_KEY_MAX or not all(" " <= char <= "~" for char in key):
+        raise ApiError(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters, "
+                       "e.g. a UUID", code="invalid_idempotency_key", status=422,
+                       detail={"header": "Idempotency-Key", "max_length": IDEMPOTENCY_KEY_MAX})  # fmt: skip
+    return key
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    job_type: str
+    payload: dict
+    idempotency_key: str | None
+
+
+def _parse_enqueue(request: HttpRequest, *, user: AbstractBaseUser) -> EnqueueRequest:
+    """Check the body and headers of POST /api/jobs; every refusal names what was expected."""
     body = parse_json_object(request)
-    job_type_name, payload = body.get("type"), body.get("payload", {})
-    api_types = sorted(spec.name for spec in registry.all_types() if spec.enqueueable_over_api)
-    if not isinstance(job_type_name, str) or job_type_name not in api_types:
-        raise ApiError(
-            f"'type' must name a job type that can be enqueued over the API; got {job_type_name!r}",
-            code="unknown_job_type", status=422, detail={"field": "type", "allowed": api_types},
-        )  # fmt: skip
-    unknown = sorted(set(body) - {"type", "payload"})
+    job_type_name = body.get("type")
+    spec = next((spec for spec in _api_job_types() if spec.name == job_type_name), None)
+    if spec is None:
+        allowed = job_type_names_enqueueable_by(user=user)
+        shown = repr(job_type_name) if isinstance(job_type_name, str) else json_type_name(job_type_name)
+        raise ApiError(f"'type' must name a job type you can enqueue over the API ({', '.join(allowed) or 'none'}); "
+                       f"got {shown}", code="unknown_job_type", status=422,
+                       detail={"field": "type", "allowed": allowed})  # fmt: skip
+    unknown = sorted(set(body) - set(ENQUEUE_FIELDS))
     if unknown:
-        raise ApiError(f"unexpected top-level field(s) {unknown}; expected 'type' and 'payload'",
-                       code="invalid_body", status=422, detail={"fields": unknown})  # fmt: skip
+        raise ApiError(f"unexpected field(s) {', '.join(unknown)}; the body has only 'type' and 'payload'",
+                       code="invalid_body", status=422,
+                       detail={"errors": [{"field": name, "message": "unexpected field (allowed: payload, type)"}
+                                          for name in unknown]})  # fmt: skip
+    payload = body.get("payload", {})
     if not isinstance(payload, dict):
-        raise ApiError(f"'payload' must be a JSON object, got {type(payload).__name__}", code="invalid_payload",
-                       status=422, detail={"errors": [{"field": "payload", "message": "expected object"}]})  # fmt: skip
-    spec = registry.get(job_type_name)
+        message = f"expected object, got {json_type_name(payload)}"
+        raise ApiError(f"'payload' must be a JSON object, got {json_type_name(payload)}", code="invalid_payload",
+                       status=422, detail={"errors": [{"field": "payload", "message": message}]})  # fmt: skip
     if spec.api_staff_only and not user.is_staff:
-        raise ApiError(f"job type {job_type_name!r} can only be enqueued by staff", code="forbidden", status=403)
-    payload = job_validate_payload(job_type=job_type_name, payload=payload)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
-        raise ApiError(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters", code="invalid_idempotency_key",
-                       status=422)  # fmt: skip
+        raise ApiError(f"job type {spec.name!r} can only be enqueued by staff", code="forbidden", status=403,
+                       detail={"type": spec.name})  # fmt: skip
+    key = _idempotency_key(request)
+    return EnqueueRequest(job_type=spec.name, payload=job_validate_payload(job_type=spec.name, payload=payload),
+                          idempotency_key=key)  # fmt: skip
+
+
+def _api_job_types() -> list[registry.JobType]:
+    return [spec for spec in registry.all_types() if spec.enqueueable_over_api]
+
+
+# ---------------------------------------------------------------------------
+# Views
+# ---------------------------------------------------------------------------
+
+
+def _enqueue(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
+    wanted = _parse_enqueue(request, user=user)
     # Keys are scoped per caller, so two users cannot collide on (or probe) each other's keys.
+    scoped_key = f"api:{user.pk}:{wanted.idempotency_key}" if wanted.idempotency_key else None
+    if scoped_key:
+        # The database settles a key per job type; a key is one request, so reusing it for another type is a misuse too.
+        holder = job_holding_idempotency_key(idempotency_key=scoped_key,
+                                             job_types=[spec.name for spec in _api_job_types()])  # fmt: skip
+        if holder is not None and holder.type != wanted.job_type:
+            raise IdempotencyKeyConflict(
+                f"Idempotency-Key {wanted.idempotency_key!r} was already used for job {holder.id} of type "
+                f"{holder.type!r}; use a new key for a different request",
+                detail={"job_id": holder.id, "idempotency_key": wanted.idempotency_key},
+            )
     result = job_enqueue(
-        job_type=job_type_name, payload=payload, owner=user, correlation_id=request.correlation_id,
-        idempotency_key=f"api:{user.pk}:{key}" if key else None,
+        job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=request.correlation_id,
+        idempotency_key=scoped_key,
     )  # fmt: skip
-    response = JsonResponse(job_representation(result.job, user=user, request=request, with_attempts=False), status=202)
+    # A replay answers like the original request did: 202 and the job (in its current state).
+    attempts = [] if result.created else job_attempt_list(job=result.job)
+    response = JsonResponse(job_representation(result.job, user=user, request=request, attempts=attempts), status=202)
     response["Location"] = reverse("jobs:job-detail", args=[result.job.id])
-    if key:
-        # Same key, same payload: the original job again (the draft's "replay" of the first response).
+    if wanted.idempotency_key:
         response["Idempotent-Replayed"] = "false" if result.created else "true"
     return response
 
 
-def _list(request: HttpRequest, user) -> JsonResponse:
+def _list(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
     params = request.GET
-    status = params.get("status") or None
-    if status and status not in Job.Status.values:
-        raise ApiError(f"unknown status {status!r}", code="invalid_parameter", status=422,
-                       detail={"parameter": "status", "allowed": list(Job.Status.values)})  # fmt: skip
+    status = _choice_parameter(params, "status", allowed=list(Job.Status.values))
+    job_type = _choice_parameter(params, "type", allowed=[spec.name for spec in registry.all_types()])
+    page_number = _int_parameter(params, "page", default=1, minimum=1)
+    page_size = _int_parameter(params, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
+    owner_id = _int_parameter(params, "owner", default=0, minimum=1) or None
+    if owner_id is not None and not user.is_staff and owner_id != user.pk:
+        raise ApiError("only staff can list other users' jobs; leave out 'owner' to list yours", code="forbidden",
+                       status=403, detail={"parameter": "owner"})  # fmt: skip
+    paginator = Paginator(job_list_for(user=user, status=status, job_type=job_type, owner_id=owner_id), page_size)
     try:
-        page_number = int(params.get("page", 1))
-        page_size = int(params.get("page_size", 20))
-        owner_id = int(params["owner"]) if params.get("owner") else None
-    except ValueError:
-        raise ApiError("page, page_size and owner must be whole numbers", code="invalid_parameter", status=422) from None
-    if not (1 <= page_size <= MAX_PAGE_SIZE) or page_number < 1:
-        raise ApiError(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}", code="invalid_parameter",
-                       status=422, detail={"max_page_size": MAX_PAGE_SIZE})  # fmt: skip
-    jobs = job_list_for(user=user, status=status, job_type=params.get("type") or None, owner_id=owner_id)
-    paginator = Paginator(jobs, page_size)
-    try:
-        page = paginator.page(page_number)
+        page = list(paginator.page(page_number).object_list)
     except EmptyPage:
-        page = None
+        page = []  # past the end: an empty page (with a link back), not an error, so pollers need no special case
 
     def link(number: int) -> str:
         query = params.copy()
@@ -143,40 +262,53 @@ def _list(request: HttpRequest, user) -> JsonResponse:
         "count": paginator.count,
         "page": page_number,
         "page_size": page_size,
-        "next": link(page_number + 1) if page and page.has_next() else None,
-        "previous": link(page_number - 1) if page_number > 1 else None,
-        "results": [job_representation(job, user=user, request=request, with_attempts=False) for job in (page or [])],
+        "next": link(page_number + 1) if page_number < paginator.num_pages else None,
+        "previous": link(min(page_number - 1, paginator.num_pages)) if page_number > 1 else None,
+        "results": [job_representation(job, user=user, request=request) for job in page],
     })  # fmt: skip
 
 
 @api_view(methods=("GET", "POST"))
 def jobs_collection(request: HttpRequest) -> JsonResponse:
+    """POST: enqueue a job. GET: the caller's jobs (staff: everyone's), newest first."""
     user = authenticate(request)
     return _enqueue(request, user) if request.method == "POST" else _list(request, user)
 
 
 @api_view(methods=("GET",))
 def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
+    """One job with its attempts; another user's job is 404."""
     user = authenticate(request)
-    return JsonResponse(job_representation(job_get_for(user=user, job_id=job_id), user=user, request=request))
+    return _job_response(job_get_for(user=user, job_id=job_id), user=user, request=request)
 
 
 @api_view(methods=("POST",))
 def job_cancel_view(request: HttpRequest, job_id: str) -> JsonResponse:
+    """Cancel a waiting job (200, cancelled) or ask a running one to stop (202, still running); 409 if finished."""
     user = authenticate(request)
     job = job_get_for(user=user, job_id=job_id)
-    job_cancel(job=job, actor=user)
-    return JsonResponse(job_representation(job, user=user, request=request))
+    outcome = job_cancel(job=job, actor=user)
+    return _job_response(job, user=user, request=request, status=200 if outcome == Job.Status.CANCELLED else 202)
 
 
 @api_view(methods=("GET",))
 def openapi_json(request: HttpRequest) -> JsonResponse:
+    """The OpenAPI 3.1 document (public: it describes the API, it reveals no data)."""
     return JsonResponse(openapi_document(server_url=request.build_absolute_uri("/")))
 
 
+@require_safe
 @ensure_csrf_cookie  # the page's own "Send" buttons post with the session's CSRF token
-def api_docs(request: HttpRequest):
+def api_docs(request: HttpRequest) -> HttpResponse:
+    """Interactive docs built from /api/openapi.json by a self-contained page (no CDN)."""
     return render(request, "jobs/api_docs.html", {"schema_url": reverse("jobs:openapi")})
+
+
+@api_view(methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown paths under /api/jobs answer in JSON too (Django's 404 page is HTML)."""
+    raise ApiError(f"no API endpoint at {request.path}; API paths have no trailing slash (see /api/openapi.json)",
+                   code="not_found", status=404)  # fmt: skip
 
 
 @api_view(methods=("POST",))

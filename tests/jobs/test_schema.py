@@ -53,3 +53,76 @@ def test_non_object_payload():
 def test_defaults_fill_missing_fields_only():
     assert with_defaults({"email": "x@y.z"}, SCHEMA) == {"email": "x@y.z", "count": 1}
     assert with_defaults({"email": "x@y.z", "count": 5}, SCHEMA)["count"] == 5
+
+
+NESTED = {
+    "type": "object",
+    "properties": {
+        "target": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id"],
+            "properties": {"id": {"type": "integer"}, "label": {"type": "string"}},
+        },
+        "rows": {
+            "type": "array",
+            "items": {"type": "object", "required": ["sku"], "properties": {"sku": {"type": "string"}}},
+        },
+    },
+}
+
+
+def test_nested_fields_are_named_by_their_path():
+    errors = {error.field: error.message for error in validate(
+        {"target": {"label": 3, "x": 1}, "rows": [{"sku": "a"}, {}, {"sku": 7}]}, NESTED)}  # fmt: skip
+    assert errors == {
+        "target.id": "this field is required",
+        "target.x": "unexpected field (allowed: id, label)",
+        "target.label": "expected string, got int",
+        "rows[1].sku": "this field is required",
+        "rows[2].sku": "expected string, got int",
+    }
+
+
+def test_without_additional_properties_false_unknown_fields_pass():
+    assert validate({"anything": 1, "target": {"id": 1}}, NESTED) == []
+
+
+def test_integers_are_numbers_but_floats_are_not_integers():
+    assert errors_of({"email": "abc", "ratio": 2}) == {}
+    assert errors_of({"email": "abc", "count": 2.0}) == {"count": "expected integer, got float"}
+
+
+def test_a_wrong_type_is_reported_once_not_with_every_constraint():
+    # The type is wrong; min/max/length checks on such a value would only add noise.
+    assert errors_of({"email": 12345}) == {"email": "expected string, got int"}
+
+
+def test_maximum_and_max_length_name_the_limit():
+    assert errors_of({"email": "x" * 21, "count": 11}) == {
+        "email": "expected at most 20 characters",
+        "count": "expected a value <= 10, got 11",
+    }
+
+
+def test_error_dicts_are_what_the_api_returns():
+    (error,) = validate({}, {"type": "object", "required": ["id"]})
+    assert error.as_dict() == {"field": "id", "message": "this field is required"}
+
+
+def test_defaults_fill_top_level_only_and_do_not_mutate_the_input():
+    payload = {"target": {"id": 1}}
+    schema = {
+        "properties": {"target": {"type": "object", "properties": {"n": {"default": 5}}}, "mode": {"default": "x"}}
+    }
+    assert with_defaults(payload, schema) == {"target": {"id": 1}, "mode": "x"}
+    assert payload == {"target": {"id": 1}}
+
+
+def test_the_canary_schema_accepts_its_defaults_and_refuses_the_rest():
+    from jobs.tasks import CANARY_SCHEMA
+
+    assert validate(with_defaults({}, CANARY_SCHEMA), CANARY_SCHEMA) == []
+    assert {error.field for error in validate({"seconds": 601, "fail_first": -1, "oops": 1}, CANARY_SCHEMA)} == {
+        "seconds", "fail_first", "oops",
+    }  # fmt: skip

@@ -14,10 +14,17 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="what the token is for, e.g. 'storefront backend'")
 
     def handle(self, *args, username: str, name: str, **options):
+        User = get_user_model()
         try:
-            user = get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist:
+            user = User.objects.get(**{User.USERNAME_FIELD: username})
+        except User.DoesNotExist:
             raise CommandError(f"no user named {username!r}; create it first (manage.py createsuperuser)") from None
-        token, plaintext = api_token_create(user=user, name=name)
+        if not user.is_active:
+            raise CommandError(f"user {username!r} is inactive: its tokens would be refused")
+        try:
+            token, plaintext = api_token_create(user=user, name=name)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        # The token alone on stdout, so scripts can capture it; the notice goes to stderr.
         self.stdout.write(plaintext)
-        self.stderr.write(f"token {token.prefix}… for {username} ({name}); it is shown only now, store it safely")
+        self.stderr.write(f"token {token.prefix}… for {username} ({token.name}); it is shown only now, store it safely")
