@@ -1,19 +1,24 @@
 """A rate limiter shared by every worker process and machine, kept in Redis.
 
-Celery's own ``rate_limit`` is per worker process: four processes with ``10/s`` send 40
-per second. This limiter is one sliding-window log per downstream in Redis, checked
-and updated by one Lua script, so "N per period" holds across all of them.
+Celery's own ``rate_limit`` is per worker: four workers each allowed 10/s send 40/s.
+This limiter keeps one sliding-window log per downstream in Redis, checked and updated
+by one Lua script, so "N per period" holds across all of them.
 
-Why a sliding-window log: it is exact (no window of ``period`` seconds ever holds more
-than N grants, unlike a fixed window at its edges, or a token bucket's burst), and
-it knows exactly when the next slot frees, so waiters sleep just long enough. It keeps
-at most N timestamps per limiter, which is small for the limits of real downstreams.
+Why a sliding-window log rather than a token bucket: it is exact (no window of
+``period`` seconds ever holds more than N grants, where a fixed window lets 2N through
+at its edge and a bucket lets a full burst through on top of the refill), and it knows
+exactly when the next slot frees, so waiters sleep just long enough. It stores at most
+N timestamps per downstream, which is small for the limits real downstreams impose.
+
+Both scripts read the clock with Redis ``TIME``, never the caller's, so machines whose
+clocks disagree still agree on the window and on pauses.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
-from dataclasses import dataclass
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 
 import redis
@@ -22,9 +27,10 @@ from django.conf import settings
 from .exceptions import RateLimited, UnknownRateLimit
 from .redis import get_redis
 
-# KEYS: log (zset), pause key.  ARGV: limit, period_ms, unique member suffix.
-# Returns {wait_ms, now_ms}: wait_ms = 0 when a slot was taken. Redis' own clock is
-# used so that machines with skewed clocks agree.
+KEY_PREFIX = "jobs:ratelimit:"
+
+# KEYS: log (sorted set of grant times in ms), pause key.  ARGV: limit, period_ms, member id.
+# Returns {wait_ms, now_ms}; wait_ms = 0 means a slot was taken at now_ms.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -37,127 +43,148 @@ local period = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
 local count = redis.call('ZCARD', KEYS[1])
 if count < limit then
-    redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+    redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
     redis.call('PEXPIRE', KEYS[1], period)
     return {0, now}
 end
-local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-return {math.max(1, oldest + period - now), now}
+-- A slot frees when enough grants age out to leave limit - 1 (more than one if the
+-- limit was lowered while the log was full).
+local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+return {math.max(1, tonumber(freeing[2]) + period - now), now}
 """
-# KEYS: pause key.  ARGV: pause_ms.  The pause only ever grows.
+# KEYS: pause key.  ARGV: 'for' with a duration in ms, or 'until' with an epoch in ms.
+# The pause only ever grows; returns its end (ms), or now when there is none.
 _PAUSE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ms = now + tonumber(ARGV[1])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if until_ms > current then
-    redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]))
-    return until_ms
+local target = tonumber(ARGV[2])
+if ARGV[1] == 'for' then
+    target = now + target
 end
-return current
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if target > current and target > now then
+    redis.call('SET', KEYS[1], target, 'PX', target - now)
+    return target
+end
+return math.max(current, now)
+"""
+# KEYS: pause key.  Returns ms left of the pause (0 when none).
+_PAUSE_LEFT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now)
 """
 
 
-@dataclass(frozen=True)
-class Grant:
-    wait_seconds: float  # 0.0: granted
-    server_time: float  # Redis' clock, epoch seconds, when the answer was given
-
-    @property
-    def granted(self) -> bool:
-        return self.wait_seconds == 0.0
-
-
 class RateLimiter:
-    """At most ``limit`` calls per ``period`` seconds for downstream ``name``, across all processes."""
+    """At most ``limit`` calls per ``period`` seconds to downstream ``name``, across all processes.
 
-    def __init__(self, *, name: str, limit: int, period: float, client: redis.Redis | None = None):
+    ``RateLimiter.named("supplier-api")`` reads ``settings.JOBS_RATE_LIMITS``; constructing
+    one directly (tests, benchmarks) shares state with every other limiter of that name.
+    """
+
+    def __init__(self, *, name: str, limit: int, period: float, client: redis.Redis | None = None) -> None:
         if limit < 1 or period <= 0:
-            raise ValueError(f"rate limit {name!r} needs limit >= 1 and period > 0, got {limit}/{period}s")
-        self.name, self.limit, self.period = name, limit, period
-        self.log_key = f"jobs:ratelimit:{name}:log"
-        self.pause_key = f"jobs:ratelimit:{name}:paused_until"
+            raise ValueError(f"rate limit {name!r} needs limit >= 1 and period > 0 seconds, got {limit} per {period}s")
+        self.name = name
+        self.limit = limit
+        self.period = period
+        self.log_key = f"{KEY_PREFIX}{name}:log"
+        self.pause_key = f"{KEY_PREFIX}{name}:paused_until"
         self._client = client
-        self._member_counter = 0
+        # When this object last took a slot, on Redis' clock (epoch seconds, ms precision).
+        self.last_granted_at: float | None = None
 
     @classmethod
     def named(cls, name: str) -> RateLimiter:
-        """The limiter configured in ``JOBS_RATE_LIMITS[name]`` (``{"limit": N, "period": seconds}``)."""
-        limits = getattr(settings, "JOBS_RATE_LIMITS", {})
-        try:
-            config = limits[name]
-        except KeyError:
-            known = ", ".join(sorted(limits)) or "none"
+        """The limiter configured as ``JOBS_RATE_LIMITS[name] = {"limit": N, "period": seconds}``."""
+        limits: dict[str, dict[str, float]] = getattr(settings, "JOBS_RATE_LIMITS", {})
+        if name not in limits:
+            known = ", ".join(sorted(limits)) or "none configured"
             raise UnknownRateLimit(
-                f"no rate limit named {name!r} in JOBS_RATE_LIMITS; configured: {known}", detail={"name": name}
-            ) from None
+                f"no rate limit named {name!r} in settings.JOBS_RATE_LIMITS (expected one of: {known}); "
+                "retrying fails the same way until the setting defines it",
+                detail={"name": name, "known": sorted(limits)},
+            )
+        config = limits[name]
         return cls(name=name, limit=int(config["limit"]), period=float(config["period"]))
 
     @property
     def client(self) -> redis.Redis:
         return self._client or get_redis()
 
-    def try_acquire(self) -> Grant:
-        """Take a slot now if one is free; otherwise say how long until one is."""
-        self._member_counter += 1
-        member = f"{id(self)}-{time.monotonic_ns()}-{self._member_counter}"
+    def try_acquire(self) -> float:
+        """Take a slot if one is free now: 0.0. Otherwise the seconds until one frees (or a pause ends)."""
         wait_ms, now_ms = self.client.eval(
-            _ACQUIRE, 2, self.log_key, self.pause_key, self.limit, int(self.period * 1000), member
+            _ACQUIRE, 2, self.log_key, self.pause_key, self.limit, _milliseconds(self.period), secrets.token_hex(6)
         )
-        return Grant(wait_seconds=int(wait_ms) / 1000, server_time=int(now_ms) / 1000)
+        if int(wait_ms) == 0:
+            self.last_granted_at = int(now_ms) / 1000
+            return 0.0
+        return int(wait_ms) / 1000
 
-    def acquire(self, *, max_wait: float = 1.0) -> Grant:
-        """Take a slot, sleeping for short waits; raise RateLimited when the wait is longer than ``max_wait``.
+    def acquire(self, *, max_wait: float) -> None:
+        """Take a slot, sleeping while the total wait stays within ``max_wait`` seconds.
 
-        Inside a job, RateLimited postpones the job by the wait (no attempt spent) instead
-        of holding a worker process asleep.
+        Raises RateLimited (with ``wait_seconds``) instead of sleeping longer; raised inside
+        a job, the platform postpones the job by that wait without spending an attempt,
+        rather than holding a worker process asleep.
         """
         waited = 0.0
         while True:
-            grant = self.try_acquire()
-            if grant.granted:
-                return grant
-            if waited + grant.wait_seconds > max_wait:
+            wait = self.try_acquire()
+            if wait == 0.0:
+                return
+            if waited + wait > max_wait:
                 raise RateLimited(
                     f"rate limit {self.name!r} ({self.limit} per {self.period:g}s) has no free slot for "
-                    f"{grant.wait_seconds:.2f}s; safe to retry after that",
-                    wait_seconds=grant.wait_seconds,
-                    detail={"limit": self.name, "wait_seconds": grant.wait_seconds},
+                    f"{wait:.2f}s, longer than the {max_wait:g}s this call may wait; safe to retry after that",
+                    wait_seconds=wait,
+                    detail={"limit": self.name, "wait_seconds": wait},
                 )
-            time.sleep(grant.wait_seconds)
-            waited += grant.wait_seconds
+            time.sleep(wait)
+            waited += wait
 
     def pause_for(self, seconds: float) -> float:
-        """Nobody gets a slot for ``seconds`` (a downstream said Retry-After). Returns the pause end (epoch s)."""
-        until_ms = self.client.eval(_PAUSE, 1, self.pause_key, max(1, int(seconds * 1000)))
-        return int(until_ms) / 1000
+        """Give nobody a slot for ``seconds`` from now (Redis' clock); returns the pause's end, epoch seconds.
+
+        For a downstream's 429/503 with Retry-After. A pause only ever extends: a shorter
+        one than the pause in force changes nothing.
+        """
+        return int(self.client.eval(_PAUSE, 1, self.pause_key, "for", _milliseconds(seconds))) / 1000
 
     def pause_until(self, epoch_seconds: float) -> float:
-        return self.pause_for(max(0.001, epoch_seconds - time.time()))
+        """Give nobody a slot until ``epoch_seconds`` (compared with Redis' clock); returns the pause's end."""
+        return int(self.client.eval(_PAUSE, 1, self.pause_key, "until", int(epoch_seconds * 1000))) / 1000
 
     def paused_for(self) -> float:
-        """Seconds left of a pause (0 when not paused)."""
-        grant_probe = self.client.get(self.pause_key)
-        if not grant_probe:
-            return 0.0
-        now_s, now_us = self.client.time()
-        return max(0.0, int(grant_probe) / 1000 - (now_s + now_us / 1e6))
+        """Seconds left of the pause in force (0.0 when none)."""
+        return int(self.client.eval(_PAUSE_LEFT, 1, self.pause_key)) / 1000
 
     def reset(self) -> None:
+        """Forget every grant and pause of this downstream (tests and benchmarks)."""
         self.client.delete(self.log_key, self.pause_key)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date. None if absent or unreadable."""
-    if value is None or not value.strip():
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def parse_retry_after(header_value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    None when the header is absent or unreadable; a date in the past gives 0.0. An
+    HTTP-date is compared with ``now`` (default: this machine's clock).
+    """
+    if header_value is None or not header_value.strip():
         return None
-    value = value.strip()
-    if value.isdigit():
+    value = header_value.strip()
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+    if when.tzinfo is None:  # "-0000": UTC, per RFC 5322
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -1,103 +1,255 @@
-"""The global rate limiter against real Redis and real processes."""
+"""The global rate limiter against real Redis and real OS processes."""
 
-import json
-import os
-import subprocess
-import sys
+import multiprocessing
 import time
 from email.utils import formatdate
 
 import pytest
-from django.conf import settings
+import time_machine
 from django.test import override_settings
 
 from jobs.exceptions import RateLimited, UnknownRateLimit
 from jobs.ratelimit import RateLimiter, parse_retry_after
-from tests.processes import BASE_DIR
+from tests.processes import wait_for
+
+# fork: children start at once and inherit the configured Django settings; each one
+# gets its own Redis client from jobs.redis.get_redis (keyed by pid).
+FORK = multiprocessing.get_context("fork")
 
 
-def max_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end in range(len(times)):
-        while times[end] - times[start] >= window:
+def max_in_any_window(times_ms: list[int], window_ms: int) -> int:
+    """The most grants in any half-open window [t, t + window_ms). Integer ms: no float edge errors."""
+    times_ms, best, start = sorted(times_ms), 0, 0
+    for end in range(len(times_ms)):
+        while times_ms[end] - times_ms[start] >= window_ms:
             start += 1
         best = max(best, end - start + 1)
     return best
 
 
-def test_four_processes_never_exceed_the_limit_and_get_at_least_90_percent(redis_client, tmp_path):
+def achieved_per_second(times_ms: list[int]) -> float:
+    """Grants per second over the whole seconds since the first grant.
+
+    A sliding window grants in waves (`limit` at once, then again a period later), so a
+    run cut off mid-wave would understate a rate measured over its raw span.
+    """
+    times_ms = sorted(times_ms)
+    whole_seconds = max(1, (times_ms[-1] - times_ms[0]) // 1000)
+    end = times_ms[0] + whole_seconds * 1000
+    return sum(1 for t in times_ms if t < end) / whole_seconds
+
+
+def _run_children(target, args: tuple, *, count: int, timeout: float) -> list[list[int]]:
+    results = FORK.Queue()
+    children = [FORK.Process(target=target, args=(*args, results)) for _ in range(count)]
+    for child in children:
+        child.start()
+    try:
+        outputs = [results.get(timeout=timeout) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+    errors = [output for output in outputs if isinstance(output, str)]
+    assert not errors, errors
+    assert [child.exitcode for child in children] == [0] * count
+    return outputs
+
+
+def _grant_ms(limiter: RateLimiter) -> int:
+    return round(limiter.last_granted_at * 1000)
+
+
+def _hammer_for(barrier, name: str, limit: int, seconds: float, results) -> None:
+    """Child process: call acquire as fast as it returns for `seconds`; report grant times (Redis ms)."""
+    try:
+        limiter = RateLimiter(name=name, limit=limit, period=1)
+        barrier.wait()
+        deadline, grants = time.monotonic() + seconds, []
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                limiter.acquire(max_wait=remaining)
+            except RateLimited:
+                break
+            grants.append(_grant_ms(limiter))
+        results.put(grants)
+    except BaseException as error:  # noqa: BLE001 - reported to the parent instead of a bare exit code
+        results.put(repr(error))
+
+
+def _hammer_until_stopped(started, stop, name: str, limit: int, results) -> None:
+    """Child process: call acquire as fast as it returns until told to stop, after saying it has a grant."""
+    try:
+        limiter, grants = RateLimiter(name=name, limit=limit, period=1), []
+        limiter.acquire(max_wait=5)
+        grants.append(_grant_ms(limiter))
+        started.wait(timeout=15)
+        while not stop.is_set():
+            limiter.acquire(max_wait=5)
+            grants.append(_grant_ms(limiter))
+        results.put(grants)
+    except BaseException as error:  # noqa: BLE001
+        results.put(repr(error))
+
+
+def test_four_processes_never_exceed_the_limit_and_get_at_least_90_percent(redis_client):
     limit, seconds, processes = 50, 4.0, 4
-    outputs = [tmp_path / f"grants-{i}.json" for i in range(processes)]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.jobs.ratelimit_worker", settings.REDIS_URL, str(limit), str(seconds), str(out)],
-            cwd=BASE_DIR, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
-        )  # fmt: skip
-        for out in outputs
-    ]
-    for worker in workers:
-        assert worker.wait(timeout=60) == 0
-    per_process = [json.loads(out.read_text()) for out in outputs]
+    RateLimiter(name="hammer", limit=limit, period=1).reset()  # the parent's client exists before the fork
+
+    per_process = _run_children(
+        _hammer_for, (FORK.Barrier(processes), "hammer", limit, seconds), count=processes, timeout=seconds + 30
+    )
     grants = sorted(t for times in per_process for t in times)
 
-    assert all(len(times) > 0 for times in per_process), "every process got slots"
-    assert max_in_any_window(grants, 1.0) <= limit
-    # The first window admits `limit` at once: count it as a full second.
-    achieved = len(grants) / (grants[-1] - grants[0] + 1.0)
+    assert all(times for times in per_process), "every process got slots"
+    assert max_in_any_window(grants, 1000) <= limit
+    assert grants[-1] - grants[0] >= 2000, "ran for several windows"
+    achieved = achieved_per_second(grants)
     assert achieved >= 0.9 * limit, f"achieved {achieved:.1f}/s of {limit}/s"
 
 
-def test_a_pause_blocks_everyone_until_it_ends(redis_client):
-    first, second = RateLimiter(name="api", limit=100, period=1), RateLimiter(name="api", limit=100, period=1)
-    first.pause_for(0.5)
+def test_a_pause_stops_every_process_until_it_ends(redis_client):
+    limiter = RateLimiter(name="paused", limit=200, period=1)
+    started, stop, results = FORK.Barrier(5), FORK.Event(), FORK.Queue()
+    children = [
+        FORK.Process(target=_hammer_until_stopped, args=(started, stop, "paused", 200, results)) for _ in range(4)
+    ]
+    for child in children:
+        child.start()
+    try:
+        started.wait(timeout=15)  # every child holds a grant and goes on calling
+        pause_end = limiter.pause_for(1.0)
+        end_ms = round(pause_end * 1000)
+        start_ms = end_ms - 1000
+        assert 0.8 < limiter.try_acquire() <= 1.0, "try_acquire reports the pause left"
+        wait_for(
+            lambda: redis_client.zcount(limiter.log_key, end_ms, "+inf") >= 100, timeout=10, interval=0.05,
+            message="grants after the pause",
+        )  # fmt: skip
+    finally:
+        stop.set()
+    per_process = [results.get(timeout=15) for _ in children]
+    for child in children:
+        child.join(timeout=10)
 
-    blocked = second.try_acquire()
-    assert not blocked.granted and 0.3 < blocked.wait_seconds <= 0.5
-    time.sleep(blocked.wait_seconds + 0.05)
-    assert second.try_acquire().granted
+    assert not [output for output in per_process if isinstance(output, str)], per_process
+    for grants in per_process:
+        assert any(t <= start_ms for t in grants), "was granting before the pause"
+        assert not [t for t in grants if start_ms < t < end_ms], "no grant during the pause"
+        assert any(t >= end_ms for t in grants), "resumed after the pause"
 
 
-def test_a_pause_only_ever_grows(redis_client):
+def test_a_pause_only_ever_extends(redis_client):
     limiter = RateLimiter(name="api", limit=10, period=1)
     long_end = limiter.pause_for(5)
 
     assert limiter.pause_for(1) == long_end
+    assert limiter.pause_until(long_end - 2) == long_end
     assert 4 < limiter.paused_for() <= 5
+    assert limiter.pause_until(long_end + 3) == pytest.approx(long_end + 3, abs=0.001)
+    assert 7 < limiter.paused_for() <= 8
 
 
-def test_acquire_sleeps_for_short_waits_and_raises_for_long_ones(redis_client):
+def test_a_pause_until_a_past_time_changes_nothing(redis_client):
+    limiter = RateLimiter(name="api", limit=10, period=1)
+    limiter.pause_until(time.time() - 60)
+
+    assert limiter.paused_for() == 0.0
+    assert limiter.try_acquire() == 0.0
+
+
+def test_pauses_and_grants_use_redis_clock_not_the_callers(redis_client):
+    limiter = RateLimiter(name="api", limit=10, period=1)
+    with time_machine.travel(time.time() + 3600, tick=True):  # this machine's clock is an hour fast
+        pause_end = limiter.pause_for(2)
+    redis_seconds, redis_micros = redis_client.time()
+
+    assert pause_end == pytest.approx(redis_seconds + redis_micros / 1e6 + 2, abs=0.5)
+    limiter.reset()
+    assert limiter.try_acquire() == 0.0
+    assert limiter.last_granted_at == pytest.approx(redis_seconds + redis_micros / 1e6, abs=0.5)
+
+
+def test_try_acquire_returns_zero_or_the_wait(redis_client):
+    limiter = RateLimiter(name="api", limit=1, period=2)
+
+    assert limiter.try_acquire() == 0.0
+    assert 1.5 < limiter.try_acquire() <= 2.0
+
+
+def test_a_lowered_limit_waits_for_enough_grants_to_age_out(redis_client):
+    generous = RateLimiter(name="api", limit=3, period=2)
+    for _ in range(3):
+        assert generous.try_acquire() == 0.0
+
+    # Only one slot per 2 s now: the newest of the three grants must age out first.
+    assert 1.5 < RateLimiter(name="api", limit=1, period=2).try_acquire() <= 2.0
+
+
+def test_acquire_sleeps_for_short_waits(redis_client):
     limiter = RateLimiter(name="api", limit=2, period=0.5)
-    limiter.acquire()
-    limiter.acquire()
+    limiter.acquire(max_wait=0)
+    limiter.acquire(max_wait=0)
     started = time.monotonic()
-    limiter.acquire(max_wait=1.0)  # waits about 0.5 s for the oldest grant to age out
+
+    limiter.acquire(max_wait=1.0)  # about 0.5 s until the oldest grant ages out
+
     assert 0.3 < time.monotonic() - started < 1.0
 
-    limiter.pause_for(10)
-    with pytest.raises(RateLimited) as caught:
+
+def test_acquire_raises_rate_limited_when_the_wait_is_longer_than_max_wait(redis_client):
+    limiter = RateLimiter(name="api", limit=2, period=10)
+    limiter.acquire(max_wait=0)
+    limiter.acquire(max_wait=0)
+    started = time.monotonic()
+
+    with pytest.raises(RateLimited, match="no free slot.*safe to retry") as caught:
         limiter.acquire(max_wait=1.0)
+
+    assert time.monotonic() - started < 0.5, "did not sleep before giving up"
     assert 9 < caught.value.wait_seconds <= 10
     assert caught.value.retryable is True
 
 
-@override_settings(JOBS_RATE_LIMITS={"supplier-api": {"limit": 7, "period": 60}})
+def test_acquire_raises_rate_limited_during_a_long_pause(redis_client):
+    limiter = RateLimiter(name="api", limit=100, period=1)
+    limiter.pause_for(10)
+
+    with pytest.raises(RateLimited) as caught:
+        limiter.acquire(max_wait=1.0)
+
+    assert 9 < caught.value.wait_seconds <= 10
+
+
+@override_settings(JOBS_RATE_LIMITS={"supplier-api": {"limit": 7, "period": 60}, "email-provider": {"limit": 1, "period": 1}})
 def test_named_limiter_comes_from_settings():
     limiter = RateLimiter.named("supplier-api")
-    assert (limiter.limit, limiter.period) == (7, 60)
-    with pytest.raises(UnknownRateLimit, match="configured: supplier-api"):
+
+    assert (limiter.name, limiter.limit, limiter.period) == ("supplier-api", 7, 60)
+    with pytest.raises(UnknownRateLimit, match="'nope'.*expected one of: email-provider, supplier-api") as caught:
         RateLimiter.named("nope")
+    assert caught.value.retryable is False
+
+
+@override_settings(JOBS_RATE_LIMITS={})
+def test_no_limits_configured_says_so():
+    with pytest.raises(UnknownRateLimit, match="none configured"):
+        RateLimiter.named("supplier-api")
 
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("120", 120.0), (" 3 ", 3.0), ("", None), (None, None), ("soon", None), ("-5", None)],
+    [("120", 120.0), (" 3 ", 3.0), ("0", 0.0), ("", None), (None, None), ("soon", None), ("-5", None), ("²", None)],
 )
-def test_parse_retry_after_seconds(header, expected):
+def test_parse_retry_after_delta_seconds(header, expected):
     assert parse_retry_after(header) == expected
 
 
 def test_parse_retry_after_http_date():
     now = time.time()
+
     assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
     assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000", now=1445412480 - 60) == 60.0
