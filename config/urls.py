@@ -9,3 +9,6 @@ urlpatterns = [
     path("api/", include("jobs.urls")),
     path("api/", include("sync.urls")),
 ]
+
+handler404 = "jobs.errors_http.not_found"
+handler500 = "jobs.errors_http.server_error"

@@ -211,8 +211,13 @@ def job_enqueue(
       The same key with a different payload raises IdempotencyKeyConflict.
     """
     registry.get(job_type)
-    _ensure_enabled(job_type)
     payload = payload or {}
+    if not job_type_is_enabled(job_type=job_type):
+        # A retried request whose job already exists gets it back, switch or not.
+        replayed = _live_idempotent_job(job_type=job_type, key=idempotency_key, payload=payload)
+        if replayed is not None:
+            return EnqueueResult(job=replayed, created=False)
+        _ensure_enabled(job_type)
     now = timezone.now()
     job = _new_job(
         job_type=job_type, payload=payload, owner=owner, idempotency_key=idempotency_key,
@@ -226,6 +231,15 @@ def job_enqueue(
         job.save(force_insert=True)
     _publish_on_commit([job])
     return EnqueueResult(job=job, created=True)
+
+
+def _live_idempotent_job(*, job_type: str, key: str | None, payload: dict) -> Job | None:
+    if not key:
+        return None
+    return Job.objects.filter(
+        type=job_type, idempotency_key=key, idempotency_expires_at__gt=timezone.now(),
+        payload_fingerprint=payload_fingerprint(payload),
+    ).first()  # fmt: skip
 
 
 def _insert_idempotent(job: Job, *, now) -> Job | None:

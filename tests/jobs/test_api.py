@@ -451,3 +451,12 @@ def test_frontend_polls_a_job_to_success(client, staff, start_worker):
     assert [a["outcome"] for a in done["attempts"]] == ["retry", "succeeded"]
     assert done["attempts"][0]["error_code"] == "transient_error" and done["error"] is None
     assert done["started_at"] and done["finished_at"] and done["attempt"] == 2
+
+
+@pytest.mark.django_db
+def test_unknown_api_paths_answer_json_and_other_paths_html(client):
+    api = client.get("/api/nope")
+    page = client.get("/nope")
+
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    assert page.status_code == 404 and "application/json" not in page["Content-Type"]

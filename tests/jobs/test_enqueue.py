@@ -179,3 +179,15 @@ def test_switched_off_type_refuses_enqueue():
 def test_type_switched_off_by_settings_refuses_enqueue():
     with pytest.raises(JobTypeDisabled):
         job_enqueue(job_type="tests.noop")
+
+
+@pytest.mark.django_db
+def test_replay_of_an_existing_key_still_answers_after_the_type_is_switched_off(redis_client):
+    first = job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k-off")
+    job_type_set_enabled(job_type="tests.noop", enabled=False)
+
+    again = job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k-off")
+
+    assert (again.created, again.job.id) == (False, first.job.id)
+    with pytest.raises(JobTypeDisabled):
+        job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k-new")
