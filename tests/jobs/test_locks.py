@@ -64,7 +64,7 @@ def _hold_and_count(barrier, rounds: int, results) -> None:
 
 
 def test_processes_take_turns_never_overlapping(redis_client):
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # not fork: see test_ratelimit.py
     barrier, results = context.Barrier(4), context.Queue()
     children = [context.Process(target=_hold_and_count, args=(barrier, 15, results)) for _ in range(4)]
     for child in children:

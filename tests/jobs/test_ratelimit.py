@@ -12,9 +12,10 @@ from jobs.exceptions import RateLimited, UnknownRateLimit
 from jobs.ratelimit import RateLimiter, parse_retry_after
 from tests.processes import wait_for
 
-# fork: children start at once and inherit the configured Django settings; each one
-# gets its own Redis client from jobs.redis.get_redis (keyed by pid).
-FORK = multiprocessing.get_context("fork")
+# spawn, not fork: by the time these tests run the pytest process has threads (Celery's and
+# redis' pools, earlier tests' threads), and a forked child can inherit a lock one of them held
+# and hang. Spawned children import this module afresh; settings come from the environment.
+PROCESSES = multiprocessing.get_context("spawn")
 
 
 def max_in_any_window(times_ms: list[int], window_ms: int) -> int:
@@ -40,8 +41,8 @@ def achieved_per_second(times_ms: list[int]) -> float:
 
 
 def _run_children(target, args: tuple, *, count: int, timeout: float) -> list[list[int]]:
-    results = FORK.Queue()
-    children = [FORK.Process(target=target, args=(*args, results)) for _ in range(count)]
+    results = PROCESSES.Queue()
+    children = [PROCESSES.Process(target=target, args=(*args, results)) for _ in range(count)]
     for child in children:
         child.start()
     try:
@@ -98,7 +99,7 @@ def test_four_processes_never_exceed_the_limit_and_get_at_least_90_percent(redis
     RateLimiter(name="hammer", limit=limit, period=1).reset()  # the parent's client exists before the fork
 
     per_process = _run_children(
-        _hammer_for, (FORK.Barrier(processes), "hammer", limit, seconds), count=processes, timeout=seconds + 30
+        _hammer_for, (PROCESSES.Barrier(processes), "hammer", limit, seconds), count=processes, timeout=seconds + 30
     )
     grants = sorted(t for times in per_process for t in times)
 
@@ -111,9 +112,9 @@ def test_four_processes_never_exceed_the_limit_and_get_at_least_90_percent(redis
 
 def test_a_pause_stops_every_process_until_it_ends(redis_client):
     limiter = RateLimiter(name="paused", limit=200, period=1)
-    started, stop, results = FORK.Barrier(5), FORK.Event(), FORK.Queue()
+    started, stop, results = PROCESSES.Barrier(5), PROCESSES.Event(), PROCESSES.Queue()
     children = [
-        FORK.Process(target=_hammer_until_stopped, args=(started, stop, "paused", 200, results)) for _ in range(4)
+        PROCESSES.Process(target=_hammer_until_stopped, args=(started, stop, "paused", 200, results)) for _ in range(4)
     ]
     for child in children:
         child.start()
