@@ -145,8 +145,9 @@ def test_worker_killed_mid_job_is_rescued_and_the_job_completes(start_worker):
     doomed.kill_group(signal.SIGKILL)
     doomed.process.wait(timeout=10)
     start_worker(queues="default", name="survivor")
-    report = wait_for(lambda: job_rescue_orphans(), timeout=30, interval=0.5, message="the reaper to rescue the job")
-    # ``wait_for`` needs a truthy report: RescueReport is a dataclass (always truthy), so check it.
+    # RescueReport is a dataclass (always truthy): wait until a report names the job.
+    report = wait_for(lambda: (found := job_rescue_orphans()).requeued and found, timeout=30, interval=0.5,
+                      message="the reaper to rescue the job")  # fmt: skip
     assert job.id in report.requeued
 
     done = wait_final(job.id)
