@@ -26,6 +26,19 @@ from .tokens import api_token_create, api_token_revoke
 S = Job.Status
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Records nobody edits by hand: jobs change through services (actions), audit entries never."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class JobTypeFilter(admin.SimpleListFilter):
     title = "type"
     parameter_name = "type"
@@ -120,7 +133,7 @@ def _confirmed_action(
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ViewOnlyAdmin):
     list_display = ("id", "type", "queue", "colored_status", "attempts_display", "progress", "owner", "created_at",
                     "finished_at", "error_code")  # fmt: skip
     list_filter = ("status", JobTypeFilter, "queue", "created_at", "finished_at")
@@ -145,16 +158,6 @@ class JobAdmin(admin.ModelAdmin):
                                  "finished_at", "updated_at")}),  # fmt: skip
         ("Links", {"fields": ("replay_of_link", "replays_links", "worker", "current_task_result", "cancel_requested")}),
     )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Viewing only: state changes go through the actions below.
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="status", ordering="status")
     def colored_status(self, job: Job) -> str:
@@ -250,7 +253,7 @@ class DeadJobAdmin(JobAdmin):
 
 
 @admin.register(JobAuditEntry)
-class JobAuditEntryAdmin(admin.ModelAdmin):
+class JobAuditEntryAdmin(ViewOnlyAdmin):
     list_display = ("created_at", "actor_label", "action", "job_count", "short_job_ids")
     list_filter = ("action", "created_at")
     search_fields = ("actor_label", "action")
@@ -260,15 +263,6 @@ class JobAuditEntryAdmin(admin.ModelAdmin):
     def short_job_ids(self, entry: JobAuditEntry) -> str:
         ids = entry.job_ids[:5]
         return ", ".join(ids) + (" …" if len(entry.job_ids) > 5 else "")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(JobTypeSwitch)

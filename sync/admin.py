@@ -2,15 +2,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from jobs.admin import ViewOnlyAdmin
+
 from .models import Product, SyncPage, SyncRun, WebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class SyncPageInline(admin.TabularInline):
@@ -29,7 +23,7 @@ class SyncPageInline(admin.TabularInline):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdmin):
+class SyncRunAdmin(ViewOnlyAdmin):
     list_display = ("id", "status", "progress", "pages_failed", "products_created", "products_updated",
                     "records_rejected", "products_deactivated", "started_at", "finished_at", "job_link")  # fmt: skip
     list_filter = ("status", "full")
@@ -47,13 +41,13 @@ class SyncRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(ReadOnlyAdmin):
+class ProductAdmin(ViewOnlyAdmin):
     list_display = ("supplier_id", "name", "price", "currency", "stock", "is_active", "supplier_active", "last_changed_at")
     list_filter = ("is_active", "supplier_active", "currency")
     search_fields = ("=supplier_id", "sku", "name")
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyAdmin):
+class WebhookEventAdmin(ViewOnlyAdmin):
     list_display = ("event_id", "event_type", "signed_at", "received_at", "jobs_enqueued")
     search_fields = ("=event_id",)

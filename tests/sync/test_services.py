@@ -169,3 +169,14 @@ def test_abandoning_a_stuck_run_frees_the_way_for_a_new_one(capsys):
     assert (stuck.status, stuck.pages_failed) == ("failed", 3)
     assert sync_page_fetch(run_id=stuck.pk, number=2) == "page 2 already failed"  # a late page job does nothing
     assert sync_run_for_job(job_id="job-b", full=True).status == "running"
+
+
+@pytest.mark.django_db
+def test_sync_admin_pages_render(client, django_user_model):
+    from sync.services import sync_run_for_job
+
+    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
+    run = sync_run_for_job(job_id="job-x", full=True)
+    for url in ("/admin/sync/syncrun/", f"/admin/sync/syncrun/{run.pk}/change/", "/admin/sync/product/",
+                "/admin/sync/webhookevent/"):  # fmt: skip
+        assert client.get(url).status_code == 200, url
