@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
             Job.objects.all().delete()
             env = {
                 **os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL,
-                "LOG_LEVEL": "WARNING", "SUPPLIER_API_URL": sim_url, "SUPPLIER_PAGE_SIZE": str(args.page_size),
+                "LOG_LEVEL": "WARNING", "DEBUG": "0", "SUPPLIER_API_URL": sim_url, "SUPPLIER_PAGE_SIZE": str(args.page_size),
                 # The limiter runs 3% under the supplier's limit: grants are spaced on Redis' clock, but
                 # requests reach the supplier a few ms apart from that, and at exactly the limit that
                 # jitter alone draws 429s.

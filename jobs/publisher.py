@@ -54,6 +54,9 @@ def _publish_redis_pipeline(app: Celery, channel, messages: Sequence[dict]) -> i
             task_message = app.amqp.as_task_v2(
                 message["task_id"], message["task"], (), message["kwargs"], argsrepr="()",
                 kwargsrepr=repr(message["kwargs"]),
+                # None, not as_task_v2's default False: an explicit False in the message would
+                # override the task's own ignore_result and store every result twice.
+                ignore_result=None,
             )  # fmt: skip
             envelope = channel.prepare_message(
                 json.dumps(list(task_message.body)), 0, "application/json", "utf-8",

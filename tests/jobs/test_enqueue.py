@@ -191,3 +191,18 @@ def test_replay_of_an_existing_key_still_answers_after_the_type_is_switched_off(
     assert (again.created, again.job.id) == (False, first.job.id)
     with pytest.raises(JobTypeDisabled):
         job_enqueue(job_type="tests.noop", payload={"x": 1}, idempotency_key="k-new")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_published_message_leaves_ignore_result_to_the_task(redis_client):
+    import base64
+    import json
+
+    job_enqueue(job_type="tests.noop")
+
+    message = json.loads(redis_client.lpop("default"))
+    # An explicit False here would override the task's ignore_result and store every result twice.
+    assert message["headers"]["ignore_result"] is None
+    assert message["headers"]["task"] == "tests.noop"
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert args == [] and kwargs["schema_version"] == 1
