@@ -391,31 +391,45 @@ def _mark_published(refs: Sequence[tuple[str, str, str, int, str]], *, chunk: in
 
 
 def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float | None = None, limit: int = 500) -> int:
-    """Publish due jobs whose message never reached the broker (outage at commit, crash in between).
+    """Publish due jobs whose message never reached the broker, or was lost after it did.
 
-    ``grace_seconds`` (default JOBS_RELAY_GRACE_SECONDS) leaves fresh rows to their own on-commit publish.
+    - Never published (broker down at commit, crash in between): ``grace_seconds`` (default
+      JOBS_RELAY_GRACE_SECONDS) leaves fresh rows to their own on-commit publish.
+    - Published but still waiting ``JOBS_REPUBLISH_AFTER_SECONDS`` after they were due: the
+      message may sit unacknowledged with a worker that was killed (Redis returns it only after
+      the visibility timeout, an hour by default) or have been lost with a Redis without
+      persistence. Publishing again is safe: the attempt guard runs one delivery of an attempt.
     """
     if grace_seconds is None:
         grace_seconds = getattr(settings, "JOBS_RELAY_GRACE_SECONDS", 10)
     now = timezone.now()
-    due = Job.objects.filter(
-        status__in=[S.QUEUED, S.RETRYING], published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
-    ).exclude(next_retry_at__gt=now)
+    stale_before = now - timedelta(seconds=getattr(settings, "JOBS_REPUBLISH_AFTER_SECONDS", 600))
+    waiting = Job.objects.filter(status__in=[S.QUEUED, S.RETRYING])
     if job_type:
-        due = due.filter(type=job_type)
+        waiting = waiting.filter(type=job_type)
     disabled = disabled_job_types()
     if disabled:
-        due = due.exclude(type__in=disabled)
-    refs = [
-        (job_id, type_, queue, attempt + 1, cid)
-        for job_id, type_, queue, attempt, cid in due.order_by("created_at").values_list(
-            "id", "type", "queue", "attempt", "correlation_id"
-        )[:limit]
-    ]
-    if not refs:
-        return 0
-    published = publish_messages(refs)
-    logger.info("relay published %d of %d unpublished job(s)", published, len(refs))
+        waiting = waiting.exclude(type__in=disabled)
+    unpublished = waiting.filter(published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)).exclude(
+        next_retry_at__gt=now
+    )
+    stale = waiting.filter(published_at__lt=stale_before).exclude(next_retry_at__gt=stale_before)
+    published = 0
+    for rows, label in ((unpublished, "unpublished"), (stale, "stale")):
+        refs = [
+            (job_id, type_, queue, attempt + 1, cid)
+            for job_id, type_, queue, attempt, cid in rows.order_by("created_at").values_list(
+                "id", "type", "queue", "attempt", "correlation_id"
+            )[:limit]
+        ]
+        if not refs:
+            continue
+        if label == "stale":
+            # Clear the stamp first: publish_messages stamps only unpublished rows.
+            Job.objects.filter(id__in=[ref[0] for ref in refs], published_at__lt=stale_before).update(published_at=None)
+        count = publish_messages(refs)
+        published += count
+        logger.info("relay published %d of %d %s job(s)", count, len(refs), label)
     return published
 
 

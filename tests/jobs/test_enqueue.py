@@ -206,3 +206,24 @@ def test_published_message_leaves_ignore_result_to_the_task(redis_client):
     assert message["headers"]["task"] == "tests.noop"
     args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
     assert args == [] and kwargs["schema_version"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.services import job_relay_unpublished
+
+    settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
+    waiting = job_enqueue(job_type="tests.noop").job
+    fresh = job_enqueue(job_type="tests.noop").job
+    redis_client.delete("default")  # as if a killed worker held the messages, or Redis lost them
+    Job.objects.filter(id=waiting.id).update(published_at=timezone.now() - timedelta(seconds=61))
+
+    assert job_relay_unpublished() == 1
+    assert queue_length(redis_client) == 1
+    assert Job.objects.get(id=waiting.id).published_at > timezone.now() - timedelta(seconds=5)
+    assert job_relay_unpublished() == 0  # not again until another interval has passed
+    assert Job.objects.get(id=fresh.id).published_at is not None

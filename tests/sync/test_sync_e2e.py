@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job
-from jobs.services import job_enqueue
+from jobs.services import job_enqueue, job_relay_unpublished
 from sync.models import Product, SyncPage, SyncRun
 from tests.processes import wait_for
 
@@ -52,7 +52,7 @@ def test_full_run_then_a_rerun_that_changes_nothing(supplier_simulator, start_wo
     assert dict(Product.objects.values_list("supplier_id", "last_changed_at")) == stamps
 
 
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=1)
+@override_settings(JOBS_ORPHAN_GRACE_SECONDS=1, JOBS_REPUBLISH_AFTER_SECONDS=3, JOBS_RELAY_GRACE_SECONDS=1)
 def test_run_resumes_after_the_worker_is_killed_without_refetching_done_pages(supplier_simulator, start_worker):
     sim = supplier_simulator(size=500, rate_limit=0, latency_ms=400)  # 10 pages, 0.4 s each
     doomed = start_worker(queues="default,sync", concurrency=1, name="doomed", extra_env=sync_env(sim))
@@ -67,8 +67,14 @@ def test_run_resumes_after_the_worker_is_killed_without_refetching_done_pages(su
     wait_for(lambda: job_rescue_orphans().requeued or not Job.objects.filter(status=S.RUNNING).exists(),
              timeout=30, interval=0.5, message="the reaper to rescue the interrupted job")  # fmt: skip
 
-    finished = wait_for(lambda: Job.objects.filter(id=job.id, status=S.SUCCEEDED).first(), timeout=90, interval=0.3,
-                        message="the run to finish")  # fmt: skip
+    def finished_run():
+        # What beat does every few seconds: the reaper, and the relay, which re-publishes a job
+        # whose message the killed worker held (the run job's delayed check-in, for one).
+        job_rescue_orphans()
+        job_relay_unpublished()
+        return Job.objects.filter(id=job.id, status=S.SUCCEEDED).first()
+
+    finished = wait_for(finished_run, timeout=90, interval=0.5, message="the run to finish")
     run = SyncRun.objects.get(job_id=finished.id)
     fetches = sim.stats()["page_fetches"]
     assert run.status == "completed" and run.pages_done == 10 and Product.objects.count() == 500
