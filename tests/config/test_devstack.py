@@ -3,7 +3,6 @@
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from config.devstack import free_port
 from tests.processes import BASE_DIR
 
 pytestmark = pytest.mark.worker
@@ -26,10 +26,6 @@ STOP_TIMEOUT = 25  # devstack allows its children 10 s to stop, then kills them
 INHERITED = {"REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "EMBEDDED_REDIS_SERVER", "SUPPLIER_API_URL"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def proc_stat(pid: int) -> list[str] | None:

@@ -31,21 +31,6 @@ ECHO_SCHEMA = {
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw")
-
-
-@pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("ops", password="pw", is_staff=True)
-
-
-@pytest.fixture
 def echo_type(monkeypatch):
     """An API type anyone may enqueue (the built-in canary is staff-only)."""
     spec = JobType(name="tests.api_echo", handler=lambda ctx, payload: payload, api_schema=ECHO_SCHEMA)

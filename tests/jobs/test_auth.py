@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from jobs.models import ApiToken
 from jobs.tokens import api_token_create, api_token_revoke, api_token_user
-from tests.jobs.test_api import alice, staff  # noqa: F401 - the same users as the API tests (fixtures)
 
 CANARY = json.dumps({"type": "jobs.canary"})
 

@@ -1,7 +1,6 @@
 """Jobs through real worker processes and real Redis: retries, dead letters, cancel, crashes, outages."""
 
 import signal
-from datetime import timedelta
 
 import pytest
 from django.test import override_settings
@@ -12,7 +11,7 @@ from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job, JobAttempt
 from jobs.retry import Backoff
 from jobs.schedules import schedules_sync
-from jobs.services import job_cancel, job_enqueue, job_relay_unpublished, job_type_set_enabled
+from jobs.services import job_cancel, job_enqueue, job_type_set_enabled
 from jobs.tasks import canary
 from tests.processes import run_django_snippet, wait_for
 

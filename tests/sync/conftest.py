@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
+from config.devstack import free_port
 from tests.processes import BASE_DIR, wait_for
 
 
@@ -65,10 +65,6 @@ class SimulatorProcess:
         return self.process.returncode
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -82,7 +78,7 @@ def supplier_simulator(tmp_path):
     started: list[SimulatorProcess] = []
 
     def _start(*, command: list[str] | None = None, env: dict | None = None, **options) -> SimulatorProcess:
-        simulator = SimulatorProcess(port=_free_port(), options=options, log_path=tmp_path / f"sim{len(started)}.log",
+        simulator = SimulatorProcess(port=free_port(), options=options, log_path=tmp_path / f"sim{len(started)}.log",
                                      command=command, env=env)  # fmt: skip
         started.append(simulator)
         return simulator
