@@ -27,7 +27,8 @@ from .exceptions import (
     JobTypeDisabled,
     PayloadInvalid,
 )
-from .models import Job, JobAttempt, JobAuditEntry, JobTypeSwitch
+from .bulkinsert import bulk_insert_varying
+from .models import Job, JobAttempt, JobAuditEntry, JobTypeSwitch, new_job_id
 from .schema import validate, with_defaults
 
 logger = logging.getLogger("jobs")
@@ -273,53 +274,83 @@ def job_bulk_enqueue(
     idempotency_keys: Sequence[str | None] | None = None,
     owner=None,
     correlation_id: str | None = None,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
 ) -> list[EnqueueResult]:
     """Enqueue many jobs of one type: one multi-row insert per batch, one pipelined publish.
 
-    Same guarantees as ``job_enqueue``: nothing runs if the transaction rolls back, a key
-    already used within the window returns its existing job. Results are in input order.
+    Same guarantees as ``job_enqueue``: nothing runs if the transaction rolls back, and
+    the rows are written before anything is published. A key already used within the
+    window returns the job holding it (``created=False``), whatever its payload: fan-out
+    callers derive keys from the event they handle, so a repeated key is a repeated event.
+    Results are in input order.
     """
-    registry.get(job_type)
+    spec = registry.get(job_type)
     _ensure_enabled(job_type)
     if idempotency_keys is not None and len(idempotency_keys) != len(payloads):
         raise ValueError(
             f"idempotency_keys has {len(idempotency_keys)} entries, payloads has {len(payloads)}; expected the same"
         )
-    keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(payloads)
-    now = timezone.now()
-    correlation_id = correlation_id or get_correlation_id() or new_correlation_id()
-    jobs = [
-        _new_job(
-            job_type=job_type, payload=payload or {}, owner=owner, idempotency_key=key,
-            correlation_id=correlation_id, replay_of=None, now=now,
-        )  # fmt: skip
-        for payload, key in zip(payloads, keys, strict=True)
-    ]
+    keys = [key or None for key in idempotency_keys] if idempotency_keys is not None else [None] * len(payloads)
     present_keys = [key for key in keys if key]
     if len(set(present_keys)) != len(present_keys):
         raise ValueError("idempotency_keys repeat within one bulk call; each job needs its own key")
+    if not payloads:
+        return []
+    now = timezone.now()
+    payloads = [payload or {} for payload in payloads]
+    # Everything but these columns is the same for every job of the call.
+    template = Job(
+        type=job_type, queue=spec.queue, max_attempts=spec.retry.max_attempts, owner=owner,
+        correlation_id=correlation_id or get_correlation_id() or new_correlation_id(), enqueued_at=now,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    varying = {
+        "id": [new_job_id() for _ in payloads],
+        "payload": payloads,
+        "payload_fingerprint": [payload_fingerprint(payload) for payload in payloads],
+    }
+    if present_keys:
+        expires_at = now + _idempotency_window()
+        varying["idempotency_key"] = keys
+        varying["idempotency_expires_at"] = [expires_at if key else None for key in keys]
+    settled: dict[int, EnqueueResult] = {}
+    pending = list(range(len(payloads)))
+    if present_keys:
+        # Rows go in in key order: concurrent calls with overlapping keys then wait for each
+        # other in one order instead of deadlocking on each other's unique-index entries.
+        pending.sort(key=lambda index: keys[index] or "")
     with transaction.atomic():
         if present_keys:
             _release_expired_keys(job_type=job_type, keys=present_keys, now=now)
-        Job.objects.bulk_create(jobs, batch_size=batch_size, ignore_conflicts=bool(present_keys))
-        if present_keys:
-            created_ids = set(Job.objects.filter(id__in=[job.id for job in jobs]).values_list("id", flat=True))
-            holders = {
-                existing.idempotency_key: existing
-                for existing in Job.objects.filter(type=job_type, idempotency_key__in=present_keys).exclude(
-                    id__in=created_ids
+        # A key that lost to a holder which then vanished (pruned, or released as expired by a
+        # concurrent call) is tried again, as job_enqueue does.
+        for _ in range(3):
+            subset = {name: [values[index] for index in pending] for name, values in varying.items()}
+            inserted = {
+                job.id: job
+                for job in bulk_insert_varying(
+                    template=template, varying=subset, batch_size=batch_size, skip_conflicts=bool(present_keys)
                 )
             }
+            lost = [index for index in pending if varying["id"][index] not in inserted]
+            holders = {}
+            if lost:
+                lost_keys = [keys[index] for index in lost]
+                holders = {job.idempotency_key: job for job in Job.objects.filter(type=job_type, idempotency_key__in=lost_keys)}
+            for index in pending:
+                job_id, key = varying["id"][index], keys[index]
+                if job_id in inserted:
+                    settled[index] = EnqueueResult(job=inserted[job_id], created=True)
+                elif key in holders:
+                    settled[index] = EnqueueResult(job=holders[key], created=False)
+            pending = [index for index in pending if index not in settled]
+            if not pending:
+                break
         else:
-            created_ids, holders = {job.id for job in jobs}, {}
-    results: list[EnqueueResult] = []
-    for job in jobs:
-        if job.id in created_ids:
-            results.append(EnqueueResult(job=job, created=True))
-        else:
-            results.append(EnqueueResult(job=holders[job.idempotency_key], created=False))
-    _publish_on_commit([result.job for result in results if result.created])
+            raise IntegrityError(f"could not settle {len(pending)} idempotency key(s) of {job_type!r} after 3 tries")
+    results = [settled[index] for index in range(len(payloads))]
+    created = [result.job for result in results if result.created]
+    _publish_on_commit(created)
     return results
 
 
@@ -376,7 +407,7 @@ def publish_messages(refs: Sequence[tuple[str, str, str, int, str]], *, countdow
     return published
 
 
-def _mark_published(refs: Sequence[tuple[str, str, str, int, str]], *, chunk: int = 1000) -> None:
+def _mark_published(refs: Sequence[tuple[str, str, str, int, str]], *, chunk: int = 5000) -> None:
     """Stamp published_at, in a few set-based UPDATEs rather than one per job."""
     now = timezone.now()
     by_attempt: dict[int, list[str]] = {}
@@ -385,9 +416,21 @@ def _mark_published(refs: Sequence[tuple[str, str, str, int, str]], *, chunk: in
     for attempt, job_ids in by_attempt.items():
         for start in range(0, len(job_ids), chunk):
             # Only jobs still waiting for exactly this attempt's message.
-            Job.objects.filter(
-                id__in=job_ids[start : start + chunk], attempt=attempt - 1, published_at__isnull=True
-            ).update(published_at=now)
+            _stamp_published(job_ids=job_ids[start : start + chunk], previous_attempt=attempt - 1, now=now)
+
+
+def _stamp_published(*, job_ids: list[str], previous_attempt: int, now) -> None:
+    if connection.vendor == "postgresql":
+        # One array parameter instead of an IN list of thousands: far less to build and parse.
+        table = connection.ops.quote_name(Job._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET published_at = %s WHERE id = ANY(%s::varchar[]) AND attempt = %s "  # noqa: S608
+                "AND published_at IS NULL",
+                [now, job_ids, previous_attempt],
+            )
+        return
+    Job.objects.filter(id__in=job_ids, attempt=previous_attempt, published_at__isnull=True).update(published_at=now)
 
 
 def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float | None = None, limit: int = 500) -> int:

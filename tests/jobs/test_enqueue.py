@@ -164,6 +164,96 @@ def test_bulk_enqueue_refuses_repeated_keys():
         job_bulk_enqueue(job_type="tests.record", payloads=[{}, {}], idempotency_keys=["a", "a"])
 
 
+@pytest.mark.django_db(transaction=True)
+def test_bulk_enqueue_returns_the_stored_jobs_and_publishes_one_message_each(redis_client):
+    import base64
+    import json
+
+    from jobs.services import payload_fingerprint
+
+    with correlation_scope("webhook-9"), transaction.atomic():
+        results = job_bulk_enqueue(job_type="tests.record", payloads=[{"index": i} for i in range(3)])
+        assert queue_length(redis_client) == 0  # nothing leaves before the commit
+
+    for index, result in enumerate(results):
+        stored = Job.objects.get(id=result.job.id)
+        assert (stored.payload, stored.payload_fingerprint) == ({"index": index}, payload_fingerprint({"index": index}))
+        assert (stored.status, stored.queue, stored.correlation_id) == ("queued", "default", "webhook-9")
+        assert stored.published_at is not None and stored.created_at == result.job.created_at
+    messages = [json.loads(raw) for raw in redis_client.lrange("default", 0, -1)]
+    by_job = {message["headers"]["job_id"]: message for message in messages}
+    assert sorted(by_job) == sorted(result.job.id for result in results)
+    for job_id, message in by_job.items():
+        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        assert kwargs == {"job_id": job_id, "attempt": 1, "schema_version": 1}
+        assert (message["headers"]["id"], message["headers"]["correlation_id"]) == (f"{job_id}.1", "webhook-9")
+
+
+@pytest.mark.django_db
+def test_bulk_enqueue_statements_do_not_grow_with_the_batch(
+    django_assert_num_queries, django_capture_on_commit_callbacks, redis_client
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite caps parameters per statement, so the ORM fallback batches large inserts")
+    for count in (5, 3000):
+        # switch check, SAVEPOINT, one INSERT for every row, RELEASE, one UPDATE stamping published_at
+        with django_assert_num_queries(5), django_capture_on_commit_callbacks(execute=True):
+            job_bulk_enqueue(job_type="tests.record", payloads=[{"index": i} for i in range(count)])
+    assert Job.objects.filter(published_at__isnull=False).count() == 3005
+    assert queue_length(redis_client) == 3005
+
+
+@pytest.mark.django_db
+@override_settings(JOBS_IDEMPOTENCY_WINDOW_SECONDS=60)
+def test_bulk_enqueue_reuses_a_key_once_its_window_has_passed(redis_client):
+    first = job_bulk_enqueue(job_type="tests.record", payloads=[{}], idempotency_keys=["k1"])[0]
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        again = job_bulk_enqueue(job_type="tests.record", payloads=[{}, {}], idempotency_keys=["k1", None])
+
+    assert [result.created for result in again] == [True, True]
+    assert again[0].job.id != first.job.id and again[0].job.idempotency_key == "k1"
+    assert Job.objects.get(id=first.job.id).idempotency_key is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bulk_enqueues_with_overlapping_keys_create_each_job_once(redis_client):
+    callers, keys = 4, [f"event-{i}" for i in range(2000)]
+    barrier = threading.Barrier(callers)
+    results, errors = [], []
+
+    def enqueue(offset: int):
+        # Each caller sends the same keys in a different order, so their inserts interleave.
+        order = keys[offset:] + keys[:offset]
+        try:
+            barrier.wait(timeout=30)
+            with transaction.atomic():
+                batch = job_bulk_enqueue(
+                    job_type="tests.record", payloads=[{"event": key} for key in order], idempotency_keys=order
+                )
+            results.extend(zip(order, batch))
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=enqueue, args=(offset * 500,)) for offset in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(results) == callers * len(keys)
+    job_for_key: dict[str, set[str]] = {}
+    for key, result in results:
+        job_for_key.setdefault(key, set()).add(result.job.id)
+        assert result.job.idempotency_key == key
+    assert all(len(job_ids) == 1 for job_ids in job_for_key.values())
+    assert sum(result.created for _key, result in results) == len(keys)
+    assert Job.objects.filter(type="tests.record").count() == len(keys)
+    assert queue_length(redis_client) == len(keys)
+
+
 @pytest.mark.django_db
 def test_switched_off_type_refuses_enqueue():
     job_type_set_enabled(job_type="tests.noop", enabled=False, reason="incident 42")
