@@ -2,10 +2,12 @@
 
 Bulk enqueue writes thousands of job rows that differ only in a few columns (id, payload,
 idempotency key). Django's ``bulk_create`` prepares every column of every row in Python
-and sends them all; on PostgreSQL this module sends each shared column once, as a
-parameter, and only the varying columns as arrays:
+and sends them all (on SQLite in batches of a few dozen rows, to stay under its parameter
+limit). Here each shared column is sent once, as a parameter, and only the varying columns
+row by row:
 
-    INSERT INTO t (a, b, c) SELECT v.a, %s::b_type, v.c FROM unnest(%s::a_type[], %s::c_type[]) AS v(a, c)
+- PostgreSQL: ``INSERT INTO t (a, b, c) SELECT v.a, %s::b_type, v.c FROM unnest(%s::a_type[], %s::c_type[]) ...``
+- SQLite: ``INSERT INTO t (a, b, c) SELECT json_extract(rows.value, '$[0]'), ?, ... FROM json_each(?) ...``
 
 The values are the model's own: the shared ones come from a template instance (so field
 defaults and ``get_db_prep_save`` apply as in ``save()``), and rows come back as model
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from django.db import connections
+from django.db import NotSupportedError, connections
 from django.db.models import Model
 
 
@@ -54,51 +56,85 @@ def bulk_insert_varying(
     if model._meta.pk.attname not in varying:
         raise ValueError("the primary key must vary: each row needs its own")
     connection = connections[using]
-    if connection.vendor != "postgresql":
-        return _insert_with_orm(template, varying, count, using=using, skip_conflicts=skip_conflicts)
+    build_statement = _STATEMENT_BUILDERS.get(connection.vendor)
+    if build_statement is None:
+        raise NotSupportedError(
+            f"bulk insert supports {' and '.join(sorted(_STATEMENT_BUILDERS))}, not {connection.vendor}; "
+            "the platform runs on PostgreSQL (SQLite for development)"
+        )
 
     # Shared columns: prepared once, exactly as save() would prepare them.
     for field in fields:
         if field.attname not in varying:
             field.pre_save(template, add=True)  # auto_now(_add) fields take their value here
-    shared_params = {
-        field.attname: field.get_db_prep_save(getattr(template, field.attname), connection=connection)
+    shared_params = [
+        field.get_db_prep_save(getattr(template, field.attname), connection=connection)
         for field in fields
         if field.attname not in varying
-    }
+    ]
     varying_fields = [field for field in fields if field.attname in varying]
+    sql, rows_param = build_statement(model, connection, varying_fields, skip_conflicts)
+    prepared_columns = [_prepare_column(field, varying[field.attname], connection) for field in varying_fields]
+    inserted: set = set()
+    with connection.cursor() as cursor:
+        for start in range(0, count, batch_size):
+            batch = [column[start : start + batch_size] for column in prepared_columns]
+            cursor.execute(sql, [*shared_params, *rows_param(batch)])
+            inserted.update(row[0] for row in cursor.fetchall())
+    return _instances(template, varying, count, using=using, keep=inserted)
+
+
+def _postgresql_statement(model, connection, varying_fields, skip_conflicts: bool):
+    """Shared columns as typed parameters, varying ones as one typed array each, unnested together."""
     quote = connection.ops.quote_name
+    varying_names = {field.attname for field in varying_fields}
+    fields = model._meta.concrete_fields
     select_list = ", ".join(
-        f"v.{quote(field.column)}" if field.attname in varying else f"%s::{field.db_type(connection)}"
+        f"v.{quote(field.column)}" if field.attname in varying_names else f"%s::{field.db_type(connection)}"
         for field in fields
     )
     unnest_args = ", ".join(f"%s::{field.db_type(connection)}[]" for field in varying_fields)
     alias_list = ", ".join(quote(field.column) for field in varying_fields)
-    pk_column = quote(model._meta.pk.column)
     # ORDER BY the array position: rows are written, and unique-index entries locked, in input order.
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
         f"SELECT {select_list} FROM unnest({unnest_args}) WITH ORDINALITY AS v({alias_list}, row_position) "
         "ORDER BY v.row_position"
         + (" ON CONFLICT DO NOTHING" if skip_conflicts else "")
-        + f" RETURNING {pk_column}"
+        + f" RETURNING {quote(model._meta.pk.column)}"
     )
-    shared_in_order = [shared_params[field.attname] for field in fields if field.attname not in varying]
-    prepared_columns = {
-        field.attname: _prepare_column(field, varying[field.attname], connection) for field in varying_fields
-    }
-    inserted: set = set()
-    with connection.cursor() as cursor:
-        for start in range(0, count, batch_size):
-            arrays = [prepared_columns[field.attname][start : start + batch_size] for field in varying_fields]
-            cursor.execute(sql, [*shared_in_order, *arrays])
-            inserted.update(row[0] for row in cursor.fetchall())
-    return _instances(template, varying, count, using=using, keep=inserted)
+    return sql, lambda columns: columns
+
+
+def _sqlite_statement(model, connection, varying_fields, skip_conflicts: bool):
+    """Shared columns as parameters, varying ones as one JSON array of rows read back with json_each.
+
+    SQLite allows only so many parameters per statement (Django assumes 999), which made the
+    ORM split 5,000 jobs into about 150 INSERTs; one JSON parameter has no such limit.
+    """
+    quote = connection.ops.quote_name
+    position = {field.attname: index for index, field in enumerate(varying_fields)}
+    fields = model._meta.concrete_fields
+    select_list = ", ".join(
+        f"json_extract(rows.value, '$[{position[field.attname]}]')" if field.attname in position else "%s"
+        for field in fields
+    )
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        # WHERE true: SQLite's grammar needs it before an upsert clause on INSERT ... SELECT.
+        f"SELECT {select_list} FROM json_each(%s) AS rows WHERE true ORDER BY rows.key"
+        + (" ON CONFLICT DO NOTHING" if skip_conflicts else "")
+        + f" RETURNING {quote(model._meta.pk.column)}"
+    )
+    return sql, lambda columns: [json.dumps(list(zip(*columns)), default=str)]
+
+
+_STATEMENT_BUILDERS = {"postgresql": _postgresql_statement, "sqlite": _sqlite_statement}
 
 
 def _prepare_column(field, values: Sequence, connection) -> list:
     if field.get_internal_type() == "JSONField":
-        # Sent as json text and cast to jsonb[] in SQL: an array of adapter objects cannot be dumped.
+        # Sent as json text (cast to jsonb on PostgreSQL): an array of adapter objects cannot be dumped.
         encoder = getattr(field, "encoder", None)
         return [None if value is None else json.dumps(value, cls=encoder) for value in values]
     return [field.get_db_prep_save(value, connection=connection) for value in values]
@@ -121,21 +157,3 @@ def _instances(template: Model, varying: Mapping[str, Sequence], count: int, *, 
         # from_db is how the ORM builds a loaded row: positional and without running defaults.
         rows.append(model.from_db(using, None, values))
     return rows
-
-
-def _insert_with_orm(template: Model, varying, count: int, *, using: str, skip_conflicts: bool) -> list[Model]:
-    model = type(template)
-    shared = {
-        field.attname: getattr(template, field.attname)
-        for field in model._meta.concrete_fields
-        if field.attname not in varying
-    }
-    objects = [model(**shared, **{name: values[row] for name, values in varying.items()}) for row in range(count)]
-    manager = model._default_manager.using(using)
-    manager.bulk_create(objects, ignore_conflicts=skip_conflicts)
-    if not skip_conflicts:
-        return objects
-    # Without RETURNING for skipped rows, the fresh primary keys that exist now are the inserted ones.
-    pk_name = model._meta.pk.attname
-    present = set(manager.filter(pk__in=[getattr(obj, pk_name) for obj in objects]).values_list("pk", flat=True))
-    return [obj for obj in objects if getattr(obj, pk_name) in present]

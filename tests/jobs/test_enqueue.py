@@ -193,8 +193,6 @@ def test_bulk_enqueue_returns_the_stored_jobs_and_publishes_one_message_each(red
 def test_bulk_enqueue_statements_do_not_grow_with_the_batch(
     django_assert_num_queries, django_capture_on_commit_callbacks, redis_client
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite caps parameters per statement, so the ORM fallback batches large inserts")
     for count in (5, 3000):
         # switch check, SAVEPOINT, one INSERT for every row, RELEASE, one UPDATE stamping published_at
         with django_assert_num_queries(5), django_capture_on_commit_callbacks(execute=True):
