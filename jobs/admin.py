@@ -10,16 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 
 from . import registry
 from .models import FINISHED_STATUSES, ApiToken, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
+from .selectors import jobs_overview
 from .services import audit_record, job_cancel, job_replay, job_retry
 from .tokens import api_token_create, api_token_revoke
 
@@ -142,6 +144,7 @@ class JobAdmin(ViewOnlyAdmin):
     list_select_related = ("owner",)
     inlines = [JobAttemptInline, JobLogLineInline]
     actions = ["retry_jobs", "replay_jobs", "cancel_jobs"]
+    change_list_template = "admin/jobs/job/change_list.html"
     readonly_fields = ("id", "type", "queue", "status", "attempt", "max_attempts", "owner", "idempotency_key",
                        "idempotency_expires_at", "payload", "payload_fingerprint", "correlation_id", "progress",
                        "progress_message", "result", "error_code", "error_message", "error_traceback",
@@ -158,6 +161,22 @@ class JobAdmin(ViewOnlyAdmin):
                                  "finished_at", "updated_at")}),  # fmt: skip
         ("Links", {"fields": ("replay_of_link", "replays_links", "worker", "current_task_result", "cancel_requested")}),
     )
+
+    def get_urls(self):
+        if self.model is not Job:  # the dead-letter queue's admin inherits from this one
+            return super().get_urls()
+        overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="jobs_job_overview")
+        return [overview, *super().get_urls()]
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue depths, backlog age, the dead-letter queue's size and the alerts, for operators."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request), "title": "Jobs overview", "overview": jobs_overview(),
+            "json_url": reverse("jobs:ops-overview"), "dead_letter_url": reverse("admin:jobs_deadjob_changelist"),
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/jobs/overview.html", context)
 
     @admin.display(description="status", ordering="status")
     def colored_status(self, job: Job) -> str:

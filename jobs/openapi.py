@@ -175,6 +175,39 @@ def _enqueue_variant(spec: registry.JobType) -> dict:
     }
 
 
+OPS_OVERVIEW = {
+    "type": "object",
+    "required": ["status", "generated_at", "alerts", "queues", "jobs", "dead_letter_queue", "last_window"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "alerting"]},
+        "generated_at": {"type": "string", "format": "date-time"},
+        "alerts": {"type": "array", "items": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string", "enum": ["broker_unreachable", "dead_letter_queue",
+                                                              "queue_backlog", "success_rate"]},
+                           "message": {"type": "string"}}}},
+        "queues": {"type": "array", "items": {
+            "type": "object", "required": ["name", "broker_depth", "due_jobs", "oldest_due_seconds"],
+            "properties": {
+                "name": {"type": "string"},
+                "broker_depth": {"type": ["integer", "null"], "description": "Messages in the broker's list; "
+                                                                             "null when the broker did not answer."},
+                "due_jobs": {"type": "integer", "description": "Jobs due to run whose type is switched on."},
+                "oldest_due_seconds": {"type": ["number", "null"]},
+            }}},
+        "jobs": {"type": "object", "description": "Jobs now queued, retrying, running and dead.",
+                 "additionalProperties": {"type": "integer"}},
+        "dead_letter_queue": {"type": "integer"},
+        "last_window": {"type": "object", "properties": {
+            "seconds": {"type": "integer"},
+            "ended": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "success_rate": {"type": ["number", "null"],
+                             "description": "Succeeded / (succeeded + failed + dead); cancelled jobs left out."},
+        }},
+    },
+}  # fmt: skip
+
+
 def openapi_document(*, server_url: str = "/") -> dict:
     """The OpenAPI 3.1 document for the API under ``server_url`` (an absolute URL of the site root)."""
     api_types = [spec for spec in registry.all_types() if spec.enqueueable_over_api]
@@ -277,6 +310,17 @@ def openapi_document(*, server_url: str = "/") -> dict:
                                   "200": _ok("Nothing enqueued, and why (e.g. already done this window)",
                                              {"type": "object"}),
                                   **_errors(401, 404)},  # fmt: skip
+                }
+            },
+            "/ops/overview": {
+                "get": {
+                    "operationId": "getOpsOverview",
+                    "summary": "Staff: queue depths, backlog age, dead-letter queue, success rate, alerts",
+                    "description": "For dashboards and alerting probes. `status` is `alerting` when any threshold "
+                                   "(`JOBS_ALERT_*` settings) is crossed, and `alerts` says which and why. Always "
+                                   "`200` when answered; an unreachable database or broker is `/healthz`'s to report.",
+                    "parameters": [request_id],
+                    "responses": {"200": _ok("The overview", OPS_OVERVIEW), **_errors(401, 403)},
                 }
             },
             "/openapi.json": {

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+import redis
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import registry
 from .exceptions import JobNotFound
 from .models import Job, JobAttempt
+from .services import disabled_job_types
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
 # (a NUL byte in a path segment would make PostgreSQL raise instead of answering "not found").
@@ -66,3 +72,143 @@ def job_type_names_enqueueable_by(*, user: AbstractBaseUser) -> list[str]:
         for spec in registry.all_types()
         if spec.enqueueable_over_api and (user.is_staff or not spec.api_staff_only)
     ]
+
+
+# ---------------------------------------------------------------------------
+# Operations overview: what an operator or an alerting probe needs at a glance
+# ---------------------------------------------------------------------------
+
+LIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RETRYING, Job.Status.RUNNING, Job.Status.DEAD)
+ENDED_STATUSES = (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD, Job.Status.CANCELLED)
+
+
+@dataclass(frozen=True)
+class QueueOverview:
+    name: str
+    # Messages waiting in the broker's list; None when the broker did not answer.
+    broker_depth: int | None
+    # Jobs due to run (queued, or retrying with their delay passed) whose type is switched on.
+    due_jobs: int
+    oldest_due_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Alert:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobsOverview:
+    generated_at: datetime
+    queues: list[QueueOverview]
+    # Jobs now queued, retrying, running, and dead (the dead-letter queue's size).
+    live_counts: dict[str, int]
+    window_seconds: int
+    # How jobs that ended within the window ended.
+    ended_counts: dict[str, int]
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def judged_count(self) -> int:
+        """Jobs that ended succeeded, failed or dead in the window: cancelled ones say nothing about health."""
+        return sum(self.ended_counts[status] for status in (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD))
+
+    @property
+    def success_rate(self) -> float | None:
+        judged = self.judged_count
+        return self.ended_counts[Job.Status.SUCCEEDED] / judged if judged else None
+
+    def as_dict(self) -> dict:
+        return {
+            "status": "alerting" if self.alerts else "ok",
+            "generated_at": self.generated_at.isoformat(),
+            "alerts": [{"code": alert.code, "message": alert.message} for alert in self.alerts],
+            "queues": [
+                {"name": queue.name, "broker_depth": queue.broker_depth, "due_jobs": queue.due_jobs,
+                 "oldest_due_seconds": queue.oldest_due_seconds}
+                for queue in self.queues
+            ],
+            "jobs": self.live_counts,
+            "dead_letter_queue": self.live_counts[Job.Status.DEAD],
+            "last_window": {
+                "seconds": self.window_seconds, "ended": self.ended_counts,
+                "success_rate": None if self.success_rate is None else round(self.success_rate, 4),
+            },
+        }  # fmt: skip
+
+
+def jobs_overview() -> JobsOverview:
+    """Queue depth and backlog age per queue, live job counts, outcomes over the last window, and the
+    alerts their thresholds (``JOBS_ALERT_*`` settings) raise.
+
+    Every count is read through an index (status, finished_at, the live-jobs partial index), so this
+    stays cheap on a table with millions of finished jobs.
+    """
+    now = timezone.now()
+    window = int(settings.JOBS_ALERT_WINDOW_SECONDS)
+    live = dict(Job.objects.filter(status__in=LIVE_STATUSES).values_list("status").annotate(count=Count("id")))
+    ended = dict(
+        Job.objects.filter(finished_at__gte=now - timedelta(seconds=window), status__in=ENDED_STATUSES)
+        .values_list("status")
+        .annotate(count=Count("id"))
+    )
+    due = (
+        Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RETRYING])
+        .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
+        .exclude(type__in=disabled_job_types())
+        .values_list("queue")
+        .annotate(count=Count("id"), since=Min(Coalesce("next_retry_at", "enqueued_at", "created_at")))
+    )
+    due_by_queue = {queue: (count, since) for queue, count, since in due}
+    names = sorted(set(settings.JOB_QUEUES) | set(due_by_queue))
+    depths = _broker_depths(names)
+    queues = []
+    for name in names:
+        count, since = due_by_queue.get(name, (0, None))
+        queues.append(QueueOverview(
+            name=name, broker_depth=depths.get(name), due_jobs=count,
+            oldest_due_seconds=round((now - since).total_seconds(), 1) if since else None,
+        ))  # fmt: skip
+    overview = JobsOverview(
+        generated_at=now, queues=queues, live_counts={status.value: live.get(status, 0) for status in LIVE_STATUSES},
+        window_seconds=window, ended_counts={status.value: ended.get(status, 0) for status in ENDED_STATUSES},
+    )  # fmt: skip
+    overview.alerts.extend(_alerts(overview))
+    return overview
+
+
+def _broker_depths(queue_names: list[str]) -> dict[str, int]:
+    """LLEN of each queue's list on the broker; {} when the broker does not answer (the overview says so)."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        pipeline = client.pipeline(transaction=False)
+        for name in queue_names:
+            pipeline.llen(name)
+        return dict(zip(queue_names, pipeline.execute(), strict=True))
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+
+
+def _alerts(overview: JobsOverview) -> list[Alert]:
+    alerts = []
+    if any(queue.broker_depth is None for queue in overview.queues):
+        alerts.append(Alert("broker_unreachable", "the broker did not answer; queue depths are unknown"))
+    dead, dead_threshold = overview.live_counts[Job.Status.DEAD], settings.JOBS_ALERT_DEAD_JOBS
+    if dead_threshold and dead >= dead_threshold:
+        alerts.append(Alert("dead_letter_queue", f"{dead} dead job(s) wait in the dead-letter queue "
+                                                 f"(alert at {dead_threshold}); see the runbook"))  # fmt: skip
+    oldest_limit = settings.JOBS_ALERT_OLDEST_DUE_SECONDS
+    for queue in overview.queues:
+        if oldest_limit and queue.oldest_due_seconds is not None and queue.oldest_due_seconds > oldest_limit:
+            alerts.append(Alert("queue_backlog", f"queue {queue.name!r}: the oldest due job has waited "
+                                                 f"{queue.oldest_due_seconds:.0f} s (alert above {oldest_limit} s); "
+                                                 "are its workers running and keeping up?"))  # fmt: skip
+    rate, floor = overview.success_rate, settings.JOBS_ALERT_SUCCESS_PERCENT / 100
+    judged = overview.judged_count
+    if rate is not None and judged >= settings.JOBS_ALERT_MIN_ENDED and rate < floor:
+        alerts.append(Alert("success_rate", f"{rate:.1%} of the {judged} jobs that ended in the last "
+                                            f"{overview.window_seconds} s succeeded (alert below {floor:.0%})"))  # fmt: skip
+    return alerts

@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/<str:job_id>", views.job_detail, name="job-detail"),
     path("jobs/<str:job_id>/cancel", views.job_cancel_view, name="job-cancel"),
     path("cron/<str:name>", views.cron_trigger, name="cron-trigger"),
+    path("ops/overview", views.ops_overview, name="ops-overview"),
     path("openapi.json", views.openapi_json, name="openapi"),
     path("docs", views.api_docs, name="docs"),
     # Anything else under jobs/ (a trailing slash, a typo) gets a JSON 404 rather than Django's HTML page.

@@ -6,6 +6,7 @@ Paths are a contract (see /api/openapi.json); none has a trailing slash:
     GET  /api/jobs/<id>             one job's state, progress, attempts, errors, result
     POST /api/jobs/<id>/cancel      cancel a waiting job (200) / ask a running one to stop (202)
     POST /api/cron/<name>           fire a declared schedule (Authorization: Bearer CRON_SECRET)
+    GET  /api/ops/overview          staff: queue depths, backlog age, dead-letter queue, alerts
     GET  /api/openapi.json, /api/docs
 """
 
@@ -37,6 +38,7 @@ from .selectors import (
     job_holding_idempotency_key,
     job_list_for,
     job_type_names_enqueueable_by,
+    jobs_overview,
 )
 from .services import job_cancel, job_enqueue, job_validate_payload
 
@@ -289,6 +291,17 @@ def job_cancel_view(request: HttpRequest, job_id: str) -> JsonResponse:
     job = job_get_for(user=user, job_id=job_id)
     outcome = job_cancel(job=job, actor=user)
     return _job_response(job, user=user, request=request, status=200 if outcome == Job.Status.CANCELLED else 202)
+
+
+@api_view(methods=("GET",))
+def ops_overview(request: HttpRequest) -> JsonResponse:
+    """Staff only: queue depths, backlog age, live counts, the dead-letter queue's size, recent
+    success rate, and the alerts their thresholds raise. Always 200 when answered: alerting
+    probes read ``status`` and ``alerts`` (a broken database or broker is /healthz's business)."""
+    user = authenticate(request)
+    if not user.is_staff:
+        raise ApiError("the operations overview is for staff", code="forbidden", status=403)
+    return JsonResponse(jobs_overview().as_dict())
 
 
 @api_view(methods=("GET",))

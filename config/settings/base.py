@@ -216,6 +216,15 @@ JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
 # message may be held by a killed worker until the visibility timeout, or lost).
 JOBS_REPUBLISH_AFTER_SECONDS = env_int("JOBS_REPUBLISH_AFTER_SECONDS", 600)
 
+# Alert thresholds of the operations overview (GET /api/ops/overview, the admin's "Jobs
+# overview"). 0 switches an alert off. Outcomes are counted over the last window.
+JOBS_ALERT_WINDOW_SECONDS = env_int("JOBS_ALERT_WINDOW_SECONDS", 3600)
+JOBS_ALERT_DEAD_JOBS = env_int("JOBS_ALERT_DEAD_JOBS", 1)
+JOBS_ALERT_OLDEST_DUE_SECONDS = env_int("JOBS_ALERT_OLDEST_DUE_SECONDS", 300)
+JOBS_ALERT_SUCCESS_PERCENT = env_int("JOBS_ALERT_SUCCESS_PERCENT", 95)
+# Fewer ended jobs than this in the window: too few to judge a success rate by.
+JOBS_ALERT_MIN_ENDED = env_int("JOBS_ALERT_MIN_ENDED", 20)
+
 # Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
 CRON_SECRET = os.environ.get("CRON_SECRET", "")
 

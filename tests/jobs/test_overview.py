@@ -1,0 +1,124 @@
+"""The operations overview: queue depth on the real broker, backlog age, dead-letter queue, success rate, alerts."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from config.devstack import free_port
+from jobs.models import Job
+from jobs.selectors import jobs_overview
+from jobs.services import job_type_set_enabled
+
+S = Job.Status
+
+
+def make_job(status: str, *, queue: str = "default", job_type: str = "tests.record", ago: float = 0, **fields) -> Job:
+    at = timezone.now() - timedelta(seconds=ago)
+    job = Job.objects.create(type=job_type, queue=queue, status=status, enqueued_at=at, **fields)
+    Job.objects.filter(id=job.id).update(created_at=at)
+    return job
+
+
+def alert_codes(overview) -> list[str]:
+    return sorted(alert.code for alert in overview.alerts)
+
+
+@pytest.fixture
+def troubled(db, redis_client):
+    """A platform with a stale queue, a dead job and a poor recent success rate."""
+    make_job(S.QUEUED, ago=600)  # due and waiting ten minutes
+    make_job(S.QUEUED, ago=5)
+    make_job(S.RETRYING, next_retry_at=timezone.now() + timedelta(minutes=5))  # not due yet
+    make_job(S.QUEUED, queue="exports", ago=30)
+    make_job(S.RUNNING, started_at=timezone.now())
+    make_job(S.DEAD, finished_at=timezone.now())
+    now = timezone.now()
+    for _ in range(19):
+        make_job(S.SUCCEEDED, finished_at=now)
+    for _ in range(2):
+        make_job(S.FAILED, finished_at=now)
+    make_job(S.CANCELLED, finished_at=now)  # says nothing about health
+    make_job(S.FAILED, finished_at=now - timedelta(hours=2))  # outside the window
+    for index in range(3):
+        redis_client.lpush("default", f"message-{index}")
+
+
+def test_counts_queues_and_alerts(troubled):
+    overview = jobs_overview()
+
+    queues = {queue.name: queue for queue in overview.queues}
+    assert sorted(queues) == ["default", "emails", "exports", "sync"]
+    assert (queues["default"].broker_depth, queues["default"].due_jobs) == (3, 2)
+    assert 599 <= queues["default"].oldest_due_seconds < 700
+    assert (queues["exports"].broker_depth, queues["exports"].due_jobs) == (0, 1)
+    assert queues["emails"].oldest_due_seconds is None
+    assert overview.live_counts == {"queued": 3, "retrying": 1, "running": 1, "dead": 1}
+    assert overview.ended_counts == {"succeeded": 19, "failed": 2, "dead": 1, "cancelled": 1}
+    assert overview.success_rate == pytest.approx(19 / 22)
+    assert alert_codes(overview) == ["dead_letter_queue", "queue_backlog", "success_rate"]
+    backlog = next(alert for alert in overview.alerts if alert.code == "queue_backlog")
+    assert "'default'" in backlog.message and "alert above 300 s" in backlog.message
+
+
+def test_thresholds_come_from_settings_and_zero_switches_an_alert_off(troubled, settings):
+    settings.JOBS_ALERT_DEAD_JOBS = 0
+    settings.JOBS_ALERT_OLDEST_DUE_SECONDS = 900
+    settings.JOBS_ALERT_SUCCESS_PERCENT = 80
+    assert jobs_overview().alerts == []
+
+    settings.JOBS_ALERT_SUCCESS_PERCENT = 95
+    settings.JOBS_ALERT_MIN_ENDED = 50  # 22 ended jobs are too few to judge by
+    assert jobs_overview().alerts == []
+
+
+def test_waiting_jobs_of_a_switched_off_type_are_no_backlog(db, redis_client):
+    make_job(S.QUEUED, job_type="tests.noop", ago=3600)
+    assert alert_codes(jobs_overview()) == ["queue_backlog"]
+
+    job_type_set_enabled(job_type="tests.noop", enabled=False, reason="paused on purpose")
+
+    overview = jobs_overview()
+    assert overview.alerts == []
+    assert overview.live_counts["queued"] == 1  # still counted, just not an alert
+
+
+def test_an_unreachable_broker_is_reported_not_raised(db, settings):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+    overview = jobs_overview()
+
+    assert {queue.broker_depth for queue in overview.queues} == {None}
+    assert alert_codes(overview) == ["broker_unreachable"]
+
+
+def test_api_is_for_staff_only(client, troubled, alice, staff):
+    assert client.get("/api/ops/overview").status_code == 401
+    client.force_login(alice)
+    refused = client.get("/api/ops/overview")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+
+    client.force_login(staff)
+    body = client.get("/api/ops/overview").json()
+
+    assert body["status"] == "alerting"
+    assert body["dead_letter_queue"] == 1
+    assert {alert["code"] for alert in body["alerts"]} == {"dead_letter_queue", "queue_backlog", "success_rate"}
+    assert body["last_window"]["success_rate"] == round(19 / 22, 4)
+    assert next(queue for queue in body["queues"] if queue["name"] == "default")["broker_depth"] == 3
+
+
+def test_admin_page_shows_the_overview_and_the_job_list_links_to_it(client, troubled):
+    client.force_login(User.objects.create_superuser("operator", "op@example.com", "pw"))
+
+    page = client.get("/admin/jobs/job/overview/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "1 in the dead-letter queue" in html and "queue_backlog" in html and "86 %" in html
+    assert "/admin/jobs/job/overview/" in client.get("/admin/jobs/job/").content.decode()
+
+
+def test_admin_page_needs_view_permission(client, troubled):
+    client.force_login(User.objects.create_user("clerk", password="pw", is_staff=True))
+    assert client.get("/admin/jobs/job/overview/").status_code == 403
