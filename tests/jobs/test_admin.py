@@ -158,3 +158,64 @@ def test_retry_command_reports_jobs_it_cannot_retry(redis_client, capsys):
     assert "retried 1 job(s)" in output.out
     assert f"skipped {queued.id}" in output.err
     assert Job.objects.get(id=dead.id).status == S.QUEUED
+
+
+def searched(client, term: str, **filters) -> set[str]:
+    response = client.get(reverse("admin:jobs_job_changelist"), {"q": term, **filters})
+    assert response.status_code == 200
+    return {job.id for job in response.context["cl"].result_list}
+
+
+@pytest.mark.django_db
+def test_search_matches_ids_keys_and_correlation_ids_exactly_and_owners_by_part(client, operator, redis_client):
+    alice = User.objects.create_user("alice.cooper", email="alice@example.com")
+    by_key = job_enqueue(job_type="tests.record", idempotency_key="order-42").job
+    by_correlation = job_enqueue(job_type="tests.record", correlation_id="req-abc-123").job
+    owned = job_enqueue(job_type="tests.record", owner=alice).job
+    other = job_enqueue(job_type="tests.noop").job
+    client.force_login(operator)
+
+    assert searched(client, other.id) == {other.id}
+    assert searched(client, f"  {other.id} ") == {other.id}
+    assert searched(client, other.id[:10]) == set()  # ids are pasted whole, not matched in part
+    assert searched(client, "order-42") == {by_key.id}
+    assert searched(client, "req-abc-123") == {by_correlation.id}
+    assert searched(client, "cooper") == searched(client, "ALICE@example") == {owned.id}
+    assert searched(client, owned.id, type="tests.noop") == set()  # search and filters combine
+
+
+@pytest.mark.django_db
+def test_filters_offer_declared_types_and_configured_queues_without_reading_jobs(
+    client, operator, django_assert_max_num_queries
+):
+    client.force_login(operator)
+    # session, user, the planner's estimate (PostgreSQL), the count, one page of jobs:
+    # nothing that lists distinct types, queues or days across the table
+    with django_assert_max_num_queries(5):
+        page = client.get(reverse("admin:jobs_job_changelist"))
+    html = page.content.decode()
+    assert "?type=tests.record" in html and "?queue=exports" in html
+
+    filtered = client.get(reverse("admin:jobs_job_changelist"), {"type": "retired.type", "queue": "sync"})
+    assert filtered.status_code == 200 and "retired.type" in filtered.content.decode()
+
+
+@pytest.mark.django_db
+def test_unfiltered_list_of_a_large_table_uses_the_planner_estimate(monkeypatch, redis_client):
+    from django.db import connection
+
+    from jobs.admin import EstimatedCountPaginator
+
+    for _ in range(3):
+        job_enqueue(job_type="tests.noop")
+    if connection.vendor != "postgresql":
+        assert EstimatedCountPaginator(Job.objects.all(), 100).count == 3
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+    monkeypatch.setattr(EstimatedCountPaginator, "EXACT_BELOW", 0)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE pg_class SET reltuples = 12345678 WHERE oid = 'jobs_job'::regclass")
+
+    assert EstimatedCountPaginator(Job.objects.all(), 100).count == 12345678
+    assert EstimatedCountPaginator(Job.objects.filter(type="tests.noop"), 100).count == 3  # filtered: exact
