@@ -27,7 +27,7 @@ from django_celery_results.models import TaskResult
 from . import registry
 from .models import FINISHED_STATUSES, ApiToken, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
 from .selectors import jobs_overview
-from .services import audit_record, job_cancel, job_replay, job_retry
+from .services import audit_record, job_bulk_replay, job_cancel, job_retry
 from .tokens import api_token_create, api_token_revoke
 
 S = Job.Status
@@ -293,7 +293,7 @@ class JobAdmin(ViewOnlyAdmin):
     @admin.action(permissions=["replay"], description="Replay selected finished jobs as new jobs")
     def replay_jobs(self, request: HttpRequest, queryset: QuerySet):
         def perform(jobs: list[Job]) -> int:
-            new_jobs = [job_replay(job=job, actor=request.user, audit=False) for job in jobs]
+            new_jobs = job_bulk_replay(jobs=jobs)
             audit_record(
                 actor=request.user, action="replay", jobs=jobs,
                 detail={"via": "admin", "new_job_ids": [job.id for job in new_jobs]},
@@ -340,7 +340,7 @@ class DeadJobAdmin(JobAdmin):
     list_filter = (JobTypeFilter, QueueFilter, "finished_at")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(status=S.DEAD)
+        return super().get_queryset(request).dead_letter()
 
 
 @admin.register(JobAuditEntry)

@@ -6,12 +6,23 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 
 def new_job_id() -> str:
     # Opaque and URL-safe; 128 bits of randomness so ids cannot be guessed.
     return secrets.token_urlsafe(16)
+
+
+class JobQuerySet(models.QuerySet):
+    def dead_letter(self) -> JobQuerySet:
+        """The dead-letter queue: dead jobs not yet replayed.
+
+        A replayed job stays ``dead`` (its history is its own) but leaves the queue, so the queue
+        drains as operators work through it and nothing is replayed twice by accident.
+        """
+        replayed = Job.objects.filter(replay_of=OuterRef("pk"))
+        return self.filter(status=Job.Status.DEAD).exclude(Exists(replayed))
 
 
 class Job(models.Model):
@@ -70,6 +81,8 @@ class Job(models.Model):
     next_retry_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -116,7 +129,8 @@ FINISHED_STATUSES = frozenset({Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Stat
 
 
 class DeadJob(Job):
-    """The dead-letter queue: jobs whose retries ran out, shown on their own in the admin."""
+    """The dead-letter queue: jobs whose retries ran out and that were not replayed yet, shown on
+    their own in the admin."""
 
     class Meta:
         proxy = True

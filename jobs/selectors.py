@@ -102,8 +102,10 @@ class Alert:
 class JobsOverview:
     generated_at: datetime
     queues: list[QueueOverview]
-    # Jobs now queued, retrying, running, and dead (the dead-letter queue's size).
+    # Jobs now queued, retrying, running, and dead.
     live_counts: dict[str, int]
+    # Dead jobs not replayed yet.
+    dead_letter_size: int
     window_seconds: int
     # How jobs that ended within the window ended.
     ended_counts: dict[str, int]
@@ -130,7 +132,7 @@ class JobsOverview:
                 for queue in self.queues
             ],
             "jobs": self.live_counts,
-            "dead_letter_queue": self.live_counts[Job.Status.DEAD],
+            "dead_letter_queue": self.dead_letter_size,
             "last_window": {
                 "seconds": self.window_seconds, "ended": self.ended_counts,
                 "success_rate": None if self.success_rate is None else round(self.success_rate, 4),
@@ -172,6 +174,7 @@ def jobs_overview() -> JobsOverview:
         ))  # fmt: skip
     overview = JobsOverview(
         generated_at=now, queues=queues, live_counts={status.value: live.get(status, 0) for status in LIVE_STATUSES},
+        dead_letter_size=Job.objects.dead_letter().count(),
         window_seconds=window, ended_counts={status.value: ended.get(status, 0) for status in ENDED_STATUSES},
     )  # fmt: skip
     overview.alerts.extend(_alerts(overview))
@@ -196,7 +199,7 @@ def _alerts(overview: JobsOverview) -> list[Alert]:
     alerts = []
     if any(queue.broker_depth is None for queue in overview.queues):
         alerts.append(Alert("broker_unreachable", "the broker did not answer; queue depths are unknown"))
-    dead, dead_threshold = overview.live_counts[Job.Status.DEAD], settings.JOBS_ALERT_DEAD_JOBS
+    dead, dead_threshold = overview.dead_letter_size, settings.JOBS_ALERT_DEAD_JOBS
     if dead_threshold and dead >= dead_threshold:
         alerts.append(Alert("dead_letter_queue", f"{dead} dead job(s) wait in the dead-letter queue "
                                                  f"(alert at {dead_threshold}); see the runbook"))  # fmt: skip

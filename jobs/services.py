@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -532,19 +532,85 @@ def job_replay(*, job: Job, actor=None, audit: bool = True) -> Job:
     return result.job
 
 
+def job_bulk_replay(*, jobs: Sequence[Job]) -> list[Job]:
+    """Replay many finished jobs as new jobs: one insert per job type, one publish after commit.
+
+    Each new job has its original's type, payload, owner and correlation id and links to it
+    (``replay_of``), as ``job_replay`` makes them; the new jobs come back in input order. The
+    caller writes the audit entry. Raises IllegalTransition if any job is not finished and
+    JobTypeDisabled if any type is switched off, before writing anything.
+    """
+    unfinished = [job.id for job in jobs if not job.is_finished]
+    if unfinished:
+        raise IllegalTransition(
+            f"{len(unfinished)} of the jobs are not finished; only succeeded, failed, dead or cancelled jobs "
+            f"can be replayed (e.g. {', '.join(unfinished[:5])})",
+            detail={"job_ids": unfinished[:100]},
+        )
+    by_type: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_type.setdefault(job.type, []).append(job)
+    for job_type in by_type:
+        registry.get(job_type)
+        _ensure_enabled(job_type)
+    now = timezone.now()
+    new_by_original: dict[str, Job] = {}
+    with transaction.atomic():
+        for job_type, originals in by_type.items():
+            spec = registry.get(job_type)
+            template = Job(type=job_type, queue=spec.queue, max_attempts=spec.retry.max_attempts, enqueued_at=now,
+                           created_at=now, updated_at=now)  # fmt: skip
+            created = bulk_insert_varying(template=template, varying={
+                "id": [new_job_id() for _ in originals],
+                "payload": [original.payload for original in originals],
+                "payload_fingerprint": [original.payload_fingerprint or payload_fingerprint(original.payload)
+                                        for original in originals],
+                "owner_id": [original.owner_id for original in originals],
+                "correlation_id": [original.correlation_id for original in originals],
+                "replay_of_id": [original.id for original in originals],
+            })  # fmt: skip
+            new_by_original.update(zip([original.id for original in originals], created, strict=True))
+    new_jobs = [new_by_original[job.id] for job in jobs]
+    _publish_on_commit(new_jobs)
+    return new_jobs
+
+
 def job_bulk_replay_dead(
-    *, job_type: str | None = None, actor=None, actor_label: str = "", limit: int = 10_000
+    *,
+    job_type: str | None = None,
+    actor=None,
+    actor_label: str = "",
+    limit: int = 100_000,
+    chunk_size: int = 1000,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Job]:
-    """Replay every dead job (optionally of one type) as new jobs; one audit entry for the batch."""
-    dead = Job.objects.filter(status=S.DEAD)
+    """Replay the dead-letter queue (optionally one type's part of it) as new jobs.
+
+    Replayed jobs leave the queue (``Job.objects.dead_letter``), so running this twice replays
+    each job once. Works through the queue in chunks of ``chunk_size`` (oldest first), reporting
+    ``on_progress(done, total)`` after each, with an audit entry per chunk. Outside a caller's
+    transaction each chunk commits (and publishes) on its own: a failure part-way leaves the
+    chunks before it replayed and the rest in the queue, for the next run.
+    """
+    dead = Job.objects.dead_letter()
     if job_type:
         dead = dead.filter(type=job_type)
-    originals = list(dead.order_by("created_at")[:limit])
-    new_jobs = [job_replay(job=job, actor=actor, audit=False) for job in originals]
-    audit_record(
-        actor=actor, action="bulk_replay_dead", jobs=originals, actor_label=actor_label,
-        detail={"type": job_type, "new_job_ids": [job.id for job in new_jobs]},
-    )  # fmt: skip
+    original_ids = list(dead.order_by("created_at", "id").values_list("id", flat=True)[:limit])
+    new_jobs: list[Job] = []
+    for start in range(0, len(original_ids), chunk_size):
+        chunk_ids = original_ids[start : start + chunk_size]
+        with transaction.atomic():
+            # Locked and checked again: another operator may have retried or replayed some meanwhile.
+            locked = Job.objects.filter(id__in=chunk_ids).select_for_update().values_list("id", flat=True)
+            originals = list(Job.objects.dead_letter().filter(id__in=list(locked)).order_by("created_at", "id"))
+            created = job_bulk_replay(jobs=originals)
+            audit_record(
+                actor=actor, action="bulk_replay_dead", jobs=originals, actor_label=actor_label,
+                detail={"type": job_type, "new_job_ids": [job.id for job in created]},
+            )  # fmt: skip
+        new_jobs.extend(created)
+        if on_progress:
+            on_progress(min(start + chunk_size, len(original_ids)), len(original_ids))
     return new_jobs
 
 

@@ -219,3 +219,32 @@ def test_unfiltered_list_of_a_large_table_uses_the_planner_estimate(monkeypatch,
 
     assert EstimatedCountPaginator(Job.objects.all(), 100).count == 12345678
     assert EstimatedCountPaginator(Job.objects.filter(type="tests.noop"), 100).count == 3  # filtered: exact
+
+
+@pytest.mark.django_db
+def test_replayed_jobs_leave_the_dead_letter_queue(client, operator, redis_client):
+    replayed, waiting = dead_job(), dead_job()
+    client.force_login(operator)
+
+    post_action(client, reverse("admin:jobs_deadjob_changelist"), "replay_jobs", [replayed])
+
+    listed = {job.id for job in client.get(reverse("admin:jobs_deadjob_changelist")).context["cl"].result_list}
+    assert listed == {waiting.id}
+    assert set(Job.objects.dead_letter().values_list("id", flat=True)) == {waiting.id}
+    assert Job.objects.get(id=replayed.id).status == S.DEAD  # its own history is unchanged
+    # The replay, should it die too, is in the queue in its own right.
+    new = Job.objects.get(replay_of=replayed)
+    Job.objects.filter(id=new.id).update(status=S.DEAD)
+    assert set(Job.objects.dead_letter().values_list("id", flat=True)) == {waiting.id, new.id}
+
+
+@pytest.mark.django_db
+def test_replay_command_run_twice_replays_each_dead_job_once(redis_client, capsys):
+    dead = [dead_job() for _ in range(3)]
+
+    call_command("jobs_replay", "--dead")
+    call_command("jobs_replay", "--dead")
+
+    assert Job.objects.filter(replay_of__in=dead).count() == 3
+    output = capsys.readouterr().out
+    assert "replayed 3/3" in output and "replayed 3 dead job(s)" in output and "replayed 0 dead job(s)" in output

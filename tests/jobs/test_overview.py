@@ -122,3 +122,13 @@ def test_admin_page_shows_the_overview_and_the_job_list_links_to_it(client, trou
 def test_admin_page_needs_view_permission(client, troubled):
     client.force_login(User.objects.create_user("clerk", password="pw", is_staff=True))
     assert client.get("/admin/jobs/job/overview/").status_code == 403
+
+
+def test_replayed_dead_jobs_no_longer_count_as_the_dead_letter_queue(db, redis_client):
+    dead = make_job(S.DEAD, finished_at=timezone.now())
+    make_job(S.QUEUED, replay_of=dead)
+
+    overview = jobs_overview()
+
+    assert (overview.live_counts["dead"], overview.dead_letter_size) == (1, 0)
+    assert "dead_letter_queue" not in alert_codes(overview)

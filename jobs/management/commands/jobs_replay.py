@@ -12,7 +12,7 @@ from django.db import transaction
 
 from jobs.exceptions import JobsError
 from jobs.models import Job
-from jobs.services import audit_record, job_bulk_replay_dead, job_get, job_replay, job_retry
+from jobs.services import audit_record, job_bulk_replay, job_bulk_replay_dead, job_get, job_retry
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"retried {len(done)} job(s)"))
             else:
                 try:
-                    new = [job_replay(job=item, audit=False) for item in jobs]
+                    new = job_bulk_replay(jobs=jobs)
                 except JobsError as error:
                     raise CommandError(error.message) from error
                 audit_record(
@@ -60,13 +60,21 @@ class Command(BaseCommand):
                     self.stdout.write(f"replayed {original.id} as {replay.id}")
 
     def _replay_dead(self, *, job_type: str | None, dry_run: bool, actor: str) -> None:
-        dead = Job.objects.filter(status=Job.Status.DEAD)
+        dead = Job.objects.dead_letter()
         if job_type:
             dead = dead.filter(type=job_type)
-        count = dead.count()
         if dry_run:
+            count = dead.count()
             self.stdout.write(f"would replay {count} dead job(s){f' of type {job_type}' if job_type else ''}")
             return
-        with transaction.atomic():
-            new_jobs = job_bulk_replay_dead(job_type=job_type, actor=None, actor_label=actor)
+
+        def progress(done: int, total: int) -> None:
+            self.stdout.write(f"replayed {done}/{total}")
+
+        # Chunk by chunk, each committed and published on its own: after a failure, run it again
+        # and it carries on with the jobs still in the dead-letter queue.
+        try:
+            new_jobs = job_bulk_replay_dead(job_type=job_type, actor=None, actor_label=actor, on_progress=progress)
+        except JobsError as error:
+            raise CommandError(error.message) from error
         self.stdout.write(self.style.SUCCESS(f"replayed {len(new_jobs)} dead job(s) as new jobs"))
