@@ -518,25 +518,11 @@ def job_retry(*, job: Job, actor=None, audit: bool = True) -> bool:
     return moved
 
 
-def job_replay(*, job: Job, actor=None, audit: bool = True) -> Job:
-    """Run a finished job again as a new job with the same payload, linked to the original."""
-    if not job.is_finished:
-        raise IllegalTransition(
-            f"job {job.id} is {job.status}; only finished jobs (succeeded, failed, dead, cancelled) can be replayed"
-        )
-    result = job_enqueue(
-        job_type=job.type, payload=job.payload, owner=job.owner, correlation_id=job.correlation_id, replay_of=job
-    )
-    if audit:
-        audit_record(actor=actor, action="replay", jobs=[job], detail={"new_job_ids": [result.job.id]})
-    return result.job
-
-
 def job_bulk_replay(*, jobs: Sequence[Job]) -> list[Job]:
     """Replay many finished jobs as new jobs: one insert per job type, one publish after commit.
 
     Each new job has its original's type, payload, owner and correlation id and links to it
-    (``replay_of``), as ``job_replay`` makes them; the new jobs come back in input order. The
+    (``replay_of``); the new jobs come back in input order. The
     caller writes the audit entry. Raises IllegalTransition if any job is not finished and
     JobTypeDisabled if any type is switched off, before writing anything.
     """
