@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import registry
@@ -102,20 +103,30 @@ def _rescue(job: Job, *, now, reason: str) -> bool:
     return moved
 
 
-def job_prune_finished(*, older_than_days: float | None = None, batch_size: int = 1000, max_batches: int = 100) -> int:
+def job_prune_finished(
+    *,
+    older_than_days: float | None = None,
+    dead_older_than_days: float | None = None,
+    batch_size: int = 1000,
+    max_batches: int = 100,
+) -> int:
     """Delete finished jobs older than the retention, a batch at a time (short transactions).
 
-    Returns how many jobs were deleted. Attempts and log lines go with their job.
+    Dead jobs are kept longer (``JOBS_DEAD_RETENTION_DAYS``): the dead-letter queue is work
+    for an operator, and a long weekend must not delete it. Returns how many jobs were
+    deleted. Attempts and log lines go with their job.
     """
     days = older_than_days if older_than_days is not None else getattr(settings, "JOBS_RETENTION_DAYS", 30)
-    cutoff = timezone.now() - timedelta(days=days)
+    dead_days = (
+        dead_older_than_days if dead_older_than_days is not None else getattr(settings, "JOBS_DEAD_RETENTION_DAYS", 90)
+    )
+    now = timezone.now()
+    expired = Q(status__in=FINISHED_STATUSES - {S.DEAD}, finished_at__lt=now - timedelta(days=days)) | Q(
+        status=S.DEAD, finished_at__lt=now - timedelta(days=dead_days)
+    )
     deleted = 0
     for _ in range(max_batches):
-        ids = list(
-            Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
-            .order_by("finished_at")
-            .values_list("id", flat=True)[:batch_size]
-        )
+        ids = list(Job.objects.filter(expired).order_by("finished_at").values_list("id", flat=True)[:batch_size])
         if not ids:
             break
         # Replays keep their link target nulled, not deleted.
@@ -123,5 +134,5 @@ def job_prune_finished(*, older_than_days: float | None = None, batch_size: int 
         Job.objects.filter(id__in=ids).delete()
         deleted += len(ids)
     if deleted:
-        logger.info("pruned %d finished job(s) older than %s days", deleted, days)
+        logger.info("pruned %d finished job(s) older than %s days (dead ones: %s days)", deleted, days, dead_days)
     return deleted

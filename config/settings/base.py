@@ -200,6 +200,8 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600)
 # Finished jobs older than this are deleted by jobs.prune_finished.
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 30)
+# Dead jobs (the dead-letter queue's, and replayed ones) are kept this long instead.
+JOBS_DEAD_RETENTION_DAYS = env_int("JOBS_DEAD_RETENTION_DAYS", 90)
 # A running job is rescued when its worker stopped answering for this long, or when
 # it ran longer than its hard time limit plus this.
 JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)

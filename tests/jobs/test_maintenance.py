@@ -94,3 +94,18 @@ def test_prune_deletes_old_finished_jobs_in_batches(redis_client):
     assert deleted == 7
     assert set(Job.objects.values_list("id", flat=True)) == {recent.id, waiting_but_old.id}
     assert JobLogLine.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_dead_jobs_are_kept_longer_than_other_finished_jobs(redis_client):
+    now = timezone.now()
+    jobs = {}
+    for name, status, age_days in (("succeeded_40", S.SUCCEEDED, 40), ("dead_40", S.DEAD, 40), ("dead_100", S.DEAD, 100)):
+        jobs[name] = job_enqueue(job_type="tests.noop").job
+        Job.objects.filter(id=jobs[name].id).update(status=status, finished_at=now - timedelta(days=age_days))
+
+    with time_machine.travel(now):
+        deleted = job_prune_finished(older_than_days=30, dead_older_than_days=90)
+
+    assert deleted == 2
+    assert set(Job.objects.values_list("id", flat=True)) == {jobs["dead_40"].id}
