@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from config.devstack import free_port
 from jobs.models import Job
+from jobs.openapi import OPS_OVERVIEW
 from jobs.selectors import jobs_overview
 from jobs.services import job_type_set_enabled
 
@@ -107,6 +108,11 @@ def test_api_is_for_staff_only(client, troubled, alice, staff):
     assert {alert["code"] for alert in body["alerts"]} == {"dead_letter_queue", "queue_backlog", "success_rate"}
     assert body["last_window"]["success_rate"] == round(19 / 22, 4)
     assert next(queue for queue in body["queues"] if queue["name"] == "default")["broker_depth"] == 3
+    # The answer has what the OpenAPI document promises.
+    assert set(body) == set(OPS_OVERVIEW["properties"]) == set(OPS_OVERVIEW["required"])
+    queue_schema = OPS_OVERVIEW["properties"]["queues"]["items"]
+    assert all(set(queue) == set(queue_schema["required"]) for queue in body["queues"])
+    assert set(body["last_window"]) == set(OPS_OVERVIEW["properties"]["last_window"]["properties"])
 
 
 def test_admin_page_shows_the_overview_and_the_job_list_links_to_it(client, troubled):
