@@ -1,11 +1,13 @@
-"""Putting job messages on the broker, many at a time."""
+"""Putting job messages on the broker, many at a time, and reading how many wait there."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
+import redis
 from celery import Celery
+from django.conf import settings
 from kombu.utils.json import dumps as kombu_dumps
 
 # Messages per Redis round trip when publishing a batch.
@@ -127,3 +129,21 @@ def _publish_with_producer(app: Celery, messages: Sequence[dict]) -> int:
             )
             count += 1
     return count
+
+
+def queue_depths(queue_names: Sequence[str]) -> dict[str, int]:
+    """Messages waiting in each queue's list on the broker (Redis ``LLEN``).
+
+    Messages a worker has taken but not acknowledged are not counted. Returns {} when the
+    broker does not answer: callers treat every depth as unknown.
+    """
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        pipeline = client.pipeline(transaction=False)
+        for name in queue_names:
+            pipeline.llen(name)
+        return dict(zip(queue_names, pipeline.execute(), strict=True))
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()

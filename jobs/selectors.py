@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import redis
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Min, Q, QuerySet
@@ -16,6 +15,7 @@ from django.utils import timezone
 from . import registry
 from .exceptions import JobNotFound
 from .models import Job, JobAttempt
+from .publisher import queue_depths
 from .services import disabled_job_types
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
@@ -164,7 +164,7 @@ def jobs_overview() -> JobsOverview:
     )
     due_by_queue = {queue: (count, since) for queue, count, since in due}
     names = sorted(set(settings.JOB_QUEUES) | set(due_by_queue))
-    depths = _broker_depths(names)
+    depths = queue_depths(names)
     queues = []
     for name in names:
         count, since = due_by_queue.get(name, (0, None))
@@ -179,20 +179,6 @@ def jobs_overview() -> JobsOverview:
     )  # fmt: skip
     overview.alerts.extend(_alerts(overview))
     return overview
-
-
-def _broker_depths(queue_names: list[str]) -> dict[str, int]:
-    """LLEN of each queue's list on the broker; {} when the broker does not answer (the overview says so)."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=2)
-    try:
-        pipeline = client.pipeline(transaction=False)
-        for name in queue_names:
-            pipeline.llen(name)
-        return dict(zip(queue_names, pipeline.execute(), strict=True))
-    except redis.RedisError:
-        return {}
-    finally:
-        client.close()
 
 
 def _alerts(overview: JobsOverview) -> list[Alert]:

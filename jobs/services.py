@@ -438,10 +438,12 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
 
     - Never published (broker down at commit, crash in between): ``grace_seconds`` (default
       JOBS_RELAY_GRACE_SECONDS) leaves fresh rows to their own on-commit publish.
-    - Published but still waiting ``JOBS_REPUBLISH_AFTER_SECONDS`` after they were due: the
-      message may sit unacknowledged with a worker that was killed (Redis returns it only after
-      the visibility timeout, an hour by default) or have been lost with a Redis without
-      persistence. Publishing again is safe: the attempt guard runs one delivery of an attempt.
+    - Published but still waiting ``JOBS_REPUBLISH_AFTER_SECONDS`` after they were due, on a
+      queue whose broker list is empty: the message may sit unacknowledged with a worker that
+      was killed (Redis returns it only after the visibility timeout, an hour by default) or
+      have been lost with a Redis without persistence. While messages still wait in the list,
+      a long wait is a backlog, not a loss, and nothing is sent again (duplicates would only
+      lengthen it). Publishing again is safe: the attempt guard runs one delivery of an attempt.
     """
     if grace_seconds is None:
         grace_seconds = getattr(settings, "JOBS_RELAY_GRACE_SECONDS", 10)
@@ -457,6 +459,12 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
         next_retry_at__gt=now
     )
     stale = waiting.filter(published_at__lt=stale_before).exclude(next_retry_at__gt=stale_before)
+    stale_queues = set(stale.order_by().values_list("queue", flat=True).distinct())
+    if stale_queues:
+        from .publisher import queue_depths
+
+        depths = queue_depths(sorted(stale_queues))
+        stale = stale.filter(queue__in=[queue for queue in stale_queues if depths.get(queue) == 0])
     published = 0
     for rows, label in ((unpublished, "unpublished"), (stale, "stale")):
         refs = [

@@ -214,8 +214,9 @@ JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
 # time) every JOBS_RELAY_INTERVAL_SECONDS, leaving rows younger than the grace alone.
 JOBS_RELAY_INTERVAL_SECONDS = env_int("JOBS_RELAY_INTERVAL_SECONDS", 10)
 JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
-# A published job still not started this long after it was due is published again (its
-# message may be held by a killed worker until the visibility timeout, or lost).
+# A published job still not started this long after it was due is published again once its
+# queue's broker list is empty (its message may be held by a killed worker until the
+# visibility timeout, or lost; with messages still waiting, it is only a backlog).
 JOBS_REPUBLISH_AFTER_SECONDS = env_int("JOBS_REPUBLISH_AFTER_SECONDS", 600)
 
 # Alert thresholds of the operations overview (GET /api/ops/overview, the admin's "Jobs

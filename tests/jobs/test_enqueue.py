@@ -315,3 +315,22 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
     assert Job.objects.get(id=waiting.id).published_at > timezone.now() - timedelta(seconds=5)
     assert job_relay_unpublished() == 0  # not again until another interval has passed
     assert Job.objects.get(id=fresh.id).published_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relay_does_not_republish_a_long_wait_while_its_queue_still_has_a_backlog(redis_client, settings):
+    from jobs.services import job_relay_unpublished
+
+    settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
+    waiting = job_bulk_enqueue(job_type="tests.record", payloads=[{"n": n} for n in range(3)])
+    Job.objects.filter(id__in=[result.job.id for result in waiting]).update(
+        published_at=timezone.now() - timedelta(seconds=61)
+    )
+
+    # Their messages are still in the list: workers are behind, nothing was lost.
+    assert job_relay_unpublished() == 0
+    assert queue_length(redis_client) == 3
+
+    redis_client.delete("default")  # the list is empty, yet the jobs still wait: their messages are gone
+    assert job_relay_unpublished() == 3
+    assert queue_length(redis_client) == 3
