@@ -234,17 +234,31 @@ def exec_with_redis(command: list[str]) -> int:
         env["EMBEDDED_REDIS_SERVER"] = embedded.executable
     executable = shutil.which(command[0], path=env.get("PATH")) or command[0]
     child = ChildProcess("command", [executable, *command[1:]])
+
+    def pass_on_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
+        # Ctrl-C at a terminal reaches the whole foreground process group, the command
+        # included: sending another would make pytest abandon its teardown. Pass it on only
+        # when it was sent to us alone (kill -INT, a supervisor).
+        if not _in_terminal_foreground():
+            child.process.send_signal(signal.SIGINT)
+
     try:
         child.process = subprocess.Popen(child.argv, cwd=BASE_DIR, env=env)
         # SIGTERM (a CI timeout) goes to the command; we wait for it, then stop Redis.
         signal.signal(signal.SIGTERM, lambda signum, frame: child.process.send_signal(signal.SIGTERM))
-        return child.process.wait()
-    except KeyboardInterrupt:
-        child.process.send_signal(signal.SIGINT)
+        signal.signal(signal.SIGINT, pass_on_interrupt)
         return child.process.wait()
     finally:
         if embedded:
             embedded.stop()
+
+
+def _in_terminal_foreground() -> bool:
+    """Whether our process group is the foreground one of a controlling terminal."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False  # no terminal (CI, a pipe): a SIGINT was meant for us alone
 
 
 def main(argv: Sequence[str] | None = None) -> int:

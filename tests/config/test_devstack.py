@@ -163,3 +163,75 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         for pid, started_at in started.items():
             if alive(pid, started_at):
                 os.kill(pid, signal.SIGKILL)
+
+
+COUNT_INTERRUPTS = """
+import signal, sys, time
+received = []
+signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+open(sys.argv[1], "w").write("ready")
+deadline = time.monotonic() + 3
+while time.monotonic() < deadline and len(received) < 2:
+    time.sleep(0.05)
+time.sleep(0.5)  # room for a second, forwarded interrupt to arrive
+open(sys.argv[1], "w").write(str(len(received)))
+"""
+
+
+def exec_env() -> dict[str, str]:
+    # A REDIS_URL keeps exec from starting an embedded Redis: only signal handling is under test.
+    return {**{k: v for k, v in os.environ.items() if k not in INHERITED}, "REDIS_URL": "redis://127.0.0.1:1/0"}
+
+
+def wait_for_text(path: Path, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} stayed empty for {timeout} s")
+
+
+def test_exec_passes_one_ctrl_c_from_a_terminal_to_the_command(tmp_path):
+    import pty
+
+    report = tmp_path / "interrupts"
+    argv = [sys.executable, str(BASE_DIR / "config" / "devstack.py"), "exec", "--", sys.executable, "-c",
+            COUNT_INTERRUPTS, str(report)]  # fmt: skip
+    env = exec_env()  # built before the fork: the child only calls execve
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session with the pty as its controlling terminal, as in a shell
+        os.execve(sys.executable, argv, env)
+    try:
+        assert wait_for_text(report) == "ready"
+        os.write(terminal, b"\x03")  # Ctrl-C: the terminal signals its whole foreground group
+        assert wait_for_text_change(report, "ready") == "1"
+    finally:
+        os.close(terminal)
+        os.waitpid(pid, 0)
+
+
+def test_exec_passes_a_sigint_sent_to_it_alone_to_the_command(tmp_path):
+    report = tmp_path / "interrupts"
+    process = subprocess.Popen(
+        [sys.executable, "config/devstack.py", "exec", "--", sys.executable, "-c", COUNT_INTERRUPTS, str(report)],
+        cwd=BASE_DIR, env=exec_env(), stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_for_text(report) == "ready"
+        process.send_signal(signal.SIGINT)
+        assert wait_for_text_change(report, "ready") == "1"
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def wait_for_text_change(path: Path, old: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text()
+        if text and text != old:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"{path} still says {old!r} after {timeout} s")
