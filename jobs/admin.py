@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.contrib import admin, messages
 from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
 from django.core.exceptions import PermissionDenied
-from django.db import connection
+from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -89,6 +89,7 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         query = self.object_list.query
+        connection = connections[self.object_list.db]
         if connection.vendor == "postgresql" and not query.where:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",

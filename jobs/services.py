@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from . import registry
+from .bulkinsert import bulk_insert_varying
 from .context import get_correlation_id, new_correlation_id
 from .exceptions import (
     IdempotencyKeyConflict,
@@ -27,7 +28,6 @@ from .exceptions import (
     JobTypeDisabled,
     PayloadInvalid,
 )
-from .bulkinsert import bulk_insert_varying
 from .models import Job, JobAttempt, JobAuditEntry, JobTypeSwitch, new_job_id
 from .schema import validate, with_defaults
 
@@ -530,9 +530,9 @@ def job_bulk_replay(*, jobs: Sequence[Job]) -> list[Job]:
     """Replay many finished jobs as new jobs: one insert per job type, one publish after commit.
 
     Each new job has its original's type, payload, owner and correlation id and links to it
-    (``replay_of``); the new jobs come back in input order. The
-    caller writes the audit entry. Raises IllegalTransition if any job is not finished and
-    JobTypeDisabled if any type is switched off, before writing anything.
+    (``replay_of``); the new jobs come back in input order. The caller writes the audit entry.
+    Raises IllegalTransition if any job is not finished and JobTypeDisabled if any type is
+    switched off, before writing anything.
     """
     unfinished = [job.id for job in jobs if not job.is_finished]
     if unfinished:
@@ -544,14 +544,14 @@ def job_bulk_replay(*, jobs: Sequence[Job]) -> list[Job]:
     by_type: dict[str, list[Job]] = {}
     for job in jobs:
         by_type.setdefault(job.type, []).append(job)
+    specs = {job_type: registry.get(job_type) for job_type in by_type}
     for job_type in by_type:
-        registry.get(job_type)
         _ensure_enabled(job_type)
     now = timezone.now()
     new_by_original: dict[str, Job] = {}
     with transaction.atomic():
         for job_type, originals in by_type.items():
-            spec = registry.get(job_type)
+            spec = specs[job_type]
             template = Job(type=job_type, queue=spec.queue, max_attempts=spec.retry.max_attempts, enqueued_at=now,
                            created_at=now, updated_at=now)  # fmt: skip
             created = bulk_insert_varying(template=template, varying={
