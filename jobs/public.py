@@ -1,44 +1,94 @@
-"""The jobs platform's public API for domain apps. Import from here, not from internals.
+"""The jobs platform's public API for domain apps. Import from here, never from other ``jobs.*`` modules.
 
-    from jobs.public import job_type, JobContext, job_enqueue, TransientJobError
+    from jobs.public import JobContext, job_enqueue, job_type
 
-    @job_type("exports.build_csv", queue="exports", max_attempts=5)
-    def build_csv(ctx: JobContext, payload: dict) -> dict:
-        return exports.services.export_build(export_id=payload["export_id"], progress=ctx.progress)
+    @job_type("exports.build", queue="exports", max_attempts=5)
+    def build(ctx: JobContext, payload: dict) -> dict:
+        return export_build(export_id=payload["export_id"], progress=ctx.progress)
 
-    job_enqueue(job_type="exports.build_csv", payload={"export_id": export.id}, owner=user)
+    job_enqueue(job_type="exports.build", payload={"export_id": export.id}, owner=user)
+
+What is here, by concern:
+
+- declaring and running jobs: ``job_type``, ``JobContext``, ``Backoff``;
+- enqueueing and reading: ``job_enqueue``, ``job_bulk_enqueue``, ``job_cancel``, ``job_get``,
+  ``EnqueueResult``, ``job_type_is_declared``;
+- outcomes a handler raises: ``TransientJobError`` (retry), ``PermanentJobError`` (fail now),
+  ``JobSnoozed`` (postpone, no attempt spent), ``JobCancelled``, ``RateLimited``;
+- errors a caller may catch: ``JobsError`` (the base), ``JobTypeDisabled``, ``PayloadInvalid``,
+  ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
+- coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
+- schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
+- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape);
+- admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
+  this module never pulls in ``django.contrib.admin``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .exceptions import (
+    IdempotencyKeyConflict,
     JobCancelled,
     JobsError,
     JobSnoozed,
     JobTypeDisabled,
+    LockNotAcquired,
     PayloadInvalid,
     PermanentJobError,
+    RateLimited,
     TransientJobError,
+    UnknownJobType,
 )
 from .http import ApiError, api_view
+from .locks import RedisLock
+from .ratelimit import RateLimiter, parse_retry_after
+from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .runner import JobContext, job_type
+from .schedules import declare as schedule_declare
 from .services import EnqueueResult, job_bulk_enqueue, job_cancel, job_enqueue, job_get
+
+if TYPE_CHECKING:
+    from .admin import ViewOnlyAdmin
+
+
+def __getattr__(name: str) -> Any:
+    # The admin base imports django.contrib.admin; only admin modules need it.
+    if name == "ViewOnlyAdmin":
+        from .admin import ViewOnlyAdmin
+
+        return ViewOnlyAdmin
+    raise AttributeError(f"module 'jobs.public' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",
     "Backoff",
     "EnqueueResult",
+    "IdempotencyKeyConflict",
     "JobCancelled",
     "JobContext",
     "JobSnoozed",
     "JobTypeDisabled",
     "JobsError",
+    "LockNotAcquired",
     "PayloadInvalid",
     "PermanentJobError",
+    "RateLimited",
+    "RateLimiter",
+    "RedisLock",
     "TransientJobError",
+    "UnknownJobType",
+    "ViewOnlyAdmin",
     "api_view",
     "job_bulk_enqueue",
     "job_cancel",
     "job_enqueue",
     "job_get",
     "job_type",
+    "job_type_is_declared",
+    "parse_retry_after",
+    "schedule_declare",
 ]

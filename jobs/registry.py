@@ -1,6 +1,6 @@
 """Job types: what each kind of job is called, where it runs, how it retries, who may enqueue it.
 
-Domain apps declare a job type with the ``@job_type`` decorator (see ``jobs.api``);
+Domain apps declare a job type with the ``@job_type`` decorator (see ``jobs.public``);
 the decorator registers a ``JobType`` here and a Celery task named after the type.
 """
 
@@ -67,6 +67,11 @@ def get(name: str) -> JobType:
         raise UnknownJobType(
             f"unknown job type {name!r}; known types: {known}", detail={"type": name, "known": sorted(_registry)}
         ) from None
+
+
+def is_declared(name: str) -> bool:
+    """True when a job type of this name is declared (for enqueueing another app's type by name)."""
+    return name in _registry
 
 
 def all_types() -> list[JobType]:

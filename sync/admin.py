@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from jobs.admin import ViewOnlyAdmin
+from jobs.public import ViewOnlyAdmin
 
 from .models import Product, SyncPage, SyncRun, WebhookEvent
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 
-from jobs.ratelimit import RateLimiter, parse_retry_after
+from jobs.public import RateLimiter, parse_retry_after
 
 from .exceptions import SupplierPermanentError, SupplierRateLimited, SupplierTransientError
 

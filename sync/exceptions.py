@@ -1,6 +1,6 @@
 """Errors of the product sync, classified for the jobs platform's retry policy."""
 
-from jobs.exceptions import PermanentJobError, RateLimited, TransientJobError
+from jobs.public import PermanentJobError, RateLimited, TransientJobError
 
 
 class SupplierTransientError(TransientJobError):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from celery.schedules import crontab
 from django.conf import settings
 
-from jobs.public import Backoff, JobContext, JobSnoozed, job_type
-from jobs.schedules import declare
+from jobs.public import Backoff, JobContext, JobSnoozed, job_type, schedule_declare
 
 from . import services
 from .models import SyncRun
@@ -59,5 +58,5 @@ def notify_freshness(ctx: JobContext, payload: dict) -> dict:
     return {"status": services.freshness_call(hook_index=int(payload["hook"]), payload=payload)}
 
 
-declare("sync.hourly", crontab(minute=0), job_type="sync.run", payload={"full": True},
+schedule_declare("sync.hourly", crontab(minute=0), job_type="sync.run", payload={"full": True},
         description="Full product sync from the supplier.")  # fmt: skip

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.exceptions import JobsError
+from jobs.public import JobsError
 from sync.models import SyncRun
 from sync.services import sync_run_abandon
 
