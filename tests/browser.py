@@ -1,0 +1,52 @@
+"""Headless Chromium (Debian's package) driven by Playwright for Python, for pages people look at.
+
+Use the ``browser`` fixture (import it into a conftest or test module). Screenshots go to
+``var/screenshots/`` (git ignores ``var/``); open them yourself before calling a page done.
+Never run ``playwright install``: it downloads a browser, which this project does not do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.peers import CHROMIUM, CHROMIUM_ARGS, require_executable, require_module
+
+SCREENSHOT_DIR = Path(__file__).resolve().parent.parent / "var" / "screenshots"
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    require_module("playwright", pypi_package="playwright")
+    require_executable(os.path.basename(CHROMIUM), debian_package="chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running on this thread, which makes Django
+    # refuse ORM calls from the test body ("async context"); the test itself is synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot as var/screenshots/<name>.png and return its path."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def admin_login(page, live_server_url: str, *, username: str, password: str) -> None:
+    """Log in through the real admin login form."""
+    page.goto(f"{live_server_url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server_url}/admin/**")
