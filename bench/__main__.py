@@ -12,15 +12,13 @@ NOT_BENCHMARKS = {"harness", "jobtasks", "tasks", "__main__"}
 
 def available() -> list[str]:
     folder = Path(__file__).parent
-    return sorted(
-        info.name for info in pkgutil.iter_modules([str(folder)]) if info.name not in NOT_BENCHMARKS
-    )
+    return sorted(info.name for info in pkgutil.iter_modules([str(folder)]) if info.name not in NOT_BENCHMARKS)
 
 
 def main(argv: list[str]) -> int:
     names = available()
     if not argv or argv[0] in {"-h", "--help"}:
-        print("usage: python -m bench NAME [options]   (make bench BENCH_ARGS=\"NAME [options]\")")
+        print('usage: python -m bench NAME [options]   (make bench BENCH_ARGS="NAME [options]")')
         for name in names:
             doc = (importlib.import_module(f"bench.{name}").__doc__ or "").strip().splitlines()[0]
             print(f"  {name:18} {doc}")

@@ -92,7 +92,11 @@ def main(argv: list[str]) -> int:
                 raise SystemExit(f"{name} published {client.llen('default')} messages of {args.n}")
     client.delete("default")
     best = {name: min(seconds) for name, seconds in timings.items()}
-    best_delay, best_plain_delay, best_bulk = best["delay loop"], best["delay loop, no sent event"], best["bulk enqueue"]
+    best_delay, best_plain_delay, best_bulk = (
+        best["delay loop"],
+        best["delay loop, no sent event"],
+        best["bulk enqueue"],
+    )
     stages = bulk_stages[timings["bulk enqueue"].index(best_bulk)]
     print(f"database: {database_label()}, redis: {settings.REDIS_URL}, N={args.n}, best of {args.rounds}")
     print(f".delay() loop              : {best_delay:7.3f} s  ({args.n / best_delay:7.0f} msg/s, no rows)")

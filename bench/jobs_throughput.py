@@ -42,7 +42,13 @@ def main(argv: list[str]) -> int:
     from jobs.services import job_bulk_enqueue
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
-    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "REDIS_URL": settings.REDIS_URL, "LOG_LEVEL": "WARNING", "DEBUG": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "REDIS_URL": settings.REDIS_URL,
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "0",
+    }
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     redis.Redis.from_url(settings.REDIS_URL).delete("default")
 

@@ -79,8 +79,14 @@ def main(argv: list[str]) -> int:
            "LOG_LEVEL": "WARNING", "BENCH_RATE_LIMIT": str(args.limit)}  # fmt: skip
     logs = Path(tempfile.mkdtemp(prefix="bench-ratelimit-"))
     workers = [
-        CeleryProcess.worker(name=f"bench-rl-{i}", queues="bench", concurrency=1, env=env,
-                             log_path=logs / f"worker{i}.log", include="bench.tasks")  # fmt: skip
+        CeleryProcess.worker(
+            name=f"bench-rl-{i}",
+            queues="bench",
+            concurrency=1,
+            env=env,
+            log_path=logs / f"worker{i}.log",
+            include="bench.tasks",
+        )  # fmt: skip
         for i in range(args.workers)
     ]
     print(f"{args.workers} workers x 1 process, limit {args.limit}/s, {calls} calls per "

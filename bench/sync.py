@@ -22,13 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from config.devstack import free_port
 from bench.harness import BASE_DIR, ensure_bench_database, setup_django
+from config.devstack import free_port
 
 WORKERS, PROCESSES_PER_WORKER = 2, 2
 SAFETY_PERIOD = 1.03
-
-
 
 
 def main(argv: list[str]) -> int:
@@ -86,8 +84,13 @@ def main(argv: list[str]) -> int:
                 "SUPPLIER_API_RATE_LIMIT": str(max(1, round(per_second))) if variant == "platform" else "1000000",
             }  # fmt: skip
             workers = [
-                CeleryProcess.worker(name=f"bench-sync-{variant}-{i}", queues="sync,default",
-                                     concurrency=PROCESSES_PER_WORKER, env=env, log_path=logs / f"{variant}{i}.log")  # fmt: skip
+                CeleryProcess.worker(
+                    name=f"bench-sync-{variant}-{i}",
+                    queues="sync,default",
+                    concurrency=PROCESSES_PER_WORKER,
+                    env=env,
+                    log_path=logs / f"{variant}{i}.log",
+                )  # fmt: skip
                 for i in range(WORKERS)
             ]
             try:

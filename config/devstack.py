@@ -184,10 +184,23 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
         ChildProcess("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/"),
         ChildProcess(
             "worker",
-            [*celery, "worker", "-Q", "default,emails,exports,sync", "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"), "-l", "info"],
+            [
+                *celery,
+                "worker",
+                "-Q",
+                "default,emails,exports,sync",
+                "--concurrency",
+                os.environ.get("WORKER_CONCURRENCY", "2"),
+                "-l",
+                "info",
+            ],
         ),
         ChildProcess("beat", [*celery, "beat", "-l", "info"]),
-        ChildProcess("flower", [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"], f"http://127.0.0.1:{flower_port}/"),
+        ChildProcess(
+            "flower",
+            [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1"],
+            f"http://127.0.0.1:{flower_port}/",
+        ),
     ]
     if "SUPPLIER_API_URL" not in os.environ:
         # No real supplier configured: serve the simulated catalog (60 requests a minute, like the real one).
@@ -217,7 +230,10 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
             return 0
         for child in children:
             if child.process.poll() is not None:
-                print(f"[devstack] {child.name} exited with code {child.process.returncode}; stopping the stack.", file=sys.stderr)
+                print(
+                    f"[devstack] {child.name} exited with code {child.process.returncode}; stopping the stack.",
+                    file=sys.stderr,
+                )
                 return 1
         time.sleep(0.5)
 

@@ -202,13 +202,50 @@ class JobAdmin(ViewOnlyAdmin):
                        "current_task_result", "created_at", "enqueued_at", "started_at", "finished_at",
                        "next_retry_at", "updated_at")  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("id", "type", "queue", "status", "attempt", "max_attempts", "owner", "progress",
-                           "progress_message")}),  # fmt: skip
-        ("Payload and result", {"fields": ("payload", "result", "idempotency_key", "idempotency_expires_at",
-                                           "payload_fingerprint", "correlation_id")}),  # fmt: skip
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "type",
+                    "queue",
+                    "status",
+                    "attempt",
+                    "max_attempts",
+                    "owner",
+                    "progress",
+                    "progress_message",
+                )
+            },
+        ),  # fmt: skip
+        (
+            "Payload and result",
+            {
+                "fields": (
+                    "payload",
+                    "result",
+                    "idempotency_key",
+                    "idempotency_expires_at",
+                    "payload_fingerprint",
+                    "correlation_id",
+                )
+            },
+        ),  # fmt: skip
         ("Last failure", {"fields": ("error_code", "error_message", "error_traceback")}),
-        ("Timeline", {"fields": ("created_at", "enqueued_at", "published_at", "started_at", "next_retry_at",
-                                 "finished_at", "updated_at")}),  # fmt: skip
+        (
+            "Timeline",
+            {
+                "fields": (
+                    "created_at",
+                    "enqueued_at",
+                    "published_at",
+                    "started_at",
+                    "next_retry_at",
+                    "finished_at",
+                    "updated_at",
+                )
+            },
+        ),  # fmt: skip
         ("Links", {"fields": ("replay_of_link", "replays_links", "worker", "current_task_result", "cancel_requested")}),
     )
 
@@ -265,14 +302,18 @@ class JobAdmin(ViewOnlyAdmin):
     def replay_of_link(self, job: Job) -> str:
         if not job.replay_of_id:
             return "-"
-        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job.replay_of_id]), job.replay_of_id)
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job.replay_of_id]), job.replay_of_id
+        )
 
     @admin.display(description="replays")
     def replays_links(self, job: Job) -> str:
         replays = list(job.replays.values_list("id", flat=True)[:20])
         if not replays:
             return "-"
-        return format_html_join(", ", '<a href="{}">{}</a>', ((reverse("admin:jobs_job_change", args=[r]), r) for r in replays))
+        return format_html_join(
+            ", ", '<a href="{}">{}</a>', ((reverse("admin:jobs_job_change", args=[r]), r) for r in replays)
+        )
 
     @admin.display(description="current attempt's Celery result")
     def current_task_result(self, job: Job) -> str:
@@ -378,7 +419,9 @@ class LinkedTaskResultAdmin(TaskResultAdmin):
         job_id, _, attempt = (result.task_id or "").rpartition(".")
         if not job_id or not attempt.isdigit():
             return "-"
-        return format_html('<a href="{}">{} (attempt {})</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id, attempt)
+        return format_html(
+            '<a href="{}">{} (attempt {})</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id, attempt
+        )
 
 
 admin.site.unregister(TaskResult)

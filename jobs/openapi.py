@@ -256,8 +256,12 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "parameters": [_ref("parameters", "Idempotency-Key"), request_id],
                     "requestBody": {"required": True, "content": _json(enqueue_body)},
                     "responses": {
-                        "202": _ok("Accepted (or replayed); Location points at the job", _ref("schemas", "Job"),
-                                   "Location", "Idempotent-Replayed"),  # fmt: skip
+                        "202": _ok(
+                            "Accepted (or replayed); Location points at the job",
+                            _ref("schemas", "Job"),
+                            "Location",
+                            "Idempotent-Replayed",
+                        ),  # fmt: skip
                         **_errors(400, 401, 403, 413, 415, 422, 503),
                     },
                 },
@@ -269,12 +273,17 @@ def openapi_document(*, server_url: str = "/") -> dict:
                         query("type", {"type": "string"}, "Only jobs of this type (a registered type name)."),
                         query("owner", {"type": "integer"}, "Staff only: only this user's jobs (user id)."),
                         query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page number."),
-                        query("page_size", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                              "Jobs per page."),  # fmt: skip
+                        query(
+                            "page_size",
+                            {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                            "Jobs per page.",
+                        ),  # fmt: skip
                         request_id,
                     ],
-                    "responses": {"200": _ok("A page of jobs (without attempts)", _ref("schemas", "JobPage")),
-                                  **_errors(401, 403, 422)},  # fmt: skip
+                    "responses": {
+                        "200": _ok("A page of jobs (without attempts)", _ref("schemas", "JobPage")),
+                        **_errors(401, 403, 422),
+                    },  # fmt: skip
                 },
             },
             "/jobs/{job_id}": {
@@ -290,8 +299,8 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "operationId": "cancelJob",
                     "summary": "Cancel a queued job, or ask a running one to stop",
                     "description": "A queued or retrying job is cancelled at once (`200`). A running job is asked "
-                                   "to stop (`202`, `cancel_requested: true`) and stops at its next progress check. "
-                                   "A finished job is `409`. No request body.",
+                    "to stop (`202`, `cancel_requested: true`) and stops at its next progress check. "
+                    "A finished job is `409`. No request body.",
                     "parameters": [job_id, request_id],
                     "responses": {
                         "200": _ok("Cancelled", _ref("schemas", "Job")),
@@ -306,10 +315,11 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "summary": "Trigger a declared schedule (for external schedulers)",
                     "security": [{"cronSecret": []}],
                     "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-                    "responses": {"202": _ok("A job was enqueued", {"type": "object"}),
-                                  "200": _ok("Nothing enqueued, and why (e.g. already done this window)",
-                                             {"type": "object"}),
-                                  **_errors(401, 404)},  # fmt: skip
+                    "responses": {
+                        "202": _ok("A job was enqueued", {"type": "object"}),
+                        "200": _ok("Nothing enqueued, and why (e.g. already done this window)", {"type": "object"}),
+                        **_errors(401, 404),
+                    },  # fmt: skip
                 }
             },
             "/ops/overview": {
@@ -317,43 +327,67 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "operationId": "getOpsOverview",
                     "summary": "Staff: queue depths, backlog age, dead-letter queue, success rate, alerts",
                     "description": "For dashboards and alerting probes. `status` is `alerting` when any threshold "
-                                   "(`JOBS_ALERT_*` settings) is crossed, and `alerts` says which and why. Always "
-                                   "`200` when answered; an unreachable database or broker is `/healthz`'s to report.",
+                    "(`JOBS_ALERT_*` settings) is crossed, and `alerts` says which and why. Always "
+                    "`200` when answered; an unreachable database or broker is `/healthz`'s to report.",
                     "parameters": [request_id],
                     "responses": {"200": _ok("The overview", OPS_OVERVIEW), **_errors(401, 403)},
                 }
             },
             "/openapi.json": {
-                "get": {"operationId": "getOpenApi", "summary": "This document", "security": [],
-                        "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"})}}  # fmt: skip
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": _ok("OpenAPI 3.1", {"type": "object"})},
+                }  # fmt: skip
             },
             "/docs": {
-                "get": {"operationId": "getDocs", "summary": "Interactive docs (HTML)", "security": [],
-                        "responses": {"200": {"description": "An HTML page",
-                                              "content": {"text/html": {"schema": {"type": "string"}}}}}}  # fmt: skip
+                "get": {
+                    "operationId": "getDocs",
+                    "summary": "Interactive docs (HTML)",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }  # fmt: skip
             },
         },
         "components": {
             "schemas": {"Error": ERROR, "Job": JOB, "JobAttempt": ATTEMPT, "JobPage": JOB_PAGE, **enqueue_schemas},
             "parameters": {
                 "JobId": {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                "X-Request-ID": {"name": "X-Request-ID", "in": "header", "required": False,
-                                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
-                                 "description": "Correlation id carried into the job and its logs; echoed back. "
-                                                "Generated when absent or not of this form."},  # fmt: skip
-                "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "required": False,
-                                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                                    "description": "A unique value per logical request (e.g. a UUID), as a "
-                                                   "structured-field string (`\"...\"`) or bare. Send it again "
-                                                   "with a retried request to get the original job back."},  # fmt: skip
+                "X-Request-ID": {
+                    "name": "X-Request-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
+                    "description": "Correlation id carried into the job and its logs; echoed back. "
+                    "Generated when absent or not of this form.",
+                },  # fmt: skip
+                "Idempotency-Key": {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "description": "A unique value per logical request (e.g. a UUID), as a "
+                    'structured-field string (`"..."`) or bare. Send it again '
+                    "with a retried request to get the original job back.",
+                },  # fmt: skip
             },
             "headers": HEADERS,
             "responses": {f"Error{status}": _error_response(status) for status in ERROR_DESCRIPTIONS},
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "API token (admin → API tokens, or manage.py create_api_token)."},
-                "session": {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME,
-                            "description": "Browser session; unsafe methods also need the X-CSRFToken header."},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "API token (admin → API tokens, or manage.py create_api_token).",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "description": "Browser session; unsafe methods also need the X-CSRFToken header.",
+                },
                 "cronSecret": {"type": "http", "scheme": "bearer", "description": "The CRON_SECRET setting."},
             },  # fmt: skip
         },

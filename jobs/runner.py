@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from . import registry
 from .context import JobLogContext, correlation_scope, job_scope
-from .exceptions import JobCancelled, JobSnoozed, JobsError, UnsupportedMessageVersion
+from .exceptions import JobCancelled, JobsError, JobSnoozed, UnsupportedMessageVersion
 from .models import Job, JobAttempt, JobLogLine
 from .registry import JobHandler, JobType
 from .retry import DEFAULT_FAIL_ON, DEFAULT_RETRY_ON, Backoff, RetryPolicy
@@ -92,7 +92,13 @@ def job_type(
         )
         registry.register(spec)
 
-        def run(task, job_id: str | None = None, attempt: int | None = None, schema_version: int | None = None, **newer_fields):
+        def run(
+            task,
+            job_id: str | None = None,
+            attempt: int | None = None,
+            schema_version: int | None = None,
+            **newer_fields,
+        ):
             # Unknown keyword fields come from newer publishers: ignored on purpose.
             return execute(task=task, spec=spec, job_id=job_id, attempt=attempt, schema_version=schema_version)
 
@@ -131,8 +137,11 @@ class _JobLog:
             self._kept += 1
             self._pending.append(
                 JobLogLine(
-                    job_id=self._job.id, attempt=self._job.attempt, logged_at=timezone.now(),
-                    level=logging.getLevelName(level), message=text[:10_000],
+                    job_id=self._job.id,
+                    attempt=self._job.attempt,
+                    logged_at=timezone.now(),
+                    level=logging.getLevelName(level),
+                    message=text[:10_000],
                 )  # fmt: skip
             )
         else:
@@ -157,7 +166,10 @@ class _JobLog:
         if self._dropped:
             self._pending.append(
                 JobLogLine(
-                    job_id=self._job.id, attempt=self._job.attempt, logged_at=timezone.now(), level="WARNING",
+                    job_id=self._job.id,
+                    attempt=self._job.attempt,
+                    logged_at=timezone.now(),
+                    level="WARNING",
                     message=f"{self._dropped} more log line(s) of this attempt were not kept (limit {self._max_lines})",
                 )  # fmt: skip
             )
@@ -308,7 +320,13 @@ def _run_attempt(*, job: Job, spec: JobType) -> dict:
             job, ctx, to_status=S.SUCCEEDED, attempt_outcome=JobAttempt.Outcome.SUCCEEDED, result=_json_result(value)
         )
     duration_ms = int((time.monotonic() - started) * 1000)
-    logger.info("job %s finished attempt %s: %s", job.id, job.attempt, outcome, extra={"duration_ms": duration_ms, "outcome": outcome})
+    logger.info(
+        "job %s finished attempt %s: %s",
+        job.id,
+        job.attempt,
+        outcome,
+        extra={"duration_ms": duration_ms, "outcome": outcome},
+    )
     return {"job_id": job.id, "attempt": job.attempt, "outcome": outcome}
 
 

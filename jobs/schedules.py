@@ -87,7 +87,9 @@ _declared: dict[str, Schedule] = {}
 def declare(name: str, when: crontab | float, *, job_type: str | None = None, task: str | None = None,
             payload: dict | None = None, description: str = "") -> Schedule:  # fmt: skip
     """Declare a periodic schedule (see module docstring)."""
-    schedule = Schedule(name=name, when=when, job_type=job_type, task=task, payload=payload or {}, description=description)
+    schedule = Schedule(
+        name=name, when=when, job_type=job_type, task=task, payload=payload or {}, description=description
+    )
     existing = _declared.get(name)
     if existing is not None and existing != schedule:
         raise ValueError(f"schedule {name!r} is declared twice with different definitions")
@@ -125,7 +127,11 @@ class TriggerResult:
 
 
 def schedule_trigger(
-    *, name: str, job_type: str | None = None, payload: dict | None = None, window_seconds: float | None = None,
+    *,
+    name: str,
+    job_type: str | None = None,
+    payload: dict | None = None,
+    window_seconds: float | None = None,
     source: str = "beat",
 ) -> TriggerResult:
     """Enqueue one job for schedule ``name`` unless this window already did.
@@ -180,8 +186,13 @@ def _row_state(task) -> dict:
         "queue": task.queue,
         "interval": (task.interval.every, task.interval.period) if task.interval_id else None,
         "crontab": (
-            (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week, task.crontab.day_of_month,
-             task.crontab.month_of_year)  # fmt: skip
+            (
+                task.crontab.minute,
+                task.crontab.hour,
+                task.crontab.day_of_week,
+                task.crontab.day_of_month,
+                task.crontab.month_of_year,
+            )  # fmt: skip
             if task.crontab_id
             else None
         ),
@@ -229,7 +240,8 @@ def schedules_sync(*, dry_run: bool = False) -> SyncReport:
                     _apply(task, schedule)
                     task.save()
                     DeclaredScheduleState.objects.update_or_create(
-                        name=name, defaults={"code_digest": _digest(_row_state(task)), "row_digest": _digest(_row_state(task))}
+                        name=name,
+                        defaults={"code_digest": _digest(_row_state(task)), "row_digest": _digest(_row_state(task))},
                     )
                 continue
             current_row = _digest(_row_state(task))

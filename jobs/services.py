@@ -336,7 +336,9 @@ def job_bulk_enqueue(
             holders = {}
             if lost:
                 lost_keys = [keys[index] for index in lost]
-                holders = {job.idempotency_key: job for job in Job.objects.filter(type=job_type, idempotency_key__in=lost_keys)}
+                holders = {
+                    job.idempotency_key: job for job in Job.objects.filter(type=job_type, idempotency_key__in=lost_keys)
+                }
             for index in pending:
                 job_id, key = varying["id"][index], keys[index]
                 if job_id in inserted:
@@ -455,9 +457,9 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
     disabled = disabled_job_types()
     if disabled:
         waiting = waiting.exclude(type__in=disabled)
-    unpublished = waiting.filter(published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)).exclude(
-        next_retry_at__gt=now
-    )
+    unpublished = waiting.filter(
+        published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
+    ).exclude(next_retry_at__gt=now)
     stale = waiting.filter(published_at__lt=stale_before).exclude(next_retry_at__gt=stale_before)
     stale_queues = set(stale.order_by().values_list("queue", flat=True).distinct())
     if stale_queues:

@@ -42,7 +42,16 @@ class SyncRunAdmin(ViewOnlyAdmin):
 
 @admin.register(Product)
 class ProductAdmin(ViewOnlyAdmin):
-    list_display = ("supplier_id", "name", "price", "currency", "stock", "is_active", "supplier_active", "last_changed_at")
+    list_display = (
+        "supplier_id",
+        "name",
+        "price",
+        "currency",
+        "stock",
+        "is_active",
+        "supplier_active",
+        "last_changed_at",
+    )
     list_filter = ("is_active", "supplier_active", "currency")
     search_fields = ("=supplier_id", "sku", "name")
 

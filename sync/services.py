@@ -108,7 +108,9 @@ def products_upsert(*, records: list[dict]) -> UpsertCounts:
     Product.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
     if to_update:
         Product.objects.bulk_update(
-            to_update, [*PRODUCT_FIELDS, "content_hash", "is_active", "deactivated_at", "last_changed_at"], batch_size=500
+            to_update,
+            [*PRODUCT_FIELDS, "content_hash", "is_active", "deactivated_at", "last_changed_at"],
+            batch_size=500,
         )
     counts.created, counts.updated = len(to_create), len(to_update)
     return counts
@@ -205,7 +207,9 @@ def sync_page_store(*, run: SyncRun, number: int, body: dict) -> str:
             records_rejected=F("records_rejected") + len(rejections),
         )  # fmt: skip
     if rejections:
-        logger.warning("sync run %s page %s: %d record(s) rejected, e.g. %s", run.pk, number, len(rejections), rejections[0])
+        logger.warning(
+            "sync run %s page %s: %d record(s) rejected, e.g. %s", run.pk, number, len(rejections), rejections[0]
+        )
     sync_run_finish_if_done(run_id=run.pk)
     return f"page {number}: {counts.created} created, {counts.updated} updated, {counts.unchanged} unchanged, {len(rejections)} rejected"
 
@@ -223,12 +227,18 @@ def sync_page_give_up(*, run_id: int, number: int, error: str) -> None:
 def sync_run_finish_if_done(*, run_id: int) -> SyncRun | None:
     """Close the run once every page is done or failed (exactly once, by a conditional update)."""
     run = SyncRun.objects.get(pk=run_id)
-    if run.status != SyncRun.Status.RUNNING or not run.total_pages or run.pages_done + run.pages_failed < run.total_pages:
+    if (
+        run.status != SyncRun.Status.RUNNING
+        or not run.total_pages
+        or run.pages_done + run.pages_failed < run.total_pages
+    ):
         return None
     complete = run.pages_failed == 0
     status = SyncRun.Status.COMPLETED if complete else SyncRun.Status.PARTIAL
     with transaction.atomic():
-        if not SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(status=status, finished_at=timezone.now()):
+        if not SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.RUNNING).update(
+            status=status, finished_at=timezone.now()
+        ):
             return None
         # Vanished products are marked inactive only when the run saw the whole catalog.
         deactivated = products_deactivate_unseen(run=run) if complete and run.full else 0
@@ -270,7 +280,9 @@ def product_sync_one(*, supplier_id: str, client: SupplierClient | None = None) 
         return f"rejected: {reason}"
     counts = products_upsert(records=[fields])
     if counts.created or counts.updated:
-        freshness_notify(reason=f"product {supplier_id} changed", product_ids=[supplier_id], version=fields["content_hash"])
+        freshness_notify(
+            reason=f"product {supplier_id} changed", product_ids=[supplier_id], version=fields["content_hash"]
+        )
         return "changed"
     return "unchanged"
 
@@ -348,7 +360,9 @@ def webhook_verify(*, body: bytes, signature_header: str, now: float | None = No
     """
     secret = settings.SUPPLIER_WEBHOOK_SECRET
     if not secret:
-        raise WebhookRejected("webhooks are switched off: set SUPPLIER_WEBHOOK_SECRET", code="webhooks_disabled", status=503)
+        raise WebhookRejected(
+            "webhooks are switched off: set SUPPLIER_WEBHOOK_SECRET", code="webhooks_disabled", status=503
+        )
     parts = dict(item.split("=", 1) for item in signature_header.split(",") if "=" in item)
     timestamp, signature = parts.get("t", ""), parts.get("v1", "")
     if not timestamp.isdigit() or not signature:
@@ -378,7 +392,9 @@ def webhook_accept(*, body: bytes, signature_header: str) -> WebhookOutcome:
     signed_at = datetime.fromtimestamp(int(dict(i.split("=", 1) for i in signature_header.split(","))["t"]), tz=UTC)
     try:
         with transaction.atomic():
-            record = WebhookEvent.objects.create(event_id=event_id, event_type=event_type, signed_at=signed_at, payload=event)
+            record = WebhookEvent.objects.create(
+                event_id=event_id, event_type=event_type, signed_at=signed_at, payload=event
+            )
             unique_ids = list(dict.fromkeys(product_ids))
             for start in range(0, len(unique_ids), FAN_OUT_BATCH):
                 batch = unique_ids[start : start + FAN_OUT_BATCH]
@@ -400,7 +416,9 @@ def sync_run_abandon(*, run_id: int) -> SyncRun:
         run = SyncRun.objects.select_for_update().get(pk=run_id)
         if run.status != SyncRun.Status.RUNNING:
             raise PermanentJobError(f"sync run {run_id} is {run.status}, not running; nothing to abandon")
-        failed = run.pages.filter(status=SyncPage.Status.PENDING).update(status=SyncPage.Status.FAILED, error="abandoned by an operator")
+        failed = run.pages.filter(status=SyncPage.Status.PENDING).update(
+            status=SyncPage.Status.FAILED, error="abandoned by an operator"
+        )
         SyncRun.objects.filter(pk=run_id).update(
             status=SyncRun.Status.FAILED, finished_at=timezone.now(), pages_failed=F("pages_failed") + failed
         )

@@ -81,7 +81,7 @@ def _coerce(key: str, value, current):
         if isinstance(value, str):
             value = json.loads(value or "{}")
         if not isinstance(value, dict):
-            raise ValueError(f"{key} must be an object like {{\"7\": 3}}, got {value!r}")
+            raise ValueError(f'{key} must be an object like {{"7": 3}}, got {value!r}')
         return {str(int(page)): int(times) for page, times in value.items()}
     if isinstance(current, str):
         return "" if value is None else str(value)
@@ -105,7 +105,11 @@ def make_product(index: int, config: SimulatorConfig) -> dict:
     """Product ``index`` (1-based) as the supplier serves it under this configuration."""
     changed = config.catalog_version > 1 and index % 1000 == 0
     cents = 100 + (index * 7919) % 99_900 + (config.catalog_version * 100 if changed else 0)
-    updated = EPOCH + timedelta(minutes=index % 100_000) + (timedelta(days=config.catalog_version) if changed else timedelta())
+    updated = (
+        EPOCH
+        + timedelta(minutes=index % 100_000)
+        + (timedelta(days=config.catalog_version) if changed else timedelta())
+    )
     product = {
         "id": product_id(index),
         "sku": f"SKU-{index * 31 % 10_000_000:07d}",
@@ -318,7 +322,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--size", type=int, default=defaults.size, help="products in the catalog")
     parser.add_argument("--page-size", type=int, default=defaults.page_size)
-    parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit, help="requests per --rate-period (0: none)")
+    parser.add_argument(
+        "--rate-limit", type=int, default=defaults.rate_limit, help="requests per --rate-period (0: none)"
+    )
     parser.add_argument("--rate-period", type=float, default=defaults.rate_period, help="seconds")
     parser.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY'")
     parser.add_argument("--catalog-version", type=int, default=defaults.catalog_version,
@@ -330,7 +336,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share that stall for --timeout-sleep-s before answering")  # fmt: skip
     parser.add_argument("--timeout-sleep-s", type=float, default=defaults.timeout_sleep_s)
     parser.add_argument("--malformed-rate", type=float, default=defaults.malformed_rate, help="share of bad records")
-    parser.add_argument("--fail-pages", default="{}", help='JSON: page -> 503s before it succeeds, e.g. \'{"7": 1000}\'')
+    parser.add_argument(
+        "--fail-pages", default="{}", help="JSON: page -> 503s before it succeeds, e.g. '{\"7\": 1000}'"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
 
 

@@ -43,5 +43,7 @@ def require_executable(name: str, *, debian_package: str) -> str:
 
 def require_module(module: str, *, pypi_package: str) -> None:
     require_peer(
-        importlib.util.find_spec(module) is not None, what=f"Python module `{module}`", install=f"pip install {pypi_package}"
+        importlib.util.find_spec(module) is not None,
+        what=f"Python module `{module}`",
+        install=f"pip install {pypi_package}",
     )

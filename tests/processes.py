@@ -48,7 +48,9 @@ def run_django_snippet(code: str, *, env: dict[str, str], timeout: float = 60) -
         [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=timeout
     )
     if completed.returncode != 0:
-        raise AssertionError(f"snippet failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr[-4000:]}")
+        raise AssertionError(
+            f"snippet failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr[-4000:]}"
+        )
     return completed.stdout
 
 

@@ -233,7 +233,10 @@ CRON_SECRET = os.environ.get("CRON_SECRET", "")
 
 # Global rate limits shared by every worker (jobs.ratelimit.RateLimiter.named(name)).
 JOBS_RATE_LIMITS = {
-    "supplier-api": {"limit": env_int("SUPPLIER_API_RATE_LIMIT", 60), "period": float(os.environ.get("SUPPLIER_API_RATE_PERIOD") or 60)},
+    "supplier-api": {
+        "limit": env_int("SUPPLIER_API_RATE_LIMIT", 60),
+        "period": float(os.environ.get("SUPPLIER_API_RATE_PERIOD") or 60),
+    },
     "cron-endpoint": {"limit": env_int("CRON_ENDPOINT_RATE_LIMIT", 30), "period": 60},
 }
 

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
+        ("jobs", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeclaredScheduleState',
+            name="DeclaredScheduleState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('code_digest', models.CharField(max_length=32)),
-                ('row_digest', models.CharField(max_length=32)),
-                ('synced_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("code_digest", models.CharField(max_length=32)),
+                ("row_digest", models.CharField(max_length=32)),
+                ("synced_at", models.DateTimeField(auto_now=True)),
             ],
         ),
     ]

@@ -6,36 +6,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_drop_unused_like_indexes'),
+        ("jobs", "0003_drop_unused_like_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='job',
-            name='jobs_owner_created_idx',
+            model_name="job",
+            name="jobs_owner_created_idx",
         ),
         migrations.RemoveIndex(
-            model_name='job',
-            name='jobs_finished_idx',
+            model_name="job",
+            name="jobs_finished_idx",
         ),
         migrations.AlterField(
-            model_name='job',
-            name='replay_of',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replays', to='jobs.job'),
+            model_name="job",
+            name="replay_of",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="replays",
+                to="jobs.job",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('owner__isnull', False)), fields=['owner', '-created_at'], name='jobs_owner_created_idx'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("owner__isnull", False)),
+                fields=["owner", "-created_at"],
+                name="jobs_owner_created_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('finished_at__isnull', False)), fields=['finished_at'], name='jobs_finished_idx'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("finished_at__isnull", False)), fields=["finished_at"], name="jobs_finished_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('replay_of__isnull', False)), fields=['replay_of'], name='jobs_replay_of_idx'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("replay_of__isnull", False)), fields=["replay_of"], name="jobs_replay_of_idx"
+            ),
         ),
     ]

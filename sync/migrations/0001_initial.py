@@ -5,92 +5,127 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='WebhookEvent',
+            name="WebhookEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=128, unique=True)),
-                ('event_type', models.CharField(max_length=64)),
-                ('signed_at', models.DateTimeField()),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('payload', models.JSONField()),
-                ('jobs_enqueued', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=128, unique=True)),
+                ("event_type", models.CharField(max_length=64)),
+                ("signed_at", models.DateTimeField()),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("payload", models.JSONField()),
+                ("jobs_enqueued", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('supplier_id', models.CharField(max_length=64, unique=True)),
-                ('sku', models.CharField(max_length=64)),
-                ('name', models.CharField(max_length=255)),
-                ('description', models.TextField(blank=True)),
-                ('price', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('currency', models.CharField(max_length=3)),
-                ('stock', models.PositiveIntegerField()),
-                ('supplier_active', models.BooleanField(default=True, help_text='what the supplier says')),
-                ('is_active', models.BooleanField(default=True)),
-                ('supplier_updated_at', models.DateTimeField(blank=True, null=True)),
-                ('content_hash', models.CharField(max_length=32)),
-                ('first_seen_at', models.DateTimeField(auto_now_add=True)),
-                ('last_changed_at', models.DateTimeField()),
-                ('deactivated_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("supplier_id", models.CharField(max_length=64, unique=True)),
+                ("sku", models.CharField(max_length=64)),
+                ("name", models.CharField(max_length=255)),
+                ("description", models.TextField(blank=True)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("currency", models.CharField(max_length=3)),
+                ("stock", models.PositiveIntegerField()),
+                ("supplier_active", models.BooleanField(default=True, help_text="what the supplier says")),
+                ("is_active", models.BooleanField(default=True)),
+                ("supplier_updated_at", models.DateTimeField(blank=True, null=True)),
+                ("content_hash", models.CharField(max_length=32)),
+                ("first_seen_at", models.DateTimeField(auto_now_add=True)),
+                ("last_changed_at", models.DateTimeField()),
+                ("deactivated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['is_active', 'supplier_id'], name='sync_product_active_idx')],
+                "indexes": [models.Index(fields=["is_active", "supplier_id"], name="sync_product_active_idx")],
             },
         ),
         migrations.CreateModel(
-            name='SyncRun',
+            name="SyncRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('running', 'Running'), ('completed', 'Completed (every page synced)'), ('partial', 'Partial (some pages failed)'), ('failed', 'Failed')], default='running', max_length=16)),
-                ('full', models.BooleanField(default=True, help_text='a full run may mark vanished products inactive')),
-                ('job_id', models.CharField(blank=True, db_index=True, help_text='the jobs.Job driving this run', max_length=32)),
-                ('page_size', models.PositiveIntegerField()),
-                ('total_pages', models.PositiveIntegerField(default=0)),
-                ('catalog_total', models.PositiveIntegerField(default=0)),
-                ('pages_done', models.PositiveIntegerField(default=0)),
-                ('pages_failed', models.PositiveIntegerField(default=0)),
-                ('products_created', models.PositiveIntegerField(default=0)),
-                ('products_updated', models.PositiveIntegerField(default=0)),
-                ('products_unchanged', models.PositiveIntegerField(default=0)),
-                ('records_rejected', models.PositiveIntegerField(default=0)),
-                ('products_deactivated', models.PositiveIntegerField(default=0)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("completed", "Completed (every page synced)"),
+                            ("partial", "Partial (some pages failed)"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("full", models.BooleanField(default=True, help_text="a full run may mark vanished products inactive")),
+                (
+                    "job_id",
+                    models.CharField(
+                        blank=True, db_index=True, help_text="the jobs.Job driving this run", max_length=32
+                    ),
+                ),
+                ("page_size", models.PositiveIntegerField()),
+                ("total_pages", models.PositiveIntegerField(default=0)),
+                ("catalog_total", models.PositiveIntegerField(default=0)),
+                ("pages_done", models.PositiveIntegerField(default=0)),
+                ("pages_failed", models.PositiveIntegerField(default=0)),
+                ("products_created", models.PositiveIntegerField(default=0)),
+                ("products_updated", models.PositiveIntegerField(default=0)),
+                ("products_unchanged", models.PositiveIntegerField(default=0)),
+                ("records_rejected", models.PositiveIntegerField(default=0)),
+                ("products_deactivated", models.PositiveIntegerField(default=0)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-started_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('status',), name='sync_one_running_run')],
+                "ordering": ["-started_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "running")), fields=("status",), name="sync_one_running_run"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SyncPage',
+            name="SyncPage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('failed', 'Failed (its job is in the dead-letter queue)')], default='pending', max_length=16)),
-                ('fetched_at', models.DateTimeField(blank=True, null=True)),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('updated', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('rejected', models.PositiveIntegerField(default=0)),
-                ('rejections', models.JSONField(blank=True, default=list)),
-                ('seen_ids', models.JSONField(blank=True, default=list)),
-                ('error', models.TextField(blank=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pages', to='sync.syncrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("done", "Done"),
+                            ("failed", "Failed (its job is in the dead-letter queue)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("fetched_at", models.DateTimeField(blank=True, null=True)),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("updated", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("rejected", models.PositiveIntegerField(default=0)),
+                ("rejections", models.JSONField(blank=True, default=list)),
+                ("seen_ids", models.JSONField(blank=True, default=list)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="pages", to="sync.syncrun"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'number'), name='sync_page_unique')],
+                "ordering": ["run", "number"],
+                "constraints": [models.UniqueConstraint(fields=("run", "number"), name="sync_page_unique")],
             },
         ),
     ]

@@ -34,7 +34,9 @@ def test_beat_sends_periodic_task_through_database_scheduler(start_worker, start
     start_beat()
 
     stored = wait_for(
-        lambda: TaskResult.objects.filter(task_name="jobs.ping", status="SUCCESS", periodic_task_name="e2e ping").first(),
+        lambda: TaskResult.objects.filter(
+            task_name="jobs.ping", status="SUCCESS", periodic_task_name="e2e ping"
+        ).first(),
         timeout=45,
         message="a result of the task beat sent",
     )

@@ -23,9 +23,14 @@ pytestmark = pytest.mark.worker
 START_TIMEOUT = 120  # migrations on a fresh SQLite file plus five processes, on a loaded 2-core machine
 STOP_TIMEOUT = 25  # devstack allows its children 10 s to stop, then kills them
 # Settings the test's own environment may carry that would point the stack elsewhere.
-INHERITED = {"REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "EMBEDDED_REDIS_SERVER", "SUPPLIER_API_URL"}
-
-
+INHERITED = {
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "EMBEDDED_REDIS_SERVER",
+    "SUPPLIER_API_URL",
+}
 
 
 def proc_stat(pid: int) -> list[str] | None:
@@ -68,7 +73,9 @@ def role(pid: int) -> str | None:
     argv = command_line(pid)
     if argv and "redis-server" in argv[0]:  # redis rewrites its title: "<path>/redis-server 127.0.0.1:<port>"
         return "redis"
-    return next((name for name in ("runserver", "worker", "beat", "flower", "supplier_simulator") if name in argv), None)
+    return next(
+        (name for name in ("runserver", "worker", "beat", "flower", "supplier_simulator") if name in argv), None
+    )
 
 
 def http_status(url: str) -> int | None:
@@ -135,7 +142,9 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the worker to run jobs.ping")
 
         started = descendants(stack.pid)
-        assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator"} <= {role(pid) for pid in started}
+        assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator"} <= {
+            role(pid) for pid in started
+        }
 
         stack.send_signal(stop_signal)
 

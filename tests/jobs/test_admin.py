@@ -4,10 +4,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs.models import Job, JobAttempt, JobAuditEntry
 from jobs.services import job_enqueue
-from django.utils import timezone
 
 S = Job.Status
 
@@ -20,14 +20,18 @@ def operator(db):
 @pytest.fixture
 def viewer(db):
     user = User.objects.create_user("viewer", password="pw", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_job"), Permission.objects.get(codename="view_deadjob"))
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_job"), Permission.objects.get(codename="view_deadjob")
+    )
     return user
 
 
 def dead_job(job_type="tests.always_fails") -> Job:
     job = job_enqueue(job_type=job_type, payload={"n": 1}).job
     Job.objects.filter(id=job.id).update(status=S.DEAD, attempt=3, finished_at=timezone.now())
-    JobAttempt.objects.create(job=job, number=3, outcome="dead", finished_at=timezone.now(), celery_task_id=f"{job.id}.3")
+    JobAttempt.objects.create(
+        job=job, number=3, outcome="dead", finished_at=timezone.now(), celery_task_id=f"{job.id}.3"
+    )
     return Job.objects.get(id=job.id)
 
 

@@ -16,9 +16,12 @@ S = Job.Status
 
 def wait_all_final(ids, timeout=60):
     return wait_for(
-        lambda: list(Job.objects.filter(id__in=ids, status__in=[S.SUCCEEDED, S.FAILED, S.DEAD, S.CANCELLED]))
-        if Job.objects.filter(id__in=ids, status__in=[S.SUCCEEDED, S.FAILED, S.DEAD, S.CANCELLED]).count() == len(ids)
-        else None,
+        lambda: (
+            list(Job.objects.filter(id__in=ids, status__in=[S.SUCCEEDED, S.FAILED, S.DEAD, S.CANCELLED]))
+            if Job.objects.filter(id__in=ids, status__in=[S.SUCCEEDED, S.FAILED, S.DEAD, S.CANCELLED]).count()
+            == len(ids)
+            else None
+        ),
         timeout=timeout,
         message="jobs to finish",
     )

@@ -38,7 +38,10 @@ def test_right_secret_enqueues_once_per_window(client, cron_schedule):
     assert first.status_code == 202
     job = Job.objects.get(id=first.json()["enqueued"])
     assert (job.type, job.payload) == ("tests.noop", {"report": "hourly"})
-    assert second.status_code == 200 and second.json() == {"schedule": "reports.hourly", "skipped": "already fired in this window"}
+    assert second.status_code == 200 and second.json() == {
+        "schedule": "reports.hourly",
+        "skipped": "already fired in this window",
+    }
     assert Job.objects.count() == 1
 
 

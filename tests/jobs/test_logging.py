@@ -16,7 +16,10 @@ def make_record(message="job finished", **extra) -> logging.LogRecord:
 
 
 def test_json_lines_carry_job_fields_and_duration():
-    with correlation_scope("req-9"), job_scope(JobLogContext(job_id="j1", job_type="exports.csv", queue="exports", attempt=2)):
+    with (
+        correlation_scope("req-9"),
+        job_scope(JobLogContext(job_id="j1", job_type="exports.csv", queue="exports", attempt=2)),
+    ):
         record = make_record(duration_ms=12, outcome="succeeded")
 
     line = json.loads(JsonFormatter().format(record))

@@ -100,7 +100,11 @@ def test_prune_deletes_old_finished_jobs_in_batches(redis_client):
 def test_dead_jobs_are_kept_longer_than_other_finished_jobs(redis_client):
     now = timezone.now()
     jobs = {}
-    for name, status, age_days in (("succeeded_40", S.SUCCEEDED, 40), ("dead_40", S.DEAD, 40), ("dead_100", S.DEAD, 100)):
+    for name, status, age_days in (
+        ("succeeded_40", S.SUCCEEDED, 40),
+        ("dead_40", S.DEAD, 40),
+        ("dead_100", S.DEAD, 100),
+    ):
         jobs[name] = job_enqueue(job_type="tests.noop").job
         Job.objects.filter(id=jobs[name].id).update(status=status, finished_at=now - timedelta(days=age_days))
 

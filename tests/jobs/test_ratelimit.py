@@ -223,7 +223,9 @@ def test_acquire_raises_rate_limited_during_a_long_pause(redis_client):
     assert 9 < caught.value.wait_seconds <= 10
 
 
-@override_settings(JOBS_RATE_LIMITS={"supplier-api": {"limit": 7, "period": 60}, "email-provider": {"limit": 1, "period": 1}})
+@override_settings(
+    JOBS_RATE_LIMITS={"supplier-api": {"limit": 7, "period": 60}, "email-provider": {"limit": 1, "period": 1}}
+)
 def test_named_limiter_comes_from_settings():
     limiter = RateLimiter.named("supplier-api")
 

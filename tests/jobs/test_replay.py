@@ -40,7 +40,11 @@ def test_new_jobs_copy_payload_owner_and_correlation_and_link_back(redis_client)
         assert (stored.type, stored.payload, stored.owner_id, stored.correlation_id) == (
             original.type, original.payload, original.owner_id, original.correlation_id,
         )  # fmt: skip
-        assert (stored.status, stored.attempt, stored.payload_fingerprint) == (S.QUEUED, 0, original.payload_fingerprint)
+        assert (stored.status, stored.attempt, stored.payload_fingerprint) == (
+            S.QUEUED,
+            0,
+            original.payload_fingerprint,
+        )
         assert stored.published_at is not None
     messages = [json.loads(raw) for raw in redis_client.lrange("default", 0, -1)]
     published = {json.loads(base64.b64decode(message["body"]))[1]["job_id"] for message in messages}
@@ -79,7 +83,10 @@ def test_dead_letter_queue_is_replayed_in_chunks_oldest_first_with_progress(redi
     progress = []
 
     new_jobs = job_bulk_replay_dead(
-        job_type="tests.record", actor_label="runbook", chunk_size=2, on_progress=lambda done, total: progress.append((done, total))
+        job_type="tests.record",
+        actor_label="runbook",
+        chunk_size=2,
+        on_progress=lambda done, total: progress.append((done, total)),
     )
 
     assert progress == [(2, 5), (4, 5), (5, 5)]

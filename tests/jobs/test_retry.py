@@ -41,7 +41,14 @@ def test_average_delay_grows_with_the_attempt():
 
 @pytest.mark.parametrize(
     "error",
-    [TransientJobError("x"), TimeoutError(), ConnectionError(), socket.timeout(), OperationalError(), SoftTimeLimitExceeded()],
+    [
+        TransientJobError("x"),
+        TimeoutError(),
+        ConnectionError(),
+        socket.timeout(),
+        OperationalError(),
+        SoftTimeLimitExceeded(),
+    ],
 )
 def test_transient_errors_retry(error):
     assert RetryPolicy().is_retryable(error)

@@ -19,7 +19,9 @@ def deliver(job: Job, *, attempt: int | None = None, schema_version: int = 1, sp
     """What a worker does with one message, minus the worker."""
     task = SimpleNamespace(request=SimpleNamespace(id=f"{job.id}.{attempt or job.attempt + 1}", hostname="test@host"))
     spec = spec or {"tests.noop": jobtypes.noop, "tests.bug": jobtypes.bug}[job.type].job_type
-    return execute(task=task, spec=spec, job_id=job.id, attempt=attempt or job.attempt + 1, schema_version=schema_version)
+    return execute(
+        task=task, spec=spec, job_id=job.id, attempt=attempt or job.attempt + 1, schema_version=schema_version
+    )
 
 
 @pytest.mark.django_db
@@ -44,7 +46,12 @@ def test_successful_run_costs_two_round_trips_on_postgres(django_capture_on_comm
 
     assert summary == {"job_id": second.id, "attempt": 1, "outcome": "succeeded"}
     done = Job.objects.get(id=second.id)
-    assert (done.status, done.progress, done.worker, done.celery_task_id) == (S.SUCCEEDED, 100, "test@host", f"{second.id}.1")
+    assert (done.status, done.progress, done.worker, done.celery_task_id) == (
+        S.SUCCEEDED,
+        100,
+        "test@host",
+        f"{second.id}.1",
+    )
 
 
 @pytest.mark.django_db

@@ -22,7 +22,9 @@ FINAL = [S.SUCCEEDED, S.FAILED, S.DEAD, S.CANCELLED]
 
 def wait_final(job_id: str, timeout: float = 60) -> Job:
     return wait_for(
-        lambda: Job.objects.filter(id=job_id, status__in=FINAL).first(), timeout=timeout, message=f"job {job_id} to finish"
+        lambda: Job.objects.filter(id=job_id, status__in=FINAL).first(),
+        timeout=timeout,
+        message=f"job {job_id} to finish",
     )
 
 
@@ -114,7 +116,9 @@ def test_unknown_message_version_fails_the_job(start_worker):
     wait_final(job.id)
     newer = Job.objects.create(type="tests.noop", queue="default", max_attempts=1)
 
-    app.send_task("tests.noop", kwargs={"job_id": newer.id, "attempt": 1, "schema_version": 99, "new_field": 1}, queue="default")
+    app.send_task(
+        "tests.noop", kwargs={"job_id": newer.id, "attempt": 1, "schema_version": 99, "new_field": 1}, queue="default"
+    )
 
     done = wait_final(newer.id)
     assert (done.status, done.error_code) == (S.FAILED, "unsupported_message_version")
@@ -155,9 +159,16 @@ def test_worker_killed_mid_job_is_rescued_and_the_job_completes(start_worker):
     assert not Job.objects.filter(status=S.RUNNING).exists()
 
 
-def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(subprocess_env, embedded_redis_factory, start_worker):
+def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(
+    subprocess_env, embedded_redis_factory, start_worker
+):
     broker = embedded_redis_factory()
-    broker_env = {**subprocess_env, "REDIS_URL": broker.url, "JOBS_RELAY_GRACE_SECONDS": "0", "JOBS_RELAY_INTERVAL_SECONDS": "1"}
+    broker_env = {
+        **subprocess_env,
+        "REDIS_URL": broker.url,
+        "JOBS_RELAY_GRACE_SECONDS": "0",
+        "JOBS_RELAY_INTERVAL_SECONDS": "1",
+    }
     broker.stop()
 
     # A web process enqueues five jobs while Redis is unreachable: the request still succeeds.
@@ -174,7 +185,9 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(subprocess_e
 
     broker.start()  # same port: Redis is back, empty
     start_worker(queues="default", extra_env={"REDIS_URL": broker.url})
-    published = run_django_snippet("from jobs.services import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env)
+    published = run_django_snippet(
+        "from jobs.services import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
+    )
 
     assert published.strip().splitlines()[-1] == "5"
     for job_id in job_ids:

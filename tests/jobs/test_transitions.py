@@ -55,8 +55,12 @@ def test_check_transition_names_the_allowed_targets():
 def test_second_mover_loses_the_race():
     job = job_enqueue(job_type="tests.noop").job
 
-    first = job_transition(job_id=job.id, from_statuses=[S.QUEUED], to_status=S.RUNNING, _where={"attempt": 0}, attempt=1)
-    second = job_transition(job_id=job.id, from_statuses=[S.QUEUED], to_status=S.RUNNING, _where={"attempt": 0}, attempt=1)
+    first = job_transition(
+        job_id=job.id, from_statuses=[S.QUEUED], to_status=S.RUNNING, _where={"attempt": 0}, attempt=1
+    )
+    second = job_transition(
+        job_id=job.id, from_statuses=[S.QUEUED], to_status=S.RUNNING, _where={"attempt": 0}, attempt=1
+    )
 
     assert (first, second) == (True, False)
     assert Job.objects.get(id=job.id).attempt == 1

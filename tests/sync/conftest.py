@@ -65,8 +65,6 @@ class SimulatorProcess:
         return self.process.returncode
 
 
-
-
 @pytest.fixture
 def supplier_simulator(tmp_path):
     """Start simulators as processes on free ports; each is stopped after the test.

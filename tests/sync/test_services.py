@@ -116,7 +116,9 @@ class _HookServer:
         self.server.server_close()
 
 
-@pytest.mark.parametrize(("status", "outcome"), [(200, None), (503, "SupplierTransientError"), (403, "SupplierPermanentError")])
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(200, None), (503, "SupplierTransientError"), (403, "SupplierPermanentError")]
+)
 def test_freshness_call_posts_with_the_secret_and_classifies_failures(settings, status, outcome):
     from sync.services import freshness_call
 
@@ -124,7 +126,9 @@ def test_freshness_call_posts_with_the_secret_and_classifies_failures(settings, 
     settings.SYNC_FRESHNESS_HOOKS = [{"url": hook.url, "secret": "fresh-secret"}]
     try:
         if outcome is None:
-            assert freshness_call(hook_index=0, payload={"hook": 0, "scope": "products", "product_ids": ["SUP-1"]}) == 200
+            assert (
+                freshness_call(hook_index=0, payload={"hook": 0, "scope": "products", "product_ids": ["SUP-1"]}) == 200
+            )
         else:
             with pytest.raises(Exception) as caught:
                 freshness_call(hook_index=0, payload={"hook": 0, "scope": "catalog", "product_ids": []})
@@ -140,7 +144,10 @@ def test_changed_product_enqueues_one_notification_per_hook(settings, redis_clie
     from jobs.models import Job
     from sync.services import freshness_notify
 
-    settings.SYNC_FRESHNESS_HOOKS = [{"url": "http://a.invalid/", "secret": "x"}, {"url": "http://b.invalid/", "secret": "y"}]
+    settings.SYNC_FRESHNESS_HOOKS = [
+        {"url": "http://a.invalid/", "secret": "x"},
+        {"url": "http://b.invalid/", "secret": "y"},
+    ]
 
     assert freshness_notify(reason="product SUP-1 changed", product_ids=["SUP-1"], version="abc") == 2
     freshness_notify(reason="product SUP-1 changed", product_ids=["SUP-1"], version="abc")  # same change again

@@ -48,7 +48,12 @@ def test_full_run_then_a_rerun_that_changes_nothing(supplier_simulator, start_wo
 
     _, rerun = run_sync()
 
-    assert (rerun.status, rerun.products_created, rerun.products_updated, rerun.products_unchanged) == ("completed", 0, 0, 230)
+    assert (rerun.status, rerun.products_created, rerun.products_updated, rerun.products_unchanged) == (
+        "completed",
+        0,
+        0,
+        230,
+    )
     assert dict(Product.objects.values_list("supplier_id", "last_changed_at")) == stamps
 
 
@@ -115,7 +120,9 @@ def test_malformed_records_are_counted_not_fatal(supplier_simulator, start_worke
     assert rejection["supplier_id"].startswith("SUP-") and rejection["reason"]
 
 
-def test_failing_page_goes_to_the_dead_letter_queue_and_inactive_marking_waits_for_a_complete_run(supplier_simulator, start_worker):
+def test_failing_page_goes_to_the_dead_letter_queue_and_inactive_marking_waits_for_a_complete_run(
+    supplier_simulator, start_worker
+):
     sim = supplier_simulator(size=250, rate_limit=0)
     start_worker(queues="default,sync", concurrency=2, extra_env=sync_env(sim))
     _, first = run_sync()
@@ -139,7 +146,9 @@ def test_failing_page_goes_to_the_dead_letter_queue_and_inactive_marking_waits_f
     }
 
 
-def test_signed_webhook_updates_products_and_duplicates_enqueue_once(supplier_simulator, start_worker, client, settings):
+def test_signed_webhook_updates_products_and_duplicates_enqueue_once(
+    supplier_simulator, start_worker, client, settings
+):
     settings.SUPPLIER_WEBHOOK_SECRET = "whsec"
     sim = supplier_simulator(size=50, rate_limit=0)
     start_worker(queues="default,sync", concurrency=2, extra_env=sync_env(sim))
@@ -149,7 +158,9 @@ def test_signed_webhook_updates_products_and_duplicates_enqueue_once(supplier_si
     signature = f"t={at},v1=" + hmac.new(b"whsec", f"{at}.".encode() + body, hashlib.sha256).hexdigest()
 
     def deliver(sig=signature):
-        return client.post("/api/webhooks/supplier", data=body, content_type="application/json", HTTP_X_SUPPLIER_SIGNATURE=sig)
+        return client.post(
+            "/api/webhooks/supplier", data=body, content_type="application/json", HTTP_X_SUPPLIER_SIGNATURE=sig
+        )
 
     first, duplicate, forged = deliver(), deliver(), deliver(signature[:-2] + "00")
 

@@ -1,8 +1,8 @@
 """Runbook operations on the dead-letter queue and single jobs, from a shell.
 
-    manage.py jobs_replay --dead [--type TYPE] [--dry-run]   replay every dead job (of a type) as new jobs
-    manage.py jobs_replay --retry JOB_ID [JOB_ID ...]        retry failed/dead jobs in place
-    manage.py jobs_replay --job JOB_ID [JOB_ID ...]          replay finished jobs as new jobs
+manage.py jobs_replay --dead [--type TYPE] [--dry-run]   replay every dead job (of a type) as new jobs
+manage.py jobs_replay --retry JOB_ID [JOB_ID ...]        retry failed/dead jobs in place
+manage.py jobs_replay --job JOB_ID [JOB_ID ...]          replay finished jobs as new jobs
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class Command(BaseCommand):
             if retry:
                 done = [item for item in jobs if job_retry(job=item, audit=False)]
                 for item in set(jobs) - set(done):
-                    self.stderr.write(f"skipped {item.id}: it is {item.status}, only failed or dead jobs can be retried")
+                    self.stderr.write(
+                        f"skipped {item.id}: it is {item.status}, only failed or dead jobs can be retried"
+                    )
                 audit_record(actor=None, actor_label=actor, action="retry", jobs=done)
                 self.stdout.write(self.style.SUCCESS(f"retried {len(done)} job(s)"))
             else:
@@ -54,7 +56,11 @@ class Command(BaseCommand):
                 except JobsError as error:
                     raise CommandError(error.message) from error
                 audit_record(
-                    actor=None, actor_label=actor, action="replay", jobs=jobs, detail={"new_job_ids": [n.id for n in new]}
+                    actor=None,
+                    actor_label=actor,
+                    action="replay",
+                    jobs=jobs,
+                    detail={"new_job_ids": [n.id for n in new]},
                 )
                 for original, replay in zip(jobs, new, strict=True):
                     self.stdout.write(f"replayed {original.id} as {replay.id}")
