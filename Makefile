@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test bench install
+.PHONY: run test lint bench install
 
 # Create the virtualenv and install the project (with the dev extra) when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -15,12 +15,18 @@ install: $(INSTALLED)
 
 # Web, worker, beat and Flower together; embedded Redis/SQLite unless REDIS_URL/DATABASE_URL are set.
 run: $(INSTALLED)
-	$(VENV)/bin/python config/devstack.py run
+	$(VENV)/bin/python devtools/devstack.py run
 
-# The test suite against REDIS_URL/DATABASE_URL, or an embedded Redis and SQLite when unset.
-test: $(INSTALLED)
-	$(VENV)/bin/python config/devstack.py exec -- $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+# The lint and type gate: ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# The lint gate, then the test suite against REDIS_URL/DATABASE_URL, or an embedded Redis and SQLite when unset.
+test: lint
+	$(VENV)/bin/python devtools/devstack.py exec -- $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (see bench/README.md).
 bench: $(INSTALLED)
-	$(VENV)/bin/python config/devstack.py exec -- $(VENV)/bin/python -m bench $(BENCH_ARGS)
+	$(VENV)/bin/python devtools/devstack.py exec -- $(VENV)/bin/python -m bench $(BENCH_ARGS)

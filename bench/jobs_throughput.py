@@ -38,8 +38,8 @@ def main(argv: list[str]) -> int:
 
     import bench.jobtasks  # noqa: F401 - registers bench.tracked_noop here too
     from config.celery_app import app
+    from jobs.enqueue import job_bulk_enqueue
     from jobs.models import Job
-    from jobs.services import job_bulk_enqueue
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
     env = {

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.harness import BASE_DIR, ensure_bench_database, setup_django
-from config.devstack import free_port
+from devtools.devstack import free_port
 
 WORKERS, PROCESSES_PER_WORKER = 2, 2
 SAFETY_PERIOD = 1.03
@@ -47,8 +47,8 @@ def main(argv: list[str]) -> int:
     from django.conf import settings
 
     from config.celery_app import app
+    from jobs.enqueue import job_enqueue
     from jobs.models import Job
-    from jobs.services import job_enqueue
     from sync.models import Product, SyncRun
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
                 job = job_enqueue(job_type="sync.run", payload={"full": True}).job
                 started = time.perf_counter()
                 run = wait_for(
-                    lambda: SyncRun.objects.filter(job_id=job.id).exclude(status="running").first(),
+                    lambda job=job: SyncRun.objects.filter(job_id=job.id).exclude(status="running").first(),
                     timeout=args.size / args.page_size / per_second * 6 + 300, interval=0.5, message=f"{variant} run",
                 )  # fmt: skip
                 elapsed = time.perf_counter() - started

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest
+from typing import Any, cast
+
+from django.contrib.auth.models import AbstractUser
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .http import ApiError
@@ -21,18 +23,23 @@ class _CsrfCheck(CsrfViewMiddleware):
 
 
 def _csrf_failure_reason(request: HttpRequest) -> str | None:
-    check = _CsrfCheck(lambda req: None)
+    check = _CsrfCheck(_no_response)
     check.process_request(request)
     # The API views are csrf_exempt for the middleware (it would answer in HTML); passing no
     # callback here runs the full check, so session-authenticated writes still need the token.
-    return check.process_view(request, None, (), {})
+    reason: Any = check.process_view(request, None, (), {})  # type: ignore[arg-type]
+    return cast(str | None, reason)
+
+
+def _no_response(request: HttpRequest) -> HttpResponse:
+    raise AssertionError("the CSRF check never calls the view")
 
 
 def _unauthenticated(message: str, *, code: str = "unauthenticated", challenge: str = BEARER_CHALLENGE) -> ApiError:
     return ApiError(message, code=code, status=401, headers={"WWW-Authenticate": challenge})
 
 
-def authenticate(request: HttpRequest) -> AbstractBaseUser:
+def authenticate(request: HttpRequest) -> AbstractUser:
     """Return the calling user or raise a 401/403 ApiError.
 
     ``Authorization: Bearer <token>`` wins and needs no CSRF token (a browser never sends
@@ -48,12 +55,12 @@ def authenticate(request: HttpRequest) -> AbstractBaseUser:
         if user is None:
             raise _unauthenticated("the bearer token is unknown or revoked; create a new one", code="invalid_token",
                                    challenge=f'{BEARER_CHALLENGE}, error="invalid_token"')  # fmt: skip
-        request.user = user  # so logs and anything downstream see the token's user
+        request.user = user  # type: ignore[assignment]  # so logs and anything downstream see the token's user
         return user
     if request.user.is_authenticated:
         if request.method not in SAFE_METHODS and (reason := _csrf_failure_reason(request)):
             raise ApiError(f"CSRF check failed for a session-authenticated request: {reason}",
                            code="csrf_failed", status=403,
                            detail={"hint": "send the csrftoken cookie's value in the X-CSRFToken header"})  # fmt: skip
-        return request.user
+        return cast(AbstractUser, request.user)
     raise _unauthenticated("authentication required: send 'Authorization: Bearer <token>' or log in")

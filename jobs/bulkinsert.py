@@ -17,20 +17,26 @@ instances built the way the ORM builds loaded rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
 from django.db import NotSupportedError, connections
-from django.db.models import Model
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+# (SQL, a function turning the prepared varying columns of a batch into its row parameters)
+Statement = tuple[str, Callable[[list[list[Any]]], list[Any]]]
 
 
 def bulk_insert_varying(
     *,
-    template: Model,
-    varying: Mapping[str, Sequence],
+    template: M,
+    varying: Mapping[str, Sequence[Any]],
     using: str = "default",
     batch_size: int = 5000,
     skip_conflicts: bool = False,
-) -> list[Model]:
+) -> list[M]:
     """Insert one row per index of ``varying``'s columns; every other column is ``template``'s.
 
     ``varying`` maps field attnames to equal-length sequences of Python values (a
@@ -75,7 +81,7 @@ def bulk_insert_varying(
     varying_fields = [field for field in fields if field.attname in varying]
     sql, rows_param = build_statement(model, connection, varying_fields, skip_conflicts)
     prepared_columns = [_prepare_column(field, varying[field.attname], connection) for field in varying_fields]
-    inserted: set = set()
+    inserted: set[Any] = set()
     with connection.cursor() as cursor:
         for start in range(0, count, batch_size):
             batch = [column[start : start + batch_size] for column in prepared_columns]
@@ -84,7 +90,9 @@ def bulk_insert_varying(
     return _instances(template, varying, count, using=using, keep=inserted)
 
 
-def _postgresql_statement(model, connection, varying_fields, skip_conflicts: bool):
+def _postgresql_statement(
+    model: type[Model], connection: BaseDatabaseWrapper, varying_fields: list[Field[Any, Any]], skip_conflicts: bool
+) -> Statement:
     """Shared columns as typed parameters, varying ones as one typed array each, unnested together."""
     quote = connection.ops.quote_name
     varying_names = {field.attname for field in varying_fields}
@@ -106,7 +114,9 @@ def _postgresql_statement(model, connection, varying_fields, skip_conflicts: boo
     return sql, lambda columns: columns
 
 
-def _sqlite_statement(model, connection, varying_fields, skip_conflicts: bool):
+def _sqlite_statement(
+    model: type[Model], connection: BaseDatabaseWrapper, varying_fields: list[Field[Any, Any]], skip_conflicts: bool
+) -> Statement:
     """Shared columns as parameters, varying ones as one JSON array of rows read back with json_each.
 
     SQLite allows only so many parameters per statement (Django assumes 999), which made the
@@ -126,13 +136,16 @@ def _sqlite_statement(model, connection, varying_fields, skip_conflicts: bool):
         + (" ON CONFLICT DO NOTHING" if skip_conflicts else "")
         + f" RETURNING {quote(model._meta.pk.column)}"
     )
-    return sql, lambda columns: [json.dumps(list(zip(*columns)), default=str)]
+    return sql, lambda columns: [json.dumps(list(zip(*columns, strict=True)), default=str)]
 
 
-_STATEMENT_BUILDERS = {"postgresql": _postgresql_statement, "sqlite": _sqlite_statement}
+_STATEMENT_BUILDERS: dict[str, Callable[..., Statement]] = {
+    "postgresql": _postgresql_statement,
+    "sqlite": _sqlite_statement,
+}
 
 
-def _prepare_column(field, values: Sequence, connection) -> list:
+def _prepare_column(field: Field[Any, Any], values: Sequence[Any], connection: BaseDatabaseWrapper) -> list[Any]:
     if field.get_internal_type() == "JSONField":
         # Sent as json text (cast to jsonb on PostgreSQL): an array of adapter objects cannot be dumped.
         encoder = getattr(field, "encoder", None)
@@ -140,7 +153,9 @@ def _prepare_column(field, values: Sequence, connection) -> list:
     return [field.get_db_prep_save(value, connection=connection) for value in values]
 
 
-def _instances(template: Model, varying: Mapping[str, Sequence], count: int, *, using: str, keep) -> list[Model]:
+def _instances(
+    template: M, varying: Mapping[str, Sequence[Any]], count: int, *, using: str, keep: Collection[Any]
+) -> list[M]:
     """Saved instances built from the template's values and each row's varying ones."""
     model = type(template)
     fields = model._meta.concrete_fields
@@ -155,5 +170,5 @@ def _instances(template: Model, varying: Mapping[str, Sequence], count: int, *, 
         for index, column in positions:
             values[index] = column[row]
         # from_db is how the ORM builds a loaded row: positional and without running defaults.
-        rows.append(model.from_db(using, None, values))
+        rows.append(model.from_db(using, None, values))  # type: ignore[arg-type]  # None: all fields, in order
     return rows

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
-_job_context: contextvars.ContextVar["JobLogContext | None"] = contextvars.ContextVar("job_context", default=None)
+_job_context: contextvars.ContextVar[JobLogContext | None] = contextvars.ContextVar("job_context", default=None)
 
 # Accept callers' ids only if they look like ids: they end up in logs and headers.
 _VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

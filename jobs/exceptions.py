@@ -6,6 +6,8 @@ trying the same thing again can succeed.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class JobsError(Exception):
     """Base of every error raised by the jobs platform."""
@@ -13,7 +15,7 @@ class JobsError(Exception):
     code = "jobs_error"
     retryable = False
 
-    def __init__(self, message: str, *, detail: dict | None = None):
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.detail = detail or {}
@@ -91,7 +93,7 @@ class JobSnoozed(JobsError):
     code = "snoozed"
     retryable = True
 
-    def __init__(self, message: str, *, wait_seconds: float, detail: dict | None = None):
+    def __init__(self, message: str, *, wait_seconds: float, detail: dict[str, Any] | None = None):
         super().__init__(message, detail=detail)
         self.wait_seconds = wait_seconds
 

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -45,14 +45,14 @@ JSON_CONTENT_TYPES = ("application/json",)
 class ApiError(errors.JobsError):
     """An error raised by the HTTP layer itself (authentication, request format, query parameters)."""
 
-    def __init__(self, message: str, *, code: str, status: int, detail: dict | None = None, retryable: bool = False,
-                 headers: dict | None = None):  # fmt: skip
+    def __init__(self, message: str, *, code: str, status: int, detail: dict[str, Any] | None = None, retryable: bool = False,
+                 headers: dict[str, str] | None = None):  # fmt: skip
         super().__init__(message, detail=detail)
         self.code, self.status, self.retryable, self.headers = code, status, retryable, headers or {}
 
 
-def error_response(*, code: str, message: str, status: int, detail: dict | None = None, retryable: bool = False,
-                   headers: dict | None = None) -> JsonResponse:  # fmt: skip
+def error_response(*, code: str, message: str, status: int, detail: dict[str, Any] | None = None, retryable: bool = False,
+                   headers: dict[str, str] | None = None) -> JsonResponse:  # fmt: skip
     """Render the one error shape; every API error response is built here."""
     response = JsonResponse(
         {"error": {"code": code, "message": message, "detail": detail or {}, "retryable": retryable}}, status=status
@@ -86,10 +86,11 @@ def json_type_name(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
-def _refuse_constant(name: str):
+def _refuse_constant(name: str) -> NoReturn:
     # NaN and Infinity are not JSON; PostgreSQL's jsonb refuses them, so refuse them here instead of failing later.
     raise ValueError(f"{name} is not valid JSON")
 
@@ -119,7 +120,7 @@ def _find_nul(value: Any, path: str = "") -> str | None:
     return None
 
 
-def parse_json_object(request: HttpRequest) -> dict:
+def parse_json_object(request: HttpRequest) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError saying what was wrong with it (400, 413, 415, 422)."""
     try:
         raw = request.body
@@ -158,7 +159,7 @@ def _response_for_django_error(error: Exception) -> JsonResponse:
     return error_response(code="bad_request", message=f"request refused: {error}", status=400)
 
 
-def api_view(*, methods: tuple[str, ...]) -> Callable:
+def api_view(*, methods: tuple[str, ...]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Wrap a view: allowed methods, JSON errors for every failure, never an HTML page.
 
     CSRF is enforced by the authentication step (for session callers only), so the
@@ -168,7 +169,7 @@ def api_view(*, methods: tuple[str, ...]) -> Callable:
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
                 response = error_response(
                     code="method_not_allowed", status=405, detail={"allowed": list(methods)},

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from . import registry
 from .exceptions import UnknownJobType
-from .models import FINISHED_STATUSES, Job, JobAttempt
-from .services import _publish_on_commit, job_record_attempt, job_transition
+from .lifecycle import job_rescue_lost_attempt
+from .models import FINISHED_STATUSES, Job
 
 logger = logging.getLogger("jobs.maintenance")
 S = Job.Status
@@ -28,17 +28,15 @@ class RescueReport:
 
 def _live_workers() -> set[str] | None:
     """Hostnames of workers answering a ping, or None if the broker could not be asked."""
-    from config.celery_app import app
-
     try:
-        replies = app.control.ping(timeout=getattr(settings, "JOBS_REAPER_PING_TIMEOUT", 1.0))
+        replies = current_app.control.ping(timeout=getattr(settings, "JOBS_REAPER_PING_TIMEOUT", 1.0))
     except Exception:  # broker down: we cannot tell, so assume every worker is alive
         logger.warning("reaper could not ping workers; only jobs past their time limit are rescued")
         return None
     return {hostname for reply in replies for hostname in reply}
 
 
-def job_rescue_orphans(*, now=None) -> RescueReport:
+def job_rescue_orphans(*, now: datetime | None = None) -> RescueReport:
     """Find jobs stuck in ``running`` whose worker is gone, and requeue or bury them.
 
     A running job is an orphan when it has run longer than its hard time limit plus a
@@ -53,7 +51,8 @@ def job_rescue_orphans(*, now=None) -> RescueReport:
     if not candidates:
         return RescueReport(requeued=[], dead=[])
     live = None
-    requeued, dead = [], []
+    requeued: list[str] = []
+    dead: list[str] = []
     for job in candidates:
         try:
             time_limit = timedelta(seconds=registry.get(job.type).effective_time_limit)
@@ -66,41 +65,11 @@ def job_rescue_orphans(*, now=None) -> RescueReport:
             if live is None or job.worker in live:
                 continue
         reason = "time limit passed" if past_limit else f"worker {job.worker or '?'} no longer answers"
-        if _rescue(job, now=now, reason=reason):
+        if job_rescue_lost_attempt(job=job, reason=reason, now=now):
             (requeued if job.attempt < job.max_attempts else dead).append(job.id)
     if requeued or dead:
         logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s", requeued, dead)
     return RescueReport(requeued=requeued, dead=dead)
-
-
-def _rescue(job: Job, *, now, reason: str) -> bool:
-    message = f"attempt {job.attempt} was lost: {reason}"
-    with transaction.atomic():
-        if job.attempt < job.max_attempts:
-            moved = job_transition(
-                job_id=job.id, from_statuses=[S.RUNNING], to_status=S.RETRYING, _where={"attempt": job.attempt},
-                next_retry_at=now, published_at=None, error_code="worker_lost", error_message=message,
-            )  # fmt: skip
-            if moved:
-                _publish_on_commit([job])
-        else:
-            moved = job_transition(
-                job_id=job.id, from_statuses=[S.RUNNING], to_status=S.DEAD, _where={"attempt": job.attempt},
-                finished_at=now, error_code="worker_lost", error_message=message,
-            )  # fmt: skip
-        if moved:
-            job_record_attempt(
-                job=job, outcome=JobAttempt.Outcome.LOST, finished_at=now, error_code="worker_lost",
-                error_message=message,
-            )  # fmt: skip
-    if moved and job.attempt >= job.max_attempts:
-        from .runner import run_give_up_hook
-
-        try:
-            run_give_up_hook(registry.get(job.type), job.payload, "worker_lost", message)
-        except UnknownJobType:
-            pass
-    return moved
 
 
 def job_prune_finished(

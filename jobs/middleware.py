@@ -17,7 +17,7 @@ class CorrelationIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         with correlation_scope(request.headers.get(CORRELATION_HEADER)) as correlation_id:
-            request.correlation_id = correlation_id
+            request.correlation_id = correlation_id  # type: ignore[attr-defined]
             response = self.get_response(request)
         response[CORRELATION_HEADER] = correlation_id
         return response

@@ -28,7 +28,7 @@ class JobQuerySet(models.QuerySet):
 class Job(models.Model):
     """One unit of background work and everything known about it.
 
-    State changes only through ``jobs.services`` (conditional updates), so two workers
+    State changes only through ``jobs.lifecycle`` (conditional updates), so two workers
     can never both move the same job.
     """
 
@@ -132,6 +132,8 @@ class Job(models.Model):
         return self.status in FINISHED_STATUSES
 
 
+# The two named sets of the lifecycle: jobs waiting for a worker, and jobs that ended.
+WAITING_STATUSES = frozenset({Job.Status.QUEUED, Job.Status.RETRYING})
 FINISHED_STATUSES = frozenset({Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD, Job.Status.CANCELLED})
 
 
@@ -203,6 +205,7 @@ class JobTypeSwitch(models.Model):
 
     class Meta:
         verbose_name = "job type switch"
+        verbose_name_plural = "job type switches"
 
     def __str__(self) -> str:
         return f"{self.type}: {'on' if self.enabled else 'off'}"
@@ -212,8 +215,17 @@ class JobAuditEntry(models.Model):
     """Who did what to which jobs, from the admin, the API or a management command."""
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Action(models.TextChoices):
+        RETRY = "retry", "Retry"
+        REPLAY = "replay", "Replay"
+        BULK_REPLAY_DEAD = "bulk_replay_dead", "Replay the dead-letter queue"
+        CANCEL = "cancel", "Cancel"
+        ENABLE_TYPE = "enable_type", "Switch a job type on"
+        DISABLE_TYPE = "disable_type", "Switch a job type off"
+
     actor_label = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=50)
+    action = models.CharField(max_length=50, choices=Action.choices)
     job_ids = models.JSONField(default=list)
     job_count = models.PositiveIntegerField(default=0)
     detail = models.JSONField(default=dict, blank=True)

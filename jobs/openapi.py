@@ -164,7 +164,7 @@ def _enqueue_schema_name(job_type: str) -> str:
 
 
 def _enqueue_variant(spec: registry.JobType) -> dict:
-    payload = copy.deepcopy(spec.api_schema)
+    payload = copy.deepcopy(spec.api_schema) or {}
     return {
         "type": "object",
         "title": spec.name,

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .decorator import job_type
+from .enqueue import EnqueueResult, job_bulk_enqueue, job_enqueue
 from .exceptions import (
     IdempotencyKeyConflict,
     JobCancelled,
@@ -42,22 +44,23 @@ from .exceptions import (
     UnknownJobType,
 )
 from .http import ApiError, api_view
+from .job_context import JobContext
+from .lifecycle import job_cancel
 from .locks import RedisLock
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
-from .runner import JobContext, job_type
 from .schedules import declare as schedule_declare
-from .services import EnqueueResult, job_bulk_enqueue, job_cancel, job_enqueue, job_get
+from .selectors import job_get
 
 if TYPE_CHECKING:
-    from .admin import ViewOnlyAdmin
+    from .admin.bases import ViewOnlyAdmin
 
 
 def __getattr__(name: str) -> Any:
     # The admin base imports django.contrib.admin; only admin modules need it.
     if name == "ViewOnlyAdmin":
-        from .admin import ViewOnlyAdmin
+        from .admin.bases import ViewOnlyAdmin
 
         return ViewOnlyAdmin
     raise AttributeError(f"module 'jobs.public' has no attribute {name!r}")

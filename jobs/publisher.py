@@ -1,17 +1,158 @@
-"""Putting job messages on the broker, many at a time, and reading how many wait there."""
+"""Putting job messages on the broker (the only place that talks to it), the relay, and queue depths.
+
+A job's message goes to the queue its type was declared with (``Job.queue``), named
+explicitly on every publish: routing is by the job row, not by task-name patterns.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 import redis
-from celery import Celery
+from celery import Celery, current_app
 from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
 from kombu.utils.json import dumps as kombu_dumps
+
+from .models import WAITING_STATUSES, Job
+from .switches import disabled_job_types
+
+logger = logging.getLogger("jobs")
 
 # Messages per Redis round trip when publishing a batch.
 PIPELINE_SIZE = 500
+
+MESSAGE_SCHEMA_VERSION = 1
+SUPPORTED_MESSAGE_VERSIONS = frozenset({1})
+
+# What a message is built from: (job_id, type, queue, attempt, correlation_id).
+MessageRef = tuple[str, str, str, int, str]
+
+
+def publish_on_commit(jobs: Sequence[Job], *, countdown: float | None = None) -> None:
+    """Publish the next attempt's message for each of ``jobs`` once the surrounding transaction commits."""
+    if not jobs:
+        return
+    refs = [(job.id, job.type, job.queue, job.attempt + 1, job.correlation_id) for job in jobs]
+    transaction.on_commit(lambda: publish_messages(refs, countdown=countdown), robust=True)
+
+
+def task_id_for(job_id: str, attempt: int) -> str:
+    # Deterministic, so an attempt links to its Celery result and back.
+    return f"{job_id}.{attempt}"
+
+
+def publish_messages(refs: Sequence[MessageRef], *, countdown: float | None = None, app: Celery | None = None) -> int:
+    """Send one message per (job_id, type, queue, attempt, correlation_id); mark the rows published.
+
+    Never raises for a broker outage: the rows stay unpublished and the relay retries.
+    Returns how many were published. ``app`` defaults to the current Celery app (the
+    core does not know the project that hosts it).
+    """
+    try:
+        published = publish_batch(
+            app or current_app,
+            [
+                {
+                    "task": job_type,
+                    "queue": queue,
+                    "task_id": task_id_for(job_id, attempt),
+                    "kwargs": {"job_id": job_id, "attempt": attempt, "schema_version": MESSAGE_SCHEMA_VERSION},
+                    "headers": {"correlation_id": correlation_id, "job_id": job_id},
+                    "countdown": countdown,
+                }
+                for job_id, job_type, queue, attempt, correlation_id in refs
+            ],
+        )
+    except Exception as exc:  # broker unreachable, or anything kombu raises while publishing
+        logger.warning(
+            "publishing %d job message(s) failed (%s: %s); the relay will publish them when the broker is back",
+            len(refs), exc.__class__.__name__, exc,
+        )  # fmt: skip
+        return 0
+    if published:
+        mark_published(refs)
+    return published
+
+
+def mark_published(refs: Sequence[MessageRef], *, chunk: int = 5000) -> None:
+    """Stamp published_at, in a few set-based UPDATEs rather than one per job."""
+    now = timezone.now()
+    by_attempt: dict[int, list[str]] = {}
+    for job_id, _type, _queue, attempt, _cid in refs:
+        by_attempt.setdefault(attempt, []).append(job_id)
+    for attempt, job_ids in by_attempt.items():
+        for start in range(0, len(job_ids), chunk):
+            # Only jobs still waiting for exactly this attempt's message.
+            _stamp_published(job_ids=job_ids[start : start + chunk], previous_attempt=attempt - 1, now=now)
+
+
+def _stamp_published(*, job_ids: list[str], previous_attempt: int, now: datetime) -> None:
+    if connection.vendor == "postgresql":
+        # One array parameter instead of an IN list of thousands: far less to build and parse.
+        table = connection.ops.quote_name(Job._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET published_at = %s WHERE id = ANY(%s::varchar[]) AND attempt = %s "  # noqa: S608
+                "AND published_at IS NULL",
+                [now, job_ids, previous_attempt],
+            )
+        return
+    Job.objects.filter(id__in=job_ids, attempt=previous_attempt, published_at__isnull=True).update(published_at=now)
+
+
+def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float | None = None, limit: int = 500) -> int:
+    """Publish due jobs whose message never reached the broker, or was lost after it did.
+
+    - Never published (broker down at commit, crash in between): ``grace_seconds`` (default
+      JOBS_RELAY_GRACE_SECONDS) leaves fresh rows to their own on-commit publish.
+    - Published but still waiting ``JOBS_REPUBLISH_AFTER_SECONDS`` after they were due, on a
+      queue whose broker list is empty: the message may sit unacknowledged with a worker that
+      was killed (Redis returns it only after the visibility timeout, an hour by default) or
+      have been lost with a Redis without persistence. While messages still wait in the list,
+      a long wait is a backlog, not a loss, and nothing is sent again (duplicates would only
+      lengthen it). Publishing again is safe: the attempt guard runs one delivery of an attempt.
+    """
+    if grace_seconds is None:
+        grace_seconds = getattr(settings, "JOBS_RELAY_GRACE_SECONDS", 10)
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=getattr(settings, "JOBS_REPUBLISH_AFTER_SECONDS", 600))
+    waiting = Job.objects.filter(status__in=WAITING_STATUSES)
+    if job_type:
+        waiting = waiting.filter(type=job_type)
+    disabled = disabled_job_types()
+    if disabled:
+        waiting = waiting.exclude(type__in=disabled)
+    unpublished = waiting.filter(
+        published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
+    ).exclude(next_retry_at__gt=now)
+    stale = waiting.filter(published_at__lt=stale_before).exclude(next_retry_at__gt=stale_before)
+    stale_queues = set(stale.order_by().values_list("queue", flat=True).distinct())
+    if stale_queues:
+        depths = queue_depths(sorted(stale_queues))
+        stale = stale.filter(queue__in=[queue for queue in stale_queues if depths.get(queue) == 0])
+    published = 0
+    for rows, label in ((unpublished, "unpublished"), (stale, "stale")):
+        refs = [
+            (job_id, type_, queue, attempt + 1, cid)
+            for job_id, type_, queue, attempt, cid in rows.order_by("created_at").values_list(
+                "id", "type", "queue", "attempt", "correlation_id"
+            )[:limit]
+        ]
+        if not refs:
+            continue
+        if label == "stale":
+            # Clear the stamp first: publish_messages stamps only unpublished rows.
+            Job.objects.filter(id__in=[ref[0] for ref in refs], published_at__lt=stale_before).update(published_at=None)
+        count = publish_messages(refs)
+        published += count
+        logger.info("relay published %d of %d %s job(s)", count, len(refs), label)
+    return published
 
 
 def publish_batch(app: Celery, messages: Sequence[dict]) -> int:
@@ -29,7 +170,7 @@ def publish_batch(app: Celery, messages: Sequence[dict]) -> int:
     return _publish_with_producer(app, messages)
 
 
-def _can_pipeline(channel, messages: Sequence[dict]) -> bool:
+def _can_pipeline(channel: Any, messages: Sequence[dict[str, Any]]) -> bool:
     # Only immediate messages on kombu's Redis channel; delayed ones (countdown) need
     # Celery's ETA handling and go through the producer.
     return (
@@ -40,7 +181,7 @@ def _can_pipeline(channel, messages: Sequence[dict]) -> bool:
     )
 
 
-def _publish_redis_pipeline(app: Celery, channel, messages: Sequence[dict]) -> int:
+def _publish_redis_pipeline(app: Celery, channel: Any, messages: Sequence[dict[str, Any]]) -> int:
     """Celery's protocol-2 message per job, kombu's Redis envelope around it, and one
     multi-value LPUSH per queue for every PIPELINE_SIZE messages, pipelined.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import redis
@@ -186,5 +186,5 @@ def parse_retry_after(header_value: str | None, *, now: float | None = None) -> 
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # "-0000": UTC, per RFC 5322
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -16,9 +16,9 @@ from .exceptions import UnknownJobType
 from .retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from .runner import JobContext
+    from .job_context import JobContext
 
-JobHandler = Callable[["JobContext", dict], Any]
+JobHandler = Callable[["JobContext", dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,14 @@ class JobType:
     soft_time_limit: int | None = None
     time_limit: int | None = None
     # None: not enqueueable over the HTTP API. Otherwise the payload's JSON schema.
-    api_schema: dict | None = None
+    api_schema: dict[str, Any] | None = None
     api_staff_only: bool = False
     # Singleton: at most one job of this type runs at a time (a Redis run lock).
     singleton: bool = False
     description: str = ""
     # Called as on_give_up(payload, error_code, error_message) once the job has ended
     # failed or dead, so the domain can record it (e.g. mark a sync page failed).
-    on_give_up: Callable[[dict, str, str], None] | None = None
+    on_give_up: Callable[[dict[str, Any], str, str], None] | None = None
 
     @property
     def enqueueable_over_api(self) -> bool:

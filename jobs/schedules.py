@@ -1,12 +1,13 @@
 """Periodic work declared in code, synchronised into django-celery-beat's tables.
 
-Declare schedules in an app's ``schedules.py`` (loaded at startup)::
+Declare schedules in an app's ``tasks.py`` (loaded at startup); domain apps use the public name::
 
     from celery.schedules import crontab
-    from jobs.schedules import declare
+    from jobs.public import schedule_declare
 
-    declare("sync.hourly", crontab(minute=0), job_type="sync.start_run", payload={"full": True})
-    declare("jobs.relay", 10.0, task="jobs.relay_unpublished")
+    schedule_declare("sync.hourly", crontab(minute=0), job_type="sync.run", payload={"full": True})
+
+The platform's own housekeeping uses ``declare(name, seconds, task="jobs.relay_unpublished")``.
 
 A schedule either enqueues a job (``job_type``) or calls a platform task (``task``).
 A job schedule's beat entry calls ``jobs.run_schedule``, which only enqueues: it claims
@@ -27,7 +28,8 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from celery.schedules import crontab
 from django.db import transaction
@@ -47,7 +49,7 @@ class Schedule:
     when: crontab | float
     job_type: str | None = None
     task: str | None = None
-    payload: dict = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -56,10 +58,10 @@ class Schedule:
 
     @property
     def beat_task(self) -> str:
-        return RUN_SCHEDULE_TASK if self.job_type else self.task
+        return RUN_SCHEDULE_TASK if self.job_type else (self.task or "")
 
     @property
-    def beat_kwargs(self) -> dict:
+    def beat_kwargs(self) -> dict[str, Any]:
         if self.job_type:
             return {
                 "schedule": self.name, "job_type": self.job_type, "payload": self.payload,
@@ -67,7 +69,7 @@ class Schedule:
             }  # fmt: skip
         return dict(self.payload)
 
-    def window_seconds(self, *, now=None) -> float:
+    def window_seconds(self, *, now: datetime | None = None) -> float:
         """How long one firing 'owns' the schedule: half the gap to the next firing (<= 1 hour)."""
         if isinstance(self.when, (int, float)):
             return max(1.0, min(3600.0, float(self.when) / 2))
@@ -76,7 +78,7 @@ class Schedule:
         return max(1.0, min(3600.0, (second - first).total_seconds() / 2))
 
 
-def _next_fire(when: crontab, *, after):
+def _next_fire(when: crontab, *, after: datetime) -> datetime:
     start, delta, _now = when.remaining_delta(after)
     return start + delta
 
@@ -85,7 +87,7 @@ _declared: dict[str, Schedule] = {}
 
 
 def declare(name: str, when: crontab | float, *, job_type: str | None = None, task: str | None = None,
-            payload: dict | None = None, description: str = "") -> Schedule:  # fmt: skip
+            payload: dict[str, Any] | None = None, description: str = "") -> Schedule:  # fmt: skip
     """Declare a periodic schedule (see module docstring)."""
     schedule = Schedule(
         name=name, when=when, job_type=job_type, task=task, payload=payload or {}, description=description
@@ -120,7 +122,7 @@ class TriggerResult:
     enqueued_job_id: str | None
     skipped_reason: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         if self.enqueued_job_id:
             return {"schedule": self.schedule, "enqueued": self.enqueued_job_id}
         return {"schedule": self.schedule, "skipped": self.skipped_reason}
@@ -130,7 +132,7 @@ def schedule_trigger(
     *,
     name: str,
     job_type: str | None = None,
-    payload: dict | None = None,
+    payload: dict[str, Any] | None = None,
     window_seconds: float | None = None,
     source: str = "beat",
 ) -> TriggerResult:
@@ -139,8 +141,8 @@ def schedule_trigger(
     ``job_type``, ``payload`` and ``window_seconds`` come from the beat entry (an operator
     may have edited them); the code declaration is the fallback.
     """
+    from .enqueue import job_enqueue
     from .locks import RedisLock
-    from .services import job_enqueue
 
     schedule = _declared.get(name)
     job_type = job_type or (schedule.job_type if schedule else None)
@@ -174,11 +176,11 @@ class SyncReport:
     disabled_removed: list[str] = field(default_factory=list)
 
 
-def _digest(data: dict) -> str:
+def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _row_state(task) -> dict:
+def _row_state(task: Any) -> dict[str, Any]:
     """The parts of a beat row an operator can edit (pausing aside)."""
     return {
         "task": task.task,
@@ -199,7 +201,7 @@ def _row_state(task) -> dict:
     }
 
 
-def _apply(task, schedule: Schedule) -> None:
+def _apply(task: Any, schedule: Schedule) -> None:
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule
 
     task.task = schedule.beat_task

@@ -7,29 +7,37 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import registry
 from .exceptions import JobNotFound
-from .models import Job, JobAttempt
+from .models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
 from .publisher import queue_depths
-from .services import disabled_job_types
+from .switches import disabled_job_types
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
 # (a NUL byte in a path segment would make PostgreSQL raise instead of answering "not found").
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
-def job_visible_to(*, user: AbstractBaseUser) -> QuerySet[Job]:
+def job_get(*, job_id: str) -> Job:
+    """The job with this id, whoever owns it. Raises JobNotFound."""
+    try:
+        return Job.objects.get(id=job_id)
+    except Job.DoesNotExist:
+        raise JobNotFound(f"no job with id {job_id!r}") from None
+
+
+def job_visible_to(*, user: AbstractUser) -> QuerySet[Job]:
     """Staff see every job; everyone else only their own."""
     jobs = Job.objects.all()
     return jobs if user.is_staff else jobs.filter(owner=user)
 
 
-def job_get_for(*, user: AbstractBaseUser, job_id: str) -> Job:
+def job_get_for(*, user: AbstractUser, job_id: str) -> Job:
     """The job, if ``user`` may see it. Another user's job is 'not found', not 'forbidden': ids are not confirmed."""
     job = job_visible_to(user=user).filter(id=job_id).first() if _JOB_ID.match(job_id) else None
     if job is None:
@@ -38,7 +46,7 @@ def job_get_for(*, user: AbstractBaseUser, job_id: str) -> Job:
 
 
 def job_list_for(
-    *, user: AbstractBaseUser, status: str | None = None, job_type: str | None = None, owner_id: int | None = None
+    *, user: AbstractUser, status: str | None = None, job_type: str | None = None, owner_id: int | None = None
 ) -> QuerySet[Job]:
     """The jobs ``user`` may see, newest first, optionally filtered; ``owner_id`` narrows staff's view to one user."""
     jobs = job_visible_to(user=user).order_by("-created_at", "id")
@@ -65,7 +73,7 @@ def job_holding_idempotency_key(*, idempotency_key: str, job_types: list[str]) -
     return live.filter(type__in=job_types, idempotency_key=idempotency_key).only("id", "type").first()
 
 
-def job_type_names_enqueueable_by(*, user: AbstractBaseUser) -> list[str]:
+def job_type_names_enqueueable_by(*, user: AbstractUser) -> list[str]:
     """The job types ``user`` may enqueue over the API (staff-only types only for staff)."""
     return [
         spec.name
@@ -79,7 +87,8 @@ def job_type_names_enqueueable_by(*, user: AbstractBaseUser) -> list[str]:
 # ---------------------------------------------------------------------------
 
 LIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RETRYING, Job.Status.RUNNING, Job.Status.DEAD)
-ENDED_STATUSES = (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD, Job.Status.CANCELLED)
+# In the lifecycle's order, for a stable JSON document.
+_FINISHED_IN_ORDER = [status for status in Job.Status if status in FINISHED_STATUSES]
 
 
 @dataclass(frozen=True)
@@ -151,12 +160,12 @@ def jobs_overview() -> JobsOverview:
     window = int(settings.JOBS_ALERT_WINDOW_SECONDS)
     live = dict(Job.objects.filter(status__in=LIVE_STATUSES).values_list("status").annotate(count=Count("id")))
     ended = dict(
-        Job.objects.filter(finished_at__gte=now - timedelta(seconds=window), status__in=ENDED_STATUSES)
+        Job.objects.filter(finished_at__gte=now - timedelta(seconds=window), status__in=_FINISHED_IN_ORDER)
         .values_list("status")
         .annotate(count=Count("id"))
     )
     due = (
-        Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RETRYING])
+        Job.objects.filter(status__in=WAITING_STATUSES)
         .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
         .exclude(type__in=disabled_job_types())
         .values_list("queue")
@@ -175,7 +184,7 @@ def jobs_overview() -> JobsOverview:
     overview = JobsOverview(
         generated_at=now, queues=queues, live_counts={status.value: live.get(status, 0) for status in LIVE_STATUSES},
         dead_letter_size=Job.objects.dead_letter().count(),
-        window_seconds=window, ended_counts={status.value: ended.get(status, 0) for status in ENDED_STATUSES},
+        window_seconds=window, ended_counts={status.value: ended.get(status, 0) for status in _FINISHED_IN_ORDER},
     )  # fmt: skip
     overview.alerts.extend(_alerts(overview))
     return overview

@@ -7,12 +7,13 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from .decorator import job_type
 from .exceptions import TransientJobError
+from .job_context import JobContext
 from .maintenance import job_prune_finished, job_rescue_orphans
+from .publisher import job_relay_unpublished
 from .retry import Backoff
-from .runner import JobContext, job_type
 from .schedules import declare, schedule_trigger
-from .services import job_relay_unpublished
 
 
 @shared_task(name="jobs.ping")

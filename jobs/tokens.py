@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,13 +29,13 @@ def token_hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+def api_token_create(*, user: AbstractUser, name: str) -> tuple[ApiToken, str]:
     """Create a token for ``user``. Returns the row and the plaintext, which is never stored: show it once."""
     name = name.strip()
     if not name:
         raise ValueError("a token needs a name saying what it is for, e.g. 'storefront backend'")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name, prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
+    token = ApiToken.objects.create(user=cast(Any, user), name=name, prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
                                     token_hash=token_hash(plaintext))  # fmt: skip
     return token, plaintext
 
@@ -48,7 +49,7 @@ def api_token_revoke(*, token: ApiToken) -> bool:
     return revoked
 
 
-def api_token_user(*, plaintext: str) -> AbstractBaseUser | None:
+def api_token_user(*, plaintext: str) -> AbstractUser | None:
     """The active user behind a live bearer token, or None. Touches last_used_at at most once a minute."""
     if not plaintext.startswith(TOKEN_PREFIX):
         return None  # not one of ours: no need to ask the database

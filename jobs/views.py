@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser
 from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
@@ -26,8 +28,10 @@ from django.views.decorators.http import require_safe
 
 from . import registry
 from .auth import authenticate
+from .enqueue import job_enqueue, job_validate_payload
 from .exceptions import IdempotencyKeyConflict
 from .http import ApiError, api_view, json_type_name, parse_json_object
+from .lifecycle import job_cancel
 from .models import Job, JobAttempt
 from .openapi import openapi_document
 from .ratelimit import RateLimiter
@@ -40,7 +44,6 @@ from .selectors import (
     job_type_names_enqueueable_by,
     jobs_overview,
 )
-from .services import job_cancel, job_enqueue, job_validate_payload
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -55,17 +58,17 @@ ENQUEUE_FIELDS = ("type", "payload")
 # ---------------------------------------------------------------------------
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _result_url(result) -> str | None:
+def _result_url(result: Any) -> str | None:
     if not isinstance(result, dict):
         return None
     return next((result[key] for key in RESULT_LINK_KEYS if isinstance(result.get(key), str)), None)
 
 
-def _attempt_representation(attempt: JobAttempt, *, user: AbstractBaseUser) -> dict:
+def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict:
     body = {
         "number": attempt.number,
         "outcome": attempt.outcome,
@@ -82,7 +85,7 @@ def _attempt_representation(attempt: JobAttempt, *, user: AbstractBaseUser) -> d
 
 
 def job_representation(
-    job: Job, *, user: AbstractBaseUser, request: HttpRequest, attempts: list[JobAttempt] | None = None
+    job: Job, *, user: AbstractUser, request: HttpRequest, attempts: list[JobAttempt] | None = None
 ) -> dict:
     """The job as the API shows it; ``attempts`` (one job's detail) are left out of lists to keep them one query."""
     body = {
@@ -111,7 +114,7 @@ def job_representation(
     return body
 
 
-def _job_response(job: Job, *, user: AbstractBaseUser, request: HttpRequest, status: int = 200) -> JsonResponse:
+def _job_response(job: Job, *, user: AbstractUser, request: HttpRequest, status: int = 200) -> JsonResponse:
     attempts = job_attempt_list(job=job)
     return JsonResponse(job_representation(job, user=user, request=request, attempts=attempts), status=status)
 
@@ -121,7 +124,7 @@ def _job_response(job: Job, *, user: AbstractBaseUser, request: HttpRequest, sta
 # ---------------------------------------------------------------------------
 
 
-def _invalid_parameter(name: str, message: str, **detail) -> ApiError:
+def _invalid_parameter(name: str, message: str, **detail: Any) -> ApiError:
     return ApiError(f"query parameter {name!r}: {message}", code="invalid_parameter", status=422,
                     detail={"parameter": name, **detail})  # fmt: skip
 
@@ -173,7 +176,7 @@ class EnqueueRequest:
     idempotency_key: str | None
 
 
-def _parse_enqueue(request: HttpRequest, *, user: AbstractBaseUser) -> EnqueueRequest:
+def _parse_enqueue(request: HttpRequest, *, user: AbstractUser) -> EnqueueRequest:
     """Check the body and headers of POST /api/jobs; every refusal names what was expected."""
     body = parse_json_object(request)
     job_type_name = body.get("type")
@@ -212,7 +215,7 @@ def _api_job_types() -> list[registry.JobType]:
 # ---------------------------------------------------------------------------
 
 
-def _enqueue(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
+def _enqueue(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     wanted = _parse_enqueue(request, user=user)
     # Keys are scoped per caller, so two users cannot collide on (or probe) each other's keys.
     scoped_key = f"api:{user.pk}:{wanted.idempotency_key}" if wanted.idempotency_key else None
@@ -227,7 +230,7 @@ def _enqueue(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
                 detail={"job_id": holder.id, "idempotency_key": wanted.idempotency_key},
             )
     result = job_enqueue(
-        job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=request.correlation_id,
+        job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=getattr(request, "correlation_id", None),
         idempotency_key=scoped_key,
     )  # fmt: skip
     # A replay answers like the original request did: 202 and the job (in its current state).
@@ -239,7 +242,7 @@ def _enqueue(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
     return response
 
 
-def _list(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
+def _list(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     params = request.GET
     status = _choice_parameter(params, "status", allowed=list(Job.Status.values))
     job_type = _choice_parameter(params, "type", allowed=[spec.name for spec in registry.all_types()])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -74,7 +73,7 @@ class SupplierClient:
             connection.request("GET", target, headers=headers)
             response = connection.getresponse()
             raw = response.read()
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise SupplierTransientError(f"supplier GET {target} timed out ({exc}); will retry") from exc
         except (ConnectionError, OSError, http.client.HTTPException) as exc:
             raise SupplierTransientError(f"supplier GET {target} failed: {exc.__class__.__name__}: {exc}") from exc

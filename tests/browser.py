@@ -20,8 +20,16 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+# One Playwright and one Chromium per test session, however many modules import the fixture:
+# each import is its own session fixture to pytest, and Playwright's sync API refuses to start
+# a second instance while one runs ("Sync API inside the asyncio loop").
+_shared: dict[str, object] = {}
+_users = 0
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
+    global _users
     require_module("playwright", pypi_package="playwright")
     require_executable(os.path.basename(CHROMIUM), debian_package="chromium")
     from playwright.sync_api import sync_playwright
@@ -29,10 +37,20 @@ def browser() -> Iterator[object]:
     # Playwright's sync API keeps an event loop running on this thread, which makes Django
     # refuse ORM calls from the test body ("async context"); the test itself is synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+    if not _shared:
+        manager = sync_playwright()
+        playwright = manager.start()
+        _shared.update(
+            manager=manager, browser=playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        )
+    _users += 1
+    try:
+        yield _shared["browser"]
+    finally:
+        _users -= 1
+        if _users == 0:
+            _shared.pop("browser").close()  # type: ignore[attr-defined]
+            _shared.pop("manager").__exit__(None, None, None)  # type: ignore[attr-defined]
 
 
 def screenshot(page, name: str) -> Path:

@@ -81,7 +81,7 @@ def start_beat(subprocess_env, tmp_path):
 @pytest.fixture
 def embedded_redis_factory():
     """Throwaway redis-server processes a test may stop (to simulate an outage) and restart."""
-    from config.devstack import EmbeddedRedis
+    from devtools.devstack import EmbeddedRedis
 
     servers: list[EmbeddedRedis] = []
 

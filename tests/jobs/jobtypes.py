@@ -74,3 +74,16 @@ def limited(ctx: JobContext, payload: dict) -> dict:
     # One call per 3 s for everyone; a job that finds no slot within 0.1 s is postponed.
     RateLimiter(name="tests-downstream", limit=1, period=3).acquire(max_wait=0.1)
     return {"called_at_attempt": ctx.attempt}
+
+
+# What the give-up hook of tests.gives_up was told, in order.
+GIVE_UPS: list[tuple[dict, str, str]] = []
+
+
+def _record_give_up(payload: dict, error_code: str, error_message: str) -> None:
+    GIVE_UPS.append((payload, error_code, error_message))
+
+
+@job_type("tests.gives_up", max_attempts=2, backoff=Backoff(base_seconds=5, cap_seconds=5), on_give_up=_record_give_up)
+def gives_up(ctx: JobContext, payload: dict) -> None:
+    raise TransientJobError(f"gives up eventually (attempt {ctx.attempt})")

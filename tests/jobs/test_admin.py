@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt, JobAuditEntry
-from jobs.services import job_enqueue
 
 S = Job.Status
 
@@ -208,7 +208,7 @@ def test_filters_offer_declared_types_and_configured_queues_without_reading_jobs
 def test_unfiltered_list_of_a_large_table_uses_the_planner_estimate(monkeypatch, redis_client):
     from django.db import connection
 
-    from jobs.admin import EstimatedCountPaginator
+    from jobs.admin.bases import EstimatedCountPaginator
 
     for _ in range(3):
         job_enqueue(job_type="tests.noop")

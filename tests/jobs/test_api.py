@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from jobs import registry
+from jobs.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt
 from jobs.registry import JobType
-from jobs.services import job_enqueue
 from jobs.tokens import api_token_create
 from tests.processes import wait_for
 

@@ -160,7 +160,7 @@ def test_session_callers_need_the_csrf_token_for_posts(staff, redis_client):
 
 @pytest.mark.django_db
 def test_session_cancel_needs_the_csrf_token_too(alice, redis_client):
-    from jobs.services import job_enqueue
+    from jobs.enqueue import job_enqueue
 
     job = job_enqueue(job_type="tests.noop", owner=alice).job
     browser = Client(enforce_csrf_checks=True)

@@ -5,9 +5,9 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from jobs import schedules
+from jobs.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt
 from jobs.schedules import declare, schedule_trigger, schedules_sync
-from jobs.services import job_enqueue
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.worker
@@ -90,6 +90,8 @@ def test_two_beat_processes_enqueue_once_per_window(start_worker, start_beat, mo
     jobs = sorted(Job.objects.filter(type="tests.noop"), key=lambda job: job.created_at)
     assert len(jobs) == len(enqueued)
     # Never two enqueues within one window.
-    gaps = [(later.created_at - earlier.created_at).total_seconds() for earlier, later in zip(jobs, jobs[1:])]
+    gaps = [
+        (later.created_at - earlier.created_at).total_seconds() for earlier, later in zip(jobs, jobs[1:], strict=False)
+    ]
     assert all(gap >= 1.9 for gap in gaps), gaps
     assert PeriodicTask.objects.get(name="tests.every-4s").task == "jobs.run_schedule"

@@ -10,9 +10,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from jobs.context import correlation_scope
+from jobs.enqueue import job_bulk_enqueue, job_enqueue
 from jobs.exceptions import IdempotencyKeyConflict, JobTypeDisabled, UnknownJobType
 from jobs.models import Job, JobTypeSwitch
-from jobs.services import job_bulk_enqueue, job_enqueue, job_type_set_enabled
+from jobs.operations import job_type_set_enabled
 
 
 def queue_length(redis_client, queue="default") -> int:
@@ -169,7 +170,7 @@ def test_bulk_enqueue_returns_the_stored_jobs_and_publishes_one_message_each(red
     import base64
     import json
 
-    from jobs.services import payload_fingerprint
+    from jobs.enqueue import payload_fingerprint
 
     with correlation_scope("webhook-9"), transaction.atomic():
         results = job_bulk_enqueue(job_type="tests.record", payloads=[{"index": i} for i in range(3)])
@@ -228,7 +229,7 @@ def test_concurrent_bulk_enqueues_with_overlapping_keys_create_each_job_once(red
                 batch = job_bulk_enqueue(
                     job_type="tests.record", payloads=[{"event": key} for key in order], idempotency_keys=order
                 )
-            results.extend(zip(order, batch))
+            results.extend(zip(order, batch, strict=True))
         except Exception as error:  # collected and asserted below
             errors.append(error)
         finally:
@@ -302,7 +303,7 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
 
     from django.utils import timezone
 
-    from jobs.services import job_relay_unpublished
+    from jobs.publisher import job_relay_unpublished
 
     settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
     waiting = job_enqueue(job_type="tests.noop").job
@@ -319,7 +320,7 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
 
 @pytest.mark.django_db(transaction=True)
 def test_relay_does_not_republish_a_long_wait_while_its_queue_still_has_a_backlog(redis_client, settings):
-    from jobs.services import job_relay_unpublished
+    from jobs.publisher import job_relay_unpublished
 
     settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
     waiting = job_bulk_enqueue(job_type="tests.record", payloads=[{"n": n} for n in range(3)])

@@ -8,9 +8,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from jobs import maintenance
+from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_prune_finished, job_rescue_orphans
 from jobs.models import Job, JobAttempt, JobLogLine
-from jobs.services import job_enqueue
 
 S = Job.Status
 

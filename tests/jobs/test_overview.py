@@ -6,11 +6,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from config.devstack import free_port
+from devtools.devstack import free_port
 from jobs.models import Job
 from jobs.openapi import OPS_OVERVIEW
+from jobs.operations import job_type_set_enabled
 from jobs.selectors import jobs_overview
-from jobs.services import job_type_set_enabled
 
 S = Job.Status
 

@@ -9,9 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from jobs.enqueue import job_enqueue
 from jobs.exceptions import IllegalTransition, JobTypeDisabled
 from jobs.models import Job, JobAuditEntry
-from jobs.services import job_bulk_replay, job_bulk_replay_dead, job_enqueue, job_type_set_enabled
+from jobs.operations import job_bulk_replay, job_bulk_replay_dead, job_type_set_enabled
 
 S = Job.Status
 
@@ -35,7 +36,7 @@ def test_new_jobs_copy_payload_owner_and_correlation_and_link_back(redis_client)
     new_jobs = job_bulk_replay(jobs=originals)
 
     assert [job.replay_of_id for job in new_jobs] == [job.id for job in originals]
-    for original, new in zip(originals, new_jobs):
+    for original, new in zip(originals, new_jobs, strict=True):
         stored = Job.objects.get(id=new.id)
         assert (stored.type, stored.payload, stored.owner_id, stored.correlation_id) == (
             original.type, original.payload, original.owner_id, original.correlation_id,

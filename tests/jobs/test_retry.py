@@ -1,7 +1,6 @@
 """Backoff arithmetic and the retry classification."""
 
 import random
-import socket
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -45,7 +44,7 @@ def test_average_delay_grows_with_the_attempt():
         TransientJobError("x"),
         TimeoutError(),
         ConnectionError(),
-        socket.timeout(),
+        TimeoutError(),
         OperationalError(),
         SoftTimeLimitExceeded(),
     ],

@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
+from jobs.enqueue import job_enqueue
 from jobs.models import Job
 from jobs.runner import execute
-from jobs.services import job_enqueue
 from tests.jobs import jobtypes
 
 S = Job.Status
@@ -85,15 +85,15 @@ def test_message_for_a_deleted_job_is_dropped():
 def test_tracking_failure_does_not_fail_the_job(redis_client, monkeypatch):
     from django.db import DatabaseError
 
-    from jobs import runner
+    from jobs import job_context, lifecycle
 
     job = job_enqueue(job_type="tests.noop").job
 
     def broken_record(**kwargs):
         raise DatabaseError("database went away while recording")
 
-    monkeypatch.setattr(runner, "job_finish_succeeded", broken_record)
-    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(lifecycle, "job_succeed", broken_record)
+    monkeypatch.setattr(job_context.time, "sleep", lambda seconds: None)
 
     summary = deliver(job)
 

@@ -7,11 +7,13 @@ from django.test import override_settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
+from jobs.enqueue import job_enqueue
+from jobs.lifecycle import job_cancel
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job, JobAttempt
+from jobs.operations import job_type_set_enabled
 from jobs.retry import Backoff
 from jobs.schedules import schedules_sync
-from jobs.services import job_cancel, job_enqueue, job_type_set_enabled
 from jobs.tasks import canary
 from tests.processes import run_django_snippet, wait_for
 
@@ -39,7 +41,7 @@ def test_transient_failures_retry_with_backoff_then_succeed(start_worker):
     attempts = list(done.attempts.order_by("number"))
     assert [(a.number, a.outcome) for a in attempts] == [(1, "retry"), (2, "retry"), (3, "succeeded")]
     backoff: Backoff = canary.job_type.retry.backoff
-    for earlier, later in zip(attempts, attempts[1:]):
+    for earlier, later in zip(attempts, attempts[1:], strict=False):
         planned = earlier.retry_delay_ms / 1000
         assert 0 < planned <= backoff.ceiling(earlier.number)
         # The next attempt did not start before its backoff delay was over.
@@ -174,7 +176,7 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(
     # A web process enqueues five jobs while Redis is unreachable: the request still succeeds.
     output = run_django_snippet(
         "from django.db import transaction\n"
-        "from jobs.services import job_enqueue\n"
+        "from jobs.enqueue import job_enqueue\n"
         "with transaction.atomic():\n"
         "    ids = [job_enqueue(job_type='jobs.canary', payload={'message': str(i)}).job.id for i in range(5)]\n"
         "print(','.join(ids))\n",
@@ -186,7 +188,7 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(
     broker.start()  # same port: Redis is back, empty
     start_worker(queues="default", extra_env={"REDIS_URL": broker.url})
     published = run_django_snippet(
-        "from jobs.services import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
+        "from jobs.publisher import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
     )
 
     assert published.strip().splitlines()[-1] == "5"

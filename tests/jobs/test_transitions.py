@@ -2,9 +2,10 @@
 
 import pytest
 
+from jobs.enqueue import job_enqueue
 from jobs.exceptions import IllegalTransition
+from jobs.lifecycle import ALLOWED_TRANSITIONS, check_transition, job_transition
 from jobs.models import Job
-from jobs.services import ALLOWED_TRANSITIONS, check_transition, job_enqueue, job_transition
 
 S = Job.Status
 LEGAL = [(source, target) for source, targets in ALLOWED_TRANSITIONS.items() for target in sorted(targets)]

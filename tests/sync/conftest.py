@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from config.devstack import free_port
+from devtools.devstack import free_port
 from tests.processes import BASE_DIR, wait_for
 
 

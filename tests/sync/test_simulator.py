@@ -77,7 +77,9 @@ def test_a_new_catalog_version_over_http_changes_price_and_updated_at_only(suppl
     sim.configure(catalog_version=2)
     after = get(f"{sim.url}/products?page_size=1000")[2]["products"]
 
-    differing = [(old["id"], {k for k in old if old[k] != new[k]}) for old, new in zip(before, after) if old != new]
+    differing = [
+        (old["id"], {k for k in old if old[k] != new[k]}) for old, new in zip(before, after, strict=True) if old != new
+    ]
     assert differing == [("SUP-0001000", {"price", "updated_at"})]
     assert after[-1]["updated_at"] > before[-1]["updated_at"]
 

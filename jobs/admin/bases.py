@@ -1,0 +1,61 @@
+"""Admin bases for records nobody edits by hand; domain apps reuse them through ``jobs.public``."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Records nobody edits by hand: jobs change through services (actions), audit entries never."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class EstimatedCountPaginator(Paginator):
+    """The unfiltered job list's size from PostgreSQL's statistics once the table is large.
+
+    An exact ``COUNT(*)`` reads every row: seconds on tens of millions of jobs, on every
+    page view. A filtered list is still counted exactly (its filters narrow it first).
+    """
+
+    EXACT_BELOW = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = cast(QuerySet[Any], self.object_list)  # the admin pages querysets
+        query = queryset.query
+        connection = connections[queryset.db]
+        if connection.vendor == "postgresql" and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                               [queryset.model._meta.db_table])  # fmt: skip
+                row = cursor.fetchone()
+            if row and row[0] >= self.EXACT_BELOW:
+                return row[0]
+        return super().count
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,114 @@
+"""Admin for the records around jobs: the audit trail, type switches, Celery results, API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django_celery_results.admin import TaskResultAdmin
+from django_celery_results.models import TaskResult
+
+from .. import registry
+from ..models import ApiToken, JobAuditEntry, JobTypeSwitch
+from ..operations import job_type_set_enabled
+from ..tokens import api_token_create, api_token_revoke
+from .bases import ViewOnlyAdmin
+
+
+@admin.register(JobAuditEntry)
+class JobAuditEntryAdmin(ViewOnlyAdmin):
+    list_display = ("created_at", "actor_label", "action", "job_count", "short_job_ids")
+    list_filter = ("action", "created_at")
+    search_fields = ("actor_label", "action")
+    readonly_fields = ("created_at", "actor", "actor_label", "action", "job_ids", "job_count", "detail")
+
+    @admin.display(description="jobs")
+    def short_job_ids(self, entry: JobAuditEntry) -> str:
+        ids = entry.job_ids[:5]
+        return ", ".join(ids) + (" …" if len(entry.job_ids) > 5 else "")
+
+
+class JobTypeSwitchForm(forms.ModelForm):
+    """Only declared job types can be switched: a typo would otherwise switch off nothing, silently."""
+
+    type = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = JobTypeSwitch
+        fields = ("type", "enabled", "reason")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "type" in self.fields:  # read-only once the switch exists
+            declared = [(spec.name, spec.name) for spec in registry.all_types()]
+            self.fields["type"].choices = declared  # type: ignore[attr-defined]
+
+
+@admin.register(JobTypeSwitch)
+class JobTypeSwitchAdmin(admin.ModelAdmin):
+    """Switches change through ``job_type_set_enabled``: checked, audited, and waiting jobs relayed when on."""
+
+    form = JobTypeSwitchForm
+    list_display = ("type", "enabled", "reason", "updated_at")
+    list_editable = ("enabled", "reason")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: JobTypeSwitch | None = None) -> tuple[str, ...]:
+        return ("type",) if obj else ()
+
+    def save_model(self, request: HttpRequest, obj: JobTypeSwitch, form: forms.ModelForm, change: bool) -> None:
+        switch = job_type_set_enabled(job_type=obj.type, enabled=obj.enabled, reason=obj.reason, actor=request.user)
+        obj.pk = switch.pk
+
+
+class LinkedTaskResultAdmin(TaskResultAdmin):
+    """Celery's result rows, with a link back to the job whose attempt produced them."""
+
+    list_display = (*TaskResultAdmin.list_display, "job_link")
+
+    @admin.display(description="job")
+    def job_link(self, result: TaskResult) -> str:
+        job_id, _, attempt = (result.task_id or "").rpartition(".")
+        if not job_id or not attempt.isdigit():
+            return "-"
+        return format_html(
+            '<a href="{}">{} (attempt {})</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id, attempt
+        )
+
+
+admin.site.unregister(TaskResult)
+admin.site.register(TaskResult, LinkedTaskResultAdmin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here (the plaintext is shown once) and revoked, never edited."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name")
+    actions = ["revoke_tokens"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        return ("user", "name") if obj else ()
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return
+        token, plaintext = api_token_create(user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        messages.warning(request, f"Token for {obj.user}: {plaintext} — copy it now, it is not shown again.")
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(permissions=["delete"], description="Revoke selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset.filter(revoked_at__isnull=True):
+            api_token_revoke(token=token)
+        messages.success(request, "Revoked.")

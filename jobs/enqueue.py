@@ -1,0 +1,260 @@
+"""Enqueueing jobs: one or many, transactional, durable, idempotent within a window."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import registry
+from .bulkinsert import bulk_insert_varying
+from .context import get_correlation_id, new_correlation_id
+from .exceptions import IdempotencyKeyConflict, JobTypeDisabled, PayloadInvalid
+from .models import Job, new_job_id
+from .publisher import publish_on_commit
+from .schema import validate, with_defaults
+from .switches import job_type_is_enabled
+
+
+def payload_fingerprint(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    job: Job
+    created: bool
+
+
+def job_validate_payload(*, job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Check ``payload`` against the type's declared API schema; return it with defaults filled."""
+    spec = registry.get(job_type)
+    if spec.api_schema is None:
+        return payload
+    errors = validate(payload, spec.api_schema)
+    if errors:
+        raise PayloadInvalid(
+            f"payload for job type {job_type!r} is invalid: "
+            + "; ".join(f"{error.field}: {error.message}" for error in errors),
+            detail={"errors": [error.as_dict() for error in errors]},
+        )
+    return with_defaults(payload, spec.api_schema)
+
+
+def _idempotency_window() -> timedelta:
+    return timedelta(seconds=getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
+
+
+def _new_job(
+    *,
+    job_type: str,
+    payload: dict[str, Any],
+    owner: AbstractBaseUser | None,
+    idempotency_key: str | None,
+    correlation_id: str | None,
+    replay_of: Job | None,
+    now: datetime,
+) -> Job:
+    spec = registry.get(job_type)
+    return Job(
+        type=job_type,
+        queue=spec.queue,
+        max_attempts=spec.retry.max_attempts,
+        owner=cast(Any, owner),  # the project's user model, whichever it is
+        payload=payload,
+        payload_fingerprint=payload_fingerprint(payload),
+        idempotency_key=idempotency_key or None,
+        idempotency_expires_at=(now + _idempotency_window()) if idempotency_key else None,
+        correlation_id=correlation_id or get_correlation_id() or new_correlation_id(),
+        replay_of=replay_of,
+        enqueued_at=now,
+    )
+
+
+def ensure_enabled(job_type: str) -> None:
+    """Raise JobTypeDisabled when ``job_type`` is switched off."""
+    if not job_type_is_enabled(job_type=job_type):
+        raise JobTypeDisabled(
+            f"job type {job_type!r} is switched off; enqueue it again once an operator switches it back on",
+            detail={"type": job_type},
+        )
+
+
+def _release_expired_keys(*, job_type: str, keys: Sequence[str | None], now: datetime) -> None:
+    # Conditional: only keys whose window has passed are freed, so a racing enqueue
+    # that already re-used one is never disturbed.
+    Job.objects.filter(type=job_type, idempotency_key__in=keys, idempotency_expires_at__lte=now).update(
+        idempotency_key=None
+    )
+
+
+def job_enqueue(
+    *,
+    job_type: str,
+    payload: dict[str, Any] | None = None,
+    owner: AbstractBaseUser | None = None,
+    idempotency_key: str | None = None,
+    correlation_id: str | None = None,
+    replay_of: Job | None = None,
+) -> EnqueueResult:
+    """Create a job and publish it when the surrounding transaction commits.
+
+    - Transactional: if the caller's transaction rolls back, no job exists and nothing runs.
+    - Durable: the row is written first; if the broker is down at commit time the
+      relay (``jobs.relay``) publishes it later.
+    - Idempotent: the same (type, idempotency_key) within the window returns the existing
+      job (``created=False``); the database's unique constraint settles concurrent calls.
+      The same key with a different payload raises IdempotencyKeyConflict.
+    """
+    registry.get(job_type)
+    payload = payload or {}
+    if not job_type_is_enabled(job_type=job_type):
+        # A retried request whose job already exists gets it back, switch or not.
+        replayed = _live_idempotent_job(job_type=job_type, key=idempotency_key, payload=payload)
+        if replayed is not None:
+            return EnqueueResult(job=replayed, created=False)
+        ensure_enabled(job_type)
+    now = timezone.now()
+    job = _new_job(
+        job_type=job_type, payload=payload, owner=owner, idempotency_key=idempotency_key,
+        correlation_id=correlation_id, replay_of=replay_of, now=now,
+    )  # fmt: skip
+    if idempotency_key:
+        existing = _insert_idempotent(job, now=now)
+        if existing is not None:
+            return EnqueueResult(job=existing, created=False)
+    else:
+        job.save(force_insert=True)
+    publish_on_commit([job])
+    return EnqueueResult(job=job, created=True)
+
+
+def _live_idempotent_job(*, job_type: str, key: str | None, payload: dict[str, Any]) -> Job | None:
+    if not key:
+        return None
+    return Job.objects.filter(
+        type=job_type, idempotency_key=key, idempotency_expires_at__gt=timezone.now(),
+        payload_fingerprint=payload_fingerprint(payload),
+    ).first()  # fmt: skip
+
+
+def _insert_idempotent(job: Job, *, now: datetime) -> Job | None:
+    """Insert ``job``; on a key collision return the job already holding the key."""
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+            return None
+        except IntegrityError:
+            existing = Job.objects.filter(type=job.type, idempotency_key=job.idempotency_key).first()
+            if existing is None:
+                continue  # the holder was just released or pruned: try again
+            if existing.idempotency_expires_at and existing.idempotency_expires_at <= now:
+                _release_expired_keys(job_type=job.type, keys=[job.idempotency_key], now=now)
+                continue
+            if existing.payload_fingerprint != job.payload_fingerprint:
+                raise IdempotencyKeyConflict(
+                    f"idempotency key {job.idempotency_key!r} was already used for job {existing.id} of type "
+                    f"{job.type!r} with a different payload; use a new key for a different request",
+                    detail={"job_id": existing.id, "idempotency_key": job.idempotency_key},
+                ) from None
+            return existing
+    raise IntegrityError(f"could not settle idempotency key {job.idempotency_key!r} after 3 tries")
+
+
+def job_bulk_enqueue(
+    *,
+    job_type: str,
+    payloads: Sequence[dict[str, Any] | None],
+    idempotency_keys: Sequence[str | None] | None = None,
+    owner: AbstractBaseUser | None = None,
+    correlation_id: str | None = None,
+    batch_size: int = 5000,
+) -> list[EnqueueResult]:
+    """Enqueue many jobs of one type: one multi-row insert per batch, one pipelined publish.
+
+    Same guarantees as ``job_enqueue``: nothing runs if the transaction rolls back, and
+    the rows are written before anything is published. A key already used within the
+    window returns the job holding it (``created=False``), whatever its payload: fan-out
+    callers derive keys from the event they handle, so a repeated key is a repeated event.
+    Results are in input order.
+    """
+    spec = registry.get(job_type)
+    ensure_enabled(job_type)
+    if idempotency_keys is not None and len(idempotency_keys) != len(payloads):
+        raise ValueError(
+            f"idempotency_keys has {len(idempotency_keys)} entries, payloads has {len(payloads)}; expected the same"
+        )
+    keys = [key or None for key in idempotency_keys] if idempotency_keys is not None else [None] * len(payloads)
+    present_keys = [key for key in keys if key]
+    if len(set(present_keys)) != len(present_keys):
+        raise ValueError("idempotency_keys repeat within one bulk call; each job needs its own key")
+    if not payloads:
+        return []
+    now = timezone.now()
+    filled: list[dict[str, Any]] = [payload or {} for payload in payloads]
+    # Everything but these columns is the same for every job of the call.
+    template = Job(
+        type=job_type, queue=spec.queue, max_attempts=spec.retry.max_attempts, owner=cast(Any, owner),
+        correlation_id=correlation_id or get_correlation_id() or new_correlation_id(), enqueued_at=now,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    varying: dict[str, list[Any]] = {
+        "id": [new_job_id() for _ in payloads],
+        "payload": filled,
+        "payload_fingerprint": [payload_fingerprint(payload) for payload in filled],
+    }
+    if present_keys:
+        expires_at = now + _idempotency_window()
+        varying["idempotency_key"] = keys
+        varying["idempotency_expires_at"] = [expires_at if key else None for key in keys]
+    settled: dict[int, EnqueueResult] = {}
+    pending = list(range(len(payloads)))
+    if present_keys:
+        # Rows go in in key order: concurrent calls with overlapping keys then wait for each
+        # other in one order instead of deadlocking on each other's unique-index entries.
+        pending.sort(key=lambda index: keys[index] or "")
+    with transaction.atomic():
+        if present_keys:
+            _release_expired_keys(job_type=job_type, keys=present_keys, now=now)
+        # A key that lost to a holder which then vanished (pruned, or released as expired by a
+        # concurrent call) is tried again, as job_enqueue does.
+        for _ in range(3):
+            subset = {name: [values[index] for index in pending] for name, values in varying.items()}
+            inserted = {
+                job.id: job
+                for job in bulk_insert_varying(
+                    template=template, varying=subset, batch_size=batch_size, skip_conflicts=bool(present_keys)
+                )
+            }
+            lost = [index for index in pending if varying["id"][index] not in inserted]
+            holders = {}
+            if lost:
+                lost_keys = [keys[index] for index in lost]
+                holders = {
+                    job.idempotency_key: job for job in Job.objects.filter(type=job_type, idempotency_key__in=lost_keys)
+                }
+            for index in pending:
+                job_id, key = varying["id"][index], keys[index]
+                if job_id in inserted:
+                    settled[index] = EnqueueResult(job=inserted[job_id], created=True)
+                elif key in holders:
+                    settled[index] = EnqueueResult(job=holders[key], created=False)
+            pending = [index for index in pending if index not in settled]
+            if not pending:
+                break
+        else:
+            raise IntegrityError(f"could not settle {len(pending)} idempotency key(s) of {job_type!r} after 3 tries")
+    results = [settled[index] for index in range(len(payloads))]
+    created = [result.job for result in results if result.created]
+    publish_on_commit(created)
+    return results

@@ -1,0 +1,426 @@
+"""The job lifecycle: the one owner of who may move a job, and what happens when an attempt ends.
+
+Every state change is a conditional update (``UPDATE ... WHERE status IN (...)``), so when
+two processes race for one job exactly one wins and the other sees ``False``. The runner
+(a worker), the reaper, the admin and the API all move jobs through the functions here:
+
+- ``job_start_attempt``: waiting -> running (one delivery of a message wins);
+- ``job_succeed``: running -> succeeded;
+- ``job_snooze``: running -> queued, the attempt not spent (rate limit, busy resource);
+- ``job_fail_attempt``: running -> retrying, or failed/dead and the give-up hook;
+- ``job_rescue_lost_attempt``: a running attempt whose worker is gone -> retrying, or dead and the hook;
+- ``job_stop_attempt``: running -> cancelled (the job stopped on request, or a busy singleton skipped);
+- ``job_cancel`` / ``job_retry``: an operator's cancel (waiting or running) and retry (failed or dead).
+
+The exhaustion rule (attempts left? retrying : dead, then the give-up hook) is ``_retry_or_die``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import connection, transaction
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+
+from . import registry
+from .attempts import duration_ms, job_record_attempt
+from .audit import Action, audit_record
+from .exceptions import IllegalTransition, JobsError, UnknownJobType
+from .models import WAITING_STATUSES, Job, JobAttempt
+from .publisher import publish_on_commit
+from .registry import JobType
+
+logger = logging.getLogger("jobs.lifecycle")
+
+S = Job.Status
+Outcome = JobAttempt.Outcome
+
+# The lifecycle. Anything else raises IllegalTransition.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.DEAD, S.RETRYING, S.CANCELLED, S.QUEUED}),
+    S.RETRYING: frozenset({S.RUNNING, S.CANCELLED, S.FAILED}),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.DEAD: frozenset({S.QUEUED}),
+    S.SUCCEEDED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# Writes a caller wants in the same transaction as the outcome (the attempt's log lines).
+ExtraWrites = Callable[[], None] | None
+
+# The error code of an attempt whose worker vanished.
+WORKER_LOST = "worker_lost"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How an attempt failed, as recorded on the job and its attempt row."""
+
+    code: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_error(
+        cls, error: BaseException, *, with_traceback: bool = False, keep_empty_message: bool = False
+    ) -> Failure:
+        """What an exception raised by a handler records: a stable code, its message, optionally its traceback."""
+        if isinstance(error, SoftTimeLimitExceeded):
+            code = "time_limit_exceeded"
+        elif isinstance(error, JobsError):
+            code = error.code
+        else:
+            code = error.__class__.__name__
+        message = str(error)[:5000] or ("" if keep_empty_message else error.__class__.__name__)
+        trace = "".join(traceback.format_exception(error))[-20_000:] if with_traceback else ""
+        return cls(code=code, message=message, traceback=trace)
+
+
+def check_transition(from_status: str, to_status: str) -> None:
+    from_status, to_status = str(from_status), str(to_status)  # plain values in messages, not enum reprs
+    if to_status not in ALLOWED_TRANSITIONS[from_status]:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_status])) or "none (final state)"
+        raise IllegalTransition(
+            f"a job cannot go from {from_status!r} to {to_status!r}; allowed from {from_status!r}: {allowed}",
+            detail={"from": from_status, "to": to_status},
+        )
+
+
+def job_transition(
+    *,
+    job_id: str,
+    from_statuses: Iterable[str],
+    to_status: str,
+    _where: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """Move a job to ``to_status`` if it is currently in one of ``from_statuses`` (and matches ``_where``).
+
+    Returns False when the job was not (another process moved it first).
+    Raises IllegalTransition when the lifecycle forbids the move from any of them.
+    """
+    from_statuses = tuple(from_statuses)
+    for from_status in from_statuses:
+        check_transition(from_status, to_status)
+    updated = Job.objects.filter(id=job_id, status__in=from_statuses, **(_where or {})).update(
+        status=to_status, updated_at=timezone.now(), **fields
+    )
+    return updated == 1
+
+
+def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id: str) -> Job | None:
+    """Claim attempt ``attempt`` of a waiting job and load it, in one statement.
+
+    ``UPDATE ... WHERE status IN (queued, retrying) AND attempt = attempt - 1 RETURNING *``:
+    of several deliveries of one message exactly one gets the job back; the others get
+    None. One round trip instead of a SELECT and an UPDATE, because this runs for every job.
+    """
+    for from_status in WAITING_STATUSES:
+        check_transition(from_status, S.RUNNING)
+    quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+    now = adapt(timezone.now())
+    columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
+    sql = (
+        f"UPDATE {quote(Job._meta.db_table)} SET status = %s, attempt = %s, started_at = %s, worker = %s, "
+        f"celery_task_id = %s, next_retry_at = NULL, updated_at = %s "
+        f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {columns}"
+    )
+    params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], now, job_id,
+              S.QUEUED.value, S.RETRYING.value, attempt - 1]  # fmt: skip
+    claimed = list(Job.objects.raw(sql, params))
+    return claimed[0] if claimed else None
+
+
+def job_wait_for_switch(*, job_id: str, attempt: int) -> None:
+    """A delivery found the job's type switched off: leave it waiting and unpublished for the relay."""
+    Job.objects.filter(id=job_id, status__in=WAITING_STATUSES, attempt=attempt - 1).update(published_at=None)
+
+
+def job_fail_undeliverable(*, job_id: str, failure: Failure) -> bool:
+    """A waiting job whose message this worker cannot read (unknown schema version) fails at once."""
+    return job_transition(
+        job_id=job_id, from_statuses=WAITING_STATUSES, to_status=S.FAILED, finished_at=timezone.now(),
+        error_code=failure.code, error_message=failure.message,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# How a running attempt ends
+# ---------------------------------------------------------------------------
+
+
+def _end_attempt(
+    job: Job,
+    *,
+    to_status: str,
+    outcome: str,
+    now: datetime,
+    failure: Failure | None = None,
+    failure_on_job: bool = True,
+    retry_delay: float | None = None,
+    publish_countdown: float | None = None,
+    publish: bool = False,
+    extra_writes: ExtraWrites = None,
+    where: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """running -> ``to_status`` and the attempt's row, atomically; publish the next attempt if asked."""
+    if failure is not None and failure_on_job:
+        fields.update(error_code=failure.code, error_message=failure.message)
+        if failure.traceback:
+            fields["error_traceback"] = failure.traceback
+    with transaction.atomic():
+        moved = job_transition(job_id=job.id, from_statuses=[S.RUNNING], to_status=to_status, _where=where, **fields)
+        if moved:
+            job_record_attempt(
+                job=job, outcome=outcome, finished_at=now, error_code=failure.code if failure else "",
+                error_message=failure.message if failure else "",
+                error_traceback=failure.traceback if failure else "",
+                retry_delay_ms=int(retry_delay * 1000) if retry_delay is not None else None,
+            )  # fmt: skip
+            if publish:
+                publish_on_commit([job], countdown=publish_countdown)
+        if extra_writes is not None:
+            extra_writes()
+    return moved
+
+
+def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: ExtraWrites = None) -> bool:
+    """running -> succeeded, with its attempt row and Celery result row, atomically.
+
+    Every successful job passes here, so on PostgreSQL the three writes are one
+    statement (data-modifying CTEs: one round trip, one commit). Elsewhere the ORM does
+    them in one transaction. ``extra_writes`` follow. Returns False if the job was no longer running.
+    """
+    check_transition(S.RUNNING, S.SUCCEEDED)
+    if connection.vendor != "postgresql":
+        return _end_attempt(
+            job, to_status=S.SUCCEEDED, outcome=Outcome.SUCCEEDED, now=finished_at, extra_writes=extra_writes,
+            finished_at=finished_at, progress=100, result=result, error_code="", error_message="", error_traceback="",
+        )  # fmt: skip
+    quote = connection.ops.quote_name
+    jobs, attempts, results = (quote(model._meta.db_table) for model in (Job, JobAttempt, TaskResult))
+    summary = json.dumps({"job_id": job.id, "attempt": job.attempt, "outcome": Outcome.SUCCEEDED.value})
+    sql = f"""
+        WITH moved AS (
+            UPDATE {jobs} SET status = %(succeeded)s, finished_at = %(now)s, updated_at = %(now)s, progress = 100,
+                   result = %(result)s::jsonb, error_code = '', error_message = '', error_traceback = ''
+             WHERE id = %(job_id)s AND status = %(running)s
+         RETURNING id
+        ), attempt AS (
+            INSERT INTO {attempts} (job_id, number, outcome, started_at, finished_at, duration_ms, worker,
+                                    celery_task_id, error_code, error_message, error_traceback)
+            SELECT id, %(attempt)s, %(succeeded)s, %(started)s, %(now)s, %(duration)s, %(worker)s, %(task_id)s,
+                   '', '', '' FROM moved
+         RETURNING job_id
+        ), celery_result AS (
+            INSERT INTO {results} (task_id, task_name, status, result, content_type, content_encoding, worker,
+                                   date_started, date_done, date_created, task_kwargs)
+            SELECT %(task_id)s, %(type)s, 'SUCCESS', %(summary)s, 'application/json', 'utf-8', %(worker)s,
+                   %(started)s, %(now)s, %(now)s, %(kwargs)s FROM attempt WHERE %(task_id)s <> ''
+                ON CONFLICT (task_id) DO UPDATE SET status = 'SUCCESS', result = EXCLUDED.result,
+                   date_done = EXCLUDED.date_done, worker = EXCLUDED.worker
+        )
+        SELECT count(*) FROM moved
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    params: dict[str, Any] = {
+        "succeeded": S.SUCCEEDED.value, "running": S.RUNNING.value, "now": finished_at, "job_id": job.id,
+        "result": json.dumps(result), "attempt": job.attempt, "started": job.started_at,
+        "duration": duration_ms(job.started_at, finished_at), "worker": job.worker or None,
+        "task_id": job.celery_task_id, "type": job.type, "summary": summary,
+        "kwargs": json.dumps({"job_id": job.id, "attempt": job.attempt}),
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    moved = row is not None and row[0] == 1
+    if extra_writes is not None:
+        extra_writes()
+    return moved
+
+
+def job_snooze(*, job: Job, wait_seconds: float, failure: Failure, extra_writes: ExtraWrites = None) -> bool:
+    """running -> queued without spending the attempt; the next message goes out in ``wait_seconds``.
+
+    The reason is kept on the attempt's row only: the job itself did not fail.
+    """
+    now = timezone.now()
+    moved = _end_attempt(
+        job, to_status=S.QUEUED, outcome=Outcome.SNOOZED, now=now, failure=failure, failure_on_job=False,
+        extra_writes=extra_writes, attempt=job.attempt - 1, next_retry_at=now + timedelta(seconds=wait_seconds),
+        published_at=None,
+    )  # fmt: skip
+    if moved:
+        # The next message carries the same attempt number again.
+        job.attempt -= 1
+        publish_on_commit([job], countdown=wait_seconds)
+    return moved
+
+
+def job_stop_attempt(*, job: Job, outcome: str, failure: Failure, extra_writes: ExtraWrites = None) -> bool:
+    """running -> cancelled: the job stopped on request (``cancelled``) or a busy singleton was ``skipped``."""
+    now = timezone.now()
+    return _end_attempt(
+        job, to_status=S.CANCELLED, outcome=outcome, now=now, failure=failure, extra_writes=extra_writes,
+        finished_at=now,
+    )  # fmt: skip
+
+
+def job_fail_attempt(
+    *, job: Job, spec: JobType, failure: Failure, retryable: bool, extra_writes: ExtraWrites = None
+) -> str:
+    """An attempt raised. Retryable errors go through the exhaustion rule; others fail the job at once.
+
+    Returns the job's new status (``retrying``, ``dead`` or ``failed``).
+    """
+    now = timezone.now()
+    if not retryable:
+        _give_up(
+            job, spec=spec, to_status=S.FAILED, outcome=Outcome.FAILED, now=now, failure=failure,
+            extra_writes=extra_writes,
+        )  # fmt: skip
+        return S.FAILED
+    status, _ = _retry_or_die(
+        job, spec=spec, now=now, failure=failure, delay=spec.retry.backoff.delay(job.attempt),
+        retry_outcome=Outcome.RETRY, dead_outcome=Outcome.DEAD, extra_writes=extra_writes,
+    )  # fmt: skip
+    return status
+
+
+def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = None) -> bool:
+    """A running attempt whose worker is gone: back in the queue at once if attempts are left, else dead.
+
+    Fenced by the attempt number, so an attempt that moved on meanwhile is left alone.
+    Returns True when this call moved the job.
+    """
+    now = now or timezone.now()
+    try:
+        spec: JobType | None = registry.get(job.type)
+    except UnknownJobType:
+        spec = None
+    _, moved = _retry_or_die(
+        job, spec=spec, now=now, failure=Failure(code=WORKER_LOST, message=f"attempt {job.attempt} was lost: {reason}"),
+        delay=0.0, retry_outcome=Outcome.LOST, dead_outcome=Outcome.LOST, where={"attempt": job.attempt},
+    )  # fmt: skip
+    return moved
+
+
+def _retry_or_die(
+    job: Job,
+    *,
+    spec: JobType | None,
+    now: datetime,
+    failure: Failure,
+    delay: float,
+    retry_outcome: str,
+    dead_outcome: str,
+    extra_writes: ExtraWrites = None,
+    where: dict[str, Any] | None = None,
+) -> tuple[str, bool]:
+    """The exhaustion rule: attempts left? retrying (next message in ``delay`` s) : dead, then the give-up hook.
+
+    Returns the status it moves the job to, and whether it did (False: no longer this running attempt).
+    """
+    if job.attempt < job.max_attempts:
+        moved = _end_attempt(
+            job, to_status=S.RETRYING, outcome=retry_outcome, now=now, failure=failure, retry_delay=delay,
+            publish=True, publish_countdown=delay or None, extra_writes=extra_writes, where=where,
+            next_retry_at=now + timedelta(seconds=delay), published_at=None,
+        )  # fmt: skip
+        return S.RETRYING, moved
+    moved = _give_up(
+        job, spec=spec, to_status=S.DEAD, outcome=dead_outcome, now=now, failure=failure, extra_writes=extra_writes,
+        where=where,
+    )  # fmt: skip
+    return S.DEAD, moved
+
+
+def _give_up(
+    job: Job,
+    *,
+    spec: JobType | None,
+    to_status: str,
+    outcome: str,
+    now: datetime,
+    failure: Failure,
+    extra_writes: ExtraWrites = None,
+    where: dict[str, Any] | None = None,
+) -> bool:
+    """running -> failed or dead; then the type's give-up hook, once, after the write."""
+    moved = _end_attempt(
+        job, to_status=to_status, outcome=outcome, now=now, failure=failure, extra_writes=extra_writes, where=where,
+        finished_at=now,
+    )  # fmt: skip
+    if moved and spec is not None:
+        run_give_up_hook(spec, job.payload, failure.code, failure.message)
+    return moved
+
+
+def run_give_up_hook(spec: JobType, payload: dict[str, Any], error_code: str, error_message: str) -> None:
+    """Tell the domain a job gave up; a failing hook is logged, never raised into the worker or reaper."""
+    if spec.on_give_up is None:
+        return
+    try:
+        spec.on_give_up(payload, error_code, error_message)
+    except Exception:
+        logger.exception("on_give_up hook of %s failed", spec.name)
+
+
+# ---------------------------------------------------------------------------
+# Operator transitions (admin, API, runbook command)
+# ---------------------------------------------------------------------------
+
+
+def job_cancel(*, job: Job, actor: Any = None, audit: bool = True) -> str:
+    """Cancel a waiting job at once, or ask a running one to stop at its next check.
+
+    Returns the job's status afterwards (``cancelled``, or ``running`` with the request recorded).
+    Raises IllegalTransition when the job already finished.
+    """
+    now = timezone.now()
+    if job_transition(
+        job_id=job.id, from_statuses=WAITING_STATUSES, to_status=S.CANCELLED, finished_at=now, cancel_requested=True
+    ):
+        outcome = S.CANCELLED
+    elif Job.objects.filter(id=job.id, status=S.RUNNING).update(cancel_requested=True, updated_at=now):
+        outcome = S.RUNNING
+    else:
+        job.refresh_from_db()
+        raise IllegalTransition(
+            f"job {job.id} is {job.status}; only queued, retrying or running jobs can be cancelled",
+            detail={"status": job.status},
+        )
+    if audit:
+        audit_record(actor=actor, action=Action.CANCEL, jobs=[job], detail={"outcome": outcome})
+    job.refresh_from_db()
+    return outcome
+
+
+def job_retry(*, job: Job, actor: Any = None, audit: bool = True) -> bool:
+    """Put a failed or dead job back in the queue for another round of attempts (same job id)."""
+    if job.status not in (S.FAILED, S.DEAD):
+        return False
+    moved = job_transition(
+        job_id=job.id,
+        from_statuses=[S.FAILED, S.DEAD],
+        to_status=S.QUEUED,
+        # A fresh budget of attempts on top of those already spent.
+        max_attempts=job.attempt + registry.get(job.type).retry.max_attempts,
+        published_at=None, next_retry_at=None, finished_at=None, enqueued_at=timezone.now(),
+        cancel_requested=False, progress=0, progress_message="",
+    )  # fmt: skip
+    if moved:
+        job.refresh_from_db()
+        publish_on_commit([job])
+        if audit:
+            audit_record(actor=actor, action=Action.RETRY, jobs=[job])
+    return moved

@@ -1,0 +1,202 @@
+"""The lifecycle's single owner: one test per way an attempt can end, called as the runner and reaper call it."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import registry
+from jobs.enqueue import job_enqueue
+from jobs.exceptions import IllegalTransition
+from jobs.lifecycle import (
+    Failure,
+    job_cancel,
+    job_fail_attempt,
+    job_rescue_lost_attempt,
+    job_retry,
+    job_snooze,
+    job_start_attempt,
+    job_stop_attempt,
+    job_succeed,
+)
+from jobs.models import Job, JobAttempt
+from tests.jobs import jobtypes
+
+S = Job.Status
+Outcome = JobAttempt.Outcome
+BOOM = Failure(code="boom", message="it broke", traceback="Traceback: ...")
+
+
+@pytest.fixture(autouse=True)
+def _clear_give_ups():
+    jobtypes.GIVE_UPS.clear()
+
+
+def started(job_type: str = "tests.gives_up", *, attempts_spent: int = 0) -> Job:
+    """A job whose next attempt has just been claimed, as a worker claims it."""
+    job = job_enqueue(job_type=job_type, payload={"n": 1}).job
+    Job.objects.filter(id=job.id).update(attempt=attempts_spent, status=S.RETRYING if attempts_spent else S.QUEUED)
+    claimed = job_start_attempt(
+        job_id=job.id, attempt=attempts_spent + 1, worker="w@h", celery_task_id=f"{job.id}.{attempts_spent + 1}"
+    )
+    assert claimed is not None
+    return claimed
+
+
+def attempt_outcomes(job: Job) -> list[tuple[int, str]]:
+    return list(JobAttempt.objects.filter(job_id=job.id).order_by("id").values_list("number", "outcome"))
+
+
+@pytest.mark.django_db
+def test_start_attempt_claims_once():
+    job = job_enqueue(job_type="tests.noop").job
+
+    first = job_start_attempt(job_id=job.id, attempt=1, worker="a@h", celery_task_id="t1")
+    second = job_start_attempt(job_id=job.id, attempt=1, worker="b@h", celery_task_id="t1")
+
+    assert first is not None and (first.status, first.attempt, first.worker) == (S.RUNNING, 1, "a@h")
+    assert second is None
+
+
+@pytest.mark.django_db
+def test_succeed(redis_client):
+    job = started()
+
+    assert job_succeed(job=job, finished_at=timezone.now(), result={"ok": 1})
+
+    done = Job.objects.get(id=job.id)
+    assert (done.status, done.result, done.progress) == (S.SUCCEEDED, {"ok": 1}, 100)
+    assert attempt_outcomes(job) == [(1, Outcome.SUCCEEDED)]
+
+
+@pytest.mark.django_db
+def test_snooze_gives_the_attempt_back(redis_client, django_capture_on_commit_callbacks):
+    job = started()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_snooze(job=job, wait_seconds=30, failure=Failure(code="rate_limited", message="slow down"))
+
+    waiting = Job.objects.get(id=job.id)
+    assert (waiting.status, waiting.attempt, waiting.error_code) == (S.QUEUED, 0, "")
+    assert waiting.next_retry_at > timezone.now() + timedelta(seconds=25)
+    assert attempt_outcomes(job) == [(1, Outcome.SNOOZED)]
+    assert waiting.published_at is not None  # the same attempt's message is out again, delayed
+
+
+@pytest.mark.django_db
+def test_failure_with_attempts_left_retries(redis_client, django_capture_on_commit_callbacks):
+    job = started()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        status = job_fail_attempt(job=job, spec=registry.get(job.type), failure=BOOM, retryable=True)
+
+    retrying = Job.objects.get(id=job.id)
+    assert status == retrying.status == S.RETRYING
+    assert (retrying.error_code, retrying.finished_at) == ("boom", None)
+    assert retrying.next_retry_at > timezone.now()
+    assert attempt_outcomes(job) == [(1, Outcome.RETRY)]
+    assert JobAttempt.objects.get(job_id=job.id).retry_delay_ms > 0
+    assert jobtypes.GIVE_UPS == []
+
+
+@pytest.mark.django_db
+def test_failure_on_the_last_attempt_dies_and_calls_the_give_up_hook_once(redis_client):
+    job = started(attempts_spent=1)  # attempt 2 of 2
+
+    status = job_fail_attempt(job=job, spec=registry.get(job.type), failure=BOOM, retryable=True)
+    again = job_fail_attempt(job=job, spec=registry.get(job.type), failure=BOOM, retryable=True)  # a late duplicate
+
+    dead = Job.objects.get(id=job.id)
+    assert status == again == dead.status == S.DEAD and dead.finished_at is not None
+    assert attempt_outcomes(job) == [(2, Outcome.DEAD)]
+    assert jobtypes.GIVE_UPS == [({"n": 1}, "boom", "it broke")]
+
+
+@pytest.mark.django_db
+def test_failure_that_is_not_retryable_fails_at_once_and_calls_the_hook(redis_client):
+    job = started()  # attempt 1 of 2: attempts are left, but the error says do not retry
+
+    status = job_fail_attempt(job=job, spec=registry.get(job.type), failure=BOOM, retryable=False)
+
+    failed = Job.objects.get(id=job.id)
+    assert status == failed.status == S.FAILED
+    assert failed.error_traceback == "Traceback: ..."
+    assert attempt_outcomes(job) == [(1, Outcome.FAILED)]
+    assert jobtypes.GIVE_UPS == [({"n": 1}, "boom", "it broke")]
+
+
+@pytest.mark.django_db
+def test_lost_attempt_with_attempts_left_goes_back_to_the_queue_at_once(
+    redis_client, django_capture_on_commit_callbacks
+):
+    job = started()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_rescue_lost_attempt(job=job, reason="worker gone")
+
+    rescued = Job.objects.get(id=job.id)
+    assert (rescued.status, rescued.error_code) == (S.RETRYING, "worker_lost")
+    assert rescued.next_retry_at <= timezone.now() and rescued.published_at is not None
+    assert attempt_outcomes(job) == [(1, Outcome.LOST)]
+    assert jobtypes.GIVE_UPS == []
+
+
+@pytest.mark.django_db
+def test_lost_last_attempt_dies_and_calls_the_hook(redis_client):
+    job = started(attempts_spent=1)
+
+    assert job_rescue_lost_attempt(job=job, reason="worker gone")
+
+    assert Job.objects.get(id=job.id).status == S.DEAD
+    assert attempt_outcomes(job) == [(2, Outcome.LOST)]
+    assert jobtypes.GIVE_UPS == [({"n": 1}, "worker_lost", "attempt 2 was lost: worker gone")]
+
+
+@pytest.mark.django_db
+def test_rescue_leaves_an_attempt_that_moved_on_alone(redis_client):
+    job = started()
+    Job.objects.filter(id=job.id).update(attempt=2)  # a newer attempt runs now
+
+    assert not job_rescue_lost_attempt(job=job, reason="worker gone")
+
+    assert (Job.objects.get(id=job.id).status, attempt_outcomes(job)) == (S.RUNNING, [])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("outcome", [Outcome.CANCELLED, Outcome.SKIPPED])
+def test_stop_attempt_cancels(outcome):
+    job = started()
+
+    assert job_stop_attempt(job=job, outcome=outcome, failure=Failure(code="stopped", message="asked to stop"))
+
+    stopped = Job.objects.get(id=job.id)
+    assert (stopped.status, stopped.error_code) == (S.CANCELLED, "stopped")
+    assert attempt_outcomes(job) == [(1, outcome)]
+    assert jobtypes.GIVE_UPS == []
+
+
+@pytest.mark.django_db
+def test_cancel_waiting_running_and_finished_jobs(redis_client):
+    waiting = job_enqueue(job_type="tests.noop").job
+    running = started()
+    finished = started()
+    job_succeed(job=finished, finished_at=timezone.now(), result=None)
+
+    assert job_cancel(job=waiting) == S.CANCELLED
+    assert job_cancel(job=running) == S.RUNNING and Job.objects.get(id=running.id).cancel_requested
+    with pytest.raises(IllegalTransition, match="is succeeded; only queued, retrying or running"):
+        job_cancel(job=finished)
+
+
+@pytest.mark.django_db
+def test_operator_retry_gives_a_dead_job_a_fresh_budget(redis_client, django_capture_on_commit_callbacks):
+    job = started(attempts_spent=1)
+    job_fail_attempt(job=job, spec=registry.get(job.type), failure=BOOM, retryable=True)
+    dead = Job.objects.get(id=job.id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_retry(job=dead)
+
+    queued = Job.objects.get(id=job.id)
+    assert (queued.status, queued.attempt, queued.max_attempts) == (S.QUEUED, 2, 4)
+    assert queued.published_at is not None
