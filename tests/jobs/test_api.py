@@ -187,7 +187,7 @@ def test_payload_errors_name_the_field_and_what_was_expected(client, alice, echo
     assert assert_error(response, 422, "invalid_payload")["detail"]["errors"] == [
         {"field": "email", "message": "this field is required"},
         {"field": "count", "message": "expected a value >= 1, got 0"},
-        {"field": "tags[1]", "message": "expected string, got int"},
+        {"field": "tags[1]", "message": "expected string, got integer"},
     ]
 
 
