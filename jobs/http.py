@@ -108,7 +108,7 @@ def _number(text: str) -> float | int:
         raise JsonRefused(f"number {text[:40]} is out of range")
     # JSON has one number type: 0 and 0.0 are the same value, so they must be the same payload
     # (idempotency compares payloads by their canonical JSON, where 0.0 would differ from 0).
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return int(number) if number.is_integer() else number
 
 
 def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:

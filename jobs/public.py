@@ -19,7 +19,8 @@ What is here, by concern:
   ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
-- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape);
+- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``strict_json_loads`` / ``JsonRefused``
+  (bodies refused the way the API refuses them), ``schema_validate`` (JSON Schema 2020-12, field errors);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -41,13 +42,14 @@ from .exceptions import (
     TransientJobError,
     UnknownJobType,
 )
-from .http import ApiError, api_view
+from .http import ApiError, JsonRefused, api_view, strict_json_loads
 from .locks import RedisLock
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .runner import JobContext, job_type
 from .schedules import declare as schedule_declare
+from .schema import validate as schema_validate
 from .services import EnqueueResult, job_bulk_enqueue, job_cancel, job_enqueue, job_get
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ __all__ = [
     "JobSnoozed",
     "JobTypeDisabled",
     "JobsError",
+    "JsonRefused",
     "LockNotAcquired",
     "PayloadInvalid",
     "PermanentJobError",
@@ -91,4 +94,6 @@ __all__ = [
     "job_type_is_declared",
     "parse_retry_after",
     "schedule_declare",
+    "schema_validate",
+    "strict_json_loads",
 ]

@@ -7,11 +7,11 @@ from .services import WebhookRejected, webhook_accept
 
 @api_view(methods=("POST",))
 def supplier_webhook(request: HttpRequest) -> JsonResponse:
-    """Signed supplier events: verified, recorded once, fanned out to product jobs; answers fast."""
+    """Signed supplier events: verified, parsed strictly, recorded once; a job fans them out to product jobs."""
     try:
         outcome = webhook_accept(body=request.body, signature_header=request.headers.get("X-Supplier-Signature", ""))
     except WebhookRejected as rejected:
-        raise ApiError(rejected.message, code=rejected.code, status=rejected.status) from None
-    if outcome.duplicate:
-        return JsonResponse({"event": outcome.event_id, "duplicate": True, "jobs": 0}, status=200)
-    return JsonResponse({"event": outcome.event_id, "duplicate": False, "jobs": outcome.jobs_enqueued}, status=202)
+        raise ApiError(rejected.message, code=rejected.code, status=rejected.status, detail=rejected.detail) from None
+    body = {"event": outcome.event_id, "duplicate": outcome.duplicate, "products": outcome.products,
+            "fan_out_job": outcome.fan_out_job_id}  # fmt: skip
+    return JsonResponse(body, status=200 if outcome.duplicate else 202)

@@ -257,6 +257,8 @@ SUPPLIER_CONNECT_TIMEOUT = float(os.environ.get("SUPPLIER_CONNECT_TIMEOUT", "3")
 SUPPLIER_READ_TIMEOUT = float(os.environ.get("SUPPLIER_READ_TIMEOUT", "10"))
 SUPPLIER_WEBHOOK_SECRET = os.environ.get("SUPPLIER_WEBHOOK_SECRET", "")
 SUPPLIER_WEBHOOK_TOLERANCE_SECONDS = env_int("SUPPLIER_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Product ids one webhook event may carry (more is refused with 422); a job, not the request, fans them out.
+SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS = env_int("SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS", 1000)
 # How often a running sync's job looks at its pages (it is postponed in between, not sleeping).
 SYNC_RUN_POLL_SECONDS = float(os.environ.get("SYNC_RUN_POLL_SECONDS", "5"))
 # URLs told when product data changed (e.g. a frontend's revalidation endpoint), with a shared secret.
