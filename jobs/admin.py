@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -19,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django_celery_results.admin import TaskResultAdmin
@@ -28,7 +30,7 @@ from . import registry
 from .models import FINISHED_STATUSES, ApiToken, DeadJob, Job, JobAttempt, JobAuditEntry, JobLogLine, JobTypeSwitch
 from .selectors import jobs_overview
 from .services import audit_record, job_bulk_replay, job_cancel, job_retry
-from .tokens import api_token_create, api_token_revoke
+from .tokens import api_token_create, api_token_revoke, default_token_lifetime
 
 S = Job.Status
 # A search term matching more users than this is too vague to list their jobs by.
@@ -428,23 +430,45 @@ admin.site.unregister(TaskResult)
 admin.site.register(TaskResult, LinkedTaskResultAdmin)
 
 
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiToken.Scope.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=["read", "enqueue"])  # fmt: skip
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "scopes", "expires_at")
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here (the plaintext is shown once) and revoked, never edited."""
 
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    form = ApiTokenForm
+    list_display = ("name", "user", "prefix", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at", "expires_at")
     search_fields = ("name", "user__username", "prefix")
-    fields = ("user", "name")
+    fields = ("user", "name", "scopes", "expires_at")
     actions = ["revoke_tokens"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ("user", "name") if obj else ()
+        return ("user", "name", "scopes", "expires_at", "last_used_at", "revoked_at") if obj else ()
+
+    def get_fields(self, request, obj=None):
+        return (*self.fields, "last_used_at", "revoked_at") if obj else self.fields
+
+    def get_changeform_initial_data(self, request):
+        lifetime = default_token_lifetime()
+        return {**super().get_changeform_initial_data(request),
+                "expires_at": timezone.now() + lifetime if lifetime else None}  # fmt: skip
 
     def save_model(self, request, obj, form, change):
         if change:
             return
-        token, plaintext = api_token_create(user=obj.user, name=obj.name)
+        expires_at = form.cleaned_data.get("expires_at")
+        token, plaintext = api_token_create(
+            user=obj.user, name=obj.name, scopes=form.cleaned_data["scopes"],
+            lifetime=(expires_at - timezone.now()) if expires_at else None,
+        )  # fmt: skip
         obj.pk = token.pk
         messages.warning(request, f"Token for {obj.user}: {plaintext} — copy it now, it is not shown again.")
 
