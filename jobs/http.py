@@ -204,6 +204,21 @@ def parse_json_object(request: HttpRequest) -> dict:
     return body
 
 
+def client_address(request: HttpRequest) -> str:
+    """The caller's IP address, for per-address limits.
+
+    ``REMOTE_ADDR`` unless ``TRUST_PROXY_HEADERS`` says a proxy in front of the app sets
+    ``X-Forwarded-For``; then its last entry, the one that proxy appended (earlier entries are
+    whatever the client sent, so never trusted).
+    """
+    if getattr(settings, "TRUST_PROXY_HEADERS", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
 def _response_for_django_error(error: Exception) -> JsonResponse:
     # Django's own exceptions would otherwise become HTML pages from the default handlers.
     if isinstance(error, Http404):
