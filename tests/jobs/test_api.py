@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from jobs import registry
 from jobs.models import Job, JobAttempt
-from jobs.registry import JobType
 from jobs.services import job_enqueue
 from jobs.tokens import api_token_create
 from tests.processes import wait_for
@@ -17,25 +16,6 @@ from tests.processes import wait_for
 S = Job.Status
 # Every API-enqueueable type declared in the project (other apps add theirs): what staff are offered.
 API_TYPES = [spec.name for spec in registry.all_types() if spec.api_schema is not None]
-
-ECHO_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["email"],
-    "properties": {
-        "email": {"type": "string", "minLength": 3},
-        "count": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
-        "tags": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
-@pytest.fixture
-def echo_type(monkeypatch):
-    """An API type anyone may enqueue (the built-in canary is staff-only)."""
-    spec = JobType(name="tests.api_echo", handler=lambda ctx, payload: payload, api_schema=ECHO_SCHEMA)
-    monkeypatch.setitem(registry._registry, spec.name, spec)
-    return spec
 
 
 def bearer(user) -> dict:
