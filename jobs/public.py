@@ -20,7 +20,8 @@ What is here, by concern:
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
 - HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``strict_json_loads`` / ``JsonRefused``
-  (bodies refused the way the API refuses them), ``schema_validate`` (JSON Schema 2020-12, field errors);
+  (bodies refused the way the API refuses them), ``schema_validate`` (JSON Schema 2020-12, field errors),
+  ``openapi_path_add`` (document a path the app serves under /api in /api/openapi.json);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -44,6 +45,7 @@ from .exceptions import (
 )
 from .http import ApiError, JsonRefused, api_view, strict_json_loads
 from .locks import RedisLock
+from .openapi import openapi_path_add
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
@@ -92,6 +94,7 @@ __all__ = [
     "job_get",
     "job_type",
     "job_type_is_declared",
+    "openapi_path_add",
     "parse_retry_after",
     "schedule_declare",
     "schema_validate",

@@ -13,6 +13,7 @@ Paths are a contract (see /api/openapi.json); none has a trailing slash:
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
 from . import registry
@@ -50,6 +51,7 @@ MAX_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_MAX = 200
 # Query parameters naming database ids are bounded by the column (bigint), so none can overflow it.
 BIGINT_MAX = 2**63 - 1
+JOB_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
 RESULT_LINK_KEYS = ("download_url", "result_url", "url")
 ENQUEUE_FIELDS = ("type", "payload")
@@ -131,9 +133,19 @@ def _invalid_parameter(name: str, message: str, **detail) -> ApiError:
                     detail={"parameter": name, **detail})  # fmt: skip
 
 
+def _given(params: QueryDict, name: str) -> str | None:
+    """The parameter's value, None when absent; present but empty is refused (it filters nothing)."""
+    if name not in params:
+        return None
+    value = params[name]
+    if value == "":
+        raise _invalid_parameter(name, "expected a value; leave the parameter out for no filter")
+    return value
+
+
 def _int_parameter(params: QueryDict, name: str, *, default: int, minimum: int, maximum: int = BIGINT_MAX) -> int:
-    raw = params.get(name, "")
-    if raw == "":
+    raw = _given(params, name)
+    if raw is None:
         return default
     if not (raw.isascii() and raw.lstrip("-").isdigit() and len(raw) <= 20):
         raise _invalid_parameter(name, f"expected a whole number, got {raw[:40]!r}")
@@ -144,14 +156,10 @@ def _int_parameter(params: QueryDict, name: str, *, default: int, minimum: int, 
     return value
 
 
-def _choice_parameter(
-    params: QueryDict, name: str, *, allowed: list[str], shown: list[str] | None = None
-) -> str | None:
-    """The parameter's value, one of ``allowed``; an error lists ``shown`` (default: all of ``allowed``)."""
-    value = params.get(name) or None
+def _choice_parameter(params: QueryDict, name: str, *, allowed: list[str]) -> str | None:
+    value = _given(params, name)
     if value is not None and value not in allowed:
-        shown = allowed if shown is None else shown
-        raise _invalid_parameter(name, f"expected one of {shown}, got {value[:60]!r}", allowed=shown)
+        raise _invalid_parameter(name, f"expected one of {allowed}, got {value[:60]!r}", allowed=allowed)
     return value
 
 
@@ -184,7 +192,9 @@ def _sf_string(raw: str) -> str | None:
     index = 1
     while index < len(raw):
         char = raw[index]
-        if char == "\\" and index + 1 < len(raw) and raw[index + 1] in '"\\':
+        if char == "\\":
+            if index + 1 >= len(raw) or raw[index + 1] not in '"\\':
+                return None  # RFC 8941: only \" and \\ are escapes
             chars.append(raw[index + 1])
             index += 2
             continue
@@ -297,9 +307,12 @@ def _list(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
     params = request.GET
     status = _choice_parameter(params, "status", allowed=list(Job.Status.values))
     sees_all = user_sees_all_jobs(user)
-    # Internal type names are shown to operators only; others are told the types they may enqueue.
-    job_type = _choice_parameter(params, "type", allowed=[spec.name for spec in registry.all_types()],
-                                 shown=None if sees_all else job_type_names_enqueueable_by(user=user))  # fmt: skip
+    # Any well-formed name filters (an unknown one finds nothing): a 422 listing the registered types
+    # would show internal type names to callers who may not use them.
+    job_type = _given(params, "type")
+    if job_type is not None and not JOB_TYPE_FILTER.match(job_type):
+        raise _invalid_parameter("type", f"expected a job type name ({JOB_TYPE_FILTER.pattern}), got {job_type[:60]!r}",
+                                 allowed=job_type_names_enqueueable_by(user=user))  # fmt: skip
     page_number = _int_parameter(params, "page", default=1, minimum=1, maximum=10**6)
     page_size = _int_parameter(params, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
     owner_id = _int_parameter(params, "owner", default=0, minimum=1) or None
@@ -371,6 +384,7 @@ def openapi_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(openapi_document(server_url=request.build_absolute_uri("/")))
 
 
+@csrf_exempt  # GET and HEAD only: an unsafe method gets 405, not the CSRF middleware's 403
 @require_safe
 @ensure_csrf_cookie  # the page's own "Send" buttons post with the session's CSRF token
 def api_docs(request: HttpRequest) -> HttpResponse:
