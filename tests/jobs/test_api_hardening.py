@@ -270,3 +270,63 @@ def test_concurrent_requests_with_one_key_and_different_types_create_one_job(sta
             thread.join(timeout=30)
         assert sorted(statuses) == [202, 422], statuses
         assert Job.objects.filter(idempotency_key=f"api:{staff.pk}:race-{round_number}").count() == 1
+
+
+# ---------------------------------------------------------------------------
+# Browsers: CORS for configured origins only, security headers
+# ---------------------------------------------------------------------------
+
+FRONTEND = "http://localhost:3000"
+
+
+@pytest.mark.django_db
+def test_a_configured_origin_gets_its_preflight_answered_and_may_poll_a_job(client, alice, settings):
+    # before: OPTIONS answered 405 and no Access-Control-* header was sent
+    settings.CORS_ALLOWED_ORIGINS = [FRONTEND]
+    preflight = client.options("/api/jobs/abc", HTTP_ORIGIN=FRONTEND, HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+                               HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization")  # fmt: skip
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == FRONTEND
+    assert "authorization" in preflight["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Credentials" not in preflight  # bearer tokens need no cookies
+
+    job = Job.objects.create(type="jobs.canary", owner=alice)
+    polled = client.get(f"/api/jobs/{job.id}", HTTP_ORIGIN=FRONTEND, **bearer(alice))
+    assert polled.status_code == 200 and polled["Access-Control-Allow-Origin"] == FRONTEND
+    assert "Retry-After" in polled["Access-Control-Expose-Headers"]
+
+
+@pytest.mark.django_db
+def test_other_origins_and_non_api_paths_get_no_cors_headers(client, settings):
+    settings.CORS_ALLOWED_ORIGINS = [FRONTEND]
+    other = client.options("/api/jobs", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    assert "Access-Control-Allow-Origin" not in other
+    admin = client.get("/admin/login/", HTTP_ORIGIN=FRONTEND)
+    assert "Access-Control-Allow-Origin" not in admin
+
+
+@pytest.mark.django_db
+def test_credentials_are_allowed_only_when_configured(client, settings):
+    settings.CORS_ALLOWED_ORIGINS, settings.CORS_ALLOW_CREDENTIALS = [FRONTEND], True
+    preflight = client.options("/api/jobs", HTTP_ORIGIN=FRONTEND, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    assert preflight["Access-Control-Allow-Credentials"] == "true"
+
+
+@pytest.mark.django_db
+def test_security_headers_on_pages_and_api(client, settings):
+    for path in ("/admin/login/", "/api/jobs", "/api/docs"):
+        response = client.get(path)
+        assert "script-src 'self'" in response["Content-Security-Policy"], path
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+        assert "camera=()" in response["Permissions-Policy"]
+        assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_hsts_is_sent_on_https_and_x_forwarded_proto_is_not_believed_by_default(client, settings):
+    settings.SECURE_HSTS_SECONDS = 31536000
+    assert settings.SECURE_PROXY_SSL_HEADER is None  # TRUST_PROXY_HEADERS is off in tests, as in compose
+    claimed = client.get("/healthz", HTTP_X_FORWARDED_PROTO="https")
+    assert "Strict-Transport-Security" not in claimed  # a client cannot claim HTTPS
+    secure = client.get("/healthz", secure=True)
+    assert secure["Strict-Transport-Security"].startswith("max-age=31536000")
