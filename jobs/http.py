@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -97,7 +97,7 @@ class JsonRefused(ValueError):
         self.message, self.status, self.field = message, status, field
 
 
-def _refuse_constant(name: str) -> None:
+def _refuse_constant(name: str) -> NoReturn:
     # NaN and Infinity are not JSON; PostgreSQL's jsonb refuses them, so refuse them here instead of failing later.
     raise JsonRefused(f"{name} is not valid JSON")
 

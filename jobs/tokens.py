@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -83,7 +83,8 @@ def api_token_find(*, plaintext: str) -> ApiToken | None:
     return ApiToken.objects.select_related("user").filter(token_hash=token_hash(plaintext)).first()
 
 
-def api_token_is_live(token: ApiToken, *, now=None) -> bool:
+def api_token_is_live(token: ApiToken, *, now: datetime | None = None) -> bool:
+    """Not revoked, not expired, and its user still active."""
     now = now or timezone.now()
     return (token.revoked_at is None and token.user.is_active
             and (token.expires_at is None or token.expires_at > now))  # fmt: skip
