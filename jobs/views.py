@@ -293,7 +293,9 @@ def _enqueue(request: HttpRequest, user: AbstractBaseUser) -> JsonResponse:
     except IdempotencyKeyConflict as error:
         # The core's message names the stored key (api:<user>:<key>): answer with the caller's own key only.
         job_id = error.detail.get("job_id")
-        raise IdempotencyKeyConflict(conflict, detail={"job_id": job_id, "idempotency_key": wanted.idempotency_key})
+        raise IdempotencyKeyConflict(
+            conflict, detail={"job_id": job_id, "idempotency_key": wanted.idempotency_key}
+        ) from None
     # A replay answers like the original request did: 202 and the job (in its current state).
     attempts = [] if result.created else job_attempt_list(job=result.job)
     response = JsonResponse(job_representation(result.job, user=user, request=request, attempts=attempts), status=202)

@@ -248,7 +248,7 @@ JOBS_RATE_LIMITS = {
 # ---------------------------------------------------------------------------
 # API hardening: abuse limits, tokens, CORS, proxy (see README "API security")
 # ---------------------------------------------------------------------------
-# Jobs one API token (or one session user) may enqueue per period; over it: 429 + Retry-After. 0: no limit.
+# Enqueue requests one API token (or one session user) may make per period; over it: 429 + Retry-After. 0: no limit.
 JOBS_API_ENQUEUE_RATE_LIMIT = env_int("JOBS_API_ENQUEUE_RATE_LIMIT", 120)
 JOBS_API_ENQUEUE_RATE_PERIOD = env_int("JOBS_API_ENQUEUE_RATE_PERIOD", 60)
 # New API tokens expire after this many days unless told otherwise (0: never).
