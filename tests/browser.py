@@ -20,8 +20,16 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+# One Playwright and one Chromium per test process. Each module importing ``browser`` gets its own
+# session-scoped fixture instance, and a second sync_playwright() on the thread would fail ("Sync API
+# inside the asyncio loop"), so every instance shares this one; the last to finish closes it.
+_shared: dict[str, object] = {}
+_users = 0
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
+    global _users
     require_module("playwright", pypi_package="playwright")
     require_executable(os.path.basename(CHROMIUM), debian_package="chromium")
     from playwright.sync_api import sync_playwright
@@ -29,10 +37,19 @@ def browser() -> Iterator[object]:
     # Playwright's sync API keeps an event loop running on this thread, which makes Django
     # refuse ORM calls from the test body ("async context"); the test itself is synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+    if not _shared:
+        manager = sync_playwright()
+        playwright = manager.start()
+        _shared.update(manager=manager, instance=playwright.chromium.launch(executable_path=CHROMIUM,
+                                                                            args=CHROMIUM_ARGS))  # fmt: skip
+    _users += 1
+    try:
+        yield _shared["instance"]
+    finally:
+        _users -= 1
+        if _users == 0:
+            _shared.pop("instance").close()
+            _shared.pop("manager").__exit__(None, None, None)
 
 
 def screenshot(page, name: str) -> Path:

@@ -3,7 +3,6 @@ import pytest
 import tests.jobs.jobtypes  # noqa: F401 - registers the test job types in this process too
 from jobs import registry
 from jobs.registry import JobType
-from tests.browser import browser  # noqa: F401 - the real-Chromium fixture, for the page tests here
 
 
 @pytest.fixture

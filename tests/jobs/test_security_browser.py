@@ -8,7 +8,7 @@ import pytest
 
 from jobs.ratelimit import KEY_PREFIX
 from jobs.tokens import api_token_create
-from tests.browser import DESKTOP, PHONE, admin_login, screenshot
+from tests.browser import DESKTOP, PHONE, admin_login, browser, screenshot  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
