@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .http import ApiError
-from .tokens import api_token_user
+from .models import ApiToken
+from .tokens import api_token_find, api_token_is_live, api_token_touch
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 BEARER_CHALLENGE = 'Bearer realm="api"'
@@ -39,22 +40,39 @@ def _unauthenticated(message: str, *, code: str = "unauthenticated", challenge: 
     return ApiError(message, code=code, status=401, headers={"WWW-Authenticate": challenge})
 
 
-def authenticate(request: HttpRequest) -> AbstractUser:
+def _token_user(request: HttpRequest, plaintext: str, *, scope: str) -> AbstractUser:
+    token = api_token_find(plaintext=plaintext)
+    if token is None or not api_token_is_live(token):
+        expired = token is not None and token.revoked_at is None and token.user.is_active
+        reason = "has expired; create a new one" if expired else "is unknown or revoked; create a new one"
+        raise _unauthenticated(f"the bearer token {reason}", code="invalid_token",
+                               challenge=f'{BEARER_CHALLENGE}, error="invalid_token"')  # fmt: skip
+    if scope not in token.scopes:
+        raise ApiError(f"this token lacks the {scope!r} scope (it has: {', '.join(token.scopes)}); create a token "
+                       f"with it", code="insufficient_scope", status=403, detail={"required_scope": scope},
+                       headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="insufficient_scope", scope="{scope}"'})  # fmt: skip
+    api_token_touch(token)
+    request.api_token = token  # type: ignore[attr-defined]  # read by the enqueue limit
+    return cast(AbstractUser, token.user)
+
+
+def authenticate(request: HttpRequest, *, scope: str) -> AbstractUser:
     """Return the calling user or raise a 401/403 ApiError.
 
     ``Authorization: Bearer <token>`` wins and needs no CSRF token (a browser never sends
-    it on its own). Otherwise the browser session is used, and unsafe methods then need the
-    CSRF token (``X-CSRFToken`` header) like any Django form.
+    it on its own); the token must be live and hold ``scope`` (read, enqueue or ops). Otherwise
+    the browser session is used, and unsafe methods then need the CSRF token (``X-CSRFToken``
+    header) like any Django form. The caller's token (or None) is left on ``request.api_token``.
     """
+    if scope not in ApiToken.Scope.values:
+        raise ValueError(f"unknown scope {scope!r}; expected one of {ApiToken.Scope.values}")
+    request.api_token = None  # type: ignore[attr-defined]
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise _unauthenticated("expected 'Authorization: Bearer <token>'")
-        user = api_token_user(plaintext=credentials.strip())
-        if user is None:
-            raise _unauthenticated("the bearer token is unknown or revoked; create a new one", code="invalid_token",
-                                   challenge=f'{BEARER_CHALLENGE}, error="invalid_token"')  # fmt: skip
+        user = _token_user(request, credentials.strip(), scope=scope)
         request.user = user  # type: ignore[assignment]  # so logs and anything downstream see the token's user
         return user
     if request.user.is_authenticated:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -58,7 +58,7 @@ def _new_job(
     *,
     job_type: str,
     payload: dict[str, Any],
-    owner: AbstractBaseUser | None,
+    owner: AbstractUser | None,
     idempotency_key: str | None,
     correlation_id: str | None,
     replay_of: Job | None,
@@ -101,7 +101,7 @@ def job_enqueue(
     *,
     job_type: str,
     payload: dict[str, Any] | None = None,
-    owner: AbstractBaseUser | None = None,
+    owner: AbstractUser | None = None,
     idempotency_key: str | None = None,
     correlation_id: str | None = None,
     replay_of: Job | None = None,
@@ -176,7 +176,7 @@ def job_bulk_enqueue(
     job_type: str,
     payloads: Sequence[dict[str, Any] | None],
     idempotency_keys: Sequence[str | None] | None = None,
-    owner: AbstractBaseUser | None = None,
+    owner: AbstractUser | None = None,
     correlation_id: str | None = None,
     batch_size: int = 5000,
 ) -> list[EnqueueResult]:

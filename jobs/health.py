@@ -6,6 +6,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 
 def _check_database() -> str | None:
@@ -37,6 +39,8 @@ def _redact(url: str) -> str:
     return url
 
 
+@csrf_exempt  # a probe never posts; other methods get 405, not a CSRF 403
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker()}
     failures = {name: reason for name, reason in checks.items() if reason}

@@ -90,37 +90,96 @@ def json_type_name(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+class JsonRefused(ValueError):
+    """A body that is not the strict JSON the API accepts; ``status`` 400 (not JSON) or 422 (JSON we cannot take)."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None):
+        super().__init__(message)
+        self.message, self.status, self.field = message, status, field
+
+
 def _refuse_constant(name: str) -> NoReturn:
     # NaN and Infinity are not JSON; PostgreSQL's jsonb refuses them, so refuse them here instead of failing later.
-    raise ValueError(f"{name} is not valid JSON")
+    raise JsonRefused(f"{name} is not valid JSON")
 
 
-def _finite_float(text: str) -> float:
+def _number(text: str) -> float | int:
     number = float(text)
     if not math.isfinite(number):
-        raise ValueError(f"number {text} is out of range")
-    return number
+        raise JsonRefused(f"number {text[:40]} is out of range")
+    # JSON has one number type: 0 and 0.0 are the same value, so they must be the same payload
+    # (idempotency compares payloads by their canonical JSON, where 0.0 would differ from 0).
+    return int(number) if number.is_integer() else number
 
 
-def _find_nul(value: Any, path: str = "") -> str | None:
-    """Where a NUL character hides in ``value`` (PostgreSQL text and jsonb cannot store one), or None."""
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    body: dict = {}
+    for key, value in pairs:
+        if key in body:
+            # RFC 8259 leaves duplicates undefined; parsers disagree on which wins, so neither does.
+            raise JsonRefused(f"duplicate key {key[:60]!r} in a JSON object")
+        body[key] = value
+    return body
+
+
+def _unstorable(text: str) -> str | None:
+    if "\x00" in text:
+        return "NUL characters (\\u0000) are not accepted"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "lone surrogate escapes (e.g. \\ud800) are not accepted: they are not Unicode text"
+    return None
+
+
+def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """Where ``value`` holds a string PostgreSQL cannot store (a NUL, a lone surrogate), and why; or None."""
     if isinstance(value, str):
-        return (path or "body") if "\x00" in value else None
+        reason = _unstorable(value)
+        return (path or "body", reason) if reason else None
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
-                return here
-            if (found := _find_nul(item, here)) is not None:
+            if reason := _unstorable(key):
+                return here.encode("utf-8", "backslashreplace").decode(), reason
+            if (found := find_unstorable(item, here)) is not None:
                 return found
     if isinstance(value, list):
         for index, item in enumerate(value):
-            if (found := _find_nul(item, f"{path}[{index}]")) is not None:
+            if (found := find_unstorable(item, f"{path}[{index}]")) is not None:
                 return found
     return None
 
 
-def parse_json_object(request: HttpRequest) -> dict[str, Any]:
+def strict_json_loads(raw: bytes) -> Any:
+    """Parse ``raw`` as the strict JSON the platform stores, or raise JsonRefused saying why.
+
+    UTF-8 only (no BOM, no UTF-16/32), no NaN/Infinity, no duplicate keys, and no string a
+    PostgreSQL text or jsonb column refuses (NUL, lone surrogates): what SQLite would take and
+    PostgreSQL would fail on is refused on both.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonRefused("the body is not UTF-8 text; JSON must be sent as UTF-8 (RFC 8259)") from None
+    if text.startswith("\ufeff"):
+        raise JsonRefused("the body starts with a byte order mark; send UTF-8 JSON without one (RFC 8259)")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_number,
+                           object_pairs_hook=_object_without_duplicate_keys)  # fmt: skip
+    except JsonRefused:
+        raise
+    except RecursionError:
+        raise JsonRefused("the body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and ints beyond Python's digit limit
+        raise JsonRefused(f"the body is not valid JSON: {str(exc)[:200]}") from None
+    if (found := find_unstorable(value)) is not None:
+        where, reason = found
+        raise JsonRefused(f"{where}: {reason}", status=422, field=where)
+    return value
+
+
+def parse_json_object(request: HttpRequest) -> dict:
     """The request body as a JSON object, or an ApiError saying what was wrong with it (400, 413, 415, 422)."""
     try:
         raw = request.body
@@ -134,18 +193,31 @@ def parse_json_object(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(f"expected a JSON body with Content-Type: application/json, got {content_type or 'none'!r}",
                        code="unsupported_media_type", status=415)  # fmt: skip
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(f"request body is not valid JSON: {exc}", code="malformed_json", status=400) from None
-    except RecursionError:
-        raise ApiError("request body is nested too deeply", code="malformed_json", status=400) from None
+        body = strict_json_loads(raw)
+    except JsonRefused as refused:
+        if refused.status == 422:
+            raise ApiError(refused.message, code="invalid_body", status=422,
+                           detail={"errors": [{"field": refused.field, "message": refused.message}]}) from None  # fmt: skip
+        raise ApiError(f"request body refused: {refused.message}", code="malformed_json", status=400) from None
     if not isinstance(body, dict):
         raise ApiError(f"expected a JSON object, got {json_type_name(body)}", code="invalid_body", status=422,
                        detail={"errors": [{"field": "body", "message": "expected object"}]})  # fmt: skip
-    if (where := _find_nul(body)) is not None:
-        raise ApiError(f"{where}: NUL characters (\\u0000) are not accepted", code="invalid_body", status=422,
-                       detail={"errors": [{"field": where, "message": "NUL characters are not accepted"}]})  # fmt: skip
     return body
+
+
+def client_address(request: HttpRequest) -> str:
+    """The caller's IP address, for per-address limits.
+
+    ``REMOTE_ADDR`` unless ``TRUST_PROXY_HEADERS`` says a proxy in front of the app sets
+    ``X-Forwarded-For``; then its last entry, the one that proxy appended (earlier entries are
+    whatever the client sent, so never trusted).
+    """
+    if getattr(settings, "TRUST_PROXY_HEADERS", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def _response_for_django_error(error: Exception) -> JsonResponse:

@@ -120,3 +120,24 @@ class RedisLock:
         if not self.release():
             # The block outlived the ttl: another process may have run the same work meanwhile.
             logger.warning("lock %r expired before the block holding it ended (ttl %gs)", self.name, self.ttl)
+
+
+# Namespace of the platform's PostgreSQL advisory locks (the first key of the two-key form), so they
+# never collide with another application's advisory locks in the same database.
+ADVISORY_LOCK_NAMESPACE = 0x6A6F6273  # "jobs"
+
+
+def transaction_lock(name: str) -> None:
+    """Hold a database lock on ``name`` until the current transaction ends (call inside ``atomic``).
+
+    PostgreSQL: a transaction-scoped advisory lock on the name's hash. SQLite: nothing to do, its
+    transactions here begin IMMEDIATE (settings), so writers already run one at a time. Unlike a
+    Redis lock, it is released exactly when the rows written under it become visible.
+    """
+    from django.db import connection
+
+    if not connection.in_atomic_block:
+        raise RuntimeError("transaction_lock() needs an open transaction (use it inside transaction.atomic())")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ADVISORY_LOCK_NAMESPACE, name])

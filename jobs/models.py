@@ -239,8 +239,21 @@ class JobAuditEntry(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} ({self.job_count} jobs)"
 
 
+def default_token_scopes() -> list[str]:
+    return ["read", "enqueue"]
+
+
 class ApiToken(models.Model):
-    """A bearer token for server-side API callers. Only its sha256 is stored."""
+    """A bearer token for server-side API callers. Only its sha256 is stored.
+
+    Scopes limit what the token may do (``read`` jobs, ``enqueue``/cancel jobs, ``ops`` overview);
+    the user's own permissions still apply on top. ``expires_at`` null: never expires.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "read: list and get jobs"
+        ENQUEUE = "enqueue", "enqueue: enqueue and cancel jobs"
+        OPS = "ops", "ops: the operations overview"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -249,6 +262,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(default=default_token_scopes, help_text="any of: read, enqueue, ops")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="empty: never expires")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) for {self.user}"

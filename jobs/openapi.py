@@ -7,6 +7,8 @@ Each job type that declares an ``api_schema`` appears as one variant of the enqu
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -15,9 +17,10 @@ from .models import Job, JobAttempt
 
 ERROR_CODES = {
     "unauthenticated": "401: no credentials, or not a Bearer scheme",
-    "invalid_token": "401: the bearer token is unknown or revoked",
+    "invalid_token": "401: the bearer token is unknown, revoked or expired",
+    "insufficient_scope": "403: the token lacks the scope this needs (read, enqueue or ops); detail.required_scope",
     "csrf_failed": "403: a session-authenticated write without the X-CSRFToken header",
-    "forbidden": "403: the caller may not do this (e.g. a staff-only job type)",
+    "forbidden": "403: the caller lacks the permission (e.g. a restricted job type, another user's job)",
     "job_not_found": "404: no such job, or not yours",
     "not_found": "404: no such endpoint",
     "method_not_allowed": "405",
@@ -29,10 +32,17 @@ ERROR_CODES = {
     "invalid_body": "422: the body is not an object, or has fields other than type and payload",
     "unknown_job_type": "422: detail.allowed lists the types you can enqueue",
     "invalid_payload": "422: detail.errors lists each field and what was expected",
-    "invalid_idempotency_key": "422: the Idempotency-Key header is empty, too long or not printable ASCII",
+    "invalid_idempotency_key": "422: the Idempotency-Key header is empty, too long, not printable ASCII, or two keys",
     "idempotency_key_conflict": "422: the key was already used for a different request",
     "invalid_parameter": "422: a query parameter is invalid; detail.allowed lists valid values",
+    "rate_limited": "429: too many requests (enqueues per token, cron calls per address); retry after Retry-After",
     "job_type_disabled": "503: the type is switched off; retry later (Retry-After)",
+    "cron_disabled": "503: CRON_SECRET is not set",
+    "unknown_schedule": "404: no job schedule of that name; detail.schedules lists them",
+    "invalid_signature": "401: webhook: X-Supplier-Signature missing, malformed or wrong",
+    "stale_signature": "401: webhook: the signature's timestamp is outside the tolerance",
+    "invalid_event": "422: webhook: the event is not the documented JSON; detail.errors names each field",
+    "webhooks_disabled": "503: webhook: SUPPLIER_WEBHOOK_SECRET is not set",
     "internal_error": "500: logged on the server; retrying may succeed",
 }
 
@@ -65,6 +75,8 @@ ERROR = {
                           "detail": {"errors": [{"field": "seconds", "message": "expected number, got str"}]}}},
 }  # fmt: skip
 
+# One key: bare (printable ASCII, no comma: two headers arrive joined by one) or an RFC 8941 sf-string.
+IDEMPOTENCY_KEY_PATTERN = r'^(?:[!#-+\--~][ -+\--~]{0,199}|"(?:[ !#-\[\]-~]|\\["\\]){1,200}")$'
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
 ATTEMPT = {
     "type": "object",
@@ -114,7 +126,8 @@ ERROR_DESCRIPTIONS = {
     404: "No such job (or not yours)", 405: "Method not allowed", 409: "The job's state does not allow this",
     413: "Body too large", 415: "Not JSON",
     422: "Invalid request: says which field or parameter and what was expected",
-    500: "Unexpected server error (logged)", 503: "Job type switched off; retryable, see Retry-After",
+    429: "Too many requests; retry after Retry-After seconds",
+    500: "Unexpected server error (logged)", 503: "Switched off (a job type, or by configuration); see the code",
 }  # fmt: skip
 
 HEADERS = {
@@ -146,11 +159,22 @@ def _ok(description: str, schema: dict, *headers: str) -> dict:
             "headers": {name: _ref("headers", name) for name in ("X-Request-ID", *headers)}}  # fmt: skip
 
 
+def _linked(response: dict, *operation_ids: str) -> dict:
+    """``response`` with OpenAPI links from the job it returns to operations on that job (clients and the
+    stateful fuzzer follow them: enqueue -> get -> cancel)."""
+    response["links"] = {
+        operation_id[0].upper() + operation_id[1:]: {"operationId": operation_id,
+                                                      "parameters": {"job_id": "$response.body#/id"}}
+        for operation_id in operation_ids
+    }  # fmt: skip
+    return response
+
+
 def _error_response(status: int) -> dict:
     headers = {"X-Request-ID": _ref("headers", "X-Request-ID")}
     if status == 401:
         headers["WWW-Authenticate"] = _ref("headers", "WWW-Authenticate")
-    if status == 503:
+    if status in (429, 503):
         headers["Retry-After"] = _ref("headers", "Retry-After")
     return {"description": ERROR_DESCRIPTIONS[status], "content": _json(_ref("schemas", "Error")), "headers": headers}
 
@@ -208,6 +232,31 @@ OPS_OVERVIEW = {
 }  # fmt: skip
 
 
+# Paths other apps serve under /api/ (e.g. sync's supplier webhook), added with ``openapi_path_add``.
+_EXTRA_PATHS: dict[str, Callable[[], dict]] = {}
+
+
+def openapi_path_add(path: str, build: Callable[[], dict]) -> None:
+    """Document an API path another app serves: ``build()`` returns its OpenAPI path item.
+
+    ``path`` is relative to /api (e.g. ``/webhooks/supplier``). ``build`` runs each time the
+    document is made, so schemas that depend on settings stay current. Responses may use
+    ``{"$ref": "#/components/responses/Error<status>"}`` for the shared error shape.
+    """
+    _EXTRA_PATHS[path] = build
+
+
+HEALTH = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "Each dependency (database, broker): `ok` or why it failed."},
+    },
+}  # fmt: skip
+
+
 def openapi_document(*, server_url: str = "/") -> dict:
     """The OpenAPI 3.1 document for the API under ``server_url`` (an absolute URL of the site root)."""
     api_types = [spec for spec in registry.all_types() if spec.enqueueable_over_api]
@@ -222,7 +271,7 @@ def openapi_document(*, server_url: str = "/") -> dict:
     request_id = _ref("parameters", "X-Request-ID")
     query = _query_parameter
     window_hours = getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600) / 3600
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "jobplatform API",
@@ -256,13 +305,17 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "parameters": [_ref("parameters", "Idempotency-Key"), request_id],
                     "requestBody": {"required": True, "content": _json(enqueue_body)},
                     "responses": {
-                        "202": _ok(
-                            "Accepted (or replayed); Location points at the job",
-                            _ref("schemas", "Job"),
-                            "Location",
-                            "Idempotent-Replayed",
+                        "202": _linked(
+                            _ok(
+                                "Accepted (or replayed); Location points at the job",
+                                _ref("schemas", "Job"),
+                                "Location",
+                                "Idempotent-Replayed",
+                            ),
+                            "getJob",
+                            "cancelJob",
                         ),  # fmt: skip
-                        **_errors(400, 401, 403, 413, 415, 422, 503),
+                        **_errors(400, 401, 403, 413, 415, 422, 429, 503),
                     },
                 },
                 "get": {
@@ -270,9 +323,21 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "summary": "List your jobs (staff: everyone's), newest first",
                     "parameters": [
                         query("status", {"type": "string", "enum": list(Job.Status.values)}, "Only this state."),
-                        query("type", {"type": "string"}, "Only jobs of this type (a registered type name)."),
-                        query("owner", {"type": "integer"}, "Staff only: only this user's jobs (user id)."),
-                        query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page number."),
+                        query(
+                            "type",
+                            {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+                            "Only jobs of this type (an unknown name finds none).",
+                        ),
+                        query(
+                            "owner",
+                            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                            "Operators only ('Can view job'): only this user's jobs (user id).",
+                        ),
+                        query(
+                            "page",
+                            {"type": "integer", "minimum": 1, "maximum": 10**6, "default": 1},
+                            "1-based page number.",
+                        ),
                         query(
                             "page_size",
                             {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
@@ -291,7 +356,10 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "operationId": "getJob",
                     "summary": "One job: state, progress, attempts, error, result",
                     "parameters": [job_id, request_id],
-                    "responses": {"200": _ok("The job", _ref("schemas", "Job")), **_errors(401, 404, 405)},
+                    "responses": {
+                        "200": _linked(_ok("The job", _ref("schemas", "Job")), "cancelJob"),
+                        **_errors(401, 404, 405),
+                    },  # fmt: skip
                 }
             },
             "/jobs/{job_id}/cancel": {
@@ -303,8 +371,10 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "A finished job is `409`. No request body.",
                     "parameters": [job_id, request_id],
                     "responses": {
-                        "200": _ok("Cancelled", _ref("schemas", "Job")),
-                        "202": _ok("Stop requested; the job is still running", _ref("schemas", "Job")),
+                        "200": _linked(_ok("Cancelled", _ref("schemas", "Job")), "getJob"),
+                        "202": _linked(
+                            _ok("Stop requested; the job is still running", _ref("schemas", "Job")), "getJob"
+                        ),
                         **_errors(401, 403, 404, 405, 409),
                     },
                 }
@@ -318,7 +388,7 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "responses": {
                         "202": _ok("A job was enqueued", {"type": "object"}),
                         "200": _ok("Nothing enqueued, and why (e.g. already done this window)", {"type": "object"}),
-                        **_errors(401, 404),
+                        **_errors(401, 404, 429, 503),
                     },  # fmt: skip
                 }
             },
@@ -331,6 +401,20 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "`200` when answered; an unreachable database or broker is `/healthz`'s to report.",
                     "parameters": [request_id],
                     "responses": {"200": _ok("The overview", OPS_OVERVIEW), **_errors(401, 403)},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "getHealth",
+                    "summary": "Liveness and readiness: can this process reach the database and the broker?",
+                    "description": "Served at the site root (`/healthz`), not under `/api`; for load balancers and "
+                    "compose healthchecks. `503` when a dependency is unreachable.",
+                    "servers": [{"url": server_url.rstrip("/") or "/"}],
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "Everything reachable", "content": _json(HEALTH)},
+                        "503": {"description": "A dependency is unreachable", "content": _json(HEALTH)},
+                    },
                 }
             },
             "/openapi.json": {
@@ -360,15 +444,15 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     "name": "X-Request-ID",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:\\-]{1,128}$"},
-                    "description": "Correlation id carried into the job and its logs; echoed back. "
-                    "Generated when absent or not of this form.",
+                    "schema": {"type": "string"},
+                    "description": "Correlation id carried into the job and its logs; echoed back. Used when it "
+                    "matches `^[A-Za-z0-9._:-]{1,128}$`; otherwise (or when absent) one is generated.",
                 },  # fmt: skip
                 "Idempotency-Key": {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                     "description": "A unique value per logical request (e.g. a UUID), as a "
                     'structured-field string (`"..."`) or bare. Send it again '
                     "with a retried request to get the original job back.",
@@ -380,7 +464,9 @@ def openapi_document(*, server_url: str = "/") -> dict:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "API token (admin → API tokens, or manage.py create_api_token).",
+                    "description": "API token (admin → API tokens, or manage.py create_api_token). Each token has "
+                    "scopes: `read` (list and get jobs), `enqueue` (enqueue and cancel), `ops` (the overview), "
+                    "and an expiry; the user's permissions apply on top.",
                 },
                 "session": {
                     "type": "apiKey",
@@ -392,3 +478,7 @@ def openapi_document(*, server_url: str = "/") -> dict:
             },  # fmt: skip
         },
     }
+    paths = cast(dict[str, Any], document["paths"])
+    for path, build in sorted(_EXTRA_PATHS.items()):
+        paths[path] = build()
+    return document

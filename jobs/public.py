@@ -19,7 +19,9 @@ What is here, by concern:
   ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
-- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape);
+- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``strict_json_loads`` / ``JsonRefused``
+  (bodies refused the way the API refuses them), ``schema_validate`` (JSON Schema 2020-12, field errors),
+  ``openapi_path_add`` (document a path the app serves under /api in /api/openapi.json);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -43,14 +45,16 @@ from .exceptions import (
     TransientJobError,
     UnknownJobType,
 )
-from .http import ApiError, api_view
+from .http import ApiError, JsonRefused, api_view, strict_json_loads
 from .job_context import JobContext
 from .lifecycle import job_cancel
 from .locks import RedisLock
+from .openapi import openapi_path_add
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .schedules import declare as schedule_declare
+from .schema import validate as schema_validate
 from .selectors import job_get
 
 if TYPE_CHECKING:
@@ -76,6 +80,7 @@ __all__ = [
     "JobSnoozed",
     "JobTypeDisabled",
     "JobsError",
+    "JsonRefused",
     "LockNotAcquired",
     "PayloadInvalid",
     "PermanentJobError",
@@ -92,6 +97,9 @@ __all__ = [
     "job_get",
     "job_type",
     "job_type_is_declared",
+    "openapi_path_add",
     "parse_retry_after",
     "schedule_declare",
+    "schema_validate",
+    "strict_json_loads",
 ]

@@ -16,6 +16,7 @@ clocks disagree still agree on the window and on pauses.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from datetime import UTC
@@ -26,6 +27,8 @@ from django.conf import settings
 
 from .exceptions import RateLimited, UnknownRateLimit
 from .redis import get_redis
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "jobs:ratelimit:"
 
@@ -122,6 +125,15 @@ class RateLimiter:
             self.last_granted_at = int(now_ms) / 1000
             return 0.0
         return int(wait_ms) / 1000
+
+    def try_acquire_or_allow(self) -> float:
+        """``try_acquire``, but 0.0 (allowed) when Redis does not answer: for abuse limits in front of
+        requests, which must not turn a broker outage into refusing every caller. Logged."""
+        try:
+            return self.try_acquire()
+        except redis.RedisError as exc:
+            logger.warning("rate limit %r not checked, Redis unreachable (allowed): %s", self.name, exc)
+            return 0.0
 
     def acquire(self, *, max_wait: float) -> None:
         """Take a slot, sleeping while the total wait stays within ``max_wait`` seconds.

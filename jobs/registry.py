@@ -14,6 +14,7 @@ from django.conf import settings
 
 from .exceptions import UnknownJobType
 from .retry import RetryPolicy
+from .schema import schema_check
 
 if TYPE_CHECKING:
     from .job_context import JobContext
@@ -53,6 +54,9 @@ _registry: dict[str, JobType] = {}
 
 
 def register(job_type: JobType) -> None:
+    if job_type.api_schema is not None:
+        # At declaration, not at the first request: a keyword that would be silently ignored is a bug.
+        schema_check(job_type.api_schema, name=job_type.name)
     existing = _registry.get(job_type.name)
     if existing is not None and existing.handler is not job_type.handler:
         raise ValueError(f"job type {job_type.name!r} is declared twice ({existing.handler} and {job_type.handler})")

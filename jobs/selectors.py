@@ -15,6 +15,7 @@ from django.utils import timezone
 from . import registry
 from .exceptions import JobNotFound
 from .models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
+from .permissions import user_enqueues_restricted_types, user_sees_all_jobs
 from .publisher import queue_depths
 from .switches import disabled_job_types
 
@@ -32,9 +33,9 @@ def job_get(*, job_id: str) -> Job:
 
 
 def job_visible_to(*, user: AbstractUser) -> QuerySet[Job]:
-    """Staff see every job; everyone else only their own."""
+    """Holders of the admin's "view job" permission see every job; everyone else only their own."""
     jobs = Job.objects.all()
-    return jobs if user.is_staff else jobs.filter(owner=user)
+    return jobs if user_sees_all_jobs(user) else jobs.filter(owner=user)
 
 
 def job_get_for(*, user: AbstractUser, job_id: str) -> Job:
@@ -74,11 +75,12 @@ def job_holding_idempotency_key(*, idempotency_key: str, job_types: list[str]) -
 
 
 def job_type_names_enqueueable_by(*, user: AbstractUser) -> list[str]:
-    """The job types ``user`` may enqueue over the API (staff-only types only for staff)."""
+    """The job types ``user`` may enqueue over the API (staff-only types need the "add job" permission)."""
+    restricted_allowed = user_enqueues_restricted_types(user)
     return [
         spec.name
         for spec in registry.all_types()
-        if spec.enqueueable_over_api and (user.is_staff or not spec.api_staff_only)
+        if spec.enqueueable_over_api and (restricted_allowed or not spec.api_staff_only)
     ]
 
 

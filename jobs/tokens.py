@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db.models import Q
 from django.utils import timezone
@@ -29,14 +31,34 @@ def token_hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def api_token_create(*, user: AbstractUser, name: str) -> tuple[ApiToken, str]:
-    """Create a token for ``user``. Returns the row and the plaintext, which is never stored: show it once."""
+SCOPES = tuple(ApiToken.Scope.values)
+
+
+def default_token_lifetime() -> timedelta | None:
+    """How long a new token lives unless told otherwise (JOBS_API_TOKEN_TTL_DAYS; 0: forever)."""
+    days = getattr(settings, "JOBS_API_TOKEN_TTL_DAYS", 90)
+    return timedelta(days=days) if days else None
+
+
+def api_token_create(
+    *, user: AbstractUser, name: str, scopes: Iterable[str] = ("read", "enqueue"),
+    lifetime: timedelta | None | str = "default",
+) -> tuple[ApiToken, str]:  # fmt: skip
+    """Create a token for ``user`` with ``scopes`` (read, enqueue, ops), expiring after ``lifetime``
+    (``"default"``: JOBS_API_TOKEN_TTL_DAYS; None: never). Returns the row and the plaintext, which
+    is never stored: show it once."""
     name = name.strip()
     if not name:
         raise ValueError("a token needs a name saying what it is for, e.g. 'storefront backend'")
+    scopes = sorted(set(scopes))
+    if not scopes or not set(scopes) <= set(SCOPES):
+        raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}; got {', '.join(scopes) or 'none'}")
+    lifetime = default_token_lifetime() if isinstance(lifetime, str) else lifetime
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=cast(Any, user), name=name, prefix=plaintext[:DISPLAY_PREFIX_LENGTH],
-                                    token_hash=token_hash(plaintext))  # fmt: skip
+    token = ApiToken.objects.create(
+        user=cast(Any, user), name=name, prefix=plaintext[:DISPLAY_PREFIX_LENGTH], token_hash=token_hash(plaintext),
+        scopes=scopes, expires_at=timezone.now() + lifetime if lifetime else None,
+    )  # fmt: skip
     return token, plaintext
 
 
@@ -50,20 +72,42 @@ def api_token_revoke(*, token: ApiToken) -> bool:
 
 
 def api_token_user(*, plaintext: str) -> AbstractUser | None:
-    """The active user behind a live bearer token, or None. Touches last_used_at at most once a minute."""
-    if not plaintext.startswith(TOKEN_PREFIX):
+    """The active user behind a live bearer token, or None."""
+    token = api_token_live(plaintext=plaintext)
+    return token.user if token is not None else None
+
+
+def api_token_find(*, plaintext: str) -> ApiToken | None:
+    """The token row for ``plaintext`` whatever its state (revoked, expired), or None when unknown."""
+    if not plaintext.startswith(TOKEN_PREFIX) or not plaintext.isascii():
         return None  # not one of ours: no need to ask the database
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(token_hash=token_hash(plaintext), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if token is None:
+    return ApiToken.objects.select_related("user").filter(token_hash=token_hash(plaintext)).first()
+
+
+def api_token_is_live(token: ApiToken, *, now: datetime | None = None) -> bool:
+    """Not revoked, not expired, and its user still active."""
+    now = now or timezone.now()
+    return (token.revoked_at is None and token.user.is_active
+            and (token.expires_at is None or token.expires_at > now))  # fmt: skip
+
+
+def api_token_live(*, plaintext: str) -> ApiToken | None:
+    """The live (not revoked, not expired, active user) token for ``plaintext``, or None.
+
+    Touches last_used_at at most once a minute.
+    """
+    token = api_token_find(plaintext=plaintext)
+    if token is None or not api_token_is_live(token):
         return None
+    api_token_touch(token)
+    return token
+
+
+def api_token_touch(token: ApiToken) -> None:
+    """Record that ``token`` was used now (at most one write a minute)."""
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         # Conditional, so a burst of concurrent requests writes once rather than once each.
         ApiToken.objects.filter(pk=token.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
         ).update(last_used_at=now)
-    return token.user

@@ -13,6 +13,7 @@ Paths are a contract (see /api/openapi.json); none has a trailing slash:
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,20 +21,23 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.paginator import EmptyPage, Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
 from . import registry
 from .auth import authenticate
 from .enqueue import job_enqueue, job_validate_payload
-from .exceptions import IdempotencyKeyConflict
-from .http import ApiError, api_view, json_type_name, parse_json_object
+from .exceptions import IdempotencyKeyConflict, RateLimited
+from .http import ApiError, api_view, client_address, json_type_name, parse_json_object
 from .lifecycle import job_cancel
+from .locks import transaction_lock
 from .models import Job, JobAttempt
 from .openapi import openapi_document
+from .permissions import user_cancels_any_job, user_enqueues_restricted_types, user_sees_all_jobs
 from .ratelimit import RateLimiter
 from .schedules import declared, schedule_trigger
 from .selectors import (
@@ -48,6 +52,9 @@ from .selectors import (
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_MAX = 200
+# Query parameters naming database ids are bounded by the column (bigint), so none can overflow it.
+BIGINT_MAX = 2**63 - 1
+JOB_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
 RESULT_LINK_KEYS = ("download_url", "result_url", "url")
 ENQUEUE_FIELDS = ("type", "payload")
@@ -78,8 +85,8 @@ def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict:
         "error_code": attempt.error_code or None,
         "error_message": attempt.error_message or None,
     }
-    # Tracebacks show code and sometimes data: operators need them, end users do not.
-    if user.is_staff:
+    # Tracebacks show code and sometimes data: operators (the admin's "view job" permission) need them.
+    if user_sees_all_jobs(user):
         body["traceback"] = attempt.error_traceback or None
     return body
 
@@ -129,24 +136,33 @@ def _invalid_parameter(name: str, message: str, **detail: Any) -> ApiError:
                     detail={"parameter": name, **detail})  # fmt: skip
 
 
-def _int_parameter(params: QueryDict, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
-    raw = params.get(name, "")
-    if raw == "":
+def _given(params: QueryDict, name: str) -> str | None:
+    """The parameter's value, None when absent; present but empty is refused (it filters nothing)."""
+    if name not in params:
+        return None
+    value = params.get(name, "")
+    if value == "":
+        raise _invalid_parameter(name, "expected a value; leave the parameter out for no filter")
+    return value
+
+
+def _int_parameter(params: QueryDict, name: str, *, default: int, minimum: int, maximum: int = BIGINT_MAX) -> int:
+    raw = _given(params, name)
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _invalid_parameter(name, f"expected a whole number, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise _invalid_parameter(name, f"expected a number {bounds}, got {value}", minimum=minimum, maximum=maximum)
+    if not (raw.isascii() and raw.lstrip("-").isdigit() and len(raw) <= 20):
+        raise _invalid_parameter(name, f"expected a whole number, got {raw[:40]!r}")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise _invalid_parameter(name, f"expected a number between {minimum} and {maximum}, got {value}",
+                                 minimum=minimum, maximum=maximum)  # fmt: skip
     return value
 
 
 def _choice_parameter(params: QueryDict, name: str, *, allowed: list[str]) -> str | None:
-    value = params.get(name) or None
+    value = _given(params, name)
     if value is not None and value not in allowed:
-        raise _invalid_parameter(name, f"expected one of {allowed}, got {value!r}", allowed=allowed)
+        raise _invalid_parameter(name, f"expected one of {allowed}, got {value[:60]!r}", allowed=allowed)
     return value
 
 
@@ -159,14 +175,37 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     raw = request.headers.get("Idempotency-Key")
     if raw is None:
         return None
-    key = raw.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    key = _sf_string(raw.strip()) if raw.strip().startswith('"') else raw.strip()
+    if key is None or (not raw.strip().startswith('"') and "," in key):
+        # A server joins repeated headers with commas: two keys in one request cannot both be honoured.
+        raise ApiError("expected one Idempotency-Key header with one value (a quoted string, or bare without commas; "
+                       "two headers arrive joined by a comma)", code="invalid_idempotency_key", status=422,
+                       detail={"header": "Idempotency-Key"})  # fmt: skip
     if not 0 < len(key) <= IDEMPOTENCY_KEY_MAX or not all(" " <= char <= "~" for char in key):
         raise ApiError(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters, "
                        "e.g. a UUID", code="invalid_idempotency_key", status=422,
                        detail={"header": "Idempotency-Key", "max_length": IDEMPOTENCY_KEY_MAX})  # fmt: skip
     return key
+
+
+def _sf_string(raw: str) -> str | None:
+    """The value of one RFC 8941 sf-string (``"..."`` with ``\\"`` and ``\\\\`` escapes), or None if
+    ``raw`` is not exactly one (e.g. ``"a", "b"``: two headers joined)."""
+    chars: list[str] = []
+    index = 1
+    while index < len(raw):
+        char = raw[index]
+        if char == "\\":
+            if index + 1 >= len(raw) or raw[index + 1] not in '"\\':
+                return None  # RFC 8941: only \" and \\ are escapes
+            chars.append(raw[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            return "".join(chars) if index == len(raw) - 1 else None
+        chars.append(char)
+        index += 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -198,7 +237,7 @@ def _parse_enqueue(request: HttpRequest, *, user: AbstractUser) -> EnqueueReques
         message = f"expected object, got {json_type_name(payload)}"
         raise ApiError(f"'payload' must be a JSON object, got {json_type_name(payload)}", code="invalid_payload",
                        status=422, detail={"errors": [{"field": "payload", "message": message}]})  # fmt: skip
-    if spec.api_staff_only and not user.is_staff:
+    if spec.api_staff_only and not user_enqueues_restricted_types(user):
         raise ApiError(f"job type {spec.name!r} can only be enqueued by staff", code="forbidden", status=403,
                        detail={"type": spec.name})  # fmt: skip
     key = _idempotency_key(request)
@@ -215,24 +254,51 @@ def _api_job_types() -> list[registry.JobType]:
 # ---------------------------------------------------------------------------
 
 
+def _enqueue_rate_limit(request: HttpRequest, user: AbstractUser) -> None:
+    """Per token (or per session user): JOBS_API_ENQUEUE_RATE_LIMIT enqueues per period, else 429 + Retry-After."""
+    limit = getattr(settings, "JOBS_API_ENQUEUE_RATE_LIMIT", 0)
+    if not limit:
+        return
+    period = getattr(settings, "JOBS_API_ENQUEUE_RATE_PERIOD", 60)
+    token = getattr(request, "api_token", None)
+    caller = f"token:{token.pk}" if token is not None else f"user:{user.pk}"
+    wait = RateLimiter(name=f"api-enqueue:{caller}", limit=limit, period=period).try_acquire_or_allow()
+    if wait:
+        raise RateLimited(
+            f"enqueue limit reached: {limit} jobs per {period:g}s for this {caller.split(':')[0]}; "
+            f"retry after {wait:.1f}s", wait_seconds=wait, detail={"limit": limit, "period_seconds": period},
+        )  # fmt: skip
+
+
 def _enqueue(request: HttpRequest, user: AbstractUser) -> JsonResponse:
+    _enqueue_rate_limit(request, user)
     wanted = _parse_enqueue(request, user=user)
     # Keys are scoped per caller, so two users cannot collide on (or probe) each other's keys.
     scoped_key = f"api:{user.pk}:{wanted.idempotency_key}" if wanted.idempotency_key else None
-    if scoped_key:
-        # The database settles a key per job type; a key is one request, so reusing it for another type is a misuse too.
-        holder = job_holding_idempotency_key(idempotency_key=scoped_key,
-                                             job_types=[spec.name for spec in _api_job_types()])  # fmt: skip
-        if holder is not None and holder.type != wanted.job_type:
-            raise IdempotencyKeyConflict(
-                f"Idempotency-Key {wanted.idempotency_key!r} was already used for job {holder.id} of type "
-                f"{holder.type!r}; use a new key for a different request",
-                detail={"job_id": holder.id, "idempotency_key": wanted.idempotency_key},
-            )
-    result = job_enqueue(
-        job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=getattr(request, "correlation_id", None),
-        idempotency_key=scoped_key,
-    )  # fmt: skip
+    conflict = (f"Idempotency-Key {wanted.idempotency_key!r} was already used for another request; "
+                "use a new key for a different request")  # fmt: skip
+    try:
+        with transaction.atomic():
+            if scoped_key:
+                # The database settles a key per job type; a key is one request, so reusing it for another type
+                # is a misuse too. The lock makes "check, then insert" one step for this key: two concurrent
+                # requests with one key and different types cannot both pass the check.
+                transaction_lock(f"api-idempotency:{scoped_key}")
+                holder = job_holding_idempotency_key(idempotency_key=scoped_key,
+                                                     job_types=[spec.name for spec in _api_job_types()])  # fmt: skip
+                if holder is not None and holder.type != wanted.job_type:
+                    raise IdempotencyKeyConflict(conflict, detail={"job_id": holder.id,
+                                                                   "idempotency_key": wanted.idempotency_key})  # fmt: skip
+            result = job_enqueue(
+                job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=getattr(request, "correlation_id", None),
+                idempotency_key=scoped_key,
+            )  # fmt: skip
+    except IdempotencyKeyConflict as error:
+        # The core's message names the stored key (api:<user>:<key>): answer with the caller's own key only.
+        job_id = error.detail.get("job_id")
+        raise IdempotencyKeyConflict(
+            conflict, detail={"job_id": job_id, "idempotency_key": wanted.idempotency_key}
+        ) from None
     # A replay answers like the original request did: 202 and the job (in its current state).
     attempts = [] if result.created else job_attempt_list(job=result.job)
     response = JsonResponse(job_representation(result.job, user=user, request=request, attempts=attempts), status=202)
@@ -245,11 +311,17 @@ def _enqueue(request: HttpRequest, user: AbstractUser) -> JsonResponse:
 def _list(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     params = request.GET
     status = _choice_parameter(params, "status", allowed=list(Job.Status.values))
-    job_type = _choice_parameter(params, "type", allowed=[spec.name for spec in registry.all_types()])
-    page_number = _int_parameter(params, "page", default=1, minimum=1)
+    sees_all = user_sees_all_jobs(user)
+    # Any well-formed name filters (an unknown one finds nothing): a 422 listing the registered types
+    # would show internal type names to callers who may not use them.
+    job_type = _given(params, "type")
+    if job_type is not None and not JOB_TYPE_FILTER.match(job_type):
+        raise _invalid_parameter("type", f"expected a job type name ({JOB_TYPE_FILTER.pattern}), got {job_type[:60]!r}",
+                                 allowed=job_type_names_enqueueable_by(user=user))  # fmt: skip
+    page_number = _int_parameter(params, "page", default=1, minimum=1, maximum=10**6)
     page_size = _int_parameter(params, "page_size", default=DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
     owner_id = _int_parameter(params, "owner", default=0, minimum=1) or None
-    if owner_id is not None and not user.is_staff and owner_id != user.pk:
+    if owner_id is not None and not sees_all and owner_id != user.pk:
         raise ApiError("only staff can list other users' jobs; leave out 'owner' to list yours", code="forbidden",
                        status=403, detail={"parameter": "owner"})  # fmt: skip
     paginator = Paginator(job_list_for(user=user, status=status, job_type=job_type, owner_id=owner_id), page_size)
@@ -275,23 +347,27 @@ def _list(request: HttpRequest, user: AbstractUser) -> JsonResponse:
 
 @api_view(methods=("GET", "POST"))
 def jobs_collection(request: HttpRequest) -> JsonResponse:
-    """POST: enqueue a job. GET: the caller's jobs (staff: everyone's), newest first."""
-    user = authenticate(request)
-    return _enqueue(request, user) if request.method == "POST" else _list(request, user)
+    """POST: enqueue a job (scope ``enqueue``). GET: the caller's jobs (operators: everyone's), newest first."""
+    if request.method == "POST":
+        return _enqueue(request, authenticate(request, scope="enqueue"))
+    return _list(request, authenticate(request, scope="read"))
 
 
 @api_view(methods=("GET",))
 def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     """One job with its attempts; another user's job is 404."""
-    user = authenticate(request)
+    user = authenticate(request, scope="read")
     return _job_response(job_get_for(user=user, job_id=job_id), user=user, request=request)
 
 
 @api_view(methods=("POST",))
 def job_cancel_view(request: HttpRequest, job_id: str) -> JsonResponse:
     """Cancel a waiting job (200, cancelled) or ask a running one to stop (202, still running); 409 if finished."""
-    user = authenticate(request)
+    user = authenticate(request, scope="enqueue")
     job = job_get_for(user=user, job_id=job_id)
+    if job.owner_id != user.pk and not user_cancels_any_job(user):
+        raise ApiError("you may see this job but not cancel it: that needs the 'Can cancel jobs' permission",
+                       code="forbidden", status=403, detail={"job_id": job.id})  # fmt: skip
     outcome = job_cancel(job=job, actor=user)
     return _job_response(job, user=user, request=request, status=200 if outcome == Job.Status.CANCELLED else 202)
 
@@ -301,9 +377,9 @@ def ops_overview(request: HttpRequest) -> JsonResponse:
     """Staff only: queue depths, backlog age, live counts, the dead-letter queue's size, recent
     success rate, and the alerts their thresholds raise. Always 200 when answered: alerting
     probes read ``status`` and ``alerts`` (a broken database or broker is /healthz's business)."""
-    user = authenticate(request)
-    if not user.is_staff:
-        raise ApiError("the operations overview is for staff", code="forbidden", status=403)
+    user = authenticate(request, scope="ops")
+    if not user_sees_all_jobs(user):
+        raise ApiError("the operations overview needs the 'Can view job' permission", code="forbidden", status=403)
     return JsonResponse(jobs_overview().as_dict())
 
 
@@ -313,6 +389,7 @@ def openapi_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(openapi_document(server_url=request.build_absolute_uri("/")))
 
 
+@csrf_exempt  # GET and HEAD only: an unsafe method gets 405, not the CSRF middleware's 403
 @require_safe
 @ensure_csrf_cookie  # the page's own "Send" buttons post with the session's CSRF token
 def api_docs(request: HttpRequest) -> HttpResponse:
@@ -338,12 +415,19 @@ def cron_trigger(request: HttpRequest, name: str) -> JsonResponse:
     if not secret:
         raise ApiError("the cron endpoint is switched off: set CRON_SECRET to enable it", code="cron_disabled",
                        status=503)  # fmt: skip
+    # Before the secret check, per caller address: guesses are throttled too, and one guesser cannot
+    # use up the real scheduler's calls (it calls from its own address).
+    configured = RateLimiter.named("cron-endpoint")
+    limiter = RateLimiter(name=f"cron-endpoint:{client_address(request)}", limit=configured.limit,
+                          period=configured.period)  # fmt: skip
+    if wait := limiter.try_acquire_or_allow():
+        raise RateLimited(f"too many calls to the cron endpoint from your address ({configured.limit} per "
+                          f"{configured.period:g}s); retry after {wait:.1f}s", wait_seconds=wait)  # fmt: skip
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     # Constant-time comparison: response timing must not reveal how much of a guess was right.
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), secret.encode()):
         raise ApiError("missing or wrong cron secret: send 'Authorization: Bearer <CRON_SECRET>'", code="unauthenticated",
                        status=401, headers={"WWW-Authenticate": 'Bearer realm="cron"'})  # fmt: skip
-    RateLimiter.named("cron-endpoint").acquire(max_wait=0)
     schedule = declared().get(name)
     if schedule is None or schedule.job_type is None:
         job_schedules = sorted(n for n, s in declared().items() if s.job_type)

@@ -17,7 +17,14 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.public import PermanentJobError, job_bulk_enqueue, job_enqueue
+from jobs.public import (
+    JsonRefused,
+    PermanentJobError,
+    job_bulk_enqueue,
+    job_enqueue,
+    schema_validate,
+    strict_json_loads,
+)
 
 from .client import SupplierClient
 from .exceptions import SyncRunInProgress
@@ -28,6 +35,7 @@ logger = logging.getLogger("sync")
 PAGE_JOB = "sync.fetch_page"
 PRODUCT_JOB = "sync.fetch_product"
 FRESHNESS_JOB = "sync.notify_freshness"
+WEBHOOK_FAN_OUT_JOB = "sync.webhook_fan_out"
 FAN_OUT_BATCH = 500
 PRODUCT_FIELDS = ("sku", "name", "description", "price", "currency", "stock", "supplier_active", "supplier_updated_at")
 
@@ -340,20 +348,102 @@ def freshness_call(*, hook_index: int, payload: dict) -> int:
 
 
 class WebhookRejected(Exception):
-    def __init__(self, message: str, *, code: str, status: int):
+    def __init__(self, message: str, *, code: str, status: int, detail: dict | None = None):
         super().__init__(message)
-        self.message, self.code, self.status = message, code, status
+        self.message, self.code, self.status, self.detail = message, code, status, detail or {}
 
 
 @dataclass(frozen=True)
 class WebhookOutcome:
     event_id: str
     duplicate: bool
-    jobs_enqueued: int
+    products: int
+    fan_out_job_id: str | None = None
 
 
-def webhook_verify(*, body: bytes, signature_header: str, now: float | None = None) -> None:
-    """Check ``X-Supplier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``.
+@dataclass(frozen=True)
+class WebhookSignature:
+    timestamp: int
+    signatures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WebhookEventData:
+    event_id: str
+    event_type: str
+    product_ids: tuple[str, ...]
+    payload: dict
+
+
+SIGNATURE_FORMAT = "t=<unix seconds>,v1=<64 hex digits of HMAC-SHA256(secret, t + '.' + body)>"
+# Bounded by the columns they are stored in (WebhookEvent.event_id/event_type, Product.supplier_id).
+EVENT_ID_MAX_LENGTH = WebhookEvent._meta.get_field("event_id").max_length
+EVENT_TYPE_MAX_LENGTH = WebhookEvent._meta.get_field("event_type").max_length
+PRODUCT_ID_MAX_LENGTH = Product._meta.get_field("supplier_id").max_length
+_MAX_TIMESTAMP_DIGITS = 12  # 12 digits reach year 33658: anything longer is not a timestamp
+_BIGINT_MAX = 2**63 - 1
+
+
+def _id_schema(max_length: int) -> dict:
+    return {"oneOf": [{"type": "string", "minLength": 1, "maxLength": max_length, "pattern": "^[^\\x00-\\x1f]+$"},
+                      {"type": "integer", "minimum": 0, "maximum": _BIGINT_MAX}]}  # fmt: skip
+
+
+def webhook_event_schema() -> dict:
+    """The JSON Schema (2020-12) of a supplier event: validated here and published in the OpenAPI document."""
+    return {
+        "type": "object",
+        "required": ["id", "type"],
+        "properties": {
+            "id": {**_id_schema(EVENT_ID_MAX_LENGTH), "description": "Unique per event; redeliveries repeat it."},
+            "type": {"type": "string", "minLength": 1, "maxLength": EVENT_TYPE_MAX_LENGTH,
+                     "pattern": "^[A-Za-z0-9_.:-]+$", "examples": ["products.updated"]},
+            "data": {"type": "object", "properties": {"product_ids": {
+                "type": "array", "maxItems": settings.SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS,
+                "items": _id_schema(PRODUCT_ID_MAX_LENGTH),
+                "description": "Products to refresh; one sync.fetch_product job each (duplicates once).",
+            }}},
+        },
+    }  # fmt: skip
+
+
+def webhook_signature_parse(header: str) -> WebhookSignature:
+    """Read ``X-Supplier-Signature`` once, strictly; raises WebhookRejected (401) saying what was expected.
+
+    Empty segments (a trailing comma) and unknown keys (a future ``v2``) are skipped; ``t`` must
+    appear exactly once (two mean two headers were joined) as ASCII digits, each ``v1`` as 64 hex digits.
+    """
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for segment in header.split(","):
+        key, equals, value = segment.strip().partition("=")
+        if not key and not equals:
+            continue
+        if not equals:
+            raise _bad_signature(f"segment {segment.strip()[:40]!r} is not key=value")
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1":
+            signatures.append(value.lower())
+    if len(timestamps) != 1 or not signatures:
+        found = "no t=" if not timestamps else "t= twice (one header expected)" if len(timestamps) > 1 else "no v1="
+        raise _bad_signature(found)
+    timestamp = timestamps[0]
+    if not (0 < len(timestamp) <= _MAX_TIMESTAMP_DIGITS and timestamp.isascii() and timestamp.isdigit()):
+        raise _bad_signature(f"t must be unix seconds (1 to {_MAX_TIMESTAMP_DIGITS} ASCII digits)")
+    for signature in signatures:
+        if len(signature) != 64 or not all(char in "0123456789abcdef" for char in signature):
+            raise _bad_signature("v1 must be 64 hex digits")
+    return WebhookSignature(timestamp=int(timestamp), signatures=tuple(signatures))
+
+
+def _bad_signature(problem: str) -> WebhookRejected:
+    return WebhookRejected(f"malformed X-Supplier-Signature ({problem}); expected {SIGNATURE_FORMAT}",
+                           code="invalid_signature", status=401, detail={"expected": SIGNATURE_FORMAT})  # fmt: skip
+
+
+def webhook_verify(*, body: bytes, signature_header: str, now: float | None = None) -> WebhookSignature:
+    """Check ``X-Supplier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``; return it parsed.
 
     Raises WebhookRejected for a missing/malformed header, a stale timestamp (replays of
     old deliveries) or a wrong signature; the comparison is constant-time.
@@ -363,51 +453,80 @@ def webhook_verify(*, body: bytes, signature_header: str, now: float | None = No
         raise WebhookRejected(
             "webhooks are switched off: set SUPPLIER_WEBHOOK_SECRET", code="webhooks_disabled", status=503
         )
-    parts = dict(item.split("=", 1) for item in signature_header.split(",") if "=" in item)
-    timestamp, signature = parts.get("t", ""), parts.get("v1", "")
-    if not timestamp.isdigit() or not signature:
-        raise WebhookRejected("expected header X-Supplier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>",
-                              code="invalid_signature", status=401)  # fmt: skip
-    age = (now if now is not None else time.time()) - int(timestamp)
+    parsed = webhook_signature_parse(signature_header)
+    age = (now if now is not None else time.time()) - parsed.timestamp
     if abs(age) > settings.SUPPLIER_WEBHOOK_TOLERANCE_SECONDS:
         raise WebhookRejected(
             f"signature timestamp is {age:.0f}s off (tolerance {settings.SUPPLIER_WEBHOOK_TOLERANCE_SECONDS}s): stale or replayed",
             code="stale_signature", status=401,
         )  # fmt: skip
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    expected = hmac.new(secret.encode(), f"{parsed.timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    # Every v1 is compared (a supplier rotating secrets signs with both), each in constant time.
+    if not any([hmac.compare_digest(expected, signature) for signature in parsed.signatures]):  # noqa: C419 - all compared
         raise WebhookRejected("signature does not match the body", code="invalid_signature", status=401)
+    return parsed
+
+
+def webhook_event_parse(body: bytes) -> WebhookEventData:
+    """The event in ``body``, or WebhookRejected (422) naming each field and what was expected."""
+    try:
+        event = strict_json_loads(body)
+    except JsonRefused as refused:
+        raise WebhookRejected(f"the event is not acceptable JSON: {refused.message}", code="invalid_event",
+                              status=422, detail={"errors": [{"field": refused.field or "body",
+                                                              "message": refused.message}]}) from None  # fmt: skip
+    errors = schema_validate(event, webhook_event_schema(), path="")
+    if errors:
+        raise WebhookRejected(
+            "the event does not match the webhook schema (see /api/openapi.json): "
+            + "; ".join(f"{error.field}: {error.message}" for error in errors[:5]),
+            code="invalid_event", status=422, detail={"errors": [error.as_dict() for error in errors[:50]]},
+        )  # fmt: skip
+    product_ids = (event.get("data") or {}).get("product_ids", [])
+    return WebhookEventData(event_id=str(event["id"]), event_type=event["type"],
+                            product_ids=tuple(dict.fromkeys(str(pid) for pid in product_ids)), payload=event)  # fmt: skip
 
 
 def webhook_accept(*, body: bytes, signature_header: str) -> WebhookOutcome:
-    """Verify, record once, and fan the event out to per-product sync jobs in batches."""
-    webhook_verify(body=body, signature_header=signature_header)
-    try:
-        event = json.loads(body)
-        event_id, event_type = str(event["id"]), str(event["type"])
-        product_ids = [str(pid) for pid in event.get("data", {}).get("product_ids", [])]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise WebhookRejected("expected JSON {'id', 'type', 'data': {'product_ids': [...]}}", code="invalid_event",
-                              status=422) from None  # fmt: skip
-    signed_at = datetime.fromtimestamp(int(dict(i.split("=", 1) for i in signature_header.split(","))["t"]), tz=UTC)
+    """Verify, parse strictly, and record the event once; its fan-out to product jobs is a job of its own.
+
+    The request only inserts the event and one ``sync.webhook_fan_out`` job in one transaction, so a
+    large event answers fast and cannot be half fanned out. A redelivery (same event id) is told
+    apart from any other integrity error, which is not swallowed.
+    """
+    signature = webhook_verify(body=body, signature_header=signature_header)
+    event = webhook_event_parse(body)
     try:
         with transaction.atomic():
             record = WebhookEvent.objects.create(
-                event_id=event_id, event_type=event_type, signed_at=signed_at, payload=event
-            )
-            unique_ids = list(dict.fromkeys(product_ids))
-            for start in range(0, len(unique_ids), FAN_OUT_BATCH):
-                batch = unique_ids[start : start + FAN_OUT_BATCH]
-                job_bulk_enqueue(
-                    job_type=PRODUCT_JOB,
-                    payloads=[{"supplier_id": pid, "event_id": event_id} for pid in batch],
-                    idempotency_keys=[f"webhook:{event_id}:{pid}" for pid in batch],
-                )
-            WebhookEvent.objects.filter(pk=record.pk).update(jobs_enqueued=len(unique_ids))
+                event_id=event.event_id, event_type=event.event_type,
+                signed_at=datetime.fromtimestamp(signature.timestamp, tz=UTC), payload=event.payload,
+            )  # fmt: skip
+            fan_out = job_enqueue(job_type=WEBHOOK_FAN_OUT_JOB, payload={"event": record.pk},
+                                  idempotency_key=f"sync:webhook-event:{record.pk}:fan-out")  # fmt: skip
     except IntegrityError:
-        # The same event id again (a redelivery, or a replay within the tolerance): nothing more to do.
-        return WebhookOutcome(event_id=event_id, duplicate=True, jobs_enqueued=0)
-    return WebhookOutcome(event_id=event_id, duplicate=False, jobs_enqueued=len(unique_ids))
+        if WebhookEvent.objects.filter(event_id=event.event_id).exists():
+            # The same event id again (a redelivery, or a replay within the tolerance): nothing more to do.
+            return WebhookOutcome(event_id=event.event_id, duplicate=True, products=0)
+        raise  # anything else is a fault to see (500, logged), not a duplicate to drop silently
+    return WebhookOutcome(event_id=event.event_id, duplicate=False, products=len(event.product_ids),
+                          fan_out_job_id=fan_out.job.id)  # fmt: skip
+
+
+def webhook_fan_out(*, event_pk: int) -> int:
+    """Enqueue one product job per id of a recorded event, in batches; safe to repeat (keys per product)."""
+    record = WebhookEvent.objects.get(pk=event_pk)
+    product_ids = webhook_event_parse(json.dumps(record.payload).encode()).product_ids
+    for start in range(0, len(product_ids), FAN_OUT_BATCH):
+        batch = product_ids[start : start + FAN_OUT_BATCH]
+        with transaction.atomic():
+            job_bulk_enqueue(
+                job_type=PRODUCT_JOB,
+                payloads=[{"supplier_id": pid, "event_id": record.event_id} for pid in batch],
+                idempotency_keys=[f"webhook:{record.event_id}:{pid}" for pid in batch],
+            )
+    WebhookEvent.objects.filter(pk=record.pk).update(jobs_enqueued=len(product_ids))
+    return len(product_ids)
 
 
 def sync_run_abandon(*, run_id: int) -> SyncRun:

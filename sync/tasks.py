@@ -52,6 +52,12 @@ def fetch_product(ctx: JobContext, payload: dict) -> str:
     return services.product_sync_one(supplier_id=str(payload["supplier_id"]))
 
 
+@job_type("sync.webhook_fan_out", queue="sync", max_attempts=5, time_limit=300, soft_time_limit=280)
+def webhook_fan_out(ctx: JobContext, payload: dict) -> dict:
+    """Enqueue the product jobs of one recorded webhook event (out of the request, in batches)."""
+    return {"product_jobs": services.webhook_fan_out(event_pk=int(payload["event"]))}
+
+
 @job_type("sync.notify_freshness", queue="default", max_attempts=8, time_limit=60, soft_time_limit=50)
 def notify_freshness(ctx: JobContext, payload: dict) -> dict:
     """Tell a frontend (e.g. an on-demand revalidation endpoint) that product pages are stale."""

@@ -1,6 +1,6 @@
 """Headless Chromium (Debian's package) driven by Playwright for Python, for pages people look at.
 
-Use the ``browser`` fixture (import it into a conftest or test module). Screenshots go to
+Use the ``browser`` fixture (every test module has it, through ``tests/conftest.py``). Screenshots go to
 ``var/screenshots/`` (git ignores ``var/``); open them yourself before calling a page done.
 Never run ``playwright install``: it downloads a browser, which this project does not do.
 """
@@ -20,16 +20,11 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-# One Playwright and one Chromium per test session, however many modules import the fixture:
-# each import is its own session fixture to pytest, and Playwright's sync API refuses to start
-# a second instance while one runs ("Sync API inside the asyncio loop").
-_shared: dict[str, object] = {}
-_users = 0
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    global _users
+    """One Chromium for the whole run. Registered once for every module by ``tests/conftest.py``
+    (``pytest_plugins``): never import it into a test module, or that module gets a second
+    Playwright, which its sync API refuses while one runs ("Sync API inside the asyncio loop")."""
     require_module("playwright", pypi_package="playwright")
     require_executable(os.path.basename(CHROMIUM), debian_package="chromium")
     from playwright.sync_api import sync_playwright
@@ -37,20 +32,10 @@ def browser() -> Iterator[object]:
     # Playwright's sync API keeps an event loop running on this thread, which makes Django
     # refuse ORM calls from the test body ("async context"); the test itself is synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    if not _shared:
-        manager = sync_playwright()
-        playwright = manager.start()
-        _shared.update(
-            manager=manager, browser=playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        )
-    _users += 1
-    try:
-        yield _shared["browser"]
-    finally:
-        _users -= 1
-        if _users == 0:
-            _shared.pop("browser").close()  # type: ignore[attr-defined]
-            _shared.pop("manager").__exit__(None, None, None)  # type: ignore[attr-defined]
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
 
 
 def screenshot(page, name: str) -> Path:

@@ -10,6 +10,9 @@ from django.conf import settings
 
 from tests.processes import CeleryProcess, database_url_for_subprocess
 
+# The `browser` fixture (headless Chromium through Playwright) for every test module.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture
 def redis_client():

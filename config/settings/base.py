@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_celery_results",
+    "corsheaders",
     "jobs",
     "exports",
     "sync",
@@ -68,10 +69,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "jobs.middleware.CorrelationIdMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, so preflights are answered
+    "jobs.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "jobs.middleware.AdminLoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -237,8 +241,47 @@ JOBS_RATE_LIMITS = {
         "limit": env_int("SUPPLIER_API_RATE_LIMIT", 60),
         "period": float(os.environ.get("SUPPLIER_API_RATE_PERIOD") or 60),
     },
+    # Per caller address, checked before the secret (so guesses are throttled too).
     "cron-endpoint": {"limit": env_int("CRON_ENDPOINT_RATE_LIMIT", 30), "period": 60},
 }
+
+# ---------------------------------------------------------------------------
+# API hardening: abuse limits, tokens, CORS, proxy (see README "API security")
+# ---------------------------------------------------------------------------
+# Enqueue requests one API token (or one session user) may make per period; over it: 429 + Retry-After. 0: no limit.
+JOBS_API_ENQUEUE_RATE_LIMIT = env_int("JOBS_API_ENQUEUE_RATE_LIMIT", 120)
+JOBS_API_ENQUEUE_RATE_PERIOD = env_int("JOBS_API_ENQUEUE_RATE_PERIOD", 60)
+# New API tokens expire after this many days unless told otherwise (0: never).
+JOBS_API_TOKEN_TTL_DAYS = env_int("JOBS_API_TOKEN_TTL_DAYS", 90)
+# Admin login attempts per username and per client address in ADMIN_LOGIN_WINDOW_SECONDS; more are refused (429).
+ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER = env_int("ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER", 5)
+ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS = env_int("ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS", 20)
+ADMIN_LOGIN_WINDOW_SECONDS = env_int("ADMIN_LOGIN_WINDOW_SECONDS", 900)
+# Set only when a proxy you run (TLS termination) sits in front of web and sets X-Forwarded-Proto and
+# X-Forwarded-For: then those headers are believed (HTTPS detection, client address for limits).
+# Left false, a client could claim HTTPS or any address by sending them itself.
+TRUST_PROXY_HEADERS = env_bool("TRUST_PROXY_HEADERS", False)
+if TRUST_PROXY_HEADERS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Browser frontends on other origins (e.g. http://localhost:3000 for a Next.js dev server) may call /api/.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/api/.*$"
+# Cookies (the session) on cross-origin calls: only when asked for; bearer tokens need no credentials.
+CORS_ALLOW_CREDENTIALS = env_bool("CORS_ALLOW_CREDENTIALS", False)
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key", "x-csrftoken", "x-request-id")
+CORS_EXPOSE_HEADERS = ("Location", "Retry-After", "Idempotent-Replayed", "X-Request-ID")
+# Security headers: CSP (the admin and the API docs page use only their own scripts and styles), and
+# Permissions-Policy switching off browser features no page here uses.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
+)
+PERMISSIONS_POLICY = os.environ.get(
+    "PERMISSIONS_POLICY", "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+)
 
 # Periodic work (housekeeping and domain schedules) is declared in code with
 # jobs.schedules.declare and written to django-celery-beat's tables by
@@ -257,6 +300,8 @@ SUPPLIER_CONNECT_TIMEOUT = float(os.environ.get("SUPPLIER_CONNECT_TIMEOUT", "3")
 SUPPLIER_READ_TIMEOUT = float(os.environ.get("SUPPLIER_READ_TIMEOUT", "10"))
 SUPPLIER_WEBHOOK_SECRET = os.environ.get("SUPPLIER_WEBHOOK_SECRET", "")
 SUPPLIER_WEBHOOK_TOLERANCE_SECONDS = env_int("SUPPLIER_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Product ids one webhook event may carry (more is refused with 422); a job, not the request, fans them out.
+SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS = env_int("SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS", 1000)
 # How often a running sync's job looks at its pages (it is postponed in between, not sleeping).
 SYNC_RUN_POLL_SECONDS = float(os.environ.get("SYNC_RUN_POLL_SECONDS", "5"))
 # URLs told when product data changed (e.g. a frontend's revalidation endpoint), with a shared secret.

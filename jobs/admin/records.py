@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
@@ -16,7 +17,7 @@ from django_celery_results.models import TaskResult
 from .. import registry
 from ..models import ApiToken, JobAuditEntry, JobTypeSwitch
 from ..operations import job_type_set_enabled
-from ..tokens import api_token_create, api_token_revoke
+from ..tokens import api_token_create, api_token_revoke, default_token_lifetime
 from .bases import ViewOnlyAdmin
 
 
@@ -84,23 +85,49 @@ admin.site.unregister(TaskResult)
 admin.site.register(TaskResult, LinkedTaskResultAdmin)
 
 
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=ApiToken.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=["read", "enqueue"]
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "scopes", "expires_at")
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here (the plaintext is shown once) and revoked, never edited."""
 
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    form = ApiTokenForm
+    list_display = ("name", "user", "prefix", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at", "expires_at")
     search_fields = ("name", "user__username", "prefix")
-    fields = ("user", "name")
+    fields = ("user", "name", "scopes", "expires_at")
     actions = ["revoke_tokens"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
-        return ("user", "name") if obj else ()
+        return ("user", "name", "scopes", "expires_at", "last_used_at", "revoked_at") if obj else ()
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        return (*self.fields, "last_used_at", "revoked_at") if obj else tuple(self.fields)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        lifetime = default_token_lifetime()
+        initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
+        initial["expires_at"] = timezone.now() + lifetime if lifetime else None
+        return initial
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
         if change:
             return
-        token, plaintext = api_token_create(user=obj.user, name=obj.name)
+        expires_at = form.cleaned_data.get("expires_at")
+        token, plaintext = api_token_create(
+            user=obj.user,
+            name=obj.name,
+            scopes=form.cleaned_data["scopes"],
+            lifetime=(expires_at - timezone.now()) if expires_at else None,
+        )
         obj.pk = token.pk
         messages.warning(request, f"Token for {obj.user}: {plaintext} — copy it now, it is not shown again.")
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from tests.browser import DESKTOP, admin_login, browser, screenshot  # noqa: F401  (fixture)
+from tests.browser import DESKTOP, admin_login, screenshot
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_login_in_real_chromium(browser, live_server, django_user_model):  # noqa: F811
+def test_admin_login_in_real_chromium(browser, live_server, django_user_model):
     django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
     page = browser.new_page(viewport=DESKTOP)
     try:

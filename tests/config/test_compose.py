@@ -267,3 +267,52 @@ def test_dockerfile_builds_a_non_root_image_with_static_files():
     key = re.search(r"SECRET_KEY=(\S+)", collectstatic)
     assert key and key.group(1) != settings.INSECURE_DEFAULT_SECRET_KEY
     assert "DJANGO_SETTINGS_MODULE=config.settings.production" in collectstatic
+
+
+# Variables whose default only suits a developer machine, or that switch a feature on per deployment:
+# compose must pass each to the app services (an empty value then switches the feature off on purpose).
+DEPLOYMENT_VARIABLES = {
+    "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "CRON_SECRET",
+    "SUPPLIER_API_URL", "SUPPLIER_API_KEY", "SUPPLIER_WEBHOOK_SECRET", "SYNC_FRESHNESS_HOOK_URLS",
+    "SYNC_FRESHNESS_HOOK_SECRET", "CORS_ALLOWED_ORIGINS", "CORS_ALLOW_CREDENTIALS", "TRUST_PROXY_HEADERS",
+}  # fmt: skip
+_ENV_READ = re.compile(r'(?:os\.environ\.get|env_int|env_bool|env_list)\(\s*"([A-Z][A-Z0-9_]*)"\s*(,|\)\s*or\b|\))')
+_ENV_INDEXED = re.compile(r'os\.environ\[\s*"([A-Z][A-Z0-9_]*)"\s*\]')
+
+
+def _production_reads() -> dict[str, bool]:
+    """Every variable the production settings read (base included), and whether the read has a default."""
+    reads: dict[str, bool] = {}
+    for module in ("base.py", "production.py"):
+        text = (ROOT / "config" / "settings" / module).read_text()
+        for name, after in _ENV_READ.findall(text):
+            reads[name] = reads.get(name, True) and after != ")"  # "," or ") or <default>"
+        for name in _ENV_INDEXED.findall(text):
+            reads[name] = False
+    return reads
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_setting_production_reads_is_defaulted_or_passed(name):
+    passed = set(SERVICES[name]["environment"])
+    reads = _production_reads()
+    assert {"SECRET_KEY", "SUPPLIER_WEBHOOK_SECRET", "TRUST_PROXY_HEADERS"} <= set(reads)  # the scan finds reads
+    assert not [var for var, defaulted in reads.items() if not defaulted and var not in passed]
+    assert not DEPLOYMENT_VARIABLES - passed, "compose must pass these (the defaults suit a developer machine only)"
+    assert not passed - set(reads) - {"DJANGO_SETTINGS_MODULE"}, "compose passes a variable no setting reads"
+
+
+def test_proxy_headers_are_believed_only_when_the_setting_says_so():
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.SECURE_PROXY_SSL_HEADER)"
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "x" * 50}
+    outputs = [
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra}, capture_output=True, text=True,
+                       timeout=120).stdout.strip()
+        for extra in ({}, {"TRUST_PROXY_HEADERS": "true"})
+    ]  # fmt: skip
+    assert outputs == ["None", "('HTTP_X_FORWARDED_PROTO', 'https')"]
+
+
+def test_flower_is_published_on_loopback_unless_told_otherwise():
+    (port,) = SERVICES["flower"]["ports"]
+    assert interpolate(port).startswith("127.0.0.1:")

@@ -13,7 +13,7 @@ from jobs.admin import job as job_admin
 from jobs.enqueue import job_enqueue
 from jobs.models import Job, JobAuditEntry, JobTypeSwitch
 from jobs.operations import job_type_set_enabled
-from tests.browser import DESKTOP, PHONE, admin_login, browser, screenshot  # noqa: F401  (fixture)
+from tests.browser import DESKTOP, PHONE, admin_login, screenshot
 from tests.jobs.test_admin import dead_job, post_action
 
 S = Job.Status
@@ -133,7 +133,7 @@ def test_two_operators_confirming_a_dead_letter_replay_at_once_replay_each_job_o
 
 
 @pytest.mark.django_db(transaction=True)
-def test_switch_pages_in_a_real_browser(browser, live_server, redis_client):  # noqa: F811
+def test_switch_pages_in_a_real_browser(browser, live_server, redis_client):
     User.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
     job_type_set_enabled(job_type="tests.noop", enabled=False, reason="maintenance window")
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):

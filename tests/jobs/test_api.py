@@ -10,32 +10,12 @@ from django.utils import timezone
 from jobs import registry
 from jobs.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt
-from jobs.registry import JobType
 from jobs.tokens import api_token_create
 from tests.processes import wait_for
 
 S = Job.Status
 # Every API-enqueueable type declared in the project (other apps add theirs): what staff are offered.
 API_TYPES = [spec.name for spec in registry.all_types() if spec.api_schema is not None]
-
-ECHO_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["email"],
-    "properties": {
-        "email": {"type": "string", "minLength": 3},
-        "count": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
-        "tags": {"type": "array", "items": {"type": "string"}},
-    },
-}
-
-
-@pytest.fixture
-def echo_type(monkeypatch):
-    """An API type anyone may enqueue (the built-in canary is staff-only)."""
-    spec = JobType(name="tests.api_echo", handler=lambda ctx, payload: payload, api_schema=ECHO_SCHEMA)
-    monkeypatch.setitem(registry._registry, spec.name, spec)
-    return spec
 
 
 def bearer(user) -> dict:
@@ -123,6 +103,7 @@ def test_an_idempotency_key_reused_for_another_type_is_a_conflict(client, staff,
 @pytest.mark.django_db
 def test_idempotency_keys_are_scoped_per_caller(client, staff, django_user_model):
     other_staff = django_user_model.objects.create_user("ops2", password="pw", is_staff=True)
+    other_staff.user_permissions.set(staff.user_permissions.all())
     a = post_job(client, {"type": "jobs.canary"}, HTTP_IDEMPOTENCY_KEY="same", **bearer(staff))
     b = post_job(client, {"type": "jobs.canary", "payload": {"seconds": 3}}, HTTP_IDEMPOTENCY_KEY="same",
                  **bearer(other_staff))  # fmt: skip
@@ -187,7 +168,7 @@ def test_payload_errors_name_the_field_and_what_was_expected(client, alice, echo
     assert assert_error(response, 422, "invalid_payload")["detail"]["errors"] == [
         {"field": "email", "message": "this field is required"},
         {"field": "count", "message": "expected a value >= 1, got 0"},
-        {"field": "tags[1]", "message": "expected string, got int"},
+        {"field": "tags[1]", "message": "expected string, got integer"},
     ]
 
 
@@ -334,7 +315,6 @@ def test_staff_list_everyone_or_one_owner_and_others_may_not(client, alice, bob,
     ("params", "parameter"),
     [
         ({"status": "lost"}, "status"),
-        ({"type": "jobs.nope"}, "type"),
         ({"type": "nul\x00"}, "type"),
         ({"page": "x"}, "page"),
         ({"page": "0"}, "page"),
@@ -349,7 +329,8 @@ def test_invalid_list_parameters_are_422_naming_the_parameter(client, alice, par
     if parameter == "status":
         assert error["detail"]["allowed"] == list(S.values)
     if parameter == "type":
-        assert "jobs.canary" in error["detail"]["allowed"]
+        # Only the types alice may enqueue are named: internal type names stay with operators (issue 15).
+        assert "jobs.canary" not in error["detail"]["allowed"] and "jobs.canary" not in error["message"]
 
 
 # ---------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """Payload schema validation: every error names the field and what was expected."""
 
-from jobs.schema import validate, with_defaults
+import pytest
+
+from jobs.registry import JobType, register
+from jobs.schema import SchemaDeclarationError, schema_check, validate, with_defaults
 
 SCHEMA = {
     "type": "object",
@@ -30,11 +33,11 @@ def test_each_problem_is_reported_with_its_field():
     assert errors == {
         "email": "this field is required",
         "count": "expected a value >= 1, got 0",
-        "ratio": "expected number, got str",
+        "ratio": "expected number, got string",
         "kind": "expected one of ['a', 'b'], got 'c'",
         "tags": "expected at most 2 items, got 3",
-        "tags[1]": "expected string, got int",
-        "flag": "expected boolean, got int",
+        "tags[1]": "expected string, got integer",
+        "flag": "expected boolean, got integer",
         "other": "unexpected field (allowed: count, email, flag, kind, ratio, tags)",
     }
 
@@ -42,12 +45,12 @@ def test_each_problem_is_reported_with_its_field():
 def test_booleans_are_not_numbers_and_lengths_are_checked():
     assert errors_of({"email": "ab", "count": True}) == {
         "email": "expected at least 3 characters",
-        "count": "expected integer, got bool",
+        "count": "expected integer, got boolean",
     }
 
 
 def test_non_object_payload():
-    assert errors_of([1]) == {"payload": "expected object, got list"}
+    assert errors_of([1]) == {"payload": "expected object, got array"}
 
 
 def test_defaults_fill_missing_fields_only():
@@ -78,9 +81,9 @@ def test_nested_fields_are_named_by_their_path():
     assert errors == {
         "target.id": "this field is required",
         "target.x": "unexpected field (allowed: id, label)",
-        "target.label": "expected string, got int",
+        "target.label": "expected string, got integer",
         "rows[1].sku": "this field is required",
-        "rows[2].sku": "expected string, got int",
+        "rows[2].sku": "expected string, got integer",
     }
 
 
@@ -88,14 +91,16 @@ def test_without_additional_properties_false_unknown_fields_pass():
     assert validate({"anything": 1, "target": {"id": 1}}, NESTED) == []
 
 
-def test_integers_are_numbers_but_floats_are_not_integers():
+def test_integers_are_numbers_but_fractions_are_not_integers():
+    # JSON Schema 2020-12: 2.0 is the integer 2 (JSON has one number type); 2.5 is not an integer.
     assert errors_of({"email": "abc", "ratio": 2}) == {}
-    assert errors_of({"email": "abc", "count": 2.0}) == {"count": "expected integer, got float"}
+    assert errors_of({"email": "abc", "count": 2.0}) == {}
+    assert errors_of({"email": "abc", "count": 2.5}) == {"count": "expected integer, got number"}
 
 
 def test_a_wrong_type_is_reported_once_not_with_every_constraint():
     # The type is wrong; min/max/length checks on such a value would only add noise.
-    assert errors_of({"email": 12345}) == {"email": "expected string, got int"}
+    assert errors_of({"email": 12345}) == {"email": "expected string, got integer"}
 
 
 def test_maximum_and_max_length_name_the_limit():
@@ -126,3 +131,37 @@ def test_the_canary_schema_accepts_its_defaults_and_refuses_the_rest():
     assert {error.field for error in validate({"seconds": 601, "fail_first": -1, "oops": 1}, CANARY_SCHEMA)} == {
         "seconds", "fail_first", "oops",
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# Declaration time: every keyword is enforced or refused (no silently ignored constraint)
+# ---------------------------------------------------------------------------
+
+
+def test_pattern_and_format_are_enforced():
+    schema = {"type": "object", "properties": {"sku": {"type": "string", "pattern": "^SUP-[0-9]+$"},
+                                               "contact": {"type": "string", "format": "email"}}}  # fmt: skip
+    schema_check(schema, name="tests.ok")
+    assert {error.field: error.message for error in validate({"sku": "nope", "contact": "not-an-email"}, schema)} == {
+        "sku": "expected text matching '^SUP-[0-9]+$'",
+        "contact": "expected a valid email, got 'not-an-email'",
+    }
+
+
+@pytest.mark.parametrize(
+    "schema, complaint",
+    [
+        ({"type": "object", "properties": {"n": {"type": "integer", "minimun": 1}}}, "'minimun'"),  # a typo
+        ({"type": "object", "x-nullable": True}, "'x-nullable'"),  # an OpenAPI extension
+        ({"type": "object", "properties": {"d": {"type": "string", "format": "date-time"}}}, "'date-time'"),
+        ({"type": "strnig"}, "not valid JSON Schema"),
+        ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"}, "only https://json-schema.org"),
+        ({"$ref": "https://example.com/schema.json"}, "points outside"),
+        ({"type": "object", "allOf": [{"properties": {"a": {"exclusiveMinimum": True}}}]}, "not valid"),
+    ],
+)
+def test_keywords_that_would_not_be_enforced_are_refused_at_declaration(schema, complaint):
+    with pytest.raises(SchemaDeclarationError, match=complaint):
+        schema_check(schema, name="tests.bad")
+    with pytest.raises(SchemaDeclarationError):
+        register(JobType(name="tests.bad_schema", handler=lambda ctx, payload: None, api_schema=schema))

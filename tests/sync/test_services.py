@@ -9,7 +9,14 @@ from decimal import Decimal
 import pytest
 
 from sync.models import Product, WebhookEvent
-from sync.services import WebhookRejected, product_clean, products_upsert, webhook_accept, webhook_verify
+from sync.services import (
+    WebhookRejected,
+    product_clean,
+    products_upsert,
+    webhook_accept,
+    webhook_fan_out,
+    webhook_verify,
+)
 from sync.simulator import SimulatorConfig, make_product
 
 SECRET = "whsec-test"
@@ -60,6 +67,9 @@ def test_signature_checks(settings):
     cases = {
         "": "invalid_signature",
         "t=abc,v1=00": "invalid_signature",
+        "t=\u00b2,v1=" + "0" * 64: "invalid_signature",  # '²'.isdigit() is True, int('²') raises
+        "t=" + "9" * 5000 + ",v1=" + "0" * 64: "invalid_signature",
+        sign(body) + "," + sign(body).split(",")[0]: "invalid_signature",  # two t: two headers joined
         sign(body, secret="other"): "invalid_signature",
         sign(body + b" "): "invalid_signature",
         sign(body, at=int(time.time()) - 301): "stale_signature",
@@ -79,11 +89,19 @@ def test_webhook_fans_out_once_per_event(settings, redis_client):
     ids = [f"SUP-{i:07d}" for i in range(1, 1201)]
     body = json.dumps({"id": "evt_42", "type": "products.updated", "data": {"product_ids": ids + ids[:5]}}).encode()
 
+    settings.SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS = 1205
     first = webhook_accept(body=body, signature_header=sign(body))
     again = webhook_accept(body=body, signature_header=sign(body))
 
-    assert (first.duplicate, first.jobs_enqueued) == (False, 1200)
-    assert (again.duplicate, again.jobs_enqueued) == (True, 0)
+    assert (first.duplicate, first.products) == (False, 1200)
+    assert (again.duplicate, again.products, again.fan_out_job_id) == (True, 0, None)
+    # The request enqueued one fan-out job, not 1,200 product jobs; the fan-out job does that, once.
+    assert Job.objects.filter(type="sync.fetch_product").count() == 0
+    fan_out = Job.objects.get(type="sync.webhook_fan_out")
+    assert fan_out.id == first.fan_out_job_id
+    event = WebhookEvent.objects.get(event_id="evt_42")
+    assert webhook_fan_out(event_pk=event.pk) == 1200
+    assert webhook_fan_out(event_pk=event.pk) == 1200  # a retried fan-out adds nothing
     assert Job.objects.filter(type="sync.fetch_product").count() == 1200
     assert WebhookEvent.objects.get(event_id="evt_42").jobs_enqueued == 1200
 

@@ -1,0 +1,168 @@
+"""The OpenAPI document is the contract: schemathesis fuzzes every operation it holds, as an operator,
+as an ordinary user and anonymously, then walks its links (enqueue -> get -> cancel) statefully.
+
+Whatever the document holds when the tests run is fuzzed (other apps add paths and job types), through
+the real WSGI application on the test database (PostgreSQL in CI). Bounded so ``make test`` stays fast:
+FUZZ_MAX_EXAMPLES examples per operation and role, no per-example deadline, and a wall-clock budget
+per test after which no more examples are generated (FUZZ_BUDGET_SECONDS).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import schemathesis
+from django.contrib.auth.models import Permission
+from django.core import signals
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis import checks
+
+from jobs.models import Job
+from jobs.ratelimit import KEY_PREFIX
+from jobs.schema import validate
+from jobs.tokens import api_token_create
+
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
+BUDGET_SECONDS = float(os.environ.get("FUZZ_BUDGET_SECONDS", "20"))
+FUZZ_SETTINGS = settings(
+    max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found, fast
+    suppress_health_check=list(HealthCheck),
+)  # fmt: skip
+
+document = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_application())
+# /healthz lives at the site root (an operation-level server), which schemathesis' pytest integration does
+# not apply (it asks /api/healthz); test_healthz_keeps_its_documented_contract checks it instead.
+schema = document.exclude(path="/healthz")
+
+
+@pytest.fixture
+def wsgi_keeps_the_test_connection():
+    """The WSGI handler closes database connections when a request ends; inside a test that would close
+    the test's transaction. Django's own test client disconnects the same signal handlers."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def callers(db, django_user_model, redis_client, settings, wsgi_keeps_the_test_connection) -> dict[str, dict[str, str]]:
+    """Authorization headers per role; limits raised so fuzzing measures the contract, not the limiter."""
+    settings.JOBS_API_ENQUEUE_RATE_LIMIT = 0
+    settings.CRON_SECRET = "fuzz-cron-secret"
+    settings.SUPPLIER_WEBHOOK_SECRET = "fuzz-webhook-secret"
+    for key in redis_client.scan_iter(f"{KEY_PREFIX}*"):
+        redis_client.delete(key)
+    operator = django_user_model.objects.create_user("fuzz-operator", password="pw", is_staff=True)
+    operator.user_permissions.add(*Permission.objects.filter(content_type__app_label="jobs", content_type__model="job"))
+    user = django_user_model.objects.create_user("fuzz-user", password="pw")
+    tokens = {
+        "operator": api_token_create(user=operator, name="fuzz", scopes=["read", "enqueue", "ops"])[1],
+        "user": api_token_create(user=user, name="fuzz", scopes=["read", "enqueue", "ops"])[1],
+    }
+    return {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()} | {"anonymous": {}}
+
+
+class Budget:
+    """Stops generating examples once the wall-clock budget of one test is spent."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def exhausted(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+_budgets: dict[str, Budget] = {}
+
+
+def _budget(request: pytest.FixtureRequest) -> Budget:
+    return _budgets.setdefault(request.node.nodeid, Budget(BUDGET_SECONDS))
+
+
+def _excused_checks(case, response) -> list:
+    """Checks that do not apply to this answer, each for a reason the schema cannot express."""
+    excused = []
+    if response.status_code == 422 and b"idempotency_key_conflict" in response.content:
+        # The fuzzer reuses generated keys across examples: a schema-valid request reusing a key for another
+        # payload is rightly refused (IETF idempotency draft), which "valid data accepted" cannot know.
+        excused.append(checks.positive_data_acceptance)
+    return excused
+
+
+def _call(case, headers: dict[str, str]) -> None:
+    # Every check schemathesis has: no 5xx, status codes, headers, content types and bodies as documented,
+    # schema-violating requests refused and schema-valid ones not refused, 405 for undeclared methods, ...
+    sent = {**(case.headers or {}), **headers}
+    response = case.call(headers=sent)
+    case.validate_response(response, headers=sent, excluded_checks=_excused_checks(case, response))
+
+
+@pytest.mark.parametrize("role", ["operator", "user", "anonymous"])
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_every_documented_operation_keeps_the_contract(case, role, callers, request):
+    if _budget(request).exhausted():
+        return
+    _call(case, callers[role])
+
+
+APIWorkflow = schema.as_state_machine()
+
+
+def test_stateful_links_enqueue_get_cancel_keep_the_contract(callers, monkeypatch):
+    """Walks the document's links (enqueue -> get, enqueue -> cancel, get -> cancel) as the operator."""
+    budget = Budget(BUDGET_SECONDS)
+
+    answered: list[tuple[str, int]] = []
+
+    class Workflow(APIWorkflow):
+        def teardown(self):
+            # Each scenario starts from the same database: hypothesis replays choices and expects the same
+            # answers (leftover jobs would turn an earlier 202 into an idempotency conflict).
+            Job.objects.all().delete()
+
+        def call(self, case, **kwargs):
+            response = super().call(case, **kwargs)
+            answered.append((case.operation.label, response.status_code))
+            return response
+
+        def get_call_kwargs(self, case):
+            return {"headers": {**(case.headers or {}), **callers["operator"]}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            if budget.exhausted():
+                return
+            # The token is ours, not one schemathesis generated, so its "auth ignored?" probe would misread
+            # every success; the parametrized test above covers auth (anonymous calls must be refused).
+            excluded = [checks.ignored_auth, *_excused_checks(case, response)]
+            case.validate_response(response, additional_checks=additional_checks, excluded_checks=excluded,
+                                   transport_kwargs=kwargs or None, recorder=self.recorder)  # fmt: skip
+
+    Workflow.run(settings=settings(FUZZ_SETTINGS, max_examples=max(5, MAX_EXAMPLES // 2), stateful_step_count=6))
+    # The links were followed: a job was enqueued, then fetched and cancelled by the id it came back with.
+    assert ("POST /jobs", 202) in answered, answered
+    assert any(label == "GET /jobs/{job_id}" and status == 200 for label, status in answered), answered
+    assert any(label == "POST /jobs/{job_id}/cancel" and status in (200, 202, 409) for label, status in answered)
+
+
+def test_the_fuzzer_sees_every_documented_operation():
+    """Guards the test above against fuzzing nothing (e.g. a document that failed to load)."""
+    operations = {f"{op.method.upper()} {op.path}" for op in (result.ok() for result in schema.get_all_operations())}
+    assert {"POST /jobs", "GET /jobs", "GET /jobs/{job_id}", "POST /jobs/{job_id}/cancel",
+            "POST /webhooks/supplier"} <= operations  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_healthz_keeps_its_documented_contract(client, redis_client):
+    operation = client.get("/api/openapi.json").json()["paths"]["/healthz"]["get"]
+    response = client.get("/healthz")
+    documented = operation["responses"][str(response.status_code)]["content"]["application/json"]["schema"]
+    assert response.status_code == 200 and validate(response.json(), documented) == []
+    assert [client.generic(method, "/healthz").status_code for method in ("POST", "TRACE", "QUERY")] == [405] * 3
