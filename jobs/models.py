@@ -82,7 +82,11 @@ class Job(models.Model):
     next_retry_at = models.DateTimeField(null=True, blank=True)
     # While running: the attempt's lease, renewed by its worker's heartbeat. Past it, the
     # reaper takes the attempt for lost, whatever the time limit (NULL: claimed before leases).
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While running: renewed by the worker's heartbeat; once past, the reaper rescues the attempt.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = JobQuerySet.as_manager()

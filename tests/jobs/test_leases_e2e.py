@@ -14,6 +14,7 @@ from django.conf import settings
 from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job, JobAttempt
+from tests.browser import browser  # noqa: F401  (fixture)
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -100,3 +101,26 @@ def test_sigtermed_worker_finishes_its_long_job_exactly_once_while_the_reaper_ti
     assert counts(redis_client, job) == (1, 1)
     assert reaper.ticks >= 15
     assert " ready." in worker.log() and "Warm shutdown" in worker.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_page_shows_the_running_attempts_lease_in_a_real_browser(browser, live_server, redis_client):  # noqa: F811
+    from django.contrib.auth.models import User
+    from django.urls import reverse
+
+    from jobs.lifecycle import job_start_attempt
+    from tests.browser import DESKTOP, PHONE, admin_login, screenshot
+
+    User.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
+    job = job_enqueue(job_type="tests.counted").job
+    job_start_attempt(job_id=job.id, attempt=1, worker="w1@host", celery_task_id=f"{job.id}.1")
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page = browser.new_page(viewport=viewport)
+        try:
+            admin_login(page, live_server.url, username="ops", password="pw-for-tests-only")
+            page.goto(f"{live_server.url}{reverse('admin:jobs_job_change', args=[job.id])}")
+            lease = page.locator(".field-lease_expires_at").inner_text()
+            assert "Lease expires at" in lease and "renewed by the worker's heartbeat" in lease
+            screenshot(page, f"job-lease-{name}")
+        finally:
+            page.close()
