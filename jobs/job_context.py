@@ -114,7 +114,8 @@ class JobContext:
             return
         self._last_progress_write = now
         tracking_write(
-            lambda: Job.objects.filter(id=self.job.id, status=S.RUNNING).update(
+            # Fenced by the attempt: a late attempt never writes over a newer one's progress.
+            lambda: Job.objects.filter(id=self.job.id, status=S.RUNNING, attempt=self.job.attempt).update(
                 progress=percent, progress_message=message[:255], updated_at=timezone.now()
             ),
             what="progress",
@@ -124,9 +125,15 @@ class JobContext:
         self.raise_if_cancelled()
 
     def raise_if_cancelled(self) -> None:
-        """Raise JobCancelled if someone asked this job to stop. Call it at safe points."""
-        if Job.objects.filter(id=self.job.id, cancel_requested=True).exists():
+        """Raise JobCancelled if someone asked this job to stop, or if this attempt no longer owns the job
+        (the reaper took it for lost and a newer attempt runs). Call it at safe points."""
+        state = Job.objects.filter(id=self.job.id).values_list("cancel_requested", "status", "attempt").first()
+        if state is None or state[0]:
             raise JobCancelled(f"job {self.job.id} was asked to stop")
+        if (state[1], state[2]) != (S.RUNNING, self.job.attempt):
+            raise JobCancelled(
+                f"job {self.job.id} moved on (now {state[1]}, attempt {state[2]}); attempt {self.job.attempt} stops"
+            )
 
 
 def tracking_write(write: Callable[[], Any], *, what: str, tries: int = 3) -> bool:

@@ -10,9 +10,14 @@ two processes race for one job exactly one wins and the other sees ``False``. Th
 - ``job_fail_attempt``: running -> retrying, or failed/dead and the give-up hook;
 - ``job_rescue_lost_attempt``: a running attempt whose worker is gone -> retrying, or dead and the hook;
 - ``job_stop_attempt``: running -> cancelled (the job stopped on request, or a busy singleton skipped);
-- ``job_cancel`` / ``job_retry``: an operator's cancel (waiting or running) and retry (failed or dead).
+- ``job_cancel`` / ``job_retry``: an operator's cancel (waiting or running) and retry (failed or dead);
+- ``job_renew_leases``: a worker's heartbeat for the attempts it runs.
 
 The exhaustion rule (attempts left? retrying : dead, then the give-up hook) is ``_retry_or_die``.
+
+Every write about a running attempt is fenced by its number (``... AND attempt = n``): an
+attempt that ends after the job moved on (the reaper rescued it and a newer attempt runs)
+changes nothing on the job; its outcome goes on its own attempt row as ``superseded``.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -123,21 +130,41 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
     ``UPDATE ... WHERE status IN (queued, retrying) AND attempt = attempt - 1 RETURNING *``:
     of several deliveries of one message exactly one gets the job back; the others get
     None. One round trip instead of a SELECT and an UPDATE, because this runs for every job.
+    The attempt's first lease (``JOBS_LEASE_SECONDS``) is taken in the same statement.
     """
     for from_status in WAITING_STATUSES:
         check_transition(from_status, S.RUNNING)
     quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
-    now = adapt(timezone.now())
+    current = timezone.now()
+    now, lease = adapt(current), adapt(current + timedelta(seconds=lease_seconds()))
     columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
     sql = (
         f"UPDATE {quote(Job._meta.db_table)} SET status = %s, attempt = %s, started_at = %s, worker = %s, "
-        f"celery_task_id = %s, next_retry_at = NULL, updated_at = %s "
+        f"celery_task_id = %s, next_retry_at = NULL, lease_expires_at = %s, updated_at = %s "
         f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {columns}"
     )
-    params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], now, job_id,
+    params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], lease, now, job_id,
               S.QUEUED.value, S.RETRYING.value, attempt - 1]  # fmt: skip
     claimed = list(Job.objects.raw(sql, params))
     return claimed[0] if claimed else None
+
+
+def lease_seconds() -> float:
+    return float(getattr(settings, "JOBS_LEASE_SECONDS", 30))
+
+
+def job_renew_leases(*, attempts: Mapping[str, int]) -> int:
+    """Extend the lease of each running (job id, attempt number) by ``JOBS_LEASE_SECONDS``; the heartbeat.
+
+    Fenced by the attempt: a rescued attempt's worker cannot take its job back. Returns how many were renewed.
+    """
+    if not attempts:
+        return 0
+    until = timezone.now() + timedelta(seconds=lease_seconds())
+    fences = Q()
+    for job_id, attempt in attempts.items():
+        fences |= Q(id=job_id, attempt=attempt)
+    return Job.objects.filter(fences, status=S.RUNNING).update(lease_expires_at=until)
 
 
 def job_wait_for_switch(*, job_id: str, attempt: int) -> None:
@@ -170,16 +197,22 @@ def _end_attempt(
     publish_countdown: float | None = None,
     publish: bool = False,
     extra_writes: ExtraWrites = None,
-    where: dict[str, Any] | None = None,
+    supersede: bool = True,
     **fields: Any,
 ) -> bool:
-    """running -> ``to_status`` and the attempt's row, atomically; publish the next attempt if asked."""
+    """running -> ``to_status`` and the attempt's row, atomically; publish the next attempt if asked.
+
+    Fenced by the attempt number; when the job moved on, the attempt's own outcome is recorded as
+    superseded instead (``supersede``; not for the reaper, which speaks for no attempt).
+    """
     if failure is not None and failure_on_job:
         fields.update(error_code=failure.code, error_message=failure.message)
         if failure.traceback:
             fields["error_traceback"] = failure.traceback
     with transaction.atomic():
-        moved = job_transition(job_id=job.id, from_statuses=[S.RUNNING], to_status=to_status, _where=where, **fields)
+        moved = job_transition(
+            job_id=job.id, from_statuses=[S.RUNNING], to_status=to_status, _where={"attempt": job.attempt}, **fields
+        )
         if moved:
             job_record_attempt(
                 job=job, outcome=outcome, finished_at=now, error_code=failure.code if failure else "",
@@ -189,9 +222,41 @@ def _end_attempt(
             )  # fmt: skip
             if publish:
                 publish_on_commit([job], countdown=publish_countdown)
+        elif supersede:
+            _record_superseded(job, outcome=outcome, now=now, failure=failure)
         if extra_writes is not None:
             extra_writes()
     return moved
+
+
+def _record_superseded(job: Job, *, outcome: str, now: datetime, failure: Failure | None) -> None:
+    """An attempt ended after its job had moved on: keep what it said on its own attempt row, apply nothing.
+
+    The row the reaper wrote when it took the attempt for lost becomes ``superseded``; a row with
+    another outcome is this attempt's own earlier write (a bookkeeping write tried again) and stays.
+    """
+    current = Job.objects.filter(id=job.id).values_list("status", "attempt").first()
+    if current is None or tuple(current) == (S.RUNNING, job.attempt):
+        return  # pruned, or (a write that failed for another reason) still ours
+    recorded = JobAttempt.objects.filter(job_id=job.id, number=job.attempt).order_by("-id").first()
+    if recorded is not None and recorded.outcome != Outcome.LOST:
+        return
+    said = f" ({failure.code}: {failure.message})" if failure else ""
+    note = (
+        f"attempt {job.attempt} ended {outcome}{said} after the job had moved on "
+        f"(now {current[0]}, attempt {current[1]}); not applied"
+    )
+    if recorded is not None:
+        recorded.outcome, recorded.finished_at = Outcome.SUPERSEDED, now
+        recorded.error_message = f"{recorded.error_message}; then {note}"[:5000]
+        recorded.save(update_fields=["outcome", "finished_at", "error_message"])
+    else:
+        JobAttempt.objects.create(
+            job_id=job.id, number=job.attempt, outcome=Outcome.SUPERSEDED, started_at=job.started_at, finished_at=now,
+            duration_ms=duration_ms(job.started_at, now), worker=job.worker, celery_task_id=job.celery_task_id,
+            error_code="superseded", error_message=note[:5000],
+        )  # fmt: skip
+    logger.warning("job %s: %s", job.id, note)
 
 
 def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: ExtraWrites = None) -> bool:
@@ -214,7 +279,7 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         WITH moved AS (
             UPDATE {jobs} SET status = %(succeeded)s, finished_at = %(now)s, updated_at = %(now)s, progress = 100,
                    result = %(result)s::jsonb, error_code = '', error_message = '', error_traceback = ''
-             WHERE id = %(job_id)s AND status = %(running)s
+             WHERE id = %(job_id)s AND status = %(running)s AND attempt = %(attempt)s
          RETURNING id
         ), attempt AS (
             INSERT INTO {attempts} (job_id, number, outcome, started_at, finished_at, duration_ms, worker,
@@ -243,6 +308,8 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         cursor.execute(sql, params)
         row = cursor.fetchone()
     moved = row is not None and row[0] == 1
+    if not moved:
+        _record_superseded(job, outcome=Outcome.SUCCEEDED, now=finished_at, failure=None)
     if extra_writes is not None:
         extra_writes()
     return moved
@@ -299,8 +366,8 @@ def job_fail_attempt(
 def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = None) -> bool:
     """A running attempt whose worker is gone: back in the queue at once if attempts are left, else dead.
 
-    Fenced by the attempt number, so an attempt that moved on meanwhile is left alone.
-    Returns True when this call moved the job.
+    Fenced by the attempt number (``job.attempt`` as the reaper read it), so an attempt that moved
+    on meanwhile is left alone. Returns True when this call moved the job.
     """
     now = now or timezone.now()
     try:
@@ -309,7 +376,7 @@ def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = Non
         spec = None
     _, moved = _retry_or_die(
         job, spec=spec, now=now, failure=Failure(code=WORKER_LOST, message=f"attempt {job.attempt} was lost: {reason}"),
-        delay=0.0, retry_outcome=Outcome.LOST, dead_outcome=Outcome.LOST, where={"attempt": job.attempt},
+        delay=0.0, retry_outcome=Outcome.LOST, dead_outcome=Outcome.LOST, supersede=False,
     )  # fmt: skip
     return moved
 
@@ -324,7 +391,7 @@ def _retry_or_die(
     retry_outcome: str,
     dead_outcome: str,
     extra_writes: ExtraWrites = None,
-    where: dict[str, Any] | None = None,
+    supersede: bool = True,
 ) -> tuple[str, bool]:
     """The exhaustion rule: attempts left? retrying (next message in ``delay`` s) : dead, then the give-up hook.
 
@@ -333,13 +400,12 @@ def _retry_or_die(
     if job.attempt < job.max_attempts:
         moved = _end_attempt(
             job, to_status=S.RETRYING, outcome=retry_outcome, now=now, failure=failure, retry_delay=delay,
-            publish=True, publish_countdown=delay or None, extra_writes=extra_writes, where=where,
-            next_retry_at=now + timedelta(seconds=delay), published_at=None,
+            publish=True, publish_countdown=delay or None, extra_writes=extra_writes, supersede=supersede, next_retry_at=now + timedelta(seconds=delay), published_at=None,
         )  # fmt: skip
         return S.RETRYING, moved
     moved = _give_up(
         job, spec=spec, to_status=S.DEAD, outcome=dead_outcome, now=now, failure=failure, extra_writes=extra_writes,
-        where=where,
+        supersede=supersede,
     )  # fmt: skip
     return S.DEAD, moved
 
@@ -353,12 +419,12 @@ def _give_up(
     now: datetime,
     failure: Failure,
     extra_writes: ExtraWrites = None,
-    where: dict[str, Any] | None = None,
+    supersede: bool = True,
 ) -> bool:
     """running -> failed or dead; then the type's give-up hook, once, after the write."""
     moved = _end_attempt(
-        job, to_status=to_status, outcome=outcome, now=now, failure=failure, extra_writes=extra_writes, where=where,
-        finished_at=now,
+        job, to_status=to_status, outcome=outcome, now=now, failure=failure, extra_writes=extra_writes,
+        supersede=supersede, finished_at=now,
     )  # fmt: skip
     if moved and spec is not None:
         run_give_up_hook(spec, job.payload, failure.code, failure.message)

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -26,50 +25,42 @@ class RescueReport:
     dead: list[str]
 
 
-def _live_workers() -> set[str] | None:
-    """Hostnames of workers answering a ping, or None if the broker could not be asked."""
-    try:
-        replies = current_app.control.ping(timeout=getattr(settings, "JOBS_REAPER_PING_TIMEOUT", 1.0))
-    except Exception:  # broker down: we cannot tell, so assume every worker is alive
-        logger.warning("reaper could not ping workers; only jobs past their time limit are rescued")
-        return None
-    return {hostname for reply in replies for hostname in reply}
+def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> RescueReport:
+    """Rescue running attempts whose lease ran out: their worker process is gone. Requeue or bury them.
 
-
-def job_rescue_orphans(*, now: datetime | None = None) -> RescueReport:
-    """Find jobs stuck in ``running`` whose worker is gone, and requeue or bury them.
-
-    A running job is an orphan when it has run longer than its hard time limit plus a
-    grace period (no live worker can still be running it), or when it has run longer
-    than the grace period and the worker that took it no longer answers a ping (it was
-    killed). Orphans with attempts left go back to the queue (at-least-once); the others
-    are dead.
+    A worker renews the lease of every attempt it runs every ``JOBS_HEARTBEAT_SECONDS``, also
+    during a warm shutdown, so a lease runs out only when the process that held it died (SIGKILL,
+    the hard time limit, a crash) or cannot reach the database for ``JOBS_LEASE_SECONDS``. Whether
+    the worker node still answers pings does not matter, nor does the job's time limit. A running
+    job without a lease (claimed before leases existed) is rescued once past its hard time limit
+    plus ``JOBS_ORPHAN_GRACE_SECONDS``. Orphans with attempts left go back to the queue at once
+    (at-least-once); the others are dead.
     """
     now = now or timezone.now()
     grace = timedelta(seconds=getattr(settings, "JOBS_ORPHAN_GRACE_SECONDS", 60))
-    candidates = list(Job.objects.filter(status=S.RUNNING, started_at__lte=now - grace))
-    if not candidates:
-        return RescueReport(requeued=[], dead=[])
-    live = None
+    expired = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True, started_at__lte=now - grace)
+    candidates = list(Job.objects.filter(expired, status=S.RUNNING).order_by("lease_expires_at")[:limit])
     requeued: list[str] = []
     dead: list[str] = []
     for job in candidates:
-        try:
-            time_limit = timedelta(seconds=registry.get(job.type).effective_time_limit)
-        except UnknownJobType:
-            time_limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
-        past_limit = job.started_at <= now - time_limit - grace
-        if not past_limit:
-            if live is None:
-                live = _live_workers()
-            if live is None or job.worker in live:
-                continue
-        reason = "time limit passed" if past_limit else f"worker {job.worker or '?'} no longer answers"
+        if job.lease_expires_at is not None:
+            reason = f"its lease ran out at {job.lease_expires_at.isoformat()} (worker {job.worker or '?'} gone)"
+        elif job.started_at and job.started_at <= now - timedelta(seconds=_time_limit(job.type)) - grace:
+            reason = "it ran past its time limit (no lease: claimed before leases)"
+        else:
+            continue
         if job_rescue_lost_attempt(job=job, reason=reason, now=now):
             (requeued if job.attempt < job.max_attempts else dead).append(job.id)
     if requeued or dead:
         logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s", requeued, dead)
     return RescueReport(requeued=requeued, dead=dead)
+
+
+def _time_limit(job_type: str) -> int:
+    try:
+        return registry.get(job_type).effective_time_limit
+    except UnknownJobType:
+        return int(settings.CELERY_TASK_TIME_LIMIT)
 
 
 def job_prune_finished(

@@ -80,6 +80,13 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_retry_at = models.DateTimeField(null=True, blank=True)
+    # While running: the attempt's lease, renewed by its worker's heartbeat. Past it, the
+    # reaper takes the attempt for lost, whatever the time limit (NULL: claimed before leases).
+    lease_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While running: renewed by the worker's heartbeat; once past, the reaper rescues the attempt.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = JobQuerySet.as_manager()
@@ -159,6 +166,7 @@ class JobAttempt(models.Model):
         SNOOZED = "snoozed", "Postponed (rate limit or switched off), attempt not spent"
         LOST = "lost", "Worker lost (rescued by the reaper)"
         SKIPPED = "skipped", "Skipped (singleton already running)"
+        SUPERSEDED = "superseded", "Ended after the job had moved on (rescued); its outcome was not applied"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()

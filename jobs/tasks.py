@@ -50,7 +50,8 @@ def run_schedule(
 
 declare("jobs.relay_unpublished", float(settings.JOBS_RELAY_INTERVAL_SECONDS), task="jobs.relay_unpublished",
         description="Publish jobs whose message never reached the broker.")  # fmt: skip
-declare("jobs.rescue_orphans", 30.0, task="jobs.rescue_orphans", description="Requeue jobs whose worker died.")
+declare("jobs.rescue_orphans", float(settings.JOBS_REAPER_INTERVAL_SECONDS), task="jobs.rescue_orphans",
+        description="Requeue jobs whose attempt's lease ran out (their worker died).")  # fmt: skip
 declare("jobs.prune_finished", 3600.0, task="jobs.prune_finished", description="Delete old finished jobs.")
 
 

@@ -206,8 +206,14 @@ JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 30)
 # Dead jobs (the dead-letter queue's, and replayed ones) are kept this long instead.
 JOBS_DEAD_RETENTION_DAYS = env_int("JOBS_DEAD_RETENTION_DAYS", 90)
-# A running job is rescued when its worker stopped answering for this long, or when
-# it ran longer than its hard time limit plus this.
+# Attempt leases: a worker renews the lease of each attempt it runs every JOBS_HEARTBEAT_SECONDS
+# (also during a warm shutdown); the reaper (every JOBS_REAPER_INTERVAL_SECONDS) rescues an
+# attempt whose lease of JOBS_LEASE_SECONDS ran out: its worker process is gone.
+JOBS_LEASE_SECONDS = env_int("JOBS_LEASE_SECONDS", 30)
+JOBS_HEARTBEAT_SECONDS = env_int("JOBS_HEARTBEAT_SECONDS", 5)
+JOBS_REAPER_INTERVAL_SECONDS = env_int("JOBS_REAPER_INTERVAL_SECONDS", 10)
+# Only for a running job claimed before leases existed (no lease): rescued once it ran longer
+# than its hard time limit plus this.
 JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)
 # Job types switched off by configuration (comma-separated); the admin has switches too.
 JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])

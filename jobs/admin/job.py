@@ -154,7 +154,7 @@ class JobAdmin(ViewOnlyAdmin):
                        "progress_message", "result", "error_code", "error_message", "error_traceback",
                        "cancel_requested", "replay_of_link", "replays_links", "published_at", "worker",
                        "current_task_result", "created_at", "enqueued_at", "started_at", "finished_at",
-                       "next_retry_at", "updated_at")  # fmt: skip
+                       "next_retry_at", "lease_expires_at", "updated_at")  # fmt: skip
     fieldsets = (
         (
             None,
@@ -195,6 +195,7 @@ class JobAdmin(ViewOnlyAdmin):
                     "published_at",
                     "started_at",
                     "next_retry_at",
+                    "lease_expires_at",
                     "finished_at",
                     "updated_at",
                 )

@@ -87,3 +87,18 @@ def _record_give_up(payload: dict, error_code: str, error_message: str) -> None:
 @job_type("tests.gives_up", max_attempts=2, backoff=Backoff(base_seconds=5, cap_seconds=5), on_give_up=_record_give_up)
 def gives_up(ctx: JobContext, payload: dict) -> None:
     raise TransientJobError(f"gives up eventually (attempt {ctx.attempt})")
+
+
+@job_type("tests.counted", max_attempts=3)
+def counted(ctx: JobContext, payload: dict) -> dict:
+    """Counts its executions in Redis (outside the job tables), notes its process, then sleeps."""
+    import os
+
+    from jobs.redis import get_redis
+
+    client = get_redis()
+    client.incr(f"tests:runs:{ctx.job_id}")
+    client.rpush(f"tests:pids:{ctx.job_id}", f"{ctx.attempt}:{os.getpid()}")
+    time.sleep(payload.get("seconds", 0) if ctx.attempt == 1 else payload.get("later_seconds", 0))
+    client.incr(f"tests:completed:{ctx.job_id}")
+    return {"attempt": ctx.attempt}

@@ -200,3 +200,44 @@ def test_operator_retry_gives_a_dead_job_a_fresh_budget(redis_client, django_cap
     queued = Job.objects.get(id=job.id)
     assert (queued.status, queued.attempt, queued.max_attempts) == (S.QUEUED, 2, 4)
     assert queued.published_at is not None
+
+
+@pytest.mark.django_db
+def test_a_late_attempt_never_overwrites_a_newer_one(redis_client):
+    from jobs.job_context import JobContext
+    from jobs.public import JobCancelled
+
+    first = started()  # attempt 1 of 2
+    assert job_rescue_lost_attempt(job=first, reason="its lease ran out")  # the reaper took it for lost
+    second = job_start_attempt(job_id=first.id, attempt=2, worker="w2@h", celery_task_id=f"{first.id}.2")
+    assert second is not None
+
+    # Attempt 1's worker was alive after all (a long GC pause, a network partition): it carries on.
+    with pytest.raises(JobCancelled, match="moved on"):
+        JobContext(job=first, spec=registry.get(first.type)).progress(60, "late progress", force=True)
+    late_success = job_succeed(job=first, finished_at=timezone.now(), result={"from": "attempt 1"})
+    late_failure = job_fail_attempt(job=first, spec=registry.get(first.type), failure=BOOM, retryable=True)
+
+    job = Job.objects.get(id=first.id)
+    assert late_success is False and late_failure == S.RETRYING  # what it would have done; nothing was applied
+    assert (job.status, job.attempt, job.worker, job.progress, job.result) == (S.RUNNING, 2, "w2@h", 0, None)
+    assert attempt_outcomes(job) == [(1, Outcome.SUPERSEDED)]
+    note = JobAttempt.objects.get(job_id=job.id, number=1).error_message
+    assert "lease ran out" in note and "ended succeeded after the job had moved on (now running, attempt 2)" in note
+    assert jobtypes.GIVE_UPS == []
+
+    assert job_succeed(job=second, finished_at=timezone.now(), result={"from": "attempt 2"})
+    assert Job.objects.get(id=job.id).result == {"from": "attempt 2"}
+    assert attempt_outcomes(job) == [(1, Outcome.SUPERSEDED), (2, Outcome.SUCCEEDED)]
+
+
+@pytest.mark.django_db
+def test_a_late_attempt_with_no_row_of_its_own_gets_a_superseded_row(redis_client):
+    first = started()
+    Job.objects.filter(id=first.id).update(attempt=2, worker="w2@h")  # a newer attempt runs; no lost row written
+
+    assert not job_stop_attempt(job=first, outcome=Outcome.CANCELLED, failure=Failure(code="x", message="stop"))
+
+    row = JobAttempt.objects.get(job_id=first.id)
+    assert (row.number, row.outcome, row.error_code, row.worker) == (1, Outcome.SUPERSEDED, "superseded", "w@h")
+    assert Job.objects.get(id=first.id).status == S.RUNNING

@@ -7,7 +7,6 @@ import time_machine
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs import maintenance
 from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_prune_finished, job_rescue_orphans
 from jobs.models import Job, JobAttempt, JobLogLine
@@ -15,51 +14,43 @@ from jobs.models import Job, JobAttempt, JobLogLine
 S = Job.Status
 
 
-def running_job(*, started_ago: timedelta, attempt: int = 1, max_attempts: int = 3, worker: str = "w1@host") -> Job:
+def running_job(
+    *, started_ago: timedelta, lease_left: timedelta | None, attempt: int = 1, max_attempts: int = 3,
+    worker: str = "w1@host",
+) -> Job:  # fmt: skip
+    """A running job whose lease runs out ``lease_left`` from now (negative: ran out; None: no lease)."""
     job = job_enqueue(job_type="tests.noop").job
+    now = timezone.now()
     Job.objects.filter(id=job.id).update(
-        status=S.RUNNING, attempt=attempt, max_attempts=max_attempts, worker=worker,
-        started_at=timezone.now() - started_ago,
+        status=S.RUNNING, attempt=attempt, max_attempts=max_attempts, worker=worker, started_at=now - started_ago,
+        lease_expires_at=None if lease_left is None else now + lease_left,
     )  # fmt: skip
     return Job.objects.get(id=job.id)
 
 
 @pytest.mark.django_db
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=60, CELERY_TASK_TIME_LIMIT=600)
-def test_job_past_its_time_limit_is_requeued(redis_client, monkeypatch, django_capture_on_commit_callbacks):
-    monkeypatch.setattr(maintenance, "_live_workers", lambda: {"w1@host"})
-    stuck = running_job(started_ago=timedelta(seconds=600 + 61))
-    fresh = running_job(started_ago=timedelta(seconds=30))
+def test_attempt_whose_lease_ran_out_is_requeued_whatever_its_time_limit(
+    redis_client, django_capture_on_commit_callbacks
+):
+    # Started 40 s ago, far inside its 10-minute time limit: only the lease says its worker is gone.
+    lost = running_job(started_ago=timedelta(seconds=40), lease_left=timedelta(seconds=-1))
+    renewed = running_job(started_ago=timedelta(hours=2), lease_left=timedelta(seconds=20))  # long, but alive
 
     with django_capture_on_commit_callbacks(execute=True):
         report = job_rescue_orphans()
 
-    assert report.requeued == [stuck.id] and report.dead == []
-    rescued = Job.objects.get(id=stuck.id)
+    assert report.requeued == [lost.id] and report.dead == []
+    rescued = Job.objects.get(id=lost.id)
     assert (rescued.status, rescued.error_code) == (S.RETRYING, "worker_lost")
+    assert "lease ran out" in rescued.error_message
     assert rescued.published_at is not None  # the next attempt's message is out
     assert rescued.attempts.get().outcome == JobAttempt.Outcome.LOST
-    assert Job.objects.get(id=fresh.id).status == S.RUNNING
+    assert Job.objects.get(id=renewed.id).status == S.RUNNING
 
 
 @pytest.mark.django_db
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=60)
-def test_job_of_a_vanished_worker_is_rescued_before_its_time_limit(redis_client, monkeypatch):
-    monkeypatch.setattr(maintenance, "_live_workers", lambda: {"alive@host"})
-    orphan = running_job(started_ago=timedelta(seconds=90), worker="killed@host")
-    healthy = running_job(started_ago=timedelta(seconds=90), worker="alive@host")
-
-    report = job_rescue_orphans()
-
-    assert report.requeued == [orphan.id]
-    assert Job.objects.get(id=healthy.id).status == S.RUNNING
-
-
-@pytest.mark.django_db
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=60)
-def test_orphan_without_attempts_left_is_dead(redis_client, monkeypatch):
-    monkeypatch.setattr(maintenance, "_live_workers", lambda: set())
-    last_try = running_job(started_ago=timedelta(seconds=120), attempt=3, max_attempts=3)
+def test_lost_attempt_without_attempts_left_is_dead(redis_client):
+    last_try = running_job(started_ago=timedelta(seconds=120), lease_left=timedelta(seconds=-5), attempt=3)
 
     report = job_rescue_orphans()
 
@@ -68,13 +59,30 @@ def test_orphan_without_attempts_left_is_dead(redis_client, monkeypatch):
 
 
 @pytest.mark.django_db
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=60)
-def test_reaper_trusts_workers_when_it_cannot_ask_them(redis_client, monkeypatch):
-    monkeypatch.setattr(maintenance, "_live_workers", lambda: None)
-    job = running_job(started_ago=timedelta(seconds=120))
+@override_settings(JOBS_ORPHAN_GRACE_SECONDS=60, CELERY_TASK_TIME_LIMIT=600)
+def test_job_claimed_before_leases_is_rescued_only_past_its_time_limit(redis_client):
+    stuck = running_job(started_ago=timedelta(seconds=600 + 61), lease_left=None)
+    young = running_job(started_ago=timedelta(seconds=120), lease_left=None)
 
-    assert job_rescue_orphans().requeued == []
-    assert Job.objects.get(id=job.id).status == S.RUNNING
+    assert job_rescue_orphans().requeued == [stuck.id]
+    assert Job.objects.get(id=young.id).status == S.RUNNING
+
+
+@pytest.mark.django_db
+def test_heartbeat_renews_the_leases_it_holds_and_no_others(redis_client):
+    from jobs.leases import LeaseKeeper
+
+    held = running_job(started_ago=timedelta(seconds=10), lease_left=timedelta(seconds=2))
+    moved_on = running_job(started_ago=timedelta(seconds=10), lease_left=timedelta(seconds=2), attempt=2)
+    keeper = LeaseKeeper()
+
+    with keeper.hold(job_id=held.id, attempt=1), keeper.hold(job_id=moved_on.id, attempt=1):
+        renewed = keeper.renew_once()
+    after = keeper.held()
+
+    assert renewed == 1 and after == {}
+    assert Job.objects.get(id=held.id).lease_expires_at > timezone.now() + timedelta(seconds=25)
+    assert Job.objects.get(id=moved_on.id).lease_expires_at < timezone.now() + timedelta(seconds=3)
 
 
 @pytest.mark.django_db

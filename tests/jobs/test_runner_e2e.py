@@ -141,9 +141,8 @@ def test_switched_off_type_waits_and_runs_once_switched_on(start_worker):
     assert wait_final(job.id, timeout=30).status == S.SUCCEEDED
 
 
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=1)
 def test_worker_killed_mid_job_is_rescued_and_the_job_completes(start_worker):
-    doomed = start_worker(queues="default", name="doomed")
+    doomed = start_worker(queues="default", name="doomed", extra_env={"JOBS_LEASE_SECONDS": "3"})
     job = job_enqueue(job_type="jobs.canary", payload={"seconds": 3}).job
     wait_for(lambda: Job.objects.filter(id=job.id, status=S.RUNNING).exists(), timeout=30, message="job to start")
 

@@ -58,10 +58,12 @@ def test_full_run_then_a_rerun_that_changes_nothing(supplier_simulator, start_wo
     assert dict(Product.objects.values_list("supplier_id", "last_changed_at")) == stamps
 
 
-@override_settings(JOBS_ORPHAN_GRACE_SECONDS=1, JOBS_REPUBLISH_AFTER_SECONDS=3, JOBS_RELAY_GRACE_SECONDS=1)
+@override_settings(JOBS_REPUBLISH_AFTER_SECONDS=3, JOBS_RELAY_GRACE_SECONDS=1)
 def test_run_resumes_after_the_worker_is_killed_without_refetching_done_pages(supplier_simulator, start_worker):
     sim = supplier_simulator(size=500, rate_limit=0, latency_ms=400)  # 10 pages, 0.4 s each
-    doomed = start_worker(queues="default,sync", concurrency=1, name="doomed", extra_env=sync_env(sim))
+    # Short leases, so the killed worker's attempt is rescued in seconds rather than half a minute.
+    short_leases = {"JOBS_LEASE_SECONDS": "3", "JOBS_HEARTBEAT_SECONDS": "1"}
+    doomed = start_worker(queues="default,sync", concurrency=1, name="doomed", extra_env=sync_env(sim, **short_leases))
     job = job_enqueue(job_type="sync.run", payload={"full": True}).job
     wait_for(lambda: SyncPage.objects.filter(status="done").count() >= 3, timeout=60, message="three pages done")
 
