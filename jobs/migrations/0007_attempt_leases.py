@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0005_audit_actions_and_switch_name"),
+        ("jobs", "0006_api_token_scopes_and_expiry"),
     ]
 
     operations = [
