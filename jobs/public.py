@@ -19,6 +19,8 @@ What is here, by concern:
   ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
+- operations: ``dead_letter_summary`` (``DeadLetterSummary``: the dead-letter queue's size per type),
+  ``job_audit_record`` (an operator action a domain admin performed, into the jobs audit trail);
 - HTTP: ``api_view``, ``ApiError`` (the one JSON error shape);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
@@ -48,7 +50,9 @@ from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .runner import JobContext, job_type
 from .schedules import declare as schedule_declare
+from .selectors import DeadLetterSummary, dead_letter_summary
 from .services import EnqueueResult, job_bulk_enqueue, job_cancel, job_enqueue, job_get
+from .services import audit_record as job_audit_record
 
 if TYPE_CHECKING:
     from .admin import ViewOnlyAdmin
@@ -66,6 +70,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ApiError",
     "Backoff",
+    "DeadLetterSummary",
     "EnqueueResult",
     "IdempotencyKeyConflict",
     "JobCancelled",
@@ -83,6 +88,8 @@ __all__ = [
     "UnknownJobType",
     "ViewOnlyAdmin",
     "api_view",
+    "dead_letter_summary",
+    "job_audit_record",
     "job_bulk_enqueue",
     "job_cancel",
     "job_enqueue",
