@@ -15,6 +15,7 @@ This module adds what the outbox needs to decide a send's outcome honestly:
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,9 +137,20 @@ class RecordingSmtpBackend(EmailBackend):
 
 
 def smtp_deliver(
-    *, from_email: str, to: list[str], subject: str, text_body: str, html_body: str, message_id: str
+    *,
+    from_email: str,
+    to: list[str],
+    subject: str,
+    text_body: str,
+    html_body: str,
+    message_id: str,
+    before_send: Callable[[], str] | None = None,
 ) -> SmtpRecorder:
     """Send one message through ``settings.EMAIL_BACKEND`` on a connection of its own.
+
+    ``before_send`` runs once the connection is open, right before the message is sent (the rate-limit
+    slot is taken there: the server counts messages, so the slot is taken as close to it as possible);
+    what it returns goes into the transcript.
 
     Returns the recorder; raises whatever the backend raised, with the recorder attached to the
     exception as ``error.smtp_recorder`` so the caller can tell a safe failure from an uncertain one.
@@ -155,6 +167,9 @@ def smtp_deliver(
         message.attach_alternative(html_body, "text/html")
     try:
         try:
+            backend.open()
+            if before_send is not None:
+                recorder.note("--", before_send())
             sent = message.send(fail_silently=False)
         finally:
             backend.close()

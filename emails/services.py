@@ -28,7 +28,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.public import RateLimiter, dead_letter_summary, job_audit_record, job_enqueue
+from jobs.public import RateLimited, RateLimiter, dead_letter_summary, job_audit_record, job_enqueue
 
 from .client import SmtpRecorder, smtp_deliver
 from .exceptions import (
@@ -195,9 +195,10 @@ def email_deliver(*, email_id: int, claim: str) -> dict[str, Any]:
 
     Never sends an email that is sent, failed, suppressed, uncertain or dismissed, or that another
     attempt holds: a duplicate job message, a re-publish or a retry after ``sent`` changes nothing.
+    The ``email-provider`` rate-limit slot is taken on the open connection, right before the message.
     Raises EmailTemporaryFailure (retry: the server cannot have accepted it), EmailPermanentFailure
     (5xx), EmailDeliveryUncertain (may have been delivered: an operator decides), or RateLimited
-    (no slot free: the job is postponed without spending an attempt).
+    (no slot free: the claim is released and the job postponed without spending an attempt).
     """
     if connection.in_atomic_block:
         raise EmailSendingInTransaction(
@@ -216,7 +217,7 @@ def email_deliver(*, email_id: int, claim: str) -> dict[str, Any]:
         _move(email, [State.PENDING], State.SUPPRESSED, suppressed_recipients=sorted(suppressed),
               finished_at=timezone.now())  # fmt: skip
         return {"email_id": email.pk, "state": State.SUPPRESSED}
-    RateLimiter.named(RATE_LIMIT_NAME).acquire(max_wait=settings.EMAILS_RATE_MAX_WAIT_SECONDS)
+    limiter = RateLimiter.named(RATE_LIMIT_NAME)
     now = timezone.now()
     claimed = EmailMessage.objects.filter(pk=email.pk, state=State.PENDING).update(
         state=State.SENDING, claimed_by=claim, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
@@ -228,12 +229,19 @@ def email_deliver(*, email_id: int, claim: str) -> dict[str, Any]:
         recorder = smtp_deliver(
             from_email=email.from_email, to=recipients, subject=email.subject, text_body=email.text_body,
             html_body=email.html_body, message_id=email.message_id,
+            before_send=lambda: _take_slot(limiter),
         )  # fmt: skip
     except Exception as error:  # classified below; unknown errors are re-raised
         _record_failure(email, claim=claim, error=error, suppressed=suppressed)
         raise
     _record_sent(email, claim=claim, recorder=recorder, suppressed=suppressed)
     return {"email_id": email.pk, "state": State.SENT, "smtp": f"{recorder.reply_code} {recorder.reply_text}"[:200]}
+
+
+def _take_slot(limiter: RateLimiter) -> str:
+    limiter.acquire(max_wait=settings.EMAILS_RATE_MAX_WAIT_SECONDS)
+    granted = limiter.last_granted_at or 0.0
+    return f"{limiter.name} slot granted at {granted:.3f} ({limiter.limit} per {limiter.period:g}s)"
 
 
 def _abandoned_claim(email: EmailMessage) -> None:
@@ -278,6 +286,10 @@ def _record_failure(email: EmailMessage, *, claim: str, error: Exception, suppre
     Raises EmailTemporaryFailure / EmailPermanentFailure / EmailDeliveryUncertain from ``error``; returns
     (letting the caller re-raise ``error`` itself) only for an unexpected error, after releasing the claim.
     """
+    if isinstance(error, RateLimited):
+        # No slot free for long: nothing was sent; the job is postponed without spending an attempt.
+        _release(email, claim, attempts=F("attempts") - 1)
+        return
     recorder: SmtpRecorder = getattr(error, "smtp_recorder", None) or SmtpRecorder()
     described = f"{error.__class__.__name__}: {error}"[:2000]
     fields: dict[str, Any] = {"transcript": _transcript(email, claim, recorder), "last_error": described,
