@@ -26,14 +26,14 @@ STATE_COLOURS = {
 
 def _confirmed(
     *, request: HttpRequest, queryset: QuerySet, eligible_states: tuple[str, ...], action: str, verb: str,
-    explanation: str, perform: Callable[[EmailMessage], bool],
+    done: str, explanation: str, perform: Callable[[EmailMessage], bool],
 ) -> HttpResponse | None:  # fmt: skip
     """Filter the selection to emails in a valid state, ask for confirmation, act on each, report counts."""
     chosen = queryset.count()
     targets = list(queryset.filter(state__in=eligible_states))
     skipped = chosen - len(targets)
     if not targets:
-        messages.warning(request, f"None of the {chosen} selected email(s) can be {verb}: {explanation}")
+        messages.warning(request, f"None of the {chosen} selected email(s) can be {done}: {explanation}")
         return None
     if request.POST.get("confirm") != "yes":
         return TemplateResponse(request, "admin/emails/confirm_action.html", {
@@ -43,16 +43,15 @@ def _confirmed(
             "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
         })  # fmt: skip
-    done = sum(1 for email in targets if perform(email))
+    count = sum(1 for email in targets if perform(email))
     note = f" ({skipped} selected email(s) were not in a valid state and were left alone)" if skipped else ""
-    messages.success(request, f"{done} email(s) {verb}.{note}")
+    messages.success(request, f"{count} email(s) {done}.{note}")
     return None
 
 
 @admin.register(EmailMessage)
 class EmailMessageAdmin(ViewOnlyAdmin):
-    list_display = ("id", "key", "template", "recipients", "subject", "colored_state", "attempts", "created_at",
-                    "sent_at")  # fmt: skip
+    list_display = ("key", "colored_state", "recipients", "subject", "attempts", "created_at")
     list_filter = ("state", "template", "delivery", "created_at")
     search_fields = ("=key", "to", "=message_id", "subject")
     search_help_text = "A whole key or Message-ID, part of a recipient address, or part of the subject."
@@ -87,7 +86,7 @@ class EmailMessageAdmin(ViewOnlyAdmin):
         # srcdoc in a sandbox without scripts or same-origin: the mail's markup cannot reach the admin.
         return format_html(
             '<iframe title="HTML preview" sandbox="" referrerpolicy="no-referrer" srcdoc="{}" '
-            'style="width:100%;max-width:720px;height:520px;border:1px solid #d9e2ec;background:#fff;"></iframe>',
+            'style="width:720px;max-width:100%;height:560px;border:1px solid #d9e2ec;background:#fff;"></iframe>',
             email.html_body,
         )
 
@@ -111,8 +110,8 @@ class EmailMessageAdmin(ViewOnlyAdmin):
     def resend_emails(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return _confirmed(
             request=request, queryset=queryset, eligible_states=services.RESENDABLE_STATES, action="resend_emails",
-            verb="resent",
-            explanation="each is queued again with the same content and Message-ID. An email that may have been "
+            verb="resend", done="resent",
+            explanation="Each is queued again with the same content and Message-ID. An email that may have been "
                         "sent can reach its recipient twice: resend only when you believe it was not delivered. "
                         "Sent emails are never resent; suppressed recipients stay left out.",
             perform=lambda email: services.email_resend(email=email, actor=request.user),
@@ -123,8 +122,8 @@ class EmailMessageAdmin(ViewOnlyAdmin):
     def dismiss_emails(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return _confirmed(
             request=request, queryset=queryset, eligible_states=(State.UNCERTAIN,), action="dismiss_emails",
-            verb="dismissed",
-            explanation="each stays unsent by us from now on (for example the recipient confirmed they got it).",
+            verb="dismiss", done="dismissed",
+            explanation="Each stays unsent by us from now on (for example the recipient confirmed they got it).",
             perform=lambda email: services.email_dismiss(email=email, actor=request.user),
         )  # fmt: skip
 
@@ -147,7 +146,7 @@ class SuppressionAdmin(ViewOnlyAdmin):
         chosen = list(queryset)
         if request.POST.get("confirm") != "yes":
             return TemplateResponse(request, "admin/emails/confirm_action.html", {
-                "title": f"Remove {len(chosen)} address(es) from the suppression list?", "verb": "remove them",
+                "title": f"Remove {len(chosen)} address(es) from the suppression list?", "verb": "remove",
                 "action": "remove_suppressions", "emails": [], "more": 0, "skipped": 0, "opts": queryset.model._meta,
                 "explanation": "Later emails to these addresses will be sent again. Emails already suppressed "
                                "stay so until resent. " + ", ".join(s.address for s in chosen[:100]),

@@ -14,16 +14,19 @@ class EmailMessage(models.Model):
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending (claimed by a worker)"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
-        SUPPRESSED = "suppressed", "Suppressed (every recipient is on the suppression list)"
-        UNCERTAIN = "uncertain", "May have been sent (needs an operator)"
-        DISMISSED = "dismissed", "Dismissed by an operator"
+        # Every recipient is on the suppression list.
+        SUPPRESSED = "suppressed", "Suppressed"
+        # The server may have accepted it, we never heard back: an operator resends or dismisses it.
+        UNCERTAIN = "uncertain", "May have been sent"
+        DISMISSED = "dismissed", "Dismissed"
 
     class Delivery(models.TextChoices):
-        AT_MOST_ONCE = "at_most_once", "At most once (uncertain sends wait for an operator)"
-        AT_LEAST_ONCE = "at_least_once", "At least once (uncertain sends are retried)"
+        # An uncertain send waits for an operator / is retried automatically.
+        AT_MOST_ONCE = "at_most_once", "At most once"
+        AT_LEAST_ONCE = "at_least_once", "At least once"
 
     key = models.CharField(max_length=255, unique=True, help_text="the caller's key; the same key sends once")
     template = models.CharField(max_length=100)

@@ -16,7 +16,7 @@ import logging
 import smtplib
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import formataddr, parseaddr
 from typing import Any
 
@@ -240,8 +240,12 @@ def email_deliver(*, email_id: int, claim: str) -> dict[str, Any]:
 
 def _take_slot(limiter: RateLimiter) -> str:
     limiter.acquire(max_wait=settings.EMAILS_RATE_MAX_WAIT_SECONDS)
-    granted = limiter.last_granted_at or 0.0
-    return f"{limiter.name} slot granted at {granted:.3f} ({limiter.limit} per {limiter.period:g}s)"
+    granted = datetime.fromtimestamp(limiter.last_granted_at or 0.0, tz=UTC)
+    # Redis' clock, to the millisecond: when this message's slot of the shared limit was granted.
+    return (
+        f"{limiter.name} slot granted at {granted:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+        + f" UTC ({limiter.limit} per {limiter.period:g}s)"
+    )
 
 
 def _abandoned_claim(email: EmailMessage) -> None:
