@@ -4,9 +4,9 @@ faults injected in the server, a worker killed after the server accepted, and th
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 import signal
 import time
+from datetime import UTC, datetime
 
 import pytest
 from django.test import override_settings
