@@ -78,14 +78,13 @@ def email_send(
     context = dict(context or {})
     spec = email_template_get(template)
     fingerprint = _fingerprint(template=template, to=recipients, context=context, from_email=sender)
-    existing = EmailMessage.objects.filter(key=key).first()
-    if existing is not None:
-        return _same_email(existing, fingerprint)
+    # No look-up first: a key used before is rare, and the insert below finds it (one query less per email).
     rendered = email_render(template=template, context=context)
     suppressed = suppressed_addresses(recipients)
     everyone_suppressed = all(_address_of(recipient) in suppressed for recipient in recipients)
     now = timezone.now()
-    with transaction.atomic():
+    # Inside the caller's transaction this adds no savepoint; on its own it is one transaction.
+    with transaction.atomic(savepoint=False):
         try:
             with transaction.atomic():  # a savepoint: a concurrent caller's row makes only this insert fail
                 email = EmailMessage.objects.create(

@@ -31,6 +31,14 @@ def export_ready(ctx: JobContext, payload: dict) -> dict:
     return {"email_id": email.pk, "state": email.state}
 
 
+@job_type("emails.send_template", queue="emails", max_attempts=5, time_limit=60, soft_time_limit=50)
+def send_template(ctx: JobContext, payload: dict) -> dict:
+    """Queue any template by name: ``{"template", "to", "context", "key"}`` (for apps that must not import emails)."""
+    email = services.email_send(template=payload["template"], to=payload["to"], context=payload.get("context") or {},
+                                key=payload["key"])  # fmt: skip
+    return {"email_id": email.pk, "state": email.state}
+
+
 @job_type("emails.dead_letter_digest", queue="emails", max_attempts=3, time_limit=60, soft_time_limit=50)
 def dead_letter_digest(ctx: JobContext, payload: dict) -> dict:
     """Mail the operators a digest of the dead-letter queue when it is not empty (once per window)."""

@@ -186,3 +186,28 @@ def test_four_workers_share_one_limit_of_20_per_second_as_the_server_sees_it(sta
     span = (arrivals[-1] - arrivals[0]) / 1000
     # The last of total / limit waves starts (total / limit - 1) s after the first; and it keeps up.
     assert total / limit - 1.3 <= span <= total / limit * 1.2, f"{total} emails in {span:.1f}s"
+
+
+def test_other_apps_reach_emails_by_job_type_name(email_worker, smtp_server, django_user_model):
+    from jobs.public import job_enqueue, job_type_is_declared
+
+    email_worker(SITE_URL="https://shop.example")
+    user = django_user_model.objects.create_user("ada", email="ada@example.com")
+    assert job_type_is_declared("emails.export_ready") and job_type_is_declared("emails.send_template")
+
+    # What the exports app does when an export is ready (twice: its job may run twice).
+    for _ in range(2):
+        job_enqueue(job_type="emails.export_ready", payload={"export_id": "exp-9", "user_id": user.pk},
+                    idempotency_key="exports:export:exp-9:ready")  # fmt: skip
+    job_enqueue(job_type="emails.send_template", payload={"template": "test_receipt", "to": ["bob@example.com"],
+                "context": {"name": "Bob", "order": "5"}, "key": "shop:order:5:receipt"})  # fmt: skip
+
+    received = smtp_server.wait_for_count(2, timeout=30)
+    time.sleep(0.5)
+    assert smtp_server.count() == 2
+    by_subject = {message.subject: message for message in received}
+    export_mail = by_subject["Your export exp-9 is ready"].parsed
+    assert export_mail["To"] == "ada@example.com"
+    assert "https://shop.example/exports/" in export_mail.get_body(("plain",)).get_content()
+    assert by_subject["Receipt for order 5"].rcpt_tos == ("bob@example.com",)
+    assert EmailMessage.objects.get(key="exports:export:exp-9:ready").state == State.SENT
