@@ -34,6 +34,12 @@ class EmailRecipientInvalid(EmailsError):
     code = "email_recipient_invalid"
 
 
+class EmailKeyInvalid(EmailsError):
+    """The key is empty or longer than 255 characters."""
+
+    code = "email_key_invalid"
+
+
 class EmailKeyConflict(EmailsError):
     """The key already names an email with a different template, recipients, context or sender."""
 

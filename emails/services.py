@@ -34,6 +34,7 @@ from .client import SmtpRecorder, smtp_deliver
 from .exceptions import (
     EmailDeliveryUncertain,
     EmailKeyConflict,
+    EmailKeyInvalid,
     EmailPermanentFailure,
     EmailRecipientInvalid,
     EmailSendingInTransaction,
@@ -71,8 +72,7 @@ def email_send(
     Recipients on the suppression list are left out; if that leaves nobody, the email is ``suppressed``.
     """
     if not key or len(key) > 255:
-        raise EmailRecipientInvalid(f"an email key must be 1-255 characters, got {len(key or '')}",
-                                    detail={"key": key})  # fmt: skip
+        raise EmailKeyInvalid(f"an email key must be 1-255 characters, got {len(key or '')}", detail={"key": key})
     recipients = _recipients(to)
     sender = _address(from_email or settings.DEFAULT_FROM_EMAIL, role="sender")
     context = dict(context or {})
@@ -83,25 +83,25 @@ def email_send(
     suppressed = suppressed_addresses(recipients)
     everyone_suppressed = all(_address_of(recipient) in suppressed for recipient in recipients)
     now = timezone.now()
-    # Inside the caller's transaction this adds no savepoint; on its own it is one transaction.
-    with transaction.atomic(savepoint=False):
-        try:
-            with transaction.atomic():  # a savepoint: a concurrent caller's row makes only this insert fail
-                email = EmailMessage.objects.create(
-                    key=key, template=template, delivery=spec.delivery, from_email=sender, to=recipients,
-                    context=context, fingerprint=fingerprint, subject=rendered.subject, text_body=rendered.text_body,
-                    html_body=rendered.html_body, message_id=message_id_for(key),
-                    state=State.SUPPRESSED if everyone_suppressed else State.PENDING,
-                    suppressed_recipients=sorted(suppressed), finished_at=now if everyone_suppressed else None,
-                )  # fmt: skip
-        except IntegrityError:
-            existing = EmailMessage.objects.filter(key=key).first()
-            if existing is None:
-                raise
-            return _same_email(existing, fingerprint)
-        if not everyone_suppressed:
-            email.job_id = _enqueue_send(email=email, key=f"emails:email:{email.pk}:send")
-            EmailMessage.objects.filter(pk=email.pk).update(job_id=email.job_id)
+    try:
+        # One savepoint (one transaction when the caller has none) for the row and its job: a concurrent
+        # caller's row fails only this insert, and an error leaves the caller's transaction usable.
+        with transaction.atomic():
+            email = EmailMessage.objects.create(
+                key=key, template=template, delivery=spec.delivery, from_email=sender, to=recipients,
+                context=context, fingerprint=fingerprint, subject=rendered.subject, text_body=rendered.text_body,
+                html_body=rendered.html_body, message_id=message_id_for(key),
+                state=State.SUPPRESSED if everyone_suppressed else State.PENDING,
+                suppressed_recipients=sorted(suppressed), finished_at=now if everyone_suppressed else None,
+            )  # fmt: skip
+            if not everyone_suppressed:
+                email.job_id = _enqueue_send(email=email, key=f"emails:email:{email.pk}:send")
+                EmailMessage.objects.filter(pk=email.pk).update(job_id=email.job_id)
+    except IntegrityError:
+        existing = EmailMessage.objects.filter(key=key).first()
+        if existing is None:
+            raise
+        return _same_email(existing, fingerprint)
     return email
 
 

@@ -20,10 +20,19 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+# The one browser of this test process. Each test module that imports the fixture gets its own
+# session-scoped instance of it, and a second sync Playwright on the same thread refuses to start
+# ("Sync API inside the asyncio loop"): later instances share the first one's browser.
+_shared: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     require_module("playwright", pypi_package="playwright")
     require_executable(os.path.basename(CHROMIUM), debian_package="chromium")
+    if "browser" in _shared:
+        yield _shared["browser"]
+        return
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running on this thread, which makes Django
@@ -31,8 +40,12 @@ def browser() -> Iterator[object]:
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        _shared["browser"] = instance
+        try:
+            yield instance
+        finally:
+            _shared.pop("browser", None)
+            instance.close()
 
 
 def screenshot(page, name: str) -> Path:

@@ -3,6 +3,9 @@ confirmation and an audit entry, the suppression list with removal; desktop and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
@@ -15,6 +18,22 @@ from tests.browser import DESKTOP, PHONE, admin_login, browser, screenshot  # no
 pytestmark = pytest.mark.django_db(transaction=True)
 State = EmailMessage.State
 PASSWORD = "pw-for-tests-only"
+
+
+@contextmanager
+def admin_page(browser, live_server, viewport: dict) -> Iterator[object]:  # noqa: F811
+    """A page logged in as the superuser "ops", closed afterwards."""
+    page = browser.new_page(viewport=viewport)
+    try:
+        admin_login(page, live_server.url, username="ops", password=PASSWORD)
+        yield page
+    finally:
+        page.close()
+
+
+def run_action(page, action: str) -> None:
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
 
 
 @pytest.fixture
@@ -37,9 +56,7 @@ def outbox(redis_client, smtp_server):
 
 @pytest.mark.parametrize("viewport,width", [(DESKTOP, "desktop"), (PHONE, "phone")])
 def test_list_and_detail_with_the_rendered_preview_and_transcript(browser, live_server, outbox, viewport, width):  # noqa: F811
-    page = browser.new_page(viewport=viewport)
-    try:
-        admin_login(page, live_server.url, username="ops", password=PASSWORD)
+    with admin_page(browser, live_server, viewport) as page:
         page.goto(f"{live_server.url}/admin/emails/emailmessage/")
         listing = page.inner_text("#changelist")
         assert "exports:export:42:ready" in listing and "May have been sent" in listing and "Sent" in listing
@@ -60,19 +77,14 @@ def test_list_and_detail_with_the_rendered_preview_and_transcript(browser, live_
         assert "S: 250 2.0.0 Ok: queued as 1" in body and "email-provider slot granted at" in body
         screenshot(page, f"emails-detail-{width}")
         page.locator("iframe[title='HTML preview']").screenshot(path=str(screenshot(page, f"emails-preview-{width}")))
-    finally:
-        page.close()
 
 
 def test_resend_asks_for_confirmation_then_queues_it_with_an_audit_entry(browser, live_server, outbox):  # noqa: F811
-    page = browser.new_page(viewport=DESKTOP)
-    try:
-        admin_login(page, live_server.url, username="ops", password=PASSWORD)
+    with admin_page(browser, live_server, DESKTOP) as page:
         page.goto(f"{live_server.url}/admin/emails/emailmessage/")
         for email in outbox.values():
             page.check(f"input[name=_selected_action][value='{email.pk}']")
-        page.select_option("select[name=action]", "resend_emails")
-        page.click("button[name=index]")
+        run_action(page, "resend_emails")
 
         confirmation = page.inner_text("#content")
         assert "Resend 1 email(s)?" in confirmation and "order:7" in confirmation
@@ -86,20 +98,15 @@ def test_resend_asks_for_confirmation_then_queues_it_with_an_audit_entry(browser
         entry = JobAuditEntry.objects.get(action="email_resend")
         assert entry.actor.username == "ops" and entry.detail["key"] == "order:7"
         assert EmailMessage.objects.get(pk=outbox["sent"].pk).resends == 0
-    finally:
-        page.close()
 
 
 def test_the_suppression_list_and_removal(browser, live_server, outbox):  # noqa: F811
-    page = browser.new_page(viewport=PHONE)
-    try:
-        admin_login(page, live_server.url, username="ops", password=PASSWORD)
+    with admin_page(browser, live_server, PHONE) as page:
         page.goto(f"{live_server.url}/admin/emails/suppression/")
         assert "gone@example.com" in page.inner_text("#result_list")
         screenshot(page, "emails-suppressions-phone")
         page.check("input[name=_selected_action]")
-        page.select_option("select[name=action]", "remove_suppressions")
-        page.click("button[name=index]")
+        run_action(page, "remove_suppressions")
         assert "gone@example.com" in page.inner_text("#content")
         page.click("input[type=submit]")
 
@@ -108,5 +115,3 @@ def test_the_suppression_list_and_removal(browser, live_server, outbox):  # noqa
         assert JobAuditEntry.objects.get(action="email_suppression_remove").detail == {
             "addresses": ["gone@example.com"]
         }
-    finally:
-        page.close()

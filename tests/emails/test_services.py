@@ -85,6 +85,16 @@ def test_malformed_addresses_are_refused_at_enqueue_with_a_4xx_error(redis_clien
     assert response_for(error.value).status_code == 400 and error.value.retryable is False
 
 
+def test_a_caller_that_catches_a_conflict_keeps_a_usable_transaction(redis_client):
+    with transaction.atomic():
+        send()
+        with pytest.raises(EmailKeyConflict):
+            send(order="2")
+        send(key="order-confirmation:2")  # the caller's transaction goes on
+
+    assert EmailMessage.objects.count() == 2 and Job.objects.filter(type="emails.send").count() == 2
+
+
 def test_named_addresses_are_accepted_and_kept(redis_client):
     email = send(to=["Ada Lovelace <ada@example.com>", "bob@example.com"])
 
