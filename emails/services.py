@@ -346,11 +346,15 @@ def _release(email: EmailMessage, claim: str, **fields: Any) -> None:
 
 
 def email_give_up(*, email_id: int, error: str) -> None:
-    """The send job gave up (attempts exhausted, or failed): a still-pending email becomes ``failed``."""
+    """The send job gave up (attempts exhausted, failed, or buried by the reaper): a still-pending email
+    becomes ``failed``; one still ``sending`` (its worker died mid-send on the last attempt) ``uncertain``."""
     email = EmailMessage.objects.filter(pk=email_id).first()
-    if email is not None:
-        _move(email, [State.PENDING], State.FAILED, last_error=f"the send job gave up: {error}"[:2000],
-              finished_at=timezone.now())  # fmt: skip
+    if email is None:
+        return
+    now, note = timezone.now(), f"the send job gave up: {error}"[:2000]
+    if not _move(email, [State.PENDING], State.FAILED, last_error=note, finished_at=now):
+        _move(email, [State.SENDING], State.UNCERTAIN, finished_at=now,
+              last_error=f"{note}; it was being sent, the server may have accepted it")  # fmt: skip
 
 
 def _move(email: EmailMessage, from_states: Sequence[str], to_state: str, **fields: Any) -> bool:

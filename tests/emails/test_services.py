@@ -226,6 +226,17 @@ def test_an_email_left_sending_by_a_dead_attempt_becomes_uncertain_not_resent(re
     assert reload(email).state == State.UNCERTAIN and smtp_server.count() == 0
 
 
+def test_a_job_that_gives_up_fails_a_pending_email_and_leaves_a_sending_one_uncertain(redis_client):
+    pending, sending = send(), send(key="order-confirmation:2")
+    EmailMessage.objects.filter(pk=sending.pk).update(state=State.SENDING, claimed_by="buried-job.8")
+
+    services.email_give_up(email_id=pending.pk, error="smtp_temporary_failure: 421")
+    services.email_give_up(email_id=sending.pk, error="worker_lost: attempt 8 was lost")
+
+    assert reload(pending).state == State.FAILED and "421" in reload(pending).last_error
+    assert reload(sending).state == State.UNCERTAIN and "may have accepted it" in reload(sending).last_error
+
+
 # -- operator actions ----------------------------------------------------------------------------
 
 
