@@ -28,7 +28,15 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.public import RateLimited, RateLimiter, dead_letter_summary, job_audit_record, job_enqueue
+from jobs.public import (
+    JobsError,
+    RateLimited,
+    RateLimiter,
+    dead_letter_summary,
+    job_audit_record,
+    job_enqueue,
+    job_get,
+)
 
 from .client import SmtpRecorder, smtp_deliver
 from .exceptions import (
@@ -207,6 +215,8 @@ def email_deliver(*, email_id: int, claim: str) -> dict[str, Any]:
     if email is None:
         return {"email_id": email_id, "skipped": "no such email (deleted)"}
     if email.state == State.SENDING:
+        if _claim_in_progress(email):
+            return {"email_id": email.pk, "skipped": f"being sent by attempt {email.claimed_by}"}
         _abandoned_claim(email)
     if email.state != State.PENDING:
         return {"email_id": email.pk, "state": email.state, "skipped": f"already {email.state}"}
@@ -245,6 +255,17 @@ def _take_slot(limiter: RateLimiter) -> str:
         f"{limiter.name} slot granted at {granted:%Y-%m-%d %H:%M:%S.%f}"[:-3]
         + f" UTC ({limiter.limit} per {limiter.period:g}s)"
     )
+
+
+def _claim_in_progress(email: EmailMessage) -> bool:
+    """Whether the attempt holding the claim is still running (another job of the same email, e.g. an
+    operator retrying an old job while a resend is out): then it is in progress, not abandoned."""
+    job_id, _, attempt = email.claimed_by.rpartition(".")
+    try:
+        holder = job_get(job_id=job_id)
+    except JobsError:
+        return False
+    return holder.status == "running" and str(holder.attempt) == attempt
 
 
 def _abandoned_claim(email: EmailMessage) -> None:

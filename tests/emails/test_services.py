@@ -237,6 +237,16 @@ def test_a_job_that_gives_up_fails_a_pending_email_and_leaves_a_sending_one_unce
     assert reload(sending).state == State.UNCERTAIN and "may have accepted it" in reload(sending).last_error
 
 
+def test_an_email_another_running_job_is_sending_is_left_to_it(redis_client, smtp_server):
+    email = send(template="test_receipt_alo")  # at least once: an abandoned claim would be sent again
+    other = Job.objects.create(type="emails.send", queue="emails", status=Job.Status.RUNNING, attempt=1)
+    EmailMessage.objects.filter(pk=email.pk).update(state=State.SENDING, claimed_by=f"{other.id}.1")
+
+    assert deliver(email)["skipped"] == f"being sent by attempt {other.id}.1"
+
+    assert reload(email).state == State.SENDING and smtp_server.count() == 0
+
+
 # -- operator actions ----------------------------------------------------------------------------
 
 
