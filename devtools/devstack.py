@@ -209,6 +209,12 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
         env["SUPPLIER_API_URL"] = f"http://127.0.0.1:{simulator_port}"
         processes.append(ChildProcess("supplier-simulator", [PYTHON, "manage.py", "supplier_simulator", "--port", simulator_port],
                                       env["SUPPLIER_API_URL"]))  # fmt: skip
+    if "EMAIL_HOST" not in os.environ:
+        # No SMTP server configured: a local catcher keeps every email (admin -> Emails shows them).
+        catcher_port = os.environ.get("EMAIL_CATCHER_PORT", "1025")
+        env["EMAIL_HOST"], env["EMAIL_PORT"] = "127.0.0.1", catcher_port
+        processes.append(ChildProcess("smtp-catcher", [PYTHON, "-m", "emails.smtp_catcher", "--port", catcher_port,
+                                      "--maildir", str(VAR_DIR / "mail")], f"smtp://127.0.0.1:{catcher_port}"))  # fmt: skip
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True)
     subprocess.run([PYTHON, "manage.py", "sync_schedules"], cwd=BASE_DIR, env=env, check=True)
     for child in processes:
@@ -223,6 +229,10 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
     print(f"  redis    {redis_url}{' (embedded)' if embedded else ''}")
     print(f"  database {database}")
     print(f"  supplier {env['SUPPLIER_API_URL']}{' (simulator)' if 'SUPPLIER_API_URL' not in os.environ else ''}")
+    smtp_note = (
+        " (local catcher: mail kept in var/mail and shown in the admin)" if "EMAIL_HOST" not in os.environ else ""
+    )
+    print(f"  smtp     {env['EMAIL_HOST']}:{env.get('EMAIL_PORT', '25')}{smtp_note}")
     print("  Create an admin login with: .venv/bin/python manage.py createsuperuser\n", flush=True)
     parent = os.getppid()
     while True:

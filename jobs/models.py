@@ -231,6 +231,7 @@ class JobAuditEntry(models.Model):
         CANCEL = "cancel", "Cancel"
         ENABLE_TYPE = "enable_type", "Switch a job type on"
         DISABLE_TYPE = "disable_type", "Switch a job type off"
+        ADMIN_LOGIN_THROTTLED = "admin_login_throttled", "Admin login throttled"
 
     actor_label = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=50, choices=Action.choices)

@@ -19,6 +19,8 @@ What is here, by concern:
   ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
+- operations: ``dead_letter_summary`` (``DeadLetterSummary``: the dead-letter queue's size per type),
+  ``job_audit_record`` (an operator action a domain admin performed, into the jobs audit trail);
 - HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``strict_json_loads`` / ``JsonRefused``
   (bodies refused the way the API refuses them), ``schema_validate`` (JSON Schema 2020-12, field errors),
   ``openapi_path_add`` (document a path the app serves under /api in /api/openapi.json);
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .audit import audit_record as job_audit_record
 from .decorator import job_type
 from .enqueue import EnqueueResult, job_bulk_enqueue, job_enqueue
 from .exceptions import (
@@ -55,7 +58,7 @@ from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .schedules import declare as schedule_declare
 from .schema import validate as schema_validate
-from .selectors import job_get
+from .selectors import DeadLetterSummary, dead_letter_summary, job_get
 
 if TYPE_CHECKING:
     from .admin.bases import ViewOnlyAdmin
@@ -73,6 +76,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ApiError",
     "Backoff",
+    "DeadLetterSummary",
     "EnqueueResult",
     "IdempotencyKeyConflict",
     "JobCancelled",
@@ -91,6 +95,8 @@ __all__ = [
     "UnknownJobType",
     "ViewOnlyAdmin",
     "api_view",
+    "dead_letter_summary",
+    "job_audit_record",
     "job_bulk_enqueue",
     "job_cancel",
     "job_enqueue",

@@ -212,3 +212,34 @@ def _alerts(overview: JobsOverview) -> list[Alert]:
         alerts.append(Alert("success_rate", f"{rate:.1%} of the {judged} jobs that ended in the last "
                                             f"{overview.window_seconds} s succeeded (alert below {floor:.0%})"))  # fmt: skip
     return alerts
+
+
+# ---------------------------------------------------------------------------
+# Dead-letter queue summary (for digests a domain app mails, via jobs.public)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetterSummary:
+    # Dead jobs not replayed yet (the dead-letter queue), in all.
+    size: int
+    # The same, per job type, largest first.
+    by_type: dict[str, int]
+    # When the longest-waiting of them died; None when the queue is empty.
+    oldest_finished_at: datetime | None
+
+
+def dead_letter_summary() -> DeadLetterSummary:
+    """The dead-letter queue's size, its size per job type, and when its oldest job died."""
+    rows = list(
+        Job.objects.dead_letter()
+        .values_list("type")
+        .annotate(count=Count("id"), oldest=Min("finished_at"))
+        .order_by("-count", "type")
+    )
+    oldest = [row[2] for row in rows if row[2] is not None]
+    return DeadLetterSummary(
+        size=sum(row[1] for row in rows),
+        by_type={job_type: count for job_type, count, _oldest in rows},
+        oldest_finished_at=min(oldest) if oldest else None,
+    )

@@ -249,6 +249,11 @@ JOBS_RATE_LIMITS = {
     },
     # Per caller address, checked before the secret (so guesses are throttled too).
     "cron-endpoint": {"limit": env_int("CRON_ENDPOINT_RATE_LIMIT", 30), "period": 60},
+    # Every email send takes a slot (emails app); set it a few percent under the provider's own limit.
+    "email-provider": {
+        "limit": env_int("EMAIL_PROVIDER_RATE_LIMIT", 10),
+        "period": float(os.environ.get("EMAIL_PROVIDER_RATE_PERIOD") or 1),
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -315,6 +320,40 @@ SYNC_FRESHNESS_HOOKS = [
     {"url": url, "secret": os.environ.get("SYNC_FRESHNESS_HOOK_SECRET", "")}
     for url in env_list("SYNC_FRESHNESS_HOOK_URLS", [])
 ]
+
+# ---------------------------------------------------------------------------
+# Emails (emails app): Django's SMTP backend, the outbox, the operators' digest
+# ---------------------------------------------------------------------------
+# Django's SMTP backend with a transcript of each conversation; `make run` points it at a local
+# catcher when EMAIL_HOST is unset.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "emails.client.RecordingSmtpBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Seconds per socket operation (connect, each reply): a server that never answers is a retry, not a hang.
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT") or 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "jobplatform <noreply@jobplatform.localhost>")
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# Where links in emails point (no trailing slash), e.g. https://shop.example.com.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+# The right-hand side of every Message-ID (derived from the email's key).
+EMAILS_MESSAGE_ID_DOMAIN = os.environ.get("EMAILS_MESSAGE_ID_DOMAIN") or (
+    DEFAULT_FROM_EMAIL.rstrip(">").rsplit("@", 1)[-1] or "jobplatform.localhost"
+)
+# A send waits this long for a slot of the email-provider limit; longer waits postpone the job instead.
+EMAILS_RATE_MAX_WAIT_SECONDS = float(os.environ.get("EMAILS_RATE_MAX_WAIT_SECONDS") or 1)
+EMAILS_SEND_MAX_ATTEMPTS = env_int("EMAILS_SEND_MAX_ATTEMPTS", 8)
+EMAILS_RETRY_BASE_SECONDS = float(os.environ.get("EMAILS_RETRY_BASE_SECONDS") or 5)
+EMAILS_RETRY_CAP_SECONDS = float(os.environ.get("EMAILS_RETRY_CAP_SECONDS") or 600)
+EMAILS_SEND_SOFT_TIME_LIMIT = env_int("EMAILS_SEND_SOFT_TIME_LIMIT", 100)
+# Operators mailed the dead-letter digest (comma-separated); empty: no digest.
+JOBS_ALERT_EMAILS = env_list("JOBS_ALERT_EMAILS", [])
+# The digest runs this often and is sent at most once per window, only while the queue is not empty.
+EMAILS_DIGEST_INTERVAL_SECONDS = env_int("EMAILS_DIGEST_INTERVAL_SECONDS", 900)
+EMAILS_DIGEST_WINDOW_SECONDS = env_int("EMAILS_DIGEST_WINDOW_SECONDS", 4 * 3600)
 
 # ---------------------------------------------------------------------------
 # Flower

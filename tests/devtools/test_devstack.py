@@ -74,7 +74,12 @@ def role(pid: int) -> str | None:
     if argv and "redis-server" in argv[0]:  # redis rewrites its title: "<path>/redis-server 127.0.0.1:<port>"
         return "redis"
     return next(
-        (name for name in ("runserver", "worker", "beat", "flower", "supplier_simulator") if name in argv), None
+        (
+            name
+            for name in ("runserver", "worker", "beat", "flower", "supplier_simulator", "emails.smtp_catcher")
+            if name in argv
+        ),
+        None,
     )
 
 
@@ -106,7 +111,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
     env = {key: value for key, value in os.environ.items() if key not in INHERITED}
     env.update(
         PORT=str(web_port), FLOWER_PORT=str(flower_port), DATABASE_URL=f"sqlite:///{database}",
-        SUPPLIER_SIMULATOR_PORT=str(simulator_port),
+        SUPPLIER_SIMULATOR_PORT=str(simulator_port), EMAIL_CATCHER_PORT=str(free_port()),
         # A throwaway embedded Redis: never the append-only file of a developer's `make run`.
         EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1",
     )  # fmt: skip
@@ -142,7 +147,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the worker to run jobs.ping")
 
         started = descendants(stack.pid)
-        assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator"} <= {
+        assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator", "emails.smtp_catcher"} <= {
             role(pid) for pid in started
         }
 

@@ -14,7 +14,6 @@ from django.conf import settings
 from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job, JobAttempt
-from tests.browser import browser  # noqa: F401  (fixture)
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -104,7 +103,7 @@ def test_sigtermed_worker_finishes_its_long_job_exactly_once_while_the_reaper_ti
 
 
 @pytest.mark.django_db(transaction=True)
-def test_job_page_shows_the_running_attempts_lease_in_a_real_browser(browser, live_server, redis_client):  # noqa: F811
+def test_job_page_shows_the_running_attempts_lease_in_a_real_browser(browser, live_server, redis_client):
     from django.contrib.auth.models import User
     from django.urls import reverse
 
