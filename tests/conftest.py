@@ -11,6 +11,14 @@ from django.conf import settings
 from tests.processes import CeleryProcess, database_url_for_subprocess
 
 
+@pytest.fixture(autouse=True)
+def _publish_breaker_closed():
+    """Each test starts with publishing allowed, whatever broker outage an earlier test staged."""
+    from jobs.publisher import breaker
+
+    breaker.record_success()
+
+
 @pytest.fixture
 def redis_client():
     """A client on the test Redis, with the database emptied before and after the test."""

@@ -183,6 +183,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing from a web request must fail fast when Redis is down (the job row is
 # kept and re-published later by the relay), not hang the request.
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+# After a failed publish, publishing is skipped for this many seconds (the rows wait for the
+# relay): a transaction with many enqueues pays one broker timeout, not one each.
+JOBS_PUBLISH_BACKOFF_SECONDS = env_int("JOBS_PUBLISH_BACKOFF_SECONDS", 5)
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
