@@ -49,7 +49,7 @@ def start_worker(subprocess_env, redis_client, tmp_path):
     started: list[CeleryProcess] = []
 
     def _start(
-        *, queues: str = "default,emails,exports,sync", concurrency: int = 1, extra_env=None, name=None,
+        *, queues: str = "default,emails,exports,sync,housekeeping", concurrency: int = 1, extra_env=None, name=None,
         include: str = "tests.jobs.jobtypes",
     ):  # fmt: skip
         env = {**subprocess_env, **(extra_env or {})}

@@ -160,9 +160,14 @@ CELERY_ENABLE_UTC = True
 # One queue per workload domain, so a flood of exports cannot starve emails.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 JOB_QUEUES = ("default", "emails", "exports", "sync")
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in JOB_QUEUES)
-# Routing by task name prefix: each domain app's tasks go to its queue.
+# The platform's own periodic work (relay, reaper, pruner, schedule triggers) has its own
+# queue and worker, so it never waits behind a backlog of user jobs.
+HOUSEKEEPING_QUEUE = "housekeeping"
+HOUSEKEEPING_TASKS = ("jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule")
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in (*JOB_QUEUES, HOUSEKEEPING_QUEUE))
+# Routing by task name prefix: each domain app's tasks go to its queue (exact names win over patterns).
 CELERY_TASK_ROUTES = {
+    **{name: {"queue": HOUSEKEEPING_QUEUE} for name in HOUSEKEEPING_TASKS},
     "emails.*": {"queue": "emails"},
     "exports.*": {"queue": "exports"},
     "sync.*": {"queue": "sync"},

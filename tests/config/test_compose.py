@@ -88,7 +88,7 @@ def duration_seconds(text: str) -> float:
 
 def test_every_process_has_its_service():
     expected = {"postgres", "redis", "migrate", "web", "beat", "flower"}
-    expected |= {f"worker-{queue}" for queue in ("default", "emails", "exports", "sync")}
+    expected |= {f"worker-{queue}" for queue in ("default", "emails", "exports", "sync", "housekeeping")}
     assert expected <= set(SERVICES)
 
 
@@ -98,7 +98,9 @@ def test_every_queue_is_consumed_by_exactly_its_own_worker_service():
         app, subcommand, params = celery_invocation(name)
         assert subcommand == "worker", name
         consumed[name] = list(params["queues"])
-    assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(settings.JOB_QUEUES)
+    every_queue = [queue.name for queue in project_app.conf.task_queues]
+    assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(every_queue)
+    assert settings.HOUSEKEEPING_QUEUE in every_queue
     assert consumed == {name: [name.removeprefix("worker-")] for name in WORKERS}
 
 
