@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import registry
 from .context import JobLogContext, correlation_scope, job_scope
+from .dbresilience import execute_or_requeue, run_with_fresh_connection
 from .exceptions import JobCancelled, JobsError, JobSnoozed, UnsupportedMessageVersion
 from .models import Job, JobAttempt, JobLogLine
 from .registry import JobHandler, JobType
@@ -100,7 +101,9 @@ def job_type(
             **newer_fields,
         ):
             # Unknown keyword fields come from newer publishers: ignored on purpose.
-            return execute(task=task, spec=spec, job_id=job_id, attempt=attempt, schema_version=schema_version)
+            # A database error before the body started retries the message instead of consuming it.
+            return execute_or_requeue(task, lambda: execute(task=task, spec=spec, job_id=job_id, attempt=attempt,
+                                                            schema_version=schema_version))  # fmt: skip
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
@@ -227,7 +230,7 @@ def _tracking_write(write: Callable[[], Any], *, what: str, tries: int = 3) -> b
     """Run a bookkeeping write; a database hiccup must not fail the job itself."""
     for attempt in range(1, tries + 1):
         try:
-            write()
+            run_with_fresh_connection(write)  # a broken connection is replaced, not retried as is
             return True
         except DatabaseError:
             if attempt == tries:
