@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from celery.signals import task_prerun
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
+from redis import RedisError
 
 logger = logging.getLogger("jobs.dbresilience")
 
@@ -135,7 +136,7 @@ def report_database_failure(error: BaseException, *, hostname: str | None = None
     try:
         get_redis().hset(WORKER_DB_ERRORS_KEY, label, value)
         _reported_label = label
-    except Exception:  # Redis down too: nothing to tell it with
+    except RedisError:  # Redis down too: nothing to tell it with
         logger.warning("could not record the database failure in Redis", exc_info=True)
 
 
@@ -149,7 +150,7 @@ def _clear_failure_if_reachable() -> None:
             return
         get_redis().hdel(WORKER_DB_ERRORS_KEY, _reported_label)
         _reported_label = None
-    except Exception:  # still unreachable: the report stays
+    except (DatabaseError, RedisError):  # still unreachable (or Redis is): the report stays
         return
 
 

@@ -1,4 +1,4 @@
-"""`/healthz`: is the database reachable, is the broker reachable."""
+"""`/healthz`: is the database reachable, is the broker reachable, can the workers reach the database."""
 
 from __future__ import annotations
 
@@ -37,11 +37,29 @@ def _redact(url: str) -> str:
     return url
 
 
+def _check_workers_database() -> str | None:
+    """Worker processes that reported, in the last minutes, that they cannot reach the database."""
+    from .dbresilience import worker_database_failures
+
+    try:
+        failures = worker_database_failures()
+    except redis.RedisError:
+        return None  # the broker check names an unreachable Redis
+    if not failures:
+        return None
+    process, error = sorted(failures.items())[0]
+    return f"{len(failures)} worker process(es) cannot reach the database, e.g. {process}: {error}"
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker()}
     failures = {name: reason for name, reason in checks.items() if reason}
+    # The workers' trouble is reported but does not fail this process's own health: the web still
+    # serves, and taking it out of a load balancer would not bring the workers' database back.
+    workers = _check_workers_database() if not failures else None
     body = {
-        "status": "ok" if not failures else "unavailable",
+        "status": "unavailable" if failures else ("degraded" if workers else "ok"),
         "checks": {name: ("ok" if reason is None else reason) for name, reason in checks.items()},
     }
+    body["checks"]["workers_database"] = workers or "ok"
     return JsonResponse(body, status=200 if not failures else 503)
