@@ -178,6 +178,14 @@ def worker_database_failures(*, max_age_seconds: float | None = None) -> dict[st
     return failures
 
 
+def describe_database_failures(failures: dict[str, str]) -> str | None:
+    """One line for an operator: how many processes cannot reach the database, and one example."""
+    if not failures:
+        return None
+    process, error = min(failures.items())
+    return f"{len(failures)} worker process(es) cannot reach the database, e.g. {process}: {error}"
+
+
 def install() -> None:
     """Connect the hooks (called once from the jobs app's ``ready``)."""
     task_prerun.connect(drop_unusable_connections, dispatch_uid="jobs.dbresilience.drop_unusable_connections")

@@ -39,16 +39,12 @@ def _redact(url: str) -> str:
 
 def _check_workers_database() -> str | None:
     """Worker processes that reported, in the last minutes, that they cannot reach the database."""
-    from .dbresilience import worker_database_failures
+    from .dbresilience import describe_database_failures, worker_database_failures
 
     try:
-        failures = worker_database_failures()
+        return describe_database_failures(worker_database_failures())
     except redis.RedisError:
         return None  # the broker check names an unreachable Redis
-    if not failures:
-        return None
-    process, error = sorted(failures.items())[0]
-    return f"{len(failures)} worker process(es) cannot reach the database, e.g. {process}: {error}"
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -30,6 +30,7 @@ from kombu.utils.imports import symbol_by_name
 
 from config.celery_app import app as project_app
 from jobs.health import healthz
+from jobs.workerprobe import expand_node_name
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -178,6 +179,18 @@ def test_management_commands_named_exist():
 def test_stores_and_web_have_healthchecks(name, probe):
     test = SERVICES[name]["healthcheck"]["test"]
     assert test[0] in {"CMD", "CMD-SHELL"} and probe in " ".join(test[1:])
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_each_worker_is_probed_by_its_own_node_name(name):
+    # The probe pings exactly the node this service starts, and fails on a lost database or broker.
+    _, _, params = celery_invocation(name)
+    test = SERVICES[name]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "manage.py", "jobs_worker_probe"] and "jobs_worker_probe" in get_commands()
+    # Celery's CLI expands %h in -n; the probe expands it the same way.
+    assert expand_node_name(test[test.index("--node") + 1]) == params["hostname"]
+    check = SERVICES[name]["healthcheck"]
+    assert duration_seconds(check["timeout"]) < duration_seconds(check["interval"])
 
 
 def test_web_healthcheck_calls_the_health_view_on_an_allowed_host():
