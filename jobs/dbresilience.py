@@ -57,12 +57,18 @@ def _process_label(hostname: str | None = None) -> str:
     return f"{hostname}:{os.getpid()}"
 
 
-def drop_unusable_connections(**_signal_kwargs: Any) -> None:
+def drop_unusable_connections(sender: Any = None, **_signal_kwargs: Any) -> None:
     """Close every connection that saw an error, is past its age, or fails a health check.
 
     Connected to ``task_prerun``. With ``CONN_HEALTH_CHECKS`` on (the default here) Django
     checks the connection lazily at its first use in the task; otherwise it is checked now.
+    An eager task (``.apply()``, tests) runs inside its caller's connection and transaction,
+    which are not ours to close.
     """
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    if any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        return
     close_old_connections()
     for conn in connections.all(initialized_only=True):
         if conn.connection is not None and not conn.settings_dict.get("CONN_HEALTH_CHECKS") and not conn.is_usable():
