@@ -26,7 +26,7 @@ from pathlib import Path
 
 DRILLS = ("storm", "sigterm", "redis-down", "redis-restart", "redis-wiped", "postgres", "duplicates")
 FULL = {"storm_jobs": 1000, "kills": 30, "long_jobs": 4, "long_seconds": 10, "jobs": 200, "deadline": 300}
-SMALL = {"storm_jobs": 60, "kills": 4, "long_jobs": 2, "long_seconds": 6, "jobs": 20, "deadline": 90}
+SMALL = {"storm_jobs": 60, "kills": 4, "long_jobs": 2, "long_seconds": 10, "jobs": 20, "deadline": 90}
 
 
 def main(argv: list[str]) -> int:
