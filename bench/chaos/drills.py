@@ -89,9 +89,10 @@ class Platform:
             name=f"{self.name}-{name}", queues=queues, concurrency=concurrency, env=self.env,
             log_path=self.workdir / f"{self.name}-{name}.log", include="bench.chaos.jobtypes",
         )  # fmt: skip
+        # Registered before it is ready: a drill that fails while it starts still stops it.
+        self.workers[name] = worker
         worker.start()
         worker.wait_ready(app=self.app, timeout=90)
-        self.workers[name] = worker
         return worker
 
     def pool_children(self, name: str) -> list[int]:
