@@ -196,6 +196,11 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
                 "info",
             ],
         ),
+        # Relay, reaper, pruner and schedule triggers never wait behind user jobs.
+        ChildProcess(
+            "housekeeping",
+            [*celery, "worker", "-Q", "housekeeping", "--concurrency", "1", "-n", "housekeeping@%h", "-l", "info"],
+        ),
         ChildProcess("beat", [*celery, "beat", "-l", "info"]),
         ChildProcess(
             "flower",
@@ -225,6 +230,7 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
     print(f"  web      http://127.0.0.1:{port}/  (admin: /admin/, health: /healthz, API: /api/)")
     print(f"  flower   http://127.0.0.1:{flower_port}/")
     print("  worker   queues default,emails,exports,sync")
+    print("  worker   queue housekeeping (relay, reaper, pruner, schedule triggers)")
     print("  beat     django_celery_beat DatabaseScheduler")
     print(f"  redis    {redis_url}{' (embedded)' if embedded else ''}")
     print(f"  database {database}")

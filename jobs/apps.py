@@ -12,3 +12,7 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
 
         autodiscover_modules("tasks", "schedules")
+
+        from . import dbresilience
+
+        dbresilience.install()

@@ -15,6 +15,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import registry
+from .dbresilience import execute_or_requeue
 from .registry import JobHandler, JobType
 from .retry import DEFAULT_FAIL_ON, DEFAULT_RETRY_ON, Backoff, RetryPolicy
 from .runner import execute
@@ -74,7 +75,11 @@ def job_type(
             **newer_fields: Any,
         ) -> dict[str, Any]:
             # Unknown keyword fields come from newer publishers: ignored on purpose.
-            return execute(task=task, spec=spec, job_id=job_id, attempt=attempt, schema_version=schema_version)
+            # A database error before the body started retries the message instead of consuming it.
+            return execute_or_requeue(
+                task,
+                lambda: execute(task=task, spec=spec, job_id=job_id, attempt=attempt, schema_version=schema_version),
+            )
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__

@@ -1,4 +1,4 @@
-"""`/healthz`: is the database reachable, is the broker reachable."""
+"""`/healthz`: is the database reachable, is the broker reachable, can the workers reach the database."""
 
 from __future__ import annotations
 
@@ -39,13 +39,25 @@ def _redact(url: str) -> str:
     return url
 
 
+def _check_workers_database() -> str | None:
+    """Worker processes that reported, in the last minutes, that they cannot reach the database."""
+    from .dbresilience import describe_database_failures, worker_database_failures
+
+    try:
+        return describe_database_failures(worker_database_failures())
+    except redis.RedisError:
+        return None  # the broker check names an unreachable Redis
+
+
 @csrf_exempt  # a probe never posts; other methods get 405, not a CSRF 403
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker()}
     failures = {name: reason for name, reason in checks.items() if reason}
-    body = {
-        "status": "ok" if not failures else "unavailable",
-        "checks": {name: ("ok" if reason is None else reason) for name, reason in checks.items()},
-    }
+    # The workers' trouble is reported but does not fail this process's own health: the web still
+    # serves, and taking it out of a load balancer would not bring the workers' database back.
+    workers = _check_workers_database() if not failures else None
+    check_results = {name: ("ok" if reason is None else reason) for name, reason in checks.items()}
+    check_results["workers_database"] = workers or "ok"
+    body = {"status": "unavailable" if failures else ("degraded" if workers else "ok"), "checks": check_results}
     return JsonResponse(body, status=200 if not failures else 503)

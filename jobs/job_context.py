@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from .dbresilience import run_with_fresh_connection
 from .exceptions import JobCancelled
 from .models import Job, JobLogLine
 from .registry import JobType
@@ -140,7 +141,7 @@ def tracking_write(write: Callable[[], Any], *, what: str, tries: int = 3) -> bo
     """Run a bookkeeping write; a database hiccup must not fail the job itself."""
     for attempt in range(1, tries + 1):
         try:
-            write()
+            run_with_fresh_connection(write)  # a broken connection is replaced, not retried as is
             return True
         except DatabaseError:
             if attempt == tries:

@@ -208,7 +208,8 @@ OPS_OVERVIEW = {
         "alerts": {"type": "array", "items": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string", "enum": ["broker_unreachable", "dead_letter_queue",
-                                                              "queue_backlog", "success_rate"]},
+                                                              "queue_backlog", "success_rate", "queue_unconsumed",
+                                                              "workers_database_unreachable"]},
                            "message": {"type": "string"}}}},
         "queues": {"type": "array", "items": {
             "type": "object", "required": ["name", "broker_depth", "due_jobs", "oldest_due_seconds"],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,7 @@ from kombu.utils.json import dumps as kombu_dumps
 from .models import WAITING_STATUSES, Job
 from .switches import disabled_job_types
 
-logger = logging.getLogger("jobs")
+logger = logging.getLogger("jobs.publisher")
 
 # Messages per Redis round trip when publishing a batch.
 PIPELINE_SIZE = 500
@@ -155,14 +157,76 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
     return published
 
 
+class PublishSkipped(ConnectionError):
+    """Publishing was not tried: the broker failed moments ago (the breaker is open)."""
+
+
+class PublishBreaker:
+    """A circuit breaker for publishing, one per process.
+
+    A publish to a dead broker waits for the connection timeout (2 s by default). Rows are
+    safe without it (the relay publishes them later), so after one failure every publish in
+    the next ``back_off_seconds`` is skipped at once instead of waiting again: five enqueues
+    in one transaction cost one timeout, not five. The first publish after the window tries
+    the broker again (half-open); a failure opens the breaker for another window.
+    """
+
+    def __init__(self, *, back_off_seconds: float | None = None):
+        self._back_off_seconds = back_off_seconds
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def back_off_seconds(self) -> float:
+        if self._back_off_seconds is not None:
+            return self._back_off_seconds
+        return float(getattr(settings, "JOBS_PUBLISH_BACKOFF_SECONDS", 5))
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def record_failure(self, error: BaseException) -> None:
+        with self._lock:
+            was_closed = self.allows()
+            self._open_until = time.monotonic() + self.back_off_seconds
+        if was_closed:
+            logger.warning(
+                "broker unreachable (%s: %s); publishing is skipped for %.1f s, the relay publishes the rows later",
+                error.__class__.__name__, error, self.back_off_seconds,
+            )  # fmt: skip
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+
+
+breaker = PublishBreaker()
+
+
 def publish_batch(app: Celery, messages: Sequence[dict]) -> int:
     """Publish ``messages`` (``task``, ``queue``, ``task_id``, ``kwargs``, ``headers``, ``countdown``).
 
-    Raises whatever the broker client raises when it is unreachable; the caller keeps
-    the rows unpublished and the relay tries again.
+    Raises whatever the broker client raises when it is unreachable, and PublishSkipped
+    without trying while the breaker is open after such a failure; the caller keeps the
+    rows unpublished and the relay tries again.
     """
     if not messages:
         return 0
+    if not breaker.allows():
+        raise PublishSkipped(
+            f"{len(messages)} message(s) not published: the broker failed less than "
+            f"{breaker.back_off_seconds:.0f} s ago (JOBS_PUBLISH_BACKOFF_SECONDS); the relay publishes them"
+        )
+    try:
+        published = _publish(app, messages)
+    except Exception as exc:
+        breaker.record_failure(exc)
+        raise
+    breaker.record_success()
+    return published
+
+
+def _publish(app: Celery, messages: Sequence[dict]) -> int:
     with app.pool.acquire(block=True) as connection:
         channel = connection.default_channel
         if _can_pipeline(channel, messages):

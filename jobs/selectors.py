@@ -11,8 +11,10 @@ from django.contrib.auth.models import AbstractUser
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from redis import RedisError
 
 from . import registry
+from .dbresilience import describe_database_failures, worker_database_failures
 from .exceptions import JobNotFound
 from .models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
 from .permissions import user_enqueues_restricted_types, user_sees_all_jobs
@@ -211,6 +213,31 @@ def _alerts(overview: JobsOverview) -> list[Alert]:
     if rate is not None and judged >= settings.JOBS_ALERT_MIN_ENDED and rate < floor:
         alerts.append(Alert("success_rate", f"{rate:.1%} of the {judged} jobs that ended in the last "
                                             f"{overview.window_seconds} s succeeded (alert below {floor:.0%})"))  # fmt: skip
+    return alerts + _worker_alerts(overview)
+
+
+def _worker_alerts(overview: JobsOverview) -> list[Alert]:
+    """Worker trouble: processes that cannot reach the database, queues with work and no consumer."""
+    from .workerprobe import queues_consumed
+
+    alerts = []
+    try:
+        failures = worker_database_failures()
+    except RedisError:
+        failures = {}
+    if failures:
+        alerts.append(Alert("workers_database_unreachable", f"{describe_database_failures(failures)}; their "
+                                                            "messages wait and are retried"))  # fmt: skip
+    limit = settings.JOBS_ALERT_UNCONSUMED_SECONDS
+    waiting = [queue for queue in overview.queues
+               if limit and queue.broker_depth is not None and (queue.oldest_due_seconds or 0) > limit]  # fmt: skip
+    # Asking the workers costs a broadcast and a wait, so only when some queue's work waits.
+    consumed = queues_consumed() if waiting else None
+    for queue in waiting if consumed is not None else []:
+        if consumed is not None and queue.name not in consumed:
+            alerts.append(Alert("queue_unconsumed", f"queue {queue.name!r} has {queue.due_jobs} due job(s), the "
+                                                    f"oldest waiting {queue.oldest_due_seconds:.0f} s, and no worker "
+                                                    "consumes it: start its worker"))  # fmt: skip
     return alerts
 
 

@@ -18,10 +18,12 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from jobs.public import (
+    JobsError,
     JsonRefused,
     PermanentJobError,
     job_bulk_enqueue,
     job_enqueue,
+    job_get,
     schema_validate,
     strict_json_loads,
 )
@@ -137,15 +139,56 @@ def sync_run_for_job(*, job_id: str, full: bool) -> SyncRun:
     run = SyncRun.objects.filter(job_id=job_id).first()
     if run is not None:
         return run
-    try:
-        with transaction.atomic():
-            return SyncRun.objects.create(job_id=job_id, full=full, page_size=settings.SUPPLIER_PAGE_SIZE)
-    except IntegrityError:
-        running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).first()
-        raise SyncRunInProgress(
-            f"sync run {running.pk if running else '?'} is still running; a new run starts after it finishes",
-            detail={"running_run": running.pk if running else None},
-        ) from None
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                return SyncRun.objects.create(job_id=job_id, full=full, page_size=settings.SUPPLIER_PAGE_SIZE)
+        except IntegrityError:
+            # The running run may belong to a job that ended without ending it (cancelled while it
+            # waited between polls, say): end it, then try once more.
+            if not sync_run_end_orphaned():
+                break
+    running = SyncRun.objects.filter(status=SyncRun.Status.RUNNING).first()
+    raise SyncRunInProgress(
+        f"sync run {running.pk if running else '?'} is still running; a new run starts after it finishes",
+        detail={"running_run": running.pk if running else None},
+    )
+
+
+def sync_run_end_orphaned(*, reason: str = "") -> list[int]:
+    """End (as failed) every running run whose driving job has ended or no longer exists.
+
+    ``sync.run``'s give-up hook calls this when its job fails or dies, before or during its
+    fan-out, so the run does not block every later sync until an operator abandons it. A run
+    whose job still lives (running, or waiting between polls) is left alone. Returns the ids ended.
+    """
+    ended = []
+    for run in SyncRun.objects.filter(status=SyncRun.Status.RUNNING):
+        try:
+            job = job_get(job_id=run.job_id)
+        except JobsError:  # JobNotFound: pruned, or never committed
+            job = None
+        if job is not None and not job.is_finished:
+            continue
+        error = f"its job {run.job_id} ended ({job.status if job else 'gone'})" + (f": {reason}" if reason else "")
+        if _sync_run_fail(run_id=run.pk, error=error[:1000]):
+            ended.append(run.pk)
+    if ended:
+        logger.warning("ended sync run(s) %s: their jobs ended without finishing them", ended)
+    return ended
+
+
+def _sync_run_fail(*, run_id: int, error: str) -> bool:
+    """running -> failed, its pending pages failed with ``error``; False if it was no longer running."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run_id)
+        if run.status != SyncRun.Status.RUNNING:
+            return False
+        failed = run.pages.filter(status=SyncPage.Status.PENDING).update(status=SyncPage.Status.FAILED, error=error)
+        SyncRun.objects.filter(pk=run_id).update(
+            status=SyncRun.Status.FAILED, finished_at=timezone.now(), pages_failed=F("pages_failed") + failed
+        )
+    return True
 
 
 def sync_run_fan_out(*, run: SyncRun, client: SupplierClient | None = None) -> None:
@@ -531,15 +574,7 @@ def webhook_fan_out(*, event_pk: int) -> int:
 
 def sync_run_abandon(*, run_id: int) -> SyncRun:
     """Give up a running run (operator's call): pending pages become failed, the run failed, so a new one can start."""
-    with transaction.atomic():
-        run = SyncRun.objects.select_for_update().get(pk=run_id)
-        if run.status != SyncRun.Status.RUNNING:
-            raise PermanentJobError(f"sync run {run_id} is {run.status}, not running; nothing to abandon")
-        failed = run.pages.filter(status=SyncPage.Status.PENDING).update(
-            status=SyncPage.Status.FAILED, error="abandoned by an operator"
-        )
-        SyncRun.objects.filter(pk=run_id).update(
-            status=SyncRun.Status.FAILED, finished_at=timezone.now(), pages_failed=F("pages_failed") + failed
-        )
-    run.refresh_from_db()
-    return run
+    if not _sync_run_fail(run_id=run_id, error="abandoned by an operator"):
+        status = SyncRun.objects.get(pk=run_id).status
+        raise PermanentJobError(f"sync run {run_id} is {status}, not running; nothing to abandon")
+    return SyncRun.objects.get(pk=run_id)

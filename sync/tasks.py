@@ -17,8 +17,13 @@ RUN_SCHEMA = {
 }
 
 
+def _run_gave_up(payload: dict, error_code: str, error_message: str) -> None:
+    # A run whose job failed or died (before or during its fan-out) must not block later syncs.
+    services.sync_run_end_orphaned(reason=f"{error_code}: {error_message}")
+
+
 @job_type("sync.run", queue="sync", max_attempts=3, api_schema=RUN_SCHEMA, api_staff_only=True,
-          backoff=Backoff(base_seconds=30, cap_seconds=600))  # fmt: skip
+          backoff=Backoff(base_seconds=30, cap_seconds=600), on_give_up=_run_gave_up)  # fmt: skip
 def run(ctx: JobContext, payload: dict) -> dict:
     """Start a product sync run, fan out its pages, and follow it to the end (progress = pages done)."""
     sync_run = services.sync_run_for_job(job_id=ctx.job_id, full=payload.get("full", True))

@@ -14,6 +14,14 @@ from tests.processes import CeleryProcess, database_url_for_subprocess
 pytest_plugins = ["tests.browser"]
 
 
+@pytest.fixture(autouse=True)
+def _publish_breaker_closed():
+    """Each test starts with publishing allowed, whatever broker outage an earlier test staged."""
+    from jobs.publisher import breaker
+
+    breaker.record_success()
+
+
 @pytest.fixture
 def redis_client():
     """A client on the test Redis, with the database emptied before and after the test."""
@@ -44,7 +52,7 @@ def start_worker(subprocess_env, redis_client, tmp_path):
     started: list[CeleryProcess] = []
 
     def _start(
-        *, queues: str = "default,emails,exports,sync", concurrency: int = 1, extra_env=None, name=None,
+        *, queues: str = "default,emails,exports,sync,housekeeping", concurrency: int = 1, extra_env=None, name=None,
         include: str = "tests.jobs.jobtypes",
     ):  # fmt: skip
         env = {**subprocess_env, **(extra_env or {})}

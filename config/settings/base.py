@@ -164,9 +164,14 @@ CELERY_ENABLE_UTC = True
 # One queue per workload domain, so a flood of exports cannot starve emails.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 JOB_QUEUES = ("default", "emails", "exports", "sync")
-CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in JOB_QUEUES)
-# Routing by task name prefix: each domain app's tasks go to its queue.
+# The platform's own periodic work (relay, reaper, pruner, schedule triggers) has its own
+# queue and worker, so it never waits behind a backlog of user jobs.
+HOUSEKEEPING_QUEUE = "housekeeping"
+HOUSEKEEPING_TASKS = ("jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule")
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in (*JOB_QUEUES, HOUSEKEEPING_QUEUE))
+# Routing by task name prefix: each domain app's tasks go to its queue (exact names win over patterns).
 CELERY_TASK_ROUTES = {
+    **{name: {"queue": HOUSEKEEPING_QUEUE} for name in HOUSEKEEPING_TASKS},
     "emails.*": {"queue": "emails"},
     "exports.*": {"queue": "exports"},
     "sync.*": {"queue": "sync"},
@@ -187,6 +192,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing from a web request must fail fast when Redis is down (the job row is
 # kept and re-published later by the relay), not hang the request.
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+# After a failed publish, publishing is skipped for this many seconds (the rows wait for the
+# relay): a transaction with many enqueues pays one broker timeout, not one each.
+JOBS_PUBLISH_BACKOFF_SECONDS = env_int("JOBS_PUBLISH_BACKOFF_SECONDS", 5)
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
@@ -237,6 +245,11 @@ JOBS_ALERT_OLDEST_DUE_SECONDS = env_int("JOBS_ALERT_OLDEST_DUE_SECONDS", 300)
 JOBS_ALERT_SUCCESS_PERCENT = env_int("JOBS_ALERT_SUCCESS_PERCENT", 95)
 # Fewer ended jobs than this in the window: too few to judge a success rate by.
 JOBS_ALERT_MIN_ENDED = env_int("JOBS_ALERT_MIN_ENDED", 20)
+# Alert when a queue's oldest due job waited longer than this and no worker consumes the queue (0: off).
+JOBS_ALERT_UNCONSUMED_SECONDS = env_int("JOBS_ALERT_UNCONSUMED_SECONDS", 60)
+# A worker process's report that it cannot reach the database counts for this long (it clears
+# its own report once it reaches the database again; a killed process cannot).
+JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)
 
 # Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
 CRON_SECRET = os.environ.get("CRON_SECRET", "")

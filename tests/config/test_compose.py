@@ -30,6 +30,7 @@ from kombu.utils.imports import symbol_by_name
 
 from config.celery_app import app as project_app
 from jobs.health import healthz
+from jobs.workerprobe import expand_node_name
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -88,7 +89,7 @@ def duration_seconds(text: str) -> float:
 
 def test_every_process_has_its_service():
     expected = {"postgres", "redis", "migrate", "web", "beat", "flower"}
-    expected |= {f"worker-{queue}" for queue in ("default", "emails", "exports", "sync")}
+    expected |= {f"worker-{queue}" for queue in ("default", "emails", "exports", "sync", "housekeeping")}
     assert expected <= set(SERVICES)
 
 
@@ -98,7 +99,9 @@ def test_every_queue_is_consumed_by_exactly_its_own_worker_service():
         app, subcommand, params = celery_invocation(name)
         assert subcommand == "worker", name
         consumed[name] = list(params["queues"])
-    assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(settings.JOB_QUEUES)
+    every_queue = [queue.name for queue in project_app.conf.task_queues]
+    assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(every_queue)
+    assert settings.HOUSEKEEPING_QUEUE in every_queue
     assert consumed == {name: [name.removeprefix("worker-")] for name in WORKERS}
 
 
@@ -176,6 +179,18 @@ def test_management_commands_named_exist():
 def test_stores_and_web_have_healthchecks(name, probe):
     test = SERVICES[name]["healthcheck"]["test"]
     assert test[0] in {"CMD", "CMD-SHELL"} and probe in " ".join(test[1:])
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_each_worker_is_probed_by_its_own_node_name(name):
+    # The probe pings exactly the node this service starts, and fails on a lost database or broker.
+    _, _, params = celery_invocation(name)
+    test = SERVICES[name]["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "manage.py", "jobs_worker_probe"] and "jobs_worker_probe" in get_commands()
+    # Celery's CLI expands %h in -n; the probe expands it the same way.
+    assert expand_node_name(test[test.index("--node") + 1]) == params["hostname"]
+    check = SERVICES[name]["healthcheck"]
+    assert duration_seconds(check["timeout"]) < duration_seconds(check["interval"])
 
 
 def test_web_healthcheck_calls_the_health_view_on_an_allowed_host():

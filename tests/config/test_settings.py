@@ -106,14 +106,18 @@ def test_celery_app_runs_with_the_reliability_settings():
 
 
 def test_celery_app_has_one_queue_per_domain_and_routes_by_task_name():
-    assert [queue.name for queue in app.conf.task_queues] == ["default", "emails", "exports", "sync"]
+    assert [queue.name for queue in app.conf.task_queues] == ["default", "emails", "exports", "sync", "housekeeping"]
     assert app.conf.task_default_queue == "default"
     routed = {name: app.amqp.router.route({}, name)["queue"].name for name in [
         "emails.send_welcome", "exports.build_csv", "sync.pull_supplier", "jobs.ping", "unprefixed_task",
+        "jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule",
     ]}  # fmt: skip
     assert routed == {
         "emails.send_welcome": "emails", "exports.build_csv": "exports", "sync.pull_supplier": "sync",
         "jobs.ping": "default", "unprefixed_task": "default",
+        # Housekeeping never waits behind user jobs.
+        "jobs.relay_unpublished": "housekeeping", "jobs.rescue_orphans": "housekeeping",
+        "jobs.prune_finished": "housekeeping", "jobs.run_schedule": "housekeeping",
     }  # fmt: skip
 
 

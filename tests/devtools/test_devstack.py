@@ -145,6 +145,9 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         token = uuid.uuid4().hex
         task_id = probe.send_task("jobs.ping", kwargs={"value": token}, queue="default").id
         until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the worker to run jobs.ping")
+        # The housekeeping queue (relay, reaper, pruner, schedule triggers) has its own worker.
+        task_id = probe.send_task("jobs.ping", kwargs={"value": token}, queue="housekeeping").id
+        until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the housekeeping worker")
 
         started = descendants(stack.pid)
         assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator", "emails.smtp_catcher"} <= {

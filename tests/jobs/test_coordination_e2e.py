@@ -74,7 +74,7 @@ def test_two_beat_processes_enqueue_once_per_window(start_worker, start_beat, mo
     monkeypatch.setattr(schedules, "_declared", {})
     declare("tests.every-4s", 4.0, job_type="tests.noop")  # window: 2 s
     schedules_sync()
-    start_worker(queues="default", concurrency=2)
+    start_worker(queues="default,housekeeping", concurrency=2)
     start_beat(name="beat-a")
     start_beat(name="beat-b")
 

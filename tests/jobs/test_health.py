@@ -7,7 +7,9 @@ def test_healthz_ok_when_database_and_broker_answer(client, redis_client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert response.json() == {
+        "status": "ok", "checks": {"database": "ok", "broker": "ok", "workers_database": "ok"}
+    }  # fmt: skip
 
 
 @pytest.mark.django_db

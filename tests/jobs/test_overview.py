@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import OperationalError
 from django.utils import timezone
 
 from devtools.devstack import free_port
@@ -58,7 +59,8 @@ def test_counts_queues_and_alerts(troubled):
     assert overview.live_counts == {"queued": 3, "retrying": 1, "running": 1, "dead": 1}
     assert overview.ended_counts == {"succeeded": 19, "failed": 2, "dead": 1, "cancelled": 1}
     assert overview.success_rate == pytest.approx(19 / 22)
-    assert alert_codes(overview) == ["dead_letter_queue", "queue_backlog", "success_rate"]
+    # No worker runs in this test: the waiting queue is also one nobody consumes.
+    assert alert_codes(overview) == ["dead_letter_queue", "queue_backlog", "queue_unconsumed", "success_rate"]
     backlog = next(alert for alert in overview.alerts if alert.code == "queue_backlog")
     assert "'default'" in backlog.message and "alert above 300 s" in backlog.message
 
@@ -67,6 +69,7 @@ def test_thresholds_come_from_settings_and_zero_switches_an_alert_off(troubled, 
     settings.JOBS_ALERT_DEAD_JOBS = 0
     settings.JOBS_ALERT_OLDEST_DUE_SECONDS = 900
     settings.JOBS_ALERT_SUCCESS_PERCENT = 80
+    settings.JOBS_ALERT_UNCONSUMED_SECONDS = 0
     assert jobs_overview().alerts == []
 
     settings.JOBS_ALERT_SUCCESS_PERCENT = 95
@@ -76,7 +79,7 @@ def test_thresholds_come_from_settings_and_zero_switches_an_alert_off(troubled, 
 
 def test_waiting_jobs_of_a_switched_off_type_are_no_backlog(db, redis_client):
     make_job(S.QUEUED, job_type="tests.noop", ago=3600)
-    assert alert_codes(jobs_overview()) == ["queue_backlog"]
+    assert alert_codes(jobs_overview()) == ["queue_backlog", "queue_unconsumed"]
 
     job_type_set_enabled(job_type="tests.noop", enabled=False, reason="paused on purpose")
 
@@ -105,7 +108,9 @@ def test_api_is_for_staff_only(client, troubled, alice, staff):
 
     assert body["status"] == "alerting"
     assert body["dead_letter_queue"] == 1
-    assert {alert["code"] for alert in body["alerts"]} == {"dead_letter_queue", "queue_backlog", "success_rate"}
+    assert {alert["code"] for alert in body["alerts"]} == {
+        "dead_letter_queue", "queue_backlog", "queue_unconsumed", "success_rate"
+    }  # fmt: skip
     assert body["last_window"]["success_rate"] == round(19 / 22, 4)
     assert next(queue for queue in body["queues"] if queue["name"] == "default")["broker_depth"] == 3
     # The answer has what the OpenAPI document promises.
@@ -138,3 +143,26 @@ def test_replayed_dead_jobs_no_longer_count_as_the_dead_letter_queue(db, redis_c
 
     assert (overview.live_counts["dead"], overview.dead_letter_size) == (1, 0)
     assert "dead_letter_queue" not in alert_codes(overview)
+
+
+@pytest.mark.worker
+def test_a_waiting_queue_with_a_worker_is_a_backlog_not_unconsumed(db, redis_client, start_worker):
+    make_job(S.QUEUED, queue="exports", ago=600)
+    start_worker(queues="default")
+    assert alert_codes(jobs_overview()) == ["queue_backlog", "queue_unconsumed"]  # nobody consumes exports
+
+    start_worker(queues="exports", name="exports-worker")
+
+    assert alert_codes(jobs_overview()) == ["queue_backlog"]
+
+
+def test_workers_that_cannot_reach_the_database_raise_an_alert(db, redis_client, settings):
+    from jobs.dbresilience import report_database_failure
+
+    report_database_failure(OperationalError("connection refused"), hostname="default@box")
+
+    (alert,) = jobs_overview().alerts
+    assert alert.code == "workers_database_unreachable"
+    assert "default@box:" in alert.message and "OperationalError: connection refused" in alert.message
+    settings.JOBS_WORKER_DB_REPORT_SECONDS = 0  # a report this old no longer counts (the process may be gone)
+    assert jobs_overview().alerts == []

@@ -202,7 +202,7 @@ def test_beat_runs_the_relay(subprocess_env, embedded_redis_factory, start_worke
     job = job_enqueue(job_type="tests.noop").job
     # As if the broker had been down at commit time.
     Job.objects.filter(id=job.id).update(published_at=None)
-    start_worker(queues="default")
+    start_worker(queues="default,housekeeping")
     start_beat(extra_env={"JOBS_RELAY_GRACE_SECONDS": "0", "JOBS_RELAY_INTERVAL_SECONDS": "1"})
 
     assert wait_final(job.id, timeout=60).status == S.SUCCEEDED

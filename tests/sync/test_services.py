@@ -178,11 +178,13 @@ def test_changed_product_enqueues_one_notification_per_hook(settings, redis_clie
 def test_abandoning_a_stuck_run_frees_the_way_for_a_new_one(capsys):
     from django.core.management import call_command
 
+    from jobs.models import Job
     from sync.exceptions import SyncRunInProgress
     from sync.models import SyncPage, SyncRun
     from sync.services import sync_page_fetch, sync_run_for_job
 
-    stuck = sync_run_for_job(job_id="job-a", full=True)
+    # Its job still runs (a stuck page, say): only an operator may end this run.
+    stuck = sync_run_for_job(job_id=Job.objects.create(type="sync.run", queue="sync", status="running").id, full=True)
     SyncRun.objects.filter(pk=stuck.pk).update(total_pages=3)
     SyncPage.objects.bulk_create([SyncPage(run=stuck, number=n) for n in (1, 2, 3)])
     with pytest.raises(SyncRunInProgress):
@@ -205,3 +207,53 @@ def test_sync_admin_pages_render(client, django_user_model):
     for url in ("/admin/sync/syncrun/", f"/admin/sync/syncrun/{run.pk}/change/", "/admin/sync/product/",
                 "/admin/sync/webhookevent/"):  # fmt: skip
         assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.django_db
+def test_a_sync_run_whose_job_gave_up_no_longer_blocks_later_syncs():
+    from jobs.models import Job
+    from jobs.registry import get
+    from sync.services import sync_run_for_job
+
+    died = Job.objects.create(type="sync.run", queue="sync", status="running", attempt=1)
+    orphan = sync_run_for_job(job_id=died.id, full=True)  # it died before its fan-out: no pages yet
+    Job.objects.filter(id=died.id).update(status="failed")
+
+    # What the runner (or the reaper, once attempts are spent) does after moving the job to failed/dead.
+    get("sync.run").on_give_up({"full": True}, "supplier_refused", "401 from the supplier")
+
+    orphan.refresh_from_db()
+    assert orphan.status == "failed" and orphan.finished_at is not None
+    assert sync_run_for_job(job_id="the-next-job", full=True).status == "running"
+
+
+@pytest.mark.django_db
+def test_a_give_up_never_ends_a_run_whose_job_still_lives():
+    from jobs.models import Job
+    from jobs.registry import get
+    from sync.exceptions import SyncRunInProgress
+    from sync.services import sync_run_for_job
+
+    alive = Job.objects.create(type="sync.run", queue="sync", status="retrying", attempt=1)  # between two polls
+    running = sync_run_for_job(job_id=alive.id, full=True)
+    with pytest.raises(SyncRunInProgress):
+        sync_run_for_job(job_id="a-second-job", full=True)
+
+    # The second job failed with sync_run_in_progress and gives up: the first run is not its to end.
+    get("sync.run").on_give_up({"full": True}, "sync_run_in_progress", "sync run is still running")
+
+    running.refresh_from_db()
+    assert running.status == "running"
+
+
+@pytest.mark.django_db
+def test_a_run_left_by_a_cancelled_job_is_ended_when_the_next_sync_starts():
+    from jobs.models import Job
+    from sync.services import sync_run_for_job
+
+    cancelled = Job.objects.create(type="sync.run", queue="sync", status="cancelled", attempt=1)
+    left = sync_run_for_job(job_id=cancelled.id, full=True)
+
+    assert sync_run_for_job(job_id="the-next-job", full=True).status == "running"
+    left.refresh_from_db()
+    assert left.status == "failed"

@@ -176,3 +176,18 @@ def test_signed_webhook_updates_products_and_duplicates_enqueue_once(
     wait_for(lambda: not jobs.exclude(status=S.SUCCEEDED).exists(), timeout=60, message="product jobs")
     assert set(Product.objects.values_list("supplier_id", flat=True)) == {"SUP-0000003", "SUP-0000007"}
     assert jobs.get(payload__supplier_id="SUP-0000099").result == "gone upstream"
+
+
+def test_a_sync_run_that_dies_before_its_fan_out_does_not_block_the_next(supplier_simulator, start_worker):
+    sim = supplier_simulator(size=100, rate_limit=0, api_key="the-right-key")
+    start_worker(queues="default,sync", concurrency=2, extra_env=sync_env(sim, SUPPLIER_API_KEY="a-wrong-key"))
+
+    job, run = run_sync()
+
+    # 401 on page 1: the job fails at once, and its give-up hook ends the run it had started.
+    assert (job.status, job.error_code) == (S.FAILED, "supplier_refused")
+    assert run.status == "failed" and run.total_pages == 0
+    # The next sync is not refused as "still running": it fails on its own (the key is still wrong).
+    next_job, next_run = run_sync()
+    assert (next_job.status, next_job.error_code) == (S.FAILED, "supplier_refused")
+    assert next_run.pk != run.pk and next_run.status == "failed"

@@ -1,0 +1,199 @@
+"""Workers survive database faults: a dropped connection costs a reconnect, not every task until a restart.
+
+Celery workers keep their database connection between tasks (``CELERY_DB_REUSE_MAX``), and
+Django's per-request connection hygiene (``close_old_connections`` with health checks) never
+runs in a worker. After ``pg_terminate_backend`` or a database failover the worker would keep
+its dead connection and fail every task with "the connection is closed". Here:
+
+- before each task (``task_prerun``) connections that saw an error, outlived ``CONN_MAX_AGE``
+  or fail their health check are dropped, so the task opens a fresh one;
+- ``run_with_fresh_connection(fn)`` runs a write and, when it fails on a broken connection,
+  drops the connection and runs it once more (the outcome of a job whose body finished is
+  worth a reconnect);
+- ``execute_or_requeue`` turns a database error before a job's body started (the claim) into
+  a retry of the message with a short back-off, instead of a task failure that consumes it;
+- pool processes that cannot reach the database say so in Redis, where ``/healthz``, the
+  worker probe and the operations overview read it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery.signals import task_prerun
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
+from redis import RedisError
+
+logger = logging.getLogger("jobs.dbresilience")
+
+T = TypeVar("T")
+
+# Redis hash: "<worker hostname>:<pid>" -> {"at": unix time, "error": "..."} while that pool
+# process cannot reach the database.
+WORKER_DB_ERRORS_KEY = "jobs:workers:database-errors"
+# Connection-level failures: the server went away, the socket broke. Not constraint violations.
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+# A message whose claim keeps failing is tried again for days (back-off capped at 30 s), never dropped.
+REQUEUE_MAX_RETRIES = 10_000
+REQUEUE_MAX_DELAY_SECONDS = 30
+
+# The field this process reported a failure under, until it reaches the database again.
+_reported_label: str | None = None
+
+
+def _process_label(hostname: str | None = None) -> str:
+    if not hostname:
+        from celery import current_task
+
+        hostname = getattr(getattr(current_task, "request", None), "hostname", None) or socket.gethostname()
+    return f"{hostname}:{os.getpid()}"
+
+
+def drop_unusable_connections(sender: Any = None, **_signal_kwargs: Any) -> None:
+    """Close every connection that saw an error, is past its age, or fails a health check.
+
+    Connected to ``task_prerun``. With ``CONN_HEALTH_CHECKS`` on (the default here) Django
+    checks the connection lazily at its first use in the task; otherwise it is checked now.
+    An eager task (``.apply()``, tests) runs inside its caller's connection and transaction,
+    which are not ours to close.
+    """
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    if any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        return
+    close_old_connections()
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.settings_dict.get("CONN_HEALTH_CHECKS") and not conn.is_usable():
+            conn.close()
+    if _reported_label is not None:
+        _clear_failure_if_reachable()
+
+
+def _drop_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        try:
+            conn.close()
+        except DatabaseError:
+            # Closing a connection the server already dropped may raise; it is gone either way.
+            conn.connection = None
+
+
+def run_with_fresh_connection(fn: Callable[[], T]) -> T:
+    """Run ``fn``; if it fails on a broken connection, drop the connection and run it once more.
+
+    Only outside a transaction: inside one, the work before the failure is lost with the
+    connection, so the error is raised for the transaction's owner to handle.
+    """
+    try:
+        return fn()
+    except CONNECTION_ERRORS as error:
+        if any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+            raise
+        logger.warning("database write failed (%s: %s); retrying once on a fresh connection",
+                       error.__class__.__name__, error)  # fmt: skip
+        _drop_connections()
+    try:
+        return fn()
+    except CONNECTION_ERRORS as error:
+        report_database_failure(error)
+        raise
+
+
+def requeue_delay(retries: int) -> float:
+    """Seconds before a message whose claim failed on a database error is tried again (1, 2, 4 ... 30)."""
+    return float(min(REQUEUE_MAX_DELAY_SECONDS, 2 ** min(retries, 10)))
+
+
+def execute_or_requeue(task: Any, run: Callable[[], T]) -> T:
+    """Run a job message; a database error before its body started sends the message again later.
+
+    The runner records every outcome of a job's body itself, so a DatabaseError that escapes
+    ``run`` comes from the steps before the body (the switch check, the claim): nothing ran,
+    and consuming the message as a failure would leave the job waiting for the relay's
+    republish (minutes). ``task.retry`` publishes the same message (same job, same attempt)
+    with a back-off; the attempt guard still lets one delivery run.
+    """
+    try:
+        return run_with_fresh_connection(run)
+    except CONNECTION_ERRORS as error:
+        retries = getattr(task.request, "retries", 0) or 0
+        delay = requeue_delay(retries)
+        report_database_failure(error, hostname=getattr(task.request, "hostname", None))
+        logger.error("database unreachable before the job started (%s: %s); message retried in %.0f s",
+                     error.__class__.__name__, error, delay)  # fmt: skip
+        raise task.retry(exc=error, countdown=delay, max_retries=REQUEUE_MAX_RETRIES) from error
+
+
+def report_database_failure(error: BaseException, *, hostname: str | None = None) -> None:
+    """Say in Redis that this process cannot reach the database (best effort)."""
+    global _reported_label
+    from .redis import get_redis
+
+    label = _process_label(hostname)
+    value = json.dumps({"at": time.time(), "error": f"{error.__class__.__name__}: {str(error)[:300]}"})
+    try:
+        get_redis().hset(WORKER_DB_ERRORS_KEY, label, value)
+        _reported_label = label
+    except RedisError:  # Redis down too: nothing to tell it with
+        logger.warning("could not record the database failure in Redis", exc_info=True)
+
+
+def _clear_failure_if_reachable() -> None:
+    global _reported_label
+    from .redis import get_redis
+
+    try:
+        connections["default"].ensure_connection()
+        if not connections["default"].is_usable():
+            return
+        if _reported_label is not None:
+            get_redis().hdel(WORKER_DB_ERRORS_KEY, _reported_label)
+        _reported_label = None
+    except (DatabaseError, RedisError):  # still unreachable (or Redis is): the report stays
+        return
+
+
+def worker_database_failures(*, max_age_seconds: float | None = None) -> dict[str, str]:
+    """Worker processes that could not reach the database lately: ``{"host:pid": "error"}``.
+
+    Reports older than ``max_age_seconds`` (``JOBS_WORKER_DB_REPORT_SECONDS``) are ignored and
+    removed: a process that was killed cannot clear its own.
+    """
+    from .redis import get_redis
+
+    if max_age_seconds is None:
+        max_age_seconds = float(getattr(settings, "JOBS_WORKER_DB_REPORT_SECONDS", 120))
+    client = get_redis()
+    now = time.time()
+    failures: dict[str, str] = {}
+    stale: list[bytes | str] = []
+    for field, raw in client.hgetall(WORKER_DB_ERRORS_KEY).items():
+        report = json.loads(raw)
+        if now - report["at"] > max_age_seconds:
+            stale.append(field)
+        else:
+            failures[field.decode() if isinstance(field, bytes) else str(field)] = report["error"]
+    if stale:
+        client.hdel(WORKER_DB_ERRORS_KEY, *stale)
+    return failures
+
+
+def describe_database_failures(failures: dict[str, str]) -> str | None:
+    """One line for an operator: how many processes cannot reach the database, and one example."""
+    if not failures:
+        return None
+    process, error = min(failures.items())
+    return f"{len(failures)} worker process(es) cannot reach the database, e.g. {process}: {error}"
+
+
+def install() -> None:
+    """Connect the hooks (called once from the jobs app's ``ready``)."""
+    task_prerun.connect(drop_unusable_connections, dispatch_uid="jobs.dbresilience.drop_unusable_connections")

@@ -1,0 +1,66 @@
+"""jobs.dbresilience in one process: a broken connection is replaced, never inside a transaction."""
+
+import pytest
+from django.db import InterfaceError, OperationalError, connection, transaction
+
+from jobs.dbresilience import drop_unusable_connections, run_with_fresh_connection
+from jobs.models import Job
+
+
+@pytest.fixture
+def postgres(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("a connection dropped by the server is a PostgreSQL drill (set DATABASE_URL)")
+    yield
+    connection.close()  # the test database's flush needs a live connection
+
+
+def drop_our_connection_on_the_server() -> None:
+    """What pg_terminate_backend or a failover does to a kept connection."""
+    connection.close()
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    import psycopg
+
+    cfg = connection.settings_dict
+    with psycopg.connect(host=cfg.get("HOST") or "127.0.0.1", port=cfg.get("PORT") or 5432, user=cfg.get("USER"),
+                         password=cfg.get("PASSWORD") or None, dbname=cfg["NAME"], autocommit=True) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_write_on_a_dropped_connection_is_retried_once_on_a_fresh_one(postgres):
+    drop_our_connection_on_the_server()
+    with pytest.raises((OperationalError, InterfaceError)):
+        Job.objects.count()  # what every task hit before: the kept connection is dead
+
+    drop_our_connection_on_the_server()
+    assert run_with_fresh_connection(lambda: Job.objects.create(type="tests.noop", queue="default").id)
+    assert Job.objects.count() == 1
+
+
+def test_inside_a_transaction_the_error_is_the_callers(postgres):
+    with pytest.raises((OperationalError, InterfaceError)), transaction.atomic():
+        drop_our_connection_on_the_server()
+        # Reconnecting here would silently lose the transaction's earlier work.
+        run_with_fresh_connection(lambda: Job.objects.count())
+
+
+def test_before_a_task_a_dropped_connection_is_replaced(postgres):
+    drop_our_connection_on_the_server()
+
+    drop_unusable_connections()
+
+    assert Job.objects.count() == 0  # the health check found it dead; the query ran on a new one
+
+
+def test_an_eager_task_leaves_its_callers_connection_alone(db):
+    class EagerTask:
+        class request:
+            is_eager = True
+
+    with transaction.atomic():
+        Job.objects.create(type="tests.noop", queue="default")
+        drop_unusable_connections(sender=EagerTask())
+        assert Job.objects.count() == 1  # same connection, same transaction
