@@ -262,7 +262,7 @@ def test_resend_of_an_uncertain_email_queues_it_again_with_an_audit_entry(redis_
     email = reload(email)
     assert (email.state, email.resends) == (State.PENDING, 1)
     assert Job.objects.get(id=email.job_id).idempotency_key == f"emails:email:{email.pk}:resend-1"
-    entry = JobAuditEntry.objects.get(action="email_resend")
+    entry = JobAuditEntry.objects.get(action="emails.resend")
     assert (entry.actor, entry.job_ids, entry.detail["from_state"]) == (operator, [email.job_id], "uncertain")
     deliver(email, attempt=1)
     assert smtp_server.count() == 1
@@ -277,7 +277,7 @@ def test_a_sent_email_is_never_resent_and_an_uncertain_one_can_be_dismissed(redi
     EmailMessage.objects.filter(pk=uncertain.pk).update(state=State.UNCERTAIN)
     assert services.email_dismiss(email=reload(uncertain))
     assert reload(uncertain).state == State.DISMISSED
-    assert JobAuditEntry.objects.filter(action="email_dismiss").count() == 1
+    assert JobAuditEntry.objects.filter(action="emails.dismiss").count() == 1
     assert smtp_server.count() == 1
 
 
