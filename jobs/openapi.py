@@ -208,6 +208,21 @@ OPS_OVERVIEW = {
 }  # fmt: skip
 
 
+# Paths and schemas domain apps add to the document (see register_paths); keyed by path, so re-registering replaces.
+_app_paths: dict[str, dict] = {}
+_app_schemas: dict[str, dict] = {}
+
+
+def register_paths(*, paths: dict[str, dict], schemas: dict[str, dict] | None = None) -> None:
+    """Add a domain app's API paths (relative to /api) and component schemas to the OpenAPI document.
+
+    Operations may reference the shared components: ``#/components/responses/Error<status>``,
+    ``#/components/schemas/Error``, ``#/components/parameters/Idempotency-Key`` and the headers.
+    """
+    _app_paths.update(copy.deepcopy(paths))
+    _app_schemas.update(copy.deepcopy(schemas or {}))
+
+
 def openapi_document(*, server_url: str = "/") -> dict:
     """The OpenAPI 3.1 document for the API under ``server_url`` (an absolute URL of the site root)."""
     api_types = [spec for spec in registry.all_types() if spec.enqueueable_over_api]
@@ -222,7 +237,7 @@ def openapi_document(*, server_url: str = "/") -> dict:
     request_id = _ref("parameters", "X-Request-ID")
     query = _query_parameter
     window_hours = getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600) / 3600
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "jobplatform API",
@@ -351,6 +366,7 @@ def openapi_document(*, server_url: str = "/") -> dict:
                     },
                 }  # fmt: skip
             },
+            **copy.deepcopy(_app_paths),
         },
         "components": {
             "schemas": {"Error": ERROR, "Job": JOB, "JobAttempt": ATTEMPT, "JobPage": JOB_PAGE, **enqueue_schemas},
@@ -392,3 +408,5 @@ def openapi_document(*, server_url: str = "/") -> dict:
             },  # fmt: skip
         },
     }
+    document["components"]["schemas"].update(copy.deepcopy(_app_schemas))
+    return document

@@ -19,7 +19,10 @@ What is here, by concern:
   ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
-- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape);
+- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``api_authenticate`` (bearer token or
+  session + CSRF, as /api/jobs), ``api_parse_json_object``, ``api_idempotency_key`` (the header, parsed),
+  ``openapi_register_paths`` (an app's paths in /api/openapi.json), ``schema_validate`` (payload schemas);
+- reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``audit_entry_list``;
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .auth import authenticate as api_authenticate
 from .exceptions import (
     IdempotencyKeyConflict,
     JobCancelled,
@@ -42,16 +46,38 @@ from .exceptions import (
     UnknownJobType,
 )
 from .http import ApiError, api_view
+from .http import parse_json_object as api_parse_json_object
 from .locks import RedisLock
+from .openapi import register_paths as openapi_register_paths
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .runner import JobContext, job_type
 from .schedules import declare as schedule_declare
+from .schema import validate as schema_validate
+from .selectors import job_list_for
 from .services import EnqueueResult, job_bulk_enqueue, job_cancel, job_enqueue, job_get
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
+
     from .admin import ViewOnlyAdmin
+    from .models import JobAuditEntry
+
+
+def api_idempotency_key(request: HttpRequest) -> str | None:
+    """The request's ``Idempotency-Key`` (quoted or bare), None when absent; a malformed one raises a 422 ApiError."""
+    from .views import _idempotency_key
+
+    return _idempotency_key(request)
+
+
+def audit_entry_list() -> QuerySet[JobAuditEntry]:
+    """Operator audit entries (who did what to which jobs), oldest first. Staff data: callers check who asks."""
+    from .models import JobAuditEntry
+
+    return JobAuditEntry.objects.order_by("created_at", "id")
 
 
 def __getattr__(name: str) -> Any:
@@ -82,13 +108,20 @@ __all__ = [
     "TransientJobError",
     "UnknownJobType",
     "ViewOnlyAdmin",
+    "api_authenticate",
+    "api_idempotency_key",
+    "api_parse_json_object",
     "api_view",
+    "audit_entry_list",
     "job_bulk_enqueue",
     "job_cancel",
     "job_enqueue",
     "job_get",
+    "job_list_for",
     "job_type",
     "job_type_is_declared",
+    "openapi_register_paths",
     "parse_retry_after",
     "schedule_declare",
+    "schema_validate",
 ]
