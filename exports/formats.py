@@ -19,7 +19,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any, BinaryIO
 
-BATCH_ROWS = 2000
+BATCH_ROWS = 1000
 # A cell starting with one of these is read as a formula by spreadsheet programs (OWASP "CSV Injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # Excel's sheet has 1,048,576 rows; one is the header.

@@ -280,7 +280,8 @@ if os.environ.get("EXPORTS_STORAGE", "filesystem") == "s3":
         "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
         "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
         "location": os.environ.get("EXPORTS_S3_PREFIX", ""),
-        "default_acl": None, "file_overwrite": False,
+        # Signature v4: every region accepts it, and presigned URLs carry their own signed lifetime.
+        "default_acl": None, "file_overwrite": False, "signature_version": "s3v4",
     }}  # fmt: skip
 else:
     EXPORTS_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {}}

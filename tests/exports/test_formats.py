@@ -18,7 +18,7 @@ AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 ROWS = [
     ("plain", Decimal("9.50"), 3, True, AT, ["a"]),
     ('comma, "quote"\nnewline', Decimal("0.01"), 0, False, None, None),
-    ("=HYPERLINK(\"http://evil\")", Decimal("1"), -1, None, AT, {"k": "v"}),
+    ('=HYPERLINK("http://evil")', Decimal("1"), -1, None, AT, {"k": "v"}),
     ("ünïcødé ✓", None, None, True, AT, []),
 ]
 
@@ -32,7 +32,7 @@ def test_csv_is_rfc4180_with_crlf_and_reads_back():
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     assert rows[1] == ["plain", "9.50", "3", "true", "2026-03-01T12:30:00+00:00", '["a"]']
     assert rows[2] == ['comma, "quote"\nnewline', "0.01", "0", "false", "", ""]
-    assert rows[3][0] == "'=HYPERLINK(\"http://evil\")"
+    assert rows[3][0] == '\'=HYPERLINK("http://evil")'
     assert rows[3][2] == "-1"  # numbers are typed values, not text a user typed: left alone
     assert rows[4][:3] == ["ünïcødé ✓", "", ""]
 
