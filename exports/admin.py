@@ -20,7 +20,7 @@ def _confirm_then(request: HttpRequest, queryset: QuerySet[Export], *, action: s
         return None
     if request.POST.get("confirm") != "yes":
         return TemplateResponse(request, "admin/exports/confirm_action.html", {
-            "title": f"{title}: {len(targets)} export(s)", "explanation": explanation, "exports": targets[:100],
+            **admin.site.each_context(request), "title": f"{title}: {len(targets)} export(s)", "explanation": explanation, "exports": targets[:100],
             "more": max(0, len(targets) - 100), "action": action, "opts": queryset.model._meta,
             "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
@@ -32,17 +32,21 @@ def _confirm_then(request: HttpRequest, queryset: QuerySet[Export], *, action: s
 
 @admin.register(Export)
 class ExportAdmin(ViewOnlyAdmin):
-    list_display = ("id", "owner", "source", "format", "status", "progress_display", "row_count", "size",
-                    "created_at", "expires_at", "job_link")  # fmt: skip
+    list_display = ("id", "owner", "source", "format", "state", "rows", "size", "created_at", "job_link")
     list_filter = ("status", "source", "format", "created_at")
     search_fields = ("=id", "owner__username", "=job_id")
     list_select_related = ("owner",)
     readonly_fields = [field.name for field in Export._meta.fields]
     actions = ("rerun", "expire")
 
-    @admin.display(description="progress")
-    def progress_display(self, export: Export) -> str:
-        return f"{export.progress}%"
+    @admin.display(description="state", ordering="status")
+    def state(self, export: Export) -> str:
+        running = f" {export.progress}%" if export.status == Export.Status.RUNNING else ""
+        return f"{export.get_status_display()}{running}"
+
+    @admin.display(description="rows", ordering="row_count")
+    def rows(self, export: Export) -> str:
+        return f"{export.row_count:,}" if export.row_count else "-"
 
     @admin.display(description="size", ordering="byte_size")
     def size(self, export: Export) -> str:
@@ -52,8 +56,9 @@ class ExportAdmin(ViewOnlyAdmin):
     def job_link(self, export: Export) -> str:
         if not export.job_id:
             return "-"
-        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[export.job_id]),
-                           export.job_id)  # fmt: skip
+        # The id is long: its start is enough to tell jobs apart here, the title has all of it.
+        return format_html('<a href="{}" title="{}">{}…</a>', reverse("admin:jobs_job_change", args=[export.job_id]),
+                           export.job_id, export.job_id[:8])  # fmt: skip
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("exports.change_export")
@@ -61,7 +66,7 @@ class ExportAdmin(ViewOnlyAdmin):
     @admin.action(permissions=["operate"], description="Re-run selected exports (as new exports)")
     def rerun(self, request: HttpRequest, queryset: QuerySet[Export]) -> TemplateResponse | None:
         return _confirm_then(request, queryset, action="rerun", title="Re-run", targets=list(queryset),
-                             explanation="each becomes a new export of the same source, format and filters, "
+                             explanation="Each becomes a new export of the same source, format and filters, "
                              "owned by the same user; the originals stay as they are.",
                              perform=lambda export: export_rerun(export=export))  # fmt: skip
 
@@ -69,5 +74,5 @@ class ExportAdmin(ViewOnlyAdmin):
     def expire(self, request: HttpRequest, queryset: QuerySet[Export]) -> TemplateResponse | None:
         return _confirm_then(request, queryset, action="expire", title="Expire",
                              targets=list(queryset.filter(status=Export.Status.SUCCEEDED)),
-                             explanation="only ready exports have a file; it is deleted now and its download "
+                             explanation="Only ready exports have a file; it is deleted now and its download "
                              "links answer 410 Gone.", perform=lambda export: export_expire(export=export))  # fmt: skip

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from sync.models import Product
 
+SLOW = "tests.exports.slow_source.SlowRows"
+
 
 @pytest.fixture
 def alice(django_user_model):
@@ -52,3 +54,15 @@ def make_products(count: int, *, start: int = 0, inactive_every: int = 0, names:
         ],
         batch_size=5000,
     )
+
+
+@pytest.fixture
+def exports_worker(start_worker, settings, media_root):
+    """Start exports workers sharing this test's MEDIA_ROOT and sources (the slow test source included)."""
+    settings.EXPORTS_SOURCES = [*settings.EXPORTS_SOURCES, SLOW]
+    env = {"MEDIA_ROOT": str(media_root), "EXPORTS_SOURCES": ",".join(settings.EXPORTS_SOURCES)}
+
+    def _start(**options):
+        return start_worker(queues="exports,emails", extra_env=env, **options)
+
+    return _start

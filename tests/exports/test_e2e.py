@@ -18,19 +18,6 @@ from jobs.services import job_enqueue
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.worker
-SLOW = "tests.exports.slow_source.SlowRows"
-
-
-@pytest.fixture
-def exports_worker(start_worker, settings, media_root):
-    """Start exports workers sharing this test's MEDIA_ROOT and sources (the slow test source included)."""
-    settings.EXPORTS_SOURCES = [*settings.EXPORTS_SOURCES, SLOW]
-    env = {"MEDIA_ROOT": str(media_root), "EXPORTS_SOURCES": ",".join(settings.EXPORTS_SOURCES)}
-
-    def _start(**options):
-        return start_worker(queues="exports,emails", extra_env=env, **options)
-
-    return _start
 
 
 def _client(user) -> Client:
