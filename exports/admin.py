@@ -20,7 +20,8 @@ def _confirm_then(request: HttpRequest, queryset: QuerySet[Export], *, action: s
         return None
     if request.POST.get("confirm") != "yes":
         return TemplateResponse(request, "admin/exports/confirm_action.html", {
-            **admin.site.each_context(request), "title": f"{title}: {len(targets)} export(s)", "explanation": explanation, "exports": targets[:100],
+            **admin.site.each_context(request), "title": f"{title}: {len(targets)} export(s)",
+            "explanation": explanation, "exports": targets[:100],
             "more": max(0, len(targets) - 100), "action": action, "opts": queryset.model._meta,
             "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),

@@ -9,7 +9,7 @@ import logging
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.storage import Storage, storages
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from jobs.public import (
@@ -43,9 +43,9 @@ from .exceptions import (
     ExportRequestInvalid,
     ExportTooLarge,
 )
-from .formats import WRITERS
+from .formats import WRITERS, copy_csv_statement, write_csv_blocks
 from .models import Export
-from .sources import source_check
+from .sources import ExportSource, source_check
 
 logger = logging.getLogger("exports")
 
@@ -248,12 +248,23 @@ def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
     Export.objects.filter(pk=export.pk).update(rows_estimated=estimated)
     progress(0, f"0 of about {estimated:,} rows", force=True)
     on_rows = _Progress(export=export, estimated=estimated, report=progress)
-    writer = WRITERS[export.format]
-    options = {"bom": export.bom} if export.format == Export.Format.CSV else {}
     with tempfile.TemporaryFile(prefix=f"export-{export.pk}-") as local:
-        target = gzip.GzipFile(fileobj=local, mode="wb", mtime=0) if export.gzip else local
-        rows = writer(columns=source.columns, rows=source.rows(user=export.owner, filters=export.filters),
-                      out=target, on_rows=on_rows, **options)  # fmt: skip
+        # Level 6: nearly level 9's size at a third of its time, for files of hundreds of megabytes.
+        target = gzip.GzipFile(fileobj=local, mode="wb", mtime=0, compresslevel=6) if export.gzip else local
+        copy = _copy_statement(export=export, source=source) if export.format == Export.Format.CSV else None
+        if copy is not None:
+            alias, statement, params = copy
+            # A COPY holds its connection until it ends, and progress is written through the default one: the
+            # COPY gets a connection of its own. Inside a transaction (which another connection could not see)
+            # it shares this one, and progress is reported once it ended.
+            separate = not connections[alias].in_atomic_block
+            rows = write_csv_blocks(blocks=_copy_blocks(alias, statement, params, separate=separate), out=target,
+                                    bom=export.bom, on_rows=on_rows if separate else lambda n: None)  # fmt: skip
+            on_rows(rows)
+        else:
+            options = {"bom": export.bom} if export.format == Export.Format.CSV else {}
+            rows = WRITERS[export.format](columns=source.columns, out=target, on_rows=on_rows, **options,
+                                          rows=source.rows(user=export.owner, filters=export.filters))  # fmt: skip
         if export.gzip:
             target.close()
         digest, size = _digest(local)
@@ -282,6 +293,27 @@ def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
         return {"export_id": export.pk, "status": Export.objects.get(pk=export.pk).status}
     logger.info("export %s ready: %s rows, %s bytes, %s", export.pk, rows, size, key)
     return {"export_id": export.pk, "status": S.SUCCEEDED, "rows": rows, "bytes": size, "sha256": digest}
+
+
+def _copy_statement(*, export: Export, source: ExportSource) -> tuple[str, str, tuple] | None:
+    """``(database alias, COPY statement, params)`` when PostgreSQL can write this CSV itself, else None."""
+    queryset = source.queryset(user=export.owner, filters=export.filters)
+    if queryset is None or connections[queryset.db].vendor != "postgresql":
+        return None
+    select_sql, params = queryset.query.sql_with_params()
+    statement = copy_csv_statement(columns=source.columns, select_sql=select_sql)
+    return (queryset.db, statement, tuple(params)) if statement else None
+
+
+def _copy_blocks(alias: str, statement: str, params: tuple, *, separate: bool) -> Iterator[bytes]:
+    """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked."""
+    connection = connections.create_connection(alias) if separate else connections[alias]
+    try:
+        with connection.cursor() as cursor, cursor.cursor.copy(statement, params or None) as copy:
+            yield from copy
+    finally:
+        if separate:
+            connection.close()
 
 
 def _digest(local: Any) -> tuple[str, int]:

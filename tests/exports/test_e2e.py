@@ -126,3 +126,22 @@ def test_cleanup_job_deletes_files_past_retention(exports_worker, alice, media_r
     assert Job.objects.get(id=job.id).result == {"expired": 1}
     assert Export.objects.get(pk=export.pk).status == "expired"
     assert not (media_root / export.storage_key).exists()
+
+
+def test_products_csv_by_a_worker_matches_the_python_writer(exports_worker, alice):
+    """On PostgreSQL the worker writes products CSV with COPY on a connection of its own; same bytes either way."""
+    from exports.formats import write_csv
+    from exports.sources import sources_all
+    from tests.exports.conftest import make_products
+
+    make_products(2500, inactive_every=4, names=["=SUM(A1)", 'say "hi"', "multi\nline"])
+    exports_worker()
+    client = _client(alice)
+    created = _request(client, source="products", format="csv", filters={"state": "active"})
+    _wait_export(created["id"], "succeeded")
+    data = _download(client, client.get(created["url"]).json()["download_url"])
+
+    expected = io.BytesIO()
+    source = sources_all()["products"]
+    write_csv(columns=source.columns, rows=source.rows(user=alice, filters={"state": "active"}), out=expected)
+    assert data == expected.getvalue() and data.count(b"\r\n") == 1 + 2500 - 625

@@ -35,8 +35,8 @@ def test_request_watch_and_download_in_chromium(browser, live_server, exports_wo
 
         page.click("#submit")
         # The bar moves: a value strictly between 0 and 100 while the worker writes rows.
-        page.wait_for_function("() => { const v = document.getElementById('current-bar').value; return v > 0 && v < 100; }",
-                               timeout=60_000)  # fmt: skip
+        moving = "() => { const v = document.getElementById('current-bar').value; return v > 0 && v < 100; }"
+        page.wait_for_function(moving, timeout=60_000)
         screenshot(page, f"exports-progress-{name}")
         page.wait_for_selector("#current-download:not([hidden])", timeout=90_000)
         page.wait_for_selector("#recent a:text('Download')", timeout=10_000)

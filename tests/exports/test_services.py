@@ -227,3 +227,29 @@ def test_ready_email_enqueued_by_name_only_when_declared(alice, media_root, redi
 
     ready = Job.objects.get(type="emails.export_ready", idempotency_key=f"exports:export:{export.pk}:ready")
     assert ready.payload == {"export_id": export.pk, "user_id": alice.pk}
+
+
+def test_copy_csv_is_byte_identical_to_the_python_writer(alice, media_root, redis_client):
+    """On PostgreSQL, products CSV is written by COPY; it must be the very file the Python writer makes."""
+    from django.db import connection
+
+    from exports.formats import write_csv
+    from exports.services import _copy_statement
+    from exports.sources import sources_all
+    from sync.models import Product
+
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's; on SQLite every CSV is written by the Python writer")
+    tricky = ['comma, "quotes"', "line\nbreak", "cr\rhere", "=1+2", "-5", "\t tab", "ünï ✓", "", " lead", "a\r\nb"]
+    make_products(len(tricky), names=tricky)
+    Product.objects.filter(supplier_id="P0000001").update(supplier_updated_at=None, sku="")
+    Product.objects.filter(supplier_id="P0000002").update(last_changed_at=timezone.now().replace(microsecond=5))
+    export, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format="csv", filters={}))
+    assert _copy_statement(export=export, source=sources_all()["products"]) is not None
+    copied = _read(_build(export))
+
+    python = io.BytesIO()
+    source = sources_all()["products"]
+    write_csv(columns=source.columns, rows=source.rows(user=alice, filters={}), out=python)
+    assert copied == python.getvalue()
+    assert export.row_count == len(tricky)
