@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import islice
 from typing import Any, BinaryIO
@@ -33,8 +33,16 @@ def csv_cell_escape(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
+def iso_instant(value: datetime) -> str:
+    """ISO 8601 with the offset and always six fractional digits, so every row has the same shape (and
+    PostgreSQL's to_char writes the very same text)."""
+    return (
+        value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value.isoformat()
+    )
+
+
 def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return iso_instant(value) if value is not None else None
 
 
 def _json_text(value: Any) -> str:
@@ -52,7 +60,7 @@ def _csv_converters(kinds: Sequence[str]) -> list[Converter]:
         "int": _text_value,
         "decimal": _text_value,
         "bool": lambda v: "" if v is None else ("true" if v else "false"),
-        "datetime": lambda v: "" if v is None else v.isoformat(),
+        "datetime": lambda v: "" if v is None else iso_instant(v),
     }
     return [by_kind[kind] for kind in kinds]
 
@@ -164,23 +172,21 @@ CONTENT_TYPES = {
 # ---------------------------------------------------------------------------
 
 COPY_KINDS = frozenset({"text", "int", "decimal", "bool", "datetime"})
-_TRIGGER_SQL = "'=', '+', '-', '@', E'\\t', E'\\r'"
+_TRIGGER_CODES = ", ".join(str(ord(trigger)) for trigger in FORMULA_TRIGGERS)
 
 
 def _copy_expression(column: str, kind: str) -> str:
     """SQL rendering ``column`` exactly as the Python CSV writer does (escaping, booleans, ISO 8601 instants)."""
     if kind == "text":
-        # NULLIF: COPY quotes an empty string (""), Python's csv writes nothing; both read back as "".
-        escaped = f"CASE WHEN left({column}, 1) IN ({_TRIGGER_SQL}) THEN '''' || {column} ELSE {column}::text END"
-        return f"NULLIF({escaped}, '')"
+        # ascii(): the first character's code, the cheapest test there is. An empty string becomes NULL:
+        # COPY would quote it (""), Python's csv writes nothing; both read back as "".
+        return (f"CASE WHEN ascii({column}) IN ({_TRIGGER_CODES}) THEN '''' || {column} "
+                f"WHEN {column} = '' THEN NULL ELSE {column}::text END")  # fmt: skip
     if kind == "bool":
         return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' END"
     if kind == "datetime":
-        # Python's isoformat(): microseconds only when there are any; Django's connections run in UTC.
-        utc = f"({column} AT TIME ZONE 'UTC')"
-        return (f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 "
-                f"THEN to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') "
-                f"ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END")  # fmt: skip
+        # As iso_instant(): UTC (Django's connections run in it), always with microseconds.
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
     return f"{column}::text"
 
 
@@ -198,29 +204,24 @@ def copy_csv_statement(*, columns: Sequence[tuple[str, str]], select_sql: str) -
 
 def write_csv_blocks(*, blocks: Iterable[bytes], out: BinaryIO, bom: bool = False,
                      on_rows: Callable[[int], None] = lambda n: None) -> int:  # fmt: skip
-    """Write COPY's CSV output with RFC 4180 CRLF record ends (a newline inside a quoted field stays as it is).
+    """Write COPY's CSV output with RFC 4180 CRLF record ends; returns the data rows (records after the header).
 
-    Returns the number of data rows (records after the header).
+    PostgreSQL sends one CopyData message per row ("messages sent from the backend will always
+    correspond to single data rows"), and psycopg yields one message at a time: each block is
+    one record ending in LF, so only that last byte changes (a newline in a quoted field stays).
     """
     if bom:
         out.write(b"\xef\xbb\xbf")
-    in_quotes, records, pending = False, 0, b""
+    records = 0
+    batch: list[bytes] = []
     for block in blocks:
-        data = pending + bytes(block)
-        lines = data.split(b"\n")
-        pending = lines.pop()
-        if not in_quotes and b'"' not in data:
-            out.write(b"\r\n".join(lines) + b"\r\n" if lines else b"")
-            records += len(lines)
-        else:
-            parts = []
-            for line in lines:
-                if line.count(b'"') % 2:
-                    in_quotes = not in_quotes
-                parts.append(line + (b"\n" if in_quotes else b"\r\n"))
-                records += not in_quotes
-            out.write(b"".join(parts))
-        on_rows(max(0, records - 1))
-    if pending:
-        out.write(pending)
+        batch.append(bytes(block[:-1]))
+        if len(batch) == BATCH_ROWS:
+            out.write(b"\r\n".join(batch) + b"\r\n")
+            records += len(batch)
+            batch.clear()
+            on_rows(records - 1)
+    if batch:
+        out.write(b"\r\n".join(batch) + b"\r\n")
+        records += len(batch)
     return max(0, records - 1)

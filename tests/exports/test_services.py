@@ -61,7 +61,7 @@ def test_products_source_filters_active_inactive_and_updated_since(alice, media_
     assert [row[0] for row in rows[1:]] == ["P0000000", "P0000003", "P0000006", "P0000009"]
     assert export.status == Export.Status.SUCCEEDED and export.row_count == 4 and export.progress == 100
     assert len(export.sha256) == 64 and export.byte_size == len(_read(export))
-    assert rows[1][7] == "2026-03-01T12:00:00+00:00"  # ISO 8601 with the offset
+    assert rows[1][7] == "2026-03-01T12:00:00.000000+00:00"  # ISO 8601 with the offset
 
     future = (timezone.now() + timedelta(days=1)).isoformat()
     source = source_check(name="products", user=alice, filters={"updated_since": future})
