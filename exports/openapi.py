@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jobs.public import openapi_error_responses as _errors
+
 
 def _ref(kind: str, name: str) -> dict:
     return {"$ref": f"#/components/{kind}/{name}"}
@@ -9,10 +11,6 @@ def _ref(kind: str, name: str) -> dict:
 
 def _json(schema: dict) -> dict:
     return {"application/json": {"schema": schema}}
-
-
-def _errors(*statuses: int) -> dict:
-    return {str(status): _ref("responses", f"Error{status}") for status in (*statuses, 500)}
 
 
 LIMIT_REACHED = {

@@ -21,7 +21,8 @@ What is here, by concern:
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
 - HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``api_authenticate`` (bearer token or
   session + CSRF, as /api/jobs), ``api_parse_json_object``, ``api_idempotency_key`` (the header, parsed),
-  ``openapi_register_paths`` (an app's paths in /api/openapi.json), ``schema_validate`` (payload schemas);
+  ``openapi_register_paths`` (an app's paths in /api/openapi.json) with ``openapi_error_responses(*statuses)``
+  (the shared error responses, 500 included), ``schema_validate`` (payload schemas);
 - reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``audit_entry_list``;
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
@@ -48,6 +49,7 @@ from .exceptions import (
 from .http import ApiError, api_view
 from .http import parse_json_object as api_parse_json_object
 from .locks import RedisLock
+from .openapi import _errors as openapi_error_responses
 from .openapi import register_paths as openapi_register_paths
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
@@ -120,6 +122,7 @@ __all__ = [
     "job_list_for",
     "job_type",
     "job_type_is_declared",
+    "openapi_error_responses",
     "openapi_register_paths",
     "parse_retry_after",
     "schedule_declare",
