@@ -258,8 +258,12 @@ def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
             # COPY gets a connection of its own. Inside a transaction (which another connection could not see)
             # it shares this one, and progress is reported once it ended.
             separate = not connections[alias].in_atomic_block
-            rows = write_csv_blocks(blocks=_copy_blocks(alias, statement, params, separate=separate), out=target,
-                                    bom=export.bom, on_rows=on_rows if separate else lambda n: None)  # fmt: skip
+            blocks = _copy_blocks(alias, statement, params, separate=separate)
+            try:
+                rows = write_csv_blocks(blocks=blocks, out=target, bom=export.bom,
+                                        on_rows=on_rows if separate else lambda n: None)  # fmt: skip
+            finally:
+                blocks.close()  # a cancel mid-COPY ends the COPY and its connection now, not at garbage collection
             on_rows(rows)
         else:
             options = {"bom": export.bom} if export.format == Export.Format.CSV else {}
