@@ -20,6 +20,13 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+# One Playwright and one Chromium per test process. Each module importing the fixture gets a
+# fixture of its own (pytest keys them by module), and a second sync_playwright() in the same
+# session fails ("Sync API inside the asyncio loop"): they all share this, the last one closes it.
+_shared: dict[str, object] = {}
+_users: list[int] = [0]
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     require_module("playwright", pypi_package="playwright")
@@ -29,10 +36,18 @@ def browser() -> Iterator[object]:
     # Playwright's sync API keeps an event loop running on this thread, which makes Django
     # refuse ORM calls from the test body ("async context"); the test itself is synchronous.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+    if not _shared:
+        playwright = sync_playwright().start()
+        _shared["playwright"] = playwright
+        _shared["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    _users[0] += 1
+    try:
+        yield _shared["browser"]
+    finally:
+        _users[0] -= 1
+        if not _users[0]:
+            _shared.pop("browser").close()
+            _shared.pop("playwright").stop()
 
 
 def screenshot(page, name: str) -> Path:
