@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -111,4 +113,6 @@ def test_openapi_documents_the_exports_paths():
 def test_page_needs_login_and_renders(client_for, alice):
     assert Client().get("/exports/")["Location"].startswith("/exports/login/")
     page = client_for(alice).get("/exports/")
-    assert page.status_code == 200 and b"New export" in page.content and b"cdn" not in page.content.lower()
+    assert page.status_code == 200 and b"New export" in page.content
+    # Self-contained: nothing loaded from elsewhere (no CDN, no build step).
+    assert not re.search(rb"""(src|href)=["']?(https?:)?//""", page.content)
