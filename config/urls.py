@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from exports.urls import api_urlpatterns as exports_api_urlpatterns
 from jobs.health import healthz
 
 urlpatterns = [
@@ -8,6 +9,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("jobs.urls")),
     path("api/", include("sync.urls")),
+    path("api/", include(exports_api_urlpatterns)),
+    path("exports/", include("exports.urls")),
 ]
 
 handler404 = "jobs.errors_http.not_found"

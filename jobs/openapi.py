@@ -7,6 +7,7 @@ Each job type that declares an ``api_schema`` appears as one variant of the enqu
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -247,6 +248,21 @@ def openapi_path_add(path: str, build: Callable[[], dict]) -> None:
     _EXTRA_PATHS[path] = build
 
 
+# Component schemas apps add (see register_paths); keyed by name, so re-registering replaces.
+_app_schemas: dict[str, dict] = {}
+
+
+def register_paths(*, paths: dict[str, dict], schemas: dict[str, dict] | None = None) -> None:
+    """Add a domain app's API paths (relative to /api) and component schemas to the OpenAPI document.
+
+    Operations may reference the shared components: ``#/components/responses/Error<status>``,
+    ``#/components/schemas/Error``, ``#/components/parameters/Idempotency-Key`` and the headers.
+    """
+    for path, item in paths.items():
+        openapi_path_add(path, functools.partial(copy.deepcopy, copy.deepcopy(item)))
+    _app_schemas.update(copy.deepcopy(schemas or {}))
+
+
 HEALTH = {
     "type": "object",
     "required": ["status", "checks"],
@@ -482,4 +498,5 @@ def openapi_document(*, server_url: str = "/") -> dict:
     paths = cast(dict[str, Any], document["paths"])
     for path, build in sorted(_EXTRA_PATHS.items()):
         paths[path] = build()
+    cast(dict[str, Any], document["components"])["schemas"].update(copy.deepcopy(_app_schemas))
     return document

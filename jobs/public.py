@@ -21,9 +21,13 @@ What is here, by concern:
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
 - operations: ``dead_letter_summary`` (``DeadLetterSummary``: the dead-letter queue's size per type),
   ``job_audit_record`` (an operator action a domain admin performed, into the jobs audit trail);
-- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``strict_json_loads`` / ``JsonRefused``
-  (bodies refused the way the API refuses them), ``schema_validate`` (JSON Schema 2020-12, field errors),
-  ``openapi_path_add`` (document a path the app serves under /api in /api/openapi.json);
+- HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``api_authenticate`` (bearer token or
+  session + CSRF, as /api/jobs), ``api_parse_json_object``, ``api_idempotency_key`` (the header, parsed),
+  ``strict_json_loads`` / ``JsonRefused`` (bodies refused the way the API refuses them),
+  ``schema_validate`` (JSON Schema 2020-12, field errors), ``openapi_path_add`` / ``openapi_register_paths``
+  (an app's paths in /api/openapi.json) with ``openapi_error_responses(*statuses)`` (the shared error
+  responses, 500 included);
+- reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``audit_entry_list``;
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .audit import audit_record as job_audit_record
+from .auth import authenticate as api_authenticate
 from .decorator import job_type
 from .enqueue import EnqueueResult, job_bulk_enqueue, job_enqueue
 from .exceptions import (
@@ -49,19 +54,40 @@ from .exceptions import (
     UnknownJobType,
 )
 from .http import ApiError, JsonRefused, api_view, strict_json_loads
+from .http import parse_json_object as api_parse_json_object
 from .job_context import JobContext
 from .lifecycle import job_cancel
 from .locks import RedisLock
+from .openapi import _errors as openapi_error_responses
 from .openapi import openapi_path_add
+from .openapi import register_paths as openapi_register_paths
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .schedules import declare as schedule_declare
 from .schema import validate as schema_validate
-from .selectors import DeadLetterSummary, dead_letter_summary, job_get
+from .selectors import DeadLetterSummary, dead_letter_summary, job_get, job_list_for
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
+
     from .admin.bases import ViewOnlyAdmin
+    from .models import JobAuditEntry
+
+
+def api_idempotency_key(request: HttpRequest) -> str | None:
+    """The request's ``Idempotency-Key`` (quoted or bare), None when absent; a malformed one raises a 422 ApiError."""
+    from .views import _idempotency_key
+
+    return _idempotency_key(request)
+
+
+def audit_entry_list() -> QuerySet[JobAuditEntry]:
+    """Operator audit entries (who did what to which jobs), oldest first. Staff data: callers check who asks."""
+    from .models import JobAuditEntry
+
+    return JobAuditEntry.objects.order_by("created_at", "id")
 
 
 def __getattr__(name: str) -> Any:
@@ -94,16 +120,23 @@ __all__ = [
     "TransientJobError",
     "UnknownJobType",
     "ViewOnlyAdmin",
+    "api_authenticate",
+    "api_idempotency_key",
+    "api_parse_json_object",
     "api_view",
+    "audit_entry_list",
     "dead_letter_summary",
     "job_audit_record",
     "job_bulk_enqueue",
     "job_cancel",
     "job_enqueue",
     "job_get",
+    "job_list_for",
     "job_type",
     "job_type_is_declared",
+    "openapi_error_responses",
     "openapi_path_add",
+    "openapi_register_paths",
     "parse_retry_after",
     "schedule_declare",
     "schema_validate",

@@ -20,6 +20,13 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
+# One Playwright and one Chromium per test process. Each module importing the fixture gets a
+# fixture of its own (pytest keys them by module), and a second sync_playwright() in the same
+# session fails ("Sync API inside the asyncio loop"): they all share this, the last one closes it.
+_shared: dict[str, object] = {}
+_users: list[int] = [0]
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """One Chromium for the whole run. Registered once for every module by ``tests/conftest.py``

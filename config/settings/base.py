@@ -367,6 +367,40 @@ JOBS_ALERT_EMAILS = env_list("JOBS_ALERT_EMAILS", [])
 # The digest runs this often and is sent at most once per window, only while the queue is not empty.
 EMAILS_DIGEST_INTERVAL_SECONDS = env_int("EMAILS_DIGEST_INTERVAL_SECONDS", 900)
 EMAILS_DIGEST_WINDOW_SECONDS = env_int("EMAILS_DIGEST_WINDOW_SECONDS", 4 * 3600)
+# Exports (exports app): sources, storage, download links, retention, limits
+# ---------------------------------------------------------------------------
+# Export sources by dotted path (see exports/sources.py for what a source declares).
+EXPORTS_SOURCES = env_list("EXPORTS_SOURCES", [
+    "sync.export_sources.ProductsExport", "exports.sources.JobHistoryExport", "exports.sources.AuditExport",
+])  # fmt: skip
+# Where files go: the file system under MEDIA_ROOT (default), or S3-compatible storage with EXPORTS_STORAGE=s3
+# (bucket AWS_STORAGE_BUCKET_NAME; AWS_S3_ENDPOINT_URL for MinIO, R2, ...; credentials the usual AWS_* variables).
+if os.environ.get("EXPORTS_STORAGE", "filesystem") == "s3":
+    EXPORTS_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": os.environ.get("AWS_STORAGE_BUCKET_NAME", ""),
+        "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+        "location": os.environ.get("EXPORTS_S3_PREFIX", ""),
+        # Signature v4: every region accepts it, and presigned URLs carry their own signed lifetime.
+        "default_acl": None, "file_overwrite": False, "signature_version": "s3v4",
+    }}  # fmt: skip
+else:
+    EXPORTS_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {}}
+# A download link works this long after it was issued; a presigned S3 URL it redirects to, this long.
+EXPORTS_LINK_MAX_AGE_SECONDS = env_int("EXPORTS_LINK_MAX_AGE_SECONDS", 15 * 60)
+EXPORTS_PRESIGNED_URL_SECONDS = env_int("EXPORTS_PRESIGNED_URL_SECONDS", 60)
+# Files are kept this long after they were built, then deleted by the hourly exports.cleanup.
+EXPORTS_RETENTION_SECONDS = env_int("EXPORTS_RETENTION_SECONDS", 7 * 24 * 3600)
+# Exports one user may have queued or running at once (more: 429 with Retry-After).
+EXPORTS_MAX_ACTIVE_PER_USER = env_int("EXPORTS_MAX_ACTIVE_PER_USER", 3)
+EXPORTS_LIMIT_RETRY_AFTER_SECONDS = env_int("EXPORTS_LIMIT_RETRY_AFTER_SECONDS", 30)
+EXPORTS_MAX_ROWS = env_int("EXPORTS_MAX_ROWS", 10_000_000)
+# The longest an export may run (it must stay below CELERY_BROKER_VISIBILITY_TIMEOUT).
+EXPORTS_TIME_LIMIT_SECONDS = env_int("EXPORTS_TIME_LIMIT_SECONDS", 3000)
+# Production web servers can send the file themselves: "X-Accel-Redirect" (nginx, with
+# EXPORTS_SENDFILE_PREFIX the internal location mapped to MEDIA_ROOT) or "X-Sendfile" (Apache); empty: Django streams.
+EXPORTS_SENDFILE_HEADER = os.environ.get("EXPORTS_SENDFILE_HEADER", "")
+EXPORTS_SENDFILE_PREFIX = os.environ.get("EXPORTS_SENDFILE_PREFIX", "/protected-exports/")
 
 # ---------------------------------------------------------------------------
 # Flower
