@@ -8,13 +8,13 @@ import io
 import pytest
 
 from exports.models import Export
-from tests.browser import DESKTOP, PHONE, browser, screenshot  # noqa: F401  (fixture)
+from tests.browser import DESKTOP, PHONE, screenshot
 
 pytestmark = pytest.mark.worker
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_request_watch_and_download_in_chromium(browser, live_server, exports_worker, alice, viewport):  # noqa: F811
+def test_request_watch_and_download_in_chromium(browser, live_server, exports_worker, alice, viewport):
     exports_worker()
     name = "desktop" if viewport is DESKTOP else "phone"
     context = browser.new_context(viewport=viewport, accept_downloads=True)
@@ -56,7 +56,7 @@ def test_request_watch_and_download_in_chromium(browser, live_server, exports_wo
         context.close()
 
 
-def test_failed_request_shows_a_clear_error(browser, live_server, alice, settings, redis_client):  # noqa: F811
+def test_failed_request_shows_a_clear_error(browser, live_server, alice, settings, redis_client):
     settings.EXPORTS_MAX_ACTIVE_PER_USER = 0
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
@@ -75,7 +75,7 @@ def test_failed_request_shows_a_clear_error(browser, live_server, alice, setting
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_admin_lists_exports_and_reruns_one(browser, live_server, alice, media_root, redis_client, viewport,  # noqa: F811
+def test_admin_lists_exports_and_reruns_one(browser, live_server, alice, media_root, redis_client, viewport,
                                             django_user_model):  # fmt: skip
     from exports.services import ExportRequest, export_build, export_create
     from tests.browser import admin_login
