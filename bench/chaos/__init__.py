@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
     os.environ["EMBEDDED_REDIS_DIR"] = str(workdir / "redis")
-    from config.devstack import EmbeddedRedis
+    from devtools.devstack import EmbeddedRedis
 
     # One port for the whole run (this process's settings read REDIS_URL once); each drill gets a
     # server with or without an append-only file on it.
