@@ -130,6 +130,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Timestamps to the second (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -202,6 +204,10 @@ JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 30)
 # Dead jobs (the dead-letter queue's, and replayed ones) are kept this long instead.
 JOBS_DEAD_RETENTION_DAYS = env_int("JOBS_DEAD_RETENTION_DAYS", 90)
+# Celery's result rows (one per attempt, linked from the job's admin page) are kept as long
+# as the longest-kept job, so an attempt's link never goes blank while its job exists; beat's
+# celery.backend_cleanup (daily, 04:00) deletes older ones. Celery's own default is one day.
+CELERY_RESULT_EXPIRES = 24 * 3600 * max(JOBS_RETENTION_DAYS, JOBS_DEAD_RETENTION_DAYS)
 # A running job is rescued when its worker stopped answering for this long, or when
 # it ran longer than its hard time limit plus this.
 JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)
@@ -269,6 +275,8 @@ SYNC_FRESHNESS_HOOKS = [
 # Flower
 # ---------------------------------------------------------------------------
 FLOWER_PORT = env_int("FLOWER_PORT", 5555)
+# Where operators open Flower: a job's admin page links each attempt's task there (empty: no links).
+FLOWER_URL = os.environ.get("FLOWER_URL", f"http://127.0.0.1:{FLOWER_PORT}").rstrip("/")
 
 # ---------------------------------------------------------------------------
 # Logging: readable lines in development, JSON in production (LOG_FORMAT).
