@@ -22,10 +22,16 @@ from .bases import ViewOnlyAdmin
 
 @admin.register(JobAuditEntry)
 class JobAuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ("created_at", "actor_label", "action", "job_count", "short_job_ids")
+    list_display = ("created_at", "actor_label", "action", "subject", "job_count", "short_job_ids")
     list_filter = ("action", "created_at")
     search_fields = ("actor_label", "action")
     readonly_fields = ("created_at", "actor", "actor_label", "action", "job_ids", "job_count", "detail")
+
+    @admin.display(description="type or reason")
+    def subject(self, entry: JobAuditEntry) -> str:
+        detail = entry.detail or {}
+        parts = [str(detail[key]) for key in ("type", "reason") if detail.get(key)]
+        return " — ".join(parts) or "-"
 
     @admin.display(description="jobs")
     def short_job_ids(self, entry: JobAuditEntry) -> str:
@@ -69,6 +75,17 @@ class LinkedTaskResultAdmin(TaskResultAdmin):
     """Celery's result rows, with a link back to the job whose attempt produced them."""
 
     list_display = (*TaskResultAdmin.list_display, "job_link")
+
+    # Records of what ran, not forms: nobody adds, edits or deletes them by hand (the pruner and
+    # celery.backend_cleanup remove them).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.display(description="job")
     def job_link(self, result: TaskResult) -> str:

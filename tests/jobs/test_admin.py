@@ -76,7 +76,7 @@ def test_bulk_replay_from_the_dead_letter_queue_is_audited(client, operator, red
 
     response = post_action(client, reverse("admin:jobs_deadjob_changelist"), "replay_jobs", dead)
 
-    assert "Replayed 3 job(s)" in response.content.decode()
+    assert "Replayed 3 jobs" in response.content.decode()
     replays = Job.objects.filter(replay_of__in=dead)
     assert replays.count() == 3 and set(replays.values_list("status", flat=True)) == {S.QUEUED}
     assert all(r.payload == {"n": 1} for r in replays)
@@ -95,7 +95,7 @@ def test_retry_filters_out_jobs_in_the_wrong_state(client, operator, redis_clien
     response = post_action(client, reverse("admin:jobs_job_changelist"), "retry_jobs", [dead, queued])
 
     body = response.content.decode()
-    assert "Retried 1 job(s)" in body and "1 selected job(s) were not in a valid state" in body
+    assert "Retried 1 job;" in body and "1 selected job was left alone: not in a valid state" in body
     retried = Job.objects.get(id=dead.id)
     assert (retried.status, retried.max_attempts) == (S.QUEUED, 3 + 3)
     assert JobAuditEntry.objects.get(action="retry").job_ids == [dead.id]

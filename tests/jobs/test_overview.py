@@ -121,7 +121,7 @@ def test_admin_page_shows_the_overview_and_the_job_list_links_to_it(client, trou
     page = client.get("/admin/jobs/job/overview/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "1 in the dead-letter queue" in html and "queue_backlog" in html and "86 %" in html
+    assert "1 in the dead-letter queue" in html and "queue_backlog" in html and "86.4 %" in html
     assert "/admin/jobs/job/overview/" in client.get("/admin/jobs/job/").content.decode()
 
 
