@@ -25,8 +25,9 @@ BADGE_COLOURS: dict[str, str] = {
 
 
 def badge(value: str, label: str) -> SafeString:
+    """A coloured pill naming the state in one word (``dead``); the longer label is its tooltip."""
     colour = BADGE_COLOURS.get(value, "#455a64")
-    return format_html('<span class="job-badge" style="background:{}">{}</span>', colour, label)
+    return format_html('<span class="job-badge" style="background:{}" title="{}">{}</span>', colour, label, value)
 
 
 def status_badge(job: Job) -> SafeString:

@@ -57,6 +57,8 @@ OWNER_SEARCH_LIMIT = 100
 LOG_LINES_SHOWN = 500
 # Groups of the dead-letter queue listed above it.
 DEAD_LETTER_GROUPS_SHOWN = 50
+# How often the overview page reloads itself, unless ?refresh= says otherwise.
+OVERVIEW_REFRESH_SECONDS = 15
 # Which statuses each action starts from; the job page shows a button only where it applies.
 RETRYABLE = (S.FAILED, S.DEAD)
 CANCELLABLE = (*WAITING_STATUSES, S.RUNNING)
@@ -308,7 +310,7 @@ class JobAdmin(ViewOnlyAdmin):
             "ended_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
                             for status, count in overview.ended_counts.items()],
             "disabled_types": sorted(disabled_job_types()), "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
-            "refresh_seconds": 15,
+            "refresh_seconds": _refresh_seconds(request),
         }  # fmt: skip
         return TemplateResponse(request, "admin/jobs/overview.html", context)
 
@@ -539,6 +541,14 @@ class JobAdmin(ViewOnlyAdmin):
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.cancel_job")
+
+
+def _refresh_seconds(request: HttpRequest) -> int:
+    """How often the overview reloads itself: ``?refresh=N`` (5 to 300 s), 15 s by default."""
+    try:
+        return min(300, max(5, int(request.GET.get("refresh", OVERVIEW_REFRESH_SECONDS))))
+    except ValueError:
+        return OVERVIEW_REFRESH_SECONDS
 
 
 def _attempt_error(attempt: JobAttempt) -> SafeString:
