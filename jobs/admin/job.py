@@ -49,6 +49,7 @@ from .display import (
     status_badge,
     time_with_age,
 )
+from .workers import workers_by_queue
 
 S = Job.Status
 # A search term matching more users than this is too vague to list their jobs by.
@@ -297,13 +298,15 @@ class JobAdmin(ViewOnlyAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         overview = jobs_overview()
+        workers = workers_by_queue()
         jobs_url = reverse("admin:jobs_job_changelist")
         rate = overview.success_rate
         context = {
             **self.admin_site.each_context(request), "title": "Jobs overview", "overview": overview,
             "json_url": reverse("jobs:ops-overview"), "dead_letter_url": reverse("admin:jobs_deadjob_changelist"),
             "jobs_url": jobs_url, "success_percent": None if rate is None else f"{rate * 100:.1f}",
-            "queue_rows": [(queue, f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}")
+            "queue_rows": [(queue, f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}",
+                            None if workers is None else workers.get(queue.name, []))
                            for queue in overview.queues],
             "status_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
                              for status, count in overview.live_counts.items()],
@@ -573,6 +576,14 @@ class DeadJobAdmin(JobAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return cast(JobQuerySet, super().get_queryset(request)).dead_letter()
+
+    # Whoever may see jobs (and so the overview that links here) may see the dead-letter queue:
+    # it is a view of jobs, not a model of its own.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or request.user.has_perm("jobs.view_job")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         url = reverse("admin:jobs_deadjob_changelist")

@@ -27,6 +27,14 @@ def finished(job_id: str, status: str, timeout: float = 60) -> Job:
                     message=f"job {job_id} to be {status}")  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def fresh_worker_status():
+    """The overview caches who consumes each queue; an earlier test's workers are gone."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def operator(django_user_model):
     return django_user_model.objects.create_superuser("operator", "operator@example.com", PASSWORD)
@@ -152,6 +160,10 @@ def test_overview_links_and_refreshes(page_for, live_server, jobs_of_every_outco
         page.goto(f"{live_server.url}/admin/jobs/job/overview/")
         screenshot(page, f"overview-{name}")
 
+    # Who consumes each queue, from Celery's inspect: the test's worker takes "default" only.
+    workers = page.locator("#overview-queues tr", has_text="default").locator(".queue-workers").inner_text()
+    assert workers.startswith("worker1@")
+    assert "none answering" in page.locator("#overview-queues tr", has_text="emails").inner_text()
     page.goto(f"{live_server.url}/admin/jobs/job/overview/?refresh=5")
     stamp = page.locator("#content-main p").first.inner_text()
     with page.expect_navigation(timeout=15_000):  # reloads itself

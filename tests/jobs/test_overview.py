@@ -138,3 +138,15 @@ def test_replayed_dead_jobs_no_longer_count_as_the_dead_letter_queue(db, redis_c
 
     assert (overview.live_counts["dead"], overview.dead_letter_size) == (1, 0)
     assert "dead_letter_queue" not in alert_codes(overview)
+
+
+def test_whoever_may_view_jobs_may_open_the_dead_letter_queue_the_overview_links_to(client, troubled):
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+
+    overview = client.get("/admin/jobs/job/overview/").content.decode()
+    assert 'href="/admin/jobs/deadjob/"' in overview
+    assert client.get("/admin/jobs/deadjob/").status_code == 200
