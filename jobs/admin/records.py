@@ -71,21 +71,14 @@ class JobTypeSwitchAdmin(admin.ModelAdmin):
         obj.pk = switch.pk
 
 
-class LinkedTaskResultAdmin(TaskResultAdmin):
-    """Celery's result rows, with a link back to the job whose attempt produced them."""
+class LinkedTaskResultAdmin(ViewOnlyAdmin, TaskResultAdmin):
+    """Celery's result rows, with a link back to the job whose attempt produced them.
+
+    Records of what ran, not forms: nobody adds, edits or deletes them by hand (beat's
+    celery.backend_cleanup removes them after CELERY_RESULT_EXPIRES).
+    """
 
     list_display = (*TaskResultAdmin.list_display, "job_link")
-
-    # Records of what ran, not forms: nobody adds, edits or deletes them by hand (the pruner and
-    # celery.backend_cleanup remove them).
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="job")
     def job_link(self, result: TaskResult) -> str:

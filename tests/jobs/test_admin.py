@@ -252,3 +252,21 @@ def test_replay_command_run_twice_replays_each_dead_job_once(redis_client, capsy
     assert Job.objects.filter(replay_of__in=dead).count() == 3
     output = capsys.readouterr().out
     assert "replayed 3/3" in output and "replayed 3 dead job(s)" in output and "replayed 0 dead job(s)" in output
+
+
+@pytest.mark.django_db
+def test_celery_result_rows_are_view_only_and_link_to_their_job(client, operator, redis_client):
+    from django_celery_results.models import TaskResult
+
+    job = dead_job()
+    result = TaskResult.objects.create(task_id=f"{job.id}.3", task_name=job.type, status="FAILURE")
+    client.force_login(operator)
+
+    change = client.get(reverse("admin:django_celery_results_taskresult_change", args=[result.pk]))
+    listing = client.get(reverse("admin:django_celery_results_taskresult_changelist"))
+
+    assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+    assert client.get(reverse("admin:django_celery_results_taskresult_add")).status_code == 403
+    assert client.post(reverse("admin:django_celery_results_taskresult_delete", args=[result.pk]),
+                       {"post": "yes"}).status_code == 403  # fmt: skip
+    assert reverse("admin:jobs_job_change", args=[job.id]) in listing.content.decode()
