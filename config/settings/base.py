@@ -286,7 +286,10 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"job_context": {"()": "jobs.logging.JobContextFilter"}},
+    "filters": {
+        "job_context": {"()": "jobs.logging.JobContextFilter"},
+        "deliberate_unavailable": {"()": "jobs.logging.DeliberateUnavailableFilter"},
+    },
     "formatters": {
         "text": {"()": "jobs.logging.TextFormatter"},
         "json": {"()": "jobs.logging.JsonFormatter"},
@@ -302,5 +305,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+        # The API's deliberate 503s (a type switched off) are warnings, not errors.
+        "django.request": {"filters": ["deliberate_unavailable"]},
     },
 }
