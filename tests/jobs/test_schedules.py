@@ -173,3 +173,19 @@ def test_take_code_drops_an_operator_edit_but_keeps_the_pause(declared, capsys):
     assert (row.interval.every, row.enabled) == (15, False)
     call_command("sync_schedules")
     assert "unchanged: heartbeat" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_pausing_from_the_list_is_in_the_schedules_history(declared, admin_client):
+    from django.contrib.admin.models import LogEntry
+
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+    row = PeriodicTask.objects.get(name="heartbeat")
+
+    admin_client.post("/admin/django_celery_beat/periodictask/",
+                      {"action": "disable_tasks", "_selected_action": [row.pk], "index": 0})  # fmt: skip
+
+    assert PeriodicTask.objects.get(pk=row.pk).enabled is False
+    entry = LogEntry.objects.get(object_id=str(row.pk))
+    assert entry.user.username == "admin" and "Paused (list action: disable)" in entry.get_change_message()
