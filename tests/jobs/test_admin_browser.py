@@ -193,3 +193,6 @@ def test_job_list_on_a_phone_shows_status_and_type(page_for, live_server, jobs_o
     error_cell = page.locator("#result_list tbody tr", has_text="tests.bug").locator("td.field-short_error")
     box = error_cell.bounding_box()
     assert "ValueError" in error_cell.inner_text() and box["x"] + box["width"] <= DESKTOP["width"]
+    # Every column fits beside the filters: nothing is cut off or scrolled out of the list.
+    table, container = page.locator("#result_list").bounding_box(), page.locator("#changelist-form").bounding_box()
+    assert table["x"] + table["width"] <= container["x"] + container["width"] + 1
