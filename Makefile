@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench install
+.PHONY: run shell test lint bench install
 
 # Create the virtualenv and install the project (with the dev extra) when pyproject.toml changes.
 $(INSTALLED): pyproject.toml
@@ -16,6 +16,10 @@ install: $(INSTALLED)
 # Web, worker, beat and Flower together; embedded Redis/SQLite unless REDIS_URL/DATABASE_URL are set.
 run: $(INSTALLED)
 	$(VENV)/bin/python devtools/devstack.py run
+
+# A Django shell on the same Redis and database as a running `make run` (it writes them to var/run.env).
+shell: $(INSTALLED)
+	$(VENV)/bin/python manage.py shell
 
 # The lint and type gate: ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).
 lint: $(INSTALLED)

@@ -172,7 +172,29 @@ def run_stack() -> int:
         _stop_all(children)
         if embedded:
             embedded.stop()
+        _remove_run_env()
     return exit_code
+
+
+# Where `make run` leaves the addresses it uses, so `manage.py` commands run beside it (a shell,
+# createsuperuser, the runbook's commands) reach the same broker and database (read by manage.py).
+# DEVSTACK_RUN_ENV_FILE moves it (tests, so they never touch a developer's).
+RUN_ENV_FILE = Path(os.environ.get("DEVSTACK_RUN_ENV_FILE") or VAR_DIR / "run.env")
+RUN_ENV_KEYS = ("REDIS_URL", "DATABASE_URL", "SUPPLIER_API_URL")
+
+
+def _write_run_env(env: dict[str, str]) -> None:
+    lines = [f"DEVSTACK_PID={os.getpid()}"] + [f"{key}={env[key]}" for key in RUN_ENV_KEYS if env.get(key)]
+    RUN_ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RUN_ENV_FILE.write_text("\n".join(lines) + "\n")
+
+
+def _remove_run_env() -> None:
+    try:
+        if RUN_ENV_FILE.read_text().startswith(f"DEVSTACK_PID={os.getpid()}\n"):
+            RUN_ENV_FILE.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) -> int:
@@ -225,6 +247,7 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
     for child in processes:
         children.append(child)
         child.start(env)
+    _write_run_env(env)
     database = os.environ.get("DATABASE_URL") or f"sqlite {VAR_DIR / 'db.sqlite3'}"
     print("\nPlatform running (Ctrl-C stops everything):", flush=True)
     print(f"  web      http://127.0.0.1:{port}/  (admin: /admin/, health: /healthz, API: /api/)")

@@ -15,6 +15,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import registry
+from .celery_state import AttemptFailed, report_outcome_to_celery
 from .dbresilience import execute_or_requeue
 from .registry import JobHandler, JobType
 from .retry import DEFAULT_FAIL_ON, DEFAULT_RETRY_ON, Backoff, RetryPolicy
@@ -76,15 +77,20 @@ def job_type(
         ) -> dict[str, Any]:
             # Unknown keyword fields come from newer publishers: ignored on purpose.
             # A database error before the body started retries the message instead of consuming it.
-            return execute_or_requeue(
+            summary = execute_or_requeue(
                 task,
                 lambda: execute(task=task, spec=spec, job_id=job_id, attempt=attempt, schema_version=schema_version),
             )
+            # Then Celery (and so Flower and the result row) is told how the attempt really ended.
+            return report_outcome_to_celery(task, summary)
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
         # ignore_result: the result row is written with the job's own state (job_record_attempt).
-        task_options: dict[str, Any] = {"name": name, "bind": True, "queue": queue, "ignore_result": True}
+        # throws: an attempt that failed is an expected outcome, logged without a traceback.
+        task_options: dict[str, Any] = {
+            "name": name, "bind": True, "queue": queue, "ignore_result": True, "throws": (AttemptFailed,),
+        }  # fmt: skip
         if soft_time_limit:
             task_options["soft_time_limit"] = soft_time_limit
         if time_limit:

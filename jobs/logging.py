@@ -22,6 +22,21 @@ class JobContextFilter(logging.Filter):
         return True
 
 
+class DeliberateUnavailableFilter(logging.Filter):
+    """A 503 the API answers on purpose (a type switched off, the cron endpoint off) is a WARNING.
+
+    Django logs every 5xx response at ERROR; these are answers the platform chose, with
+    ``Retry-After``, not failures. Other 503s (``/healthz`` with the broker down) stay errors.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        path = getattr(request, "path", "") or ""
+        if record.levelno == logging.ERROR and getattr(record, "status_code", None) == 503 and path.startswith("/api/"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {record.getMessage()}"

@@ -153,7 +153,10 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
             Job.objects.filter(id__in=[ref[0] for ref in refs], published_at__lt=stale_before).update(published_at=None)
         count = publish_messages(refs)
         published += count
-        logger.info("relay published %d of %d %s job(s)", count, len(refs), label)
+        # Re-publishing a job whose message went missing is a recovery an operator should notice;
+        # publishing rows the broker missed at commit time is the relay's routine work.
+        level = logging.WARNING if label == "stale" else logging.INFO
+        logger.log(level, "relay published %d of %d %s job(s)", count, len(refs), label)
     return published
 
 

@@ -145,8 +145,10 @@ def _fail(job: Job, ctx: JobContext, spec: JobType, error: BaseException) -> str
         # Another run of this singleton holds the lock: recorded as skipped, not retried.
         return _stop(job, ctx, Outcome.SKIPPED, error)
     failure = Failure.from_error(error, with_traceback=True)
-    ctx.log.emit(logging.ERROR, "attempt %s failed: %s: %s", job.attempt, failure.code, failure.message)
     retryable = spec.retry.is_retryable(error)
+    # A failure that will be retried is a WARNING; only the attempt that gives up is an ERROR.
+    level = logging.WARNING if retryable and job.attempt < job.max_attempts else logging.ERROR
+    ctx.log.emit(level, "attempt %s failed: %s: %s", job.attempt, failure.code, failure.message)
     status: str = S.FAILED
 
     def write() -> None:

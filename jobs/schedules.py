@@ -71,11 +71,16 @@ class Schedule:
 
     def window_seconds(self, *, now: datetime | None = None) -> float:
         """How long one firing 'owns' the schedule: half the gap to the next firing (<= 1 hour)."""
-        if isinstance(self.when, (int, float)):
-            return max(1.0, min(3600.0, float(self.when) / 2))
-        first = _next_fire(self.when, after=now or timezone.now())
-        second = _next_fire(self.when, after=first + timedelta(seconds=1))
-        return max(1.0, min(3600.0, (second - first).total_seconds() / 2))
+        return window_seconds_for(self.when, now=now)
+
+
+def window_seconds_for(when: crontab | float, *, now: datetime | None = None) -> float:
+    """Half the gap between two firings of ``when`` (a crontab or seconds), between 1 s and 1 hour."""
+    if isinstance(when, (int, float)):
+        return max(1.0, min(3600.0, float(when) / 2))
+    first = _next_fire(when, after=now or timezone.now())
+    second = _next_fire(when, after=first + timedelta(seconds=1))
+    return max(1.0, min(3600.0, (second - first).total_seconds() / 2))
 
 
 def _next_fire(when: crontab, *, after: datetime) -> datetime:
@@ -138,12 +143,24 @@ def schedule_trigger(
 ) -> TriggerResult:
     """Enqueue one job for schedule ``name`` unless this window already did.
 
-    ``job_type``, ``payload`` and ``window_seconds`` come from the beat entry (an operator
-    may have edited them); the code declaration is the fallback.
+    The beat row, as an operator left it, decides: a paused row fires nothing (the HTTP cron
+    endpoint honours pauses as beat does), its job type and payload win over the code's, and
+    the window is computed from its current frequency (an operator who edits the crontab
+    gets a window lock that matches it). Without a row, ``job_type``, ``payload`` and
+    ``window_seconds`` as passed, then the code declaration, are used.
     """
     from .enqueue import job_enqueue
     from .locks import RedisLock
 
+    row = _beat_row(name)
+    if row is not None:
+        if not row.enabled:
+            logger.info("schedule %s is paused in the admin (%s): not fired", name, source)
+            return TriggerResult(schedule=name, enqueued_job_id=None, skipped_reason="paused in the admin")
+        kwargs = json.loads(row.kwargs or "{}")
+        job_type = kwargs.get("job_type") or job_type
+        payload = kwargs.get("payload", payload)
+        window_seconds = _row_window_seconds(row) or window_seconds
     schedule = _declared.get(name)
     job_type = job_type or (schedule.job_type if schedule else None)
     if job_type is None:
@@ -160,6 +177,21 @@ def schedule_trigger(
         job = job_enqueue(job_type=job_type, payload=payload).job
     logger.info("schedule %s enqueued job %s (%s)", name, job.id, source)
     return TriggerResult(schedule=name, enqueued_job_id=job.id)
+
+
+def _beat_row(name: str) -> Any:
+    from django_celery_beat.models import PeriodicTask
+
+    return PeriodicTask.objects.filter(name=name).select_related("interval", "crontab").first()
+
+
+def _row_window_seconds(row: Any) -> float | None:
+    """The window for the row's current frequency (None for schedule kinds other than interval or crontab)."""
+    if row.interval_id:
+        return window_seconds_for(row.interval.schedule.run_every.total_seconds())
+    if row.crontab_id:
+        return window_seconds_for(row.crontab.schedule)
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -185,20 +217,27 @@ def _row_state(task: Any) -> dict[str, Any]:
     return {
         "task": task.task,
         "kwargs": json.loads(task.kwargs or "{}"),
-        "queue": task.queue,
+        "queue": task.queue or None,  # the admin's form may save "" for the code's None: not an edit
         "interval": (task.interval.every, task.interval.period) if task.interval_id else None,
+        # As text: a crontab declared with minute=0 is the int 0 in memory and "0" once saved, and
+        # comparing the two made every crontab schedule look edited by an operator.
         "crontab": (
-            (
-                task.crontab.minute,
-                task.crontab.hour,
-                task.crontab.day_of_week,
-                task.crontab.day_of_month,
-                task.crontab.month_of_year,
-            )  # fmt: skip
+            tuple(
+                str(getattr(task.crontab, part))
+                for part in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+            )
             if task.crontab_id
             else None
-        ),
+        ),  # fmt: skip
     }
+
+
+def _legacy_digest(task: Any) -> str:
+    """The digest earlier versions recorded for a crontab declared with numbers (minute=0 kept as 0)."""
+    state = _row_state(task)
+    if state["crontab"]:
+        state["crontab"] = tuple(int(part) if part.isdigit() else part for part in state["crontab"])
+    return _digest(state)
 
 
 def _apply(task: Any, schedule: Schedule) -> None:
@@ -223,8 +262,12 @@ def _apply(task: Any, schedule: Schedule) -> None:
         task.crontab = None
 
 
-def schedules_sync(*, dry_run: bool = False) -> SyncReport:
-    """Bring django-celery-beat's table in line with the declared schedules (see module docstring)."""
+def schedules_sync(*, dry_run: bool = False, take_code: tuple[str, ...] = ()) -> SyncReport:
+    """Bring django-celery-beat's table in line with the declared schedules (see module docstring).
+
+    ``take_code`` names schedules whose operator edits are dropped for the code's definition
+    (their pause, if any, stays: pausing is not an edit).
+    """
     from django_celery_beat.models import PeriodicTask
 
     from .models import DeclaredScheduleState
@@ -250,7 +293,8 @@ def schedules_sync(*, dry_run: bool = False) -> SyncReport:
             probe = PeriodicTask(name=name)
             _apply(probe, schedule)
             wanted = _digest(_row_state(probe))
-            if state is not None and current_row != state.row_digest:
+            edited = state is not None and state.row_digest not in (current_row, _legacy_digest(task))
+            if edited and name not in take_code:
                 # An operator changed it since our last sync: theirs wins until they undo it.
                 report.kept_operator_edits.append(name)
                 continue

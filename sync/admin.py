@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import Case, When
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -6,20 +8,8 @@ from jobs.public import ViewOnlyAdmin
 
 from .models import Product, SyncPage, SyncRun, WebhookEvent
 
-
-class SyncPageInline(admin.TabularInline):
-    model = SyncPage
-    extra = 0
-    can_delete = False
-    fields = ("number", "status", "fetched_at", "created", "updated", "unchanged", "rejected", "rejections", "error")
-    readonly_fields = fields
-    ordering = ("status", "number")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+# Pages listed per screen of a run's page: a 2,000-page run rendered 4 MB of HTML in one go.
+PAGES_PER_SCREEN = 50
 
 
 @admin.register(SyncRun)
@@ -27,7 +17,18 @@ class SyncRunAdmin(ViewOnlyAdmin):
     list_display = ("id", "status", "progress", "pages_failed", "products_created", "products_updated",
                     "records_rejected", "products_deactivated", "started_at", "finished_at", "job_link")  # fmt: skip
     list_filter = ("status", "full")
-    inlines = [SyncPageInline]
+    change_form_template = "admin/sync/syncrun/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The run's pages, failed first, a screen at a time (``?pages=N``)."""
+        run = self.get_object(request, object_id)
+        if run is not None:
+            failed_first = Case(When(status=SyncPage.Status.FAILED, then=0), When(status=SyncPage.Status.PENDING,
+                                then=1), default=2)  # fmt: skip
+            pages = run.pages.defer("seen_ids").order_by(failed_first, "number")
+            extra_context = {**(extra_context or {}),
+                             "sync_pages": Paginator(pages, PAGES_PER_SCREEN).get_page(request.GET.get("pages"))}  # fmt: skip
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="progress")
     def progress(self, run: SyncRun) -> str:

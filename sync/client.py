@@ -51,7 +51,7 @@ class SupplierClient:
         response = self._get("/products", {"page": page, "page_size": page_size})
         body = response.body or {}
         if not isinstance(body.get("products"), list) or not isinstance(body.get("total_pages"), int):
-            raise SupplierTransientError(f"supplier page {page} came back without 'products'/'total_pages'; will retry")
+            raise SupplierTransientError(f"supplier page {page} came back without 'products'/'total_pages'")
         return body
 
     def fetch_product(self, *, supplier_id: str) -> dict | None:
@@ -74,7 +74,7 @@ class SupplierClient:
             response = connection.getresponse()
             raw = response.read()
         except TimeoutError as exc:
-            raise SupplierTransientError(f"supplier GET {target} timed out ({exc}); will retry") from exc
+            raise SupplierTransientError(f"supplier GET {target} timed out ({exc})") from exc
         except (ConnectionError, OSError, http.client.HTTPException) as exc:
             raise SupplierTransientError(f"supplier GET {target} failed: {exc.__class__.__name__}: {exc}") from exc
         finally:
@@ -95,7 +95,7 @@ class SupplierClient:
             # so it ends in the dead-letter queue rather than being postponed for ever.
             raise SupplierTransientError(f"supplier answered 503 for GET {target} (retry after {pause:.0f}s)")
         if status >= 500:
-            raise SupplierTransientError(f"supplier answered {status} for GET {target}; will retry")
+            raise SupplierTransientError(f"supplier answered {status} for GET {target}")
         if status == 404 and allow_not_found:
             return SupplierResponse(status=404, body=None)
         if status >= 400:

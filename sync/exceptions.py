@@ -1,6 +1,6 @@
 """Errors of the product sync, classified for the jobs platform's retry policy."""
 
-from jobs.public import PermanentJobError, RateLimited, TransientJobError
+from jobs.public import JobCancelled, PermanentJobError, RateLimited, TransientJobError
 
 
 class SupplierTransientError(TransientJobError):
@@ -25,3 +25,19 @@ class SyncRunInProgress(PermanentJobError):
     """Another sync run is still running; runs never overlap."""
 
     code = "sync_run_in_progress"
+
+
+class SyncPageClosed(JobCancelled):
+    """A page job found its page already failed, or its run finished: nothing to fetch, and not a success.
+
+    Ends the job ``cancelled`` (visibly not a success, and not an alert-raising failure): a replay of a
+    dead page job of a finished run does not reopen the run.
+    """
+
+    code = "sync_page_closed"
+
+
+class SyncRunPartial(PermanentJobError):
+    """The run ended with failed pages: its job ends failed saying so, rather than succeeded."""
+
+    code = "sync_run_partial"

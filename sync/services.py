@@ -29,7 +29,7 @@ from jobs.public import (
 )
 
 from .client import SupplierClient
-from .exceptions import SyncRunInProgress
+from .exceptions import SyncPageClosed, SyncRunInProgress
 from .models import Product, SyncPage, SyncRun, WebhookEvent
 
 logger = logging.getLogger("sync")
@@ -220,8 +220,18 @@ def sync_run_fan_out(*, run: SyncRun, client: SupplierClient | None = None) -> N
 
 
 def sync_page_fetch(*, run_id: int, number: int, client: SupplierClient | None = None) -> str:
-    """Fetch, validate and store one page, unless it is already done (a resumed run never refetches)."""
+    """Fetch, validate and store one page, unless it is already done (a resumed run never refetches).
+
+    Raises SyncPageClosed when the page already failed or its run is over (a replayed page job of a
+    finished run): nothing happens, and the job must not say it succeeded.
+    """
     page = SyncPage.objects.select_related("run").get(run_id=run_id, number=number)
+    if page.status == SyncPage.Status.FAILED or page.run.status != SyncRun.Status.RUNNING:
+        raise SyncPageClosed(
+            f"page {number} of sync run {run_id} is {page.status} and the run is {page.run.status}: nothing was "
+            "fetched. A finished run is not reopened; start a new run (sync.run) to fetch its pages again",
+            detail={"run_id": run_id, "page": number, "page_status": page.status, "run_status": page.run.status},
+        )
     if page.status != SyncPage.Status.PENDING:
         return f"page {number} already {page.status}"
     body = (client or SupplierClient()).fetch_page(page=number, page_size=page.run.page_size)

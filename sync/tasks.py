@@ -8,6 +8,7 @@ from django.conf import settings
 from jobs.public import Backoff, JobContext, JobSnoozed, job_type, schedule_declare
 
 from . import services
+from .exceptions import SyncRunPartial
 from .models import SyncRun
 
 RUN_SCHEMA = {
@@ -34,6 +35,14 @@ def run(ctx: JobContext, payload: dict) -> dict:
     if sync_run.status == SyncRun.Status.RUNNING:
         # Not holding a worker while pages run: come back later, attempt not spent.
         raise JobSnoozed(f"sync run {sync_run.pk} in progress", wait_seconds=settings.SYNC_RUN_POLL_SECONDS)
+    if sync_run.status != SyncRun.Status.COMPLETED:
+        # A partial (or abandoned) run is not a success: its job says so, and why.
+        raise SyncRunPartial(
+            f"sync run {sync_run.pk} ended {sync_run.status}: {sync_run.pages_failed} of {sync_run.total_pages} "
+            "pages failed (their sync.fetch_page jobs are in the dead-letter queue); vanished products were not "
+            "deactivated. Once the cause is fixed, start a new run",
+            detail={"run_id": sync_run.pk, "status": sync_run.status, "pages_failed": sync_run.pages_failed},
+        )
     return {"run_id": sync_run.pk, "status": sync_run.status, "pages": sync_run.total_pages,
             "pages_failed": sync_run.pages_failed, "created": sync_run.products_created,
             "updated": sync_run.products_updated, "rejected": sync_run.records_rejected,

@@ -134,6 +134,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# Timestamps to the second (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -214,6 +216,10 @@ JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 
 JOBS_RETENTION_DAYS = env_int("JOBS_RETENTION_DAYS", 30)
 # Dead jobs (the dead-letter queue's, and replayed ones) are kept this long instead.
 JOBS_DEAD_RETENTION_DAYS = env_int("JOBS_DEAD_RETENTION_DAYS", 90)
+# Celery's result rows (one per attempt, linked from the job's admin page) are kept as long
+# as the longest-kept job, so an attempt's link never goes blank while its job exists; beat's
+# celery.backend_cleanup (daily, 04:00) deletes older ones. Celery's own default is one day.
+CELERY_RESULT_EXPIRES = 24 * 3600 * max(JOBS_RETENTION_DAYS, JOBS_DEAD_RETENTION_DAYS)
 # Attempt leases: a worker renews the lease of each attempt it runs every JOBS_HEARTBEAT_SECONDS
 # (also during a warm shutdown); the reaper (every JOBS_REAPER_INTERVAL_SECONDS) rescues an
 # attempt whose lease of JOBS_LEASE_SECONDS ran out: its worker process is gone.
@@ -406,6 +412,8 @@ EXPORTS_SENDFILE_PREFIX = os.environ.get("EXPORTS_SENDFILE_PREFIX", "/protected-
 # Flower
 # ---------------------------------------------------------------------------
 FLOWER_PORT = env_int("FLOWER_PORT", 5555)
+# Where operators open Flower: a job's admin page links each attempt's task there (empty: no links).
+FLOWER_URL = os.environ.get("FLOWER_URL", f"http://127.0.0.1:{FLOWER_PORT}").rstrip("/")
 
 # ---------------------------------------------------------------------------
 # Logging: readable lines in development, JSON in production (LOG_FORMAT).
@@ -415,7 +423,10 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"job_context": {"()": "jobs.logging.JobContextFilter"}},
+    "filters": {
+        "job_context": {"()": "jobs.logging.JobContextFilter"},
+        "deliberate_unavailable": {"()": "jobs.logging.DeliberateUnavailableFilter"},
+    },
     "formatters": {
         "text": {"()": "jobs.logging.TextFormatter"},
         "json": {"()": "jobs.logging.JsonFormatter"},
@@ -431,5 +442,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": LOG_LEVEL},
+        # The API's deliberate 503s (a type switched off) are warnings, not errors.
+        "django.request": {"filters": ["deliberate_unavailable"]},
     },
 }

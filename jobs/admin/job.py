@@ -2,11 +2,15 @@
 
 Jobs are never edited by hand: every change goes through a service (retry, replay,
 cancel), each action filters the selection to jobs in a valid starting state, asks for
-confirmation, reports counts, and leaves an audit entry.
+confirmation, reports counts, and leaves an audit entry. The same actions are buttons on a
+job's page and on each group of the dead-letter queue: they post to the list's action with
+that one job, or with the group's filter and "select all", and so go through the same flow.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -15,25 +19,50 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Max, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 from django_celery_results.models import TaskResult
 
 from .. import registry
 from ..audit import Action, audit_record
-from ..exceptions import IllegalTransition
+from ..exceptions import IllegalTransition, UnknownJobType
 from ..lifecycle import job_cancel, job_retry
-from ..models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobLogLine, JobQuerySet
+from ..models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
 from ..operations import job_replay_locked
 from ..selectors import jobs_overview
-from .bases import EstimatedCountPaginator, ReadOnlyInline, ViewOnlyAdmin
+from ..switches import disabled_job_types
+from .bases import EstimatedCountPaginator, ViewOnlyAdmin
+from .display import (
+    badge,
+    duration,
+    exact_time,
+    flower_task_url,
+    plural,
+    relative_time,
+    status_badge,
+    time_with_age,
+)
+from .workers import workers_by_queue
 
 S = Job.Status
 # A search term matching more users than this is too vague to list their jobs by.
 OWNER_SEARCH_LIMIT = 100
+# Log lines shown on a job's page (JOBS_LOG_MAX_LINES bounds what is kept per attempt).
+LOG_LINES_SHOWN = 500
+# Groups of the dead-letter queue listed above it.
+DEAD_LETTER_GROUPS_SHOWN = 50
+# How often the overview page reloads itself, unless ?refresh= says otherwise.
+OVERVIEW_REFRESH_SECONDS = 15
+# Which statuses each action starts from; the job page shows a button only where it applies.
+RETRYABLE = (S.FAILED, S.DEAD)
+CANCELLABLE = (*WAITING_STATUSES, S.RUNNING)
 
 
 class JobTypeFilter(admin.SimpleListFilter):
@@ -66,32 +95,43 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset.filter(queue=self.value()) if self.value() else queryset
 
 
-class JobAttemptInline(ReadOnlyInline):
-    model = JobAttempt
-    fields = ("number", "outcome", "started_at", "finished_at", "duration_ms", "retry_delay_ms", "worker",
-              "error_code", "error_message", "task_result_link")  # fmt: skip
-    readonly_fields = fields
+class DeadLetterErrorCodeFilter(admin.SimpleListFilter):
+    """Error codes found in the dead-letter queue (small, so grouping it is cheap)."""
 
-    @admin.display(description="Celery result")
-    def task_result_link(self, attempt: JobAttempt) -> str:
-        return _task_result_link(attempt.celery_task_id)
+    title = "error code"
+    parameter_name = "error_code"
 
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        codes = Job.objects.dead_letter().values_list("error_code", flat=True).distinct().order_by("error_code")
+        chosen = self.value()
+        found = set(codes[:100]) | ({chosen} if chosen else set())
+        return [(code, code or "(none)") for code in sorted(found)]
 
-class JobLogLineInline(ReadOnlyInline):
-    model = JobLogLine
-    fields = ("attempt", "logged_at", "level", "message")
-    readonly_fields = fields
-    verbose_name_plural = "log"
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        return queryset.filter(error_code=self.value()) if self.value() is not None else queryset
 
 
-def _task_result_link(task_id: str) -> str:
+def _task_result_link(task_id: str) -> SafeString:
     if not task_id:
-        return "-"
+        return mark_safe("-")
     result_id = TaskResult.objects.filter(task_id=task_id).values_list("pk", flat=True).first()
+    flower = flower_task_url(task_id)
+    flower_link = format_html(' · <a href="{}" target="_blank" rel="noopener">Flower</a>', flower) if flower else ""
     if result_id is None:
-        return task_id
+        return format_html("{}{}", task_id, flower_link)
     url = reverse("admin:django_celery_results_taskresult_change", args=[result_id])
-    return format_html('<a href="{}">{}</a>', url, task_id)
+    return format_html('<a href="{}">{}</a>{}', url, task_id, flower_link)
+
+
+def _job_link(job_id: str) -> SafeString:
+    return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id)
+
+
+def _safe_return_to(request: HttpRequest) -> str:
+    target = request.POST.get("return_to", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return ""
 
 
 def _confirmed_action(
@@ -100,44 +140,67 @@ def _confirmed_action(
     queryset: QuerySet,
     eligible: QuerySet,
     action: str,
-    title: str,
+    verb: str,
     explanation: str,
-    perform: Callable[[list[Job]], int],
-    done_message: str,
+    consequence: str,
+    perform: Callable[[list[Job]], tuple[str, list[Job]]],
 ) -> HttpResponse | None:
-    """Shared flow of every job action: filter to eligible, confirm, act, report counts."""
+    """Shared flow of every job action: filter to eligible, confirm, act, report counts and new jobs.
+
+    ``perform`` returns what was done, as a sentence, and the jobs it created (linked in the message).
+    """
     chosen = queryset.count()
     targets = list(eligible)
     skipped = chosen - len(targets)
+    return_to = _safe_return_to(request)
     if not targets:
-        messages.warning(request, f"None of the {chosen} selected job(s) can be {title.lower()}: {explanation}")
-        return None
+        selected = "The selected job" if chosen == 1 else f"None of the {plural(chosen, 'selected job')}"
+        messages.warning(request, f"{selected} cannot be {verb}ed: {explanation}")
+        return HttpResponseRedirect(return_to) if return_to else None
     if request.POST.get("confirm") != "yes":
+        causes = Counter((job.type, job.error_code or "-", Truncator(job.error_message).chars(160)) for job in targets)
         return TemplateResponse(
             request,
             "admin/jobs/confirm_action.html",
             {
-                "title": f"{title}: {len(targets)} job(s)",
+                **admin.site.each_context(request),
+                "title": f"{verb.capitalize()} {plural(len(targets), 'job')}?",
+                "verb": verb,
+                "count_label": plural(len(targets), "job"),
                 "action": action,
                 "jobs": targets[:100],
                 "more": max(0, len(targets) - 100),
-                "skipped": skipped,
+                "skipped_label": plural(skipped, "selected job") if skipped else "",
                 "explanation": explanation,
+                "consequence": consequence,
+                "causes": [
+                    (job_type, code, message, count) for (job_type, code, message), count in causes.most_common(20)
+                ],  # fmt: skip
                 "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
+                "return_to": return_to,
+                "back_url": return_to or request.get_full_path(),
                 "opts": queryset.model._meta,
+                "badge": status_badge,
             },
         )
-    count = perform(targets)
-    note = f" ({skipped} selected job(s) were not in a valid state and were left alone)" if skipped else ""
-    messages.success(request, done_message.format(count=count) + note)
-    return None
+    done, created = perform(targets)
+    note = f" {plural(skipped, 'selected job')} {'was' if skipped == 1 else 'were'} left alone: not in a valid state." \
+        if skipped else ""  # fmt: skip
+    links = format_html_join(", ", "{}", ((_job_link(job.id),) for job in created[:20]))
+    more = f" and {len(created) - 20:,} more" if len(created) > 20 else ""
+    if created:
+        messages.success(request, format_html("{}{} New: {}{}.", done, note, links, more))
+    else:
+        messages.success(request, done + note)
+    return HttpResponseRedirect(return_to) if return_to else None
 
 
 @admin.register(Job)
 class JobAdmin(ViewOnlyAdmin):
-    list_display = ("id", "type", "queue", "colored_status", "attempts_display", "progress", "owner", "created_at",
-                    "finished_at", "error_code")  # fmt: skip
+    # What fits a 1440 px screen beside the filters; the queue is a filter (and follows from the type).
+    list_display = ("status_badge", "job_label", "short_error", "attempts_display", "age", "finished", "owner")
+    list_display_links = ("job_label",)
     # No date_hierarchy: it lists the distinct days of every job, a scan of the whole table.
     list_filter = ("status", JobTypeFilter, QueueFilter, "created_at", "finished_at")
     paginator = EstimatedCountPaginator
@@ -146,46 +209,20 @@ class JobAdmin(ViewOnlyAdmin):
     search_fields = ("id", "idempotency_key", "correlation_id", "owner__username", "owner__email")
     search_help_text = "A job id, idempotency key or correlation id (exact), or part of the owner's username or email."
     list_select_related = ("owner",)
-    inlines = [JobAttemptInline, JobLogLineInline]
     actions = ["retry_jobs", "replay_jobs", "cancel_jobs"]
     change_list_template = "admin/jobs/job/change_list.html"
+    change_form_template = "admin/jobs/job/change_form.html"
     readonly_fields = ("id", "type", "queue", "status", "attempt", "max_attempts", "owner", "idempotency_key",
-                       "idempotency_expires_at", "payload", "payload_fingerprint", "correlation_id", "progress",
-                       "progress_message", "result", "error_code", "error_message", "error_traceback",
+                       "idempotency_expires_at", "payload_block", "payload_fingerprint", "correlation_id", "progress",
+                       "progress_message", "result_block", "error_code", "error_message", "traceback_block",
                        "cancel_requested", "replay_of_link", "replays_links", "published_at", "worker",
                        "current_task_result", "created_at", "enqueued_at", "started_at", "finished_at",
-                       "next_retry_at", "lease_expires_at", "updated_at")  # fmt: skip
+                       "next_retry_at", "lease_expires_at", "updated_at", "attempts_table", "log_block")  # fmt: skip
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "id",
-                    "type",
-                    "queue",
-                    "status",
-                    "attempt",
-                    "max_attempts",
-                    "owner",
-                    "progress",
-                    "progress_message",
-                )
-            },
-        ),  # fmt: skip
-        (
-            "Payload and result",
-            {
-                "fields": (
-                    "payload",
-                    "result",
-                    "idempotency_key",
-                    "idempotency_expires_at",
-                    "payload_fingerprint",
-                    "correlation_id",
-                )
-            },
-        ),  # fmt: skip
-        ("Last failure", {"fields": ("error_code", "error_message", "error_traceback")}),
+        ("Attempts", {"fields": ("attempts_table",)}),
+        ("Last failure", {"fields": ("error_code", "error_message", "traceback_block")}),
+        ("Payload and result", {"fields": ("payload_block", "result_block", "progress", "progress_message")}),
+        ("Log", {"fields": ("log_block",)}),
         (
             "Timeline",
             {
@@ -201,7 +238,29 @@ class JobAdmin(ViewOnlyAdmin):
                 )
             },
         ),  # fmt: skip
-        ("Links", {"fields": ("replay_of_link", "replays_links", "worker", "current_task_result", "cancel_requested")}),
+        (
+            "Identity and links",
+            {
+                "fields": (
+                    "id",
+                    "type",
+                    "queue",
+                    "status",
+                    "attempt",
+                    "max_attempts",
+                    "owner",
+                    "idempotency_key",
+                    "idempotency_expires_at",
+                    "payload_fingerprint",
+                    "correlation_id",
+                    "replay_of_link",
+                    "replays_links",
+                    "worker",
+                    "current_task_result",
+                    "cancel_requested",
+                )
+            },
+        ),  # fmt: skip
     )
 
     def get_search_results(
@@ -239,54 +298,192 @@ class JobAdmin(ViewOnlyAdmin):
         """Queue depths, backlog age, the dead-letter queue's size and the alerts, for operators."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        overview = jobs_overview()
+        workers = workers_by_queue()
+        jobs_url = reverse("admin:jobs_job_changelist")
+        rate = overview.success_rate
         context = {
-            **self.admin_site.each_context(request), "title": "Jobs overview", "overview": jobs_overview(),
+            **self.admin_site.each_context(request), "title": "Jobs overview", "overview": overview,
             "json_url": reverse("jobs:ops-overview"), "dead_letter_url": reverse("admin:jobs_deadjob_changelist"),
+            "jobs_url": jobs_url, "success_percent": None if rate is None else f"{rate * 100:.1f}",
+            "queue_rows": [(queue, f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}",
+                            None if workers is None else workers.get(queue.name, []))
+                           for queue in overview.queues],
+            "status_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
+                             for status, count in overview.live_counts.items()],
+            "ended_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
+                            for status, count in overview.ended_counts.items()],
+            "disabled_types": sorted(disabled_job_types()), "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
+            "refresh_seconds": _refresh_seconds(request),
         }  # fmt: skip
         return TemplateResponse(request, "admin/jobs/overview.html", context)
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        job = self.get_object(request, object_id)
+        if job is not None:
+            extra_context = {**(extra_context or {}), **self._summary_context(request, job)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _summary_context(self, request: HttpRequest, job: Job) -> dict[str, Any]:
+        """The job's page opens with what an operator needs first: state, error, what to do."""
+        now = timezone.now()
+        end = job.finished_at or (now if job.status == S.RUNNING else None)
+        run_seconds = (end - job.started_at).total_seconds() if job.started_at and end else None
+        changelist = reverse("admin:jobs_job_changelist")
+        buttons = []
+        if job.status in RETRYABLE and self.has_retry_permission(request):
+            buttons.append(("retry_jobs", "Retry", "Queue this job again with a fresh budget of attempts"))
+        if job.status in FINISHED_STATUSES and self.has_replay_permission(request):
+            buttons.append(
+                ("replay_jobs", "Replay as a new job", "A new job with the same payload, linked to this one")
+            )
+        if job.status in CANCELLABLE and self.has_cancel_permission(request):
+            buttons.append(("cancel_jobs", "Cancel", "Stop this job (a running one stops at its next check)"))
+        replays = list(job.replays.order_by("-created_at").values_list("id", "status")[:5])
+        try:
+            type_description = registry.get(job.type).description
+        except UnknownJobType:
+            type_description = "this type is no longer declared by any code"
+        return {
+            "job": job,
+            "job_badge": status_badge(job),
+            "type_description": type_description,
+            "attempt_label": f"attempt {job.attempt} of {job.max_attempts}",
+            "created": time_with_age(job.created_at),
+            "run_time": duration(run_seconds),
+            "next_retry": relative_time(job.next_retry_at, now=now) if job.status == S.RETRYING else "",
+            "finished": time_with_age(job.finished_at) if job.finished_at else "",
+            "actions": buttons,
+            "action_url": changelist,
+            "return_to": request.get_full_path(),
+            "replays": [(_job_link(replay_id), badge(status, S(status).label)) for replay_id, status in replays],
+            "replay_of": _job_link(job.replay_of_id) if job.replay_of_id else "",
+            "flower_url": flower_task_url(job.celery_task_id),
+            "same_error_url": f"{reverse('admin:jobs_deadjob_changelist')}?"
+            f"{urlencode({'type': job.type, 'error_code': job.error_code})}"
+            if job.error_code
+            else "",
+        }
+
     @admin.display(description="status", ordering="status")
-    def colored_status(self, job: Job) -> str:
-        colors: dict[str, str] = {S.SUCCEEDED: "#2e7d32", S.FAILED: "#c62828", S.DEAD: "#6a1b9a", S.RUNNING: "#1565c0",
-                  S.RETRYING: "#ef6c00", S.CANCELLED: "#616161", S.QUEUED: "#37474f"}  # fmt: skip
-        return format_html('<b style="color:{}">{}</b>', colors.get(job.status, "inherit"), job.get_status_display())
+    def status_badge(self, job: Job) -> SafeString:
+        return status_badge(job)
+
+    @admin.display(description="job", ordering="type")
+    def job_label(self, job: Job) -> SafeString:
+        replay = format_html(' <small class="quiet">replay</small>') if job.replay_of_id else ""
+        return format_html('<strong>{}</strong>{}<br><small class="quiet job-id">{}</small>', job.type, replay, job.id)
+
+    @admin.display(description="error")
+    def short_error(self, job: Job) -> SafeString:
+        if not job.error_code:
+            return mark_safe("")
+        return format_html('<code>{}</code><br><small title="{}">{}</small>', job.error_code, job.error_message,
+                           Truncator(job.error_message).chars(90))  # fmt: skip
 
     @admin.display(description="attempts")
     def attempts_display(self, job: Job) -> str:
         return f"{job.attempt}/{job.max_attempts}"
 
-    @admin.display(description="replay of")
-    def replay_of_link(self, job: Job) -> str:
-        if not job.replay_of_id:
-            return "-"
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job.replay_of_id]), job.replay_of_id
+    @admin.display(description="created", ordering="created_at")
+    def age(self, job: Job) -> SafeString:
+        return format_html('<span title="{}">{}</span>', exact_time(job.created_at), relative_time(job.created_at))
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, job: Job) -> SafeString:
+        if not job.finished_at:
+            return mark_safe("-")
+        return format_html('<span title="{}">{}</span>', exact_time(job.finished_at), relative_time(job.finished_at))
+
+    @admin.display(description="payload")
+    def payload_block(self, job: Job) -> SafeString:
+        return format_html('<pre class="job-pre">{}</pre>', json.dumps(job.payload, indent=2, sort_keys=True))
+
+    @admin.display(description="result")
+    def result_block(self, job: Job) -> SafeString:
+        if job.result is None:
+            return mark_safe("-")
+        return format_html('<pre class="job-pre">{}</pre>', json.dumps(job.result, indent=2, sort_keys=True))
+
+    @admin.display(description="traceback")
+    def traceback_block(self, job: Job) -> SafeString:
+        if not job.error_traceback:
+            return mark_safe("-")
+        return format_html('<pre class="job-pre job-traceback">{}</pre>', job.error_traceback)
+
+    @admin.display(description="attempts")
+    def attempts_table(self, job: Job) -> SafeString:
+        attempts = list(job.attempts.order_by("number", "id"))
+        if not attempts:
+            return mark_safe("No attempt has ended yet.")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    attempt.number,
+                    badge(attempt.outcome, attempt.get_outcome_display()),
+                    exact_time(attempt.started_at),
+                    duration(attempt.duration_ms / 1000 if attempt.duration_ms is not None else None),
+                    attempt.worker or "-",
+                    _attempt_error(attempt),
+                    _task_result_link(attempt.celery_task_id),
+                )
+                for attempt in attempts
+            ),
         )
+        return format_html(
+            '<div class="job-table-wrap"><table class="job-table"><thead><tr><th>#</th><th>outcome</th>'
+            "<th>started</th><th>took</th><th>worker</th><th>error</th><th>Celery task</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
+            rows,
+        )
+
+    @admin.display(description="log")
+    def log_block(self, job: Job) -> SafeString:
+        lines = list(job.log_lines.order_by("-logged_at", "-id")[:LOG_LINES_SHOWN])[::-1]
+        if not lines:
+            return mark_safe("No log lines.")
+        text = format_html_join(
+            "\n",
+            '<span class="log-{}">{} {:<7} [attempt {}] {}</span>',
+            (
+                (line.level.lower(), exact_time(line.logged_at), line.level, line.attempt, line.message)
+                for line in lines
+            ),
+        )
+        return format_html('<pre class="job-pre job-log">{}</pre>', text)
+
+    @admin.display(description="replay of")
+    def replay_of_link(self, job: Job) -> SafeString:
+        return _job_link(job.replay_of_id) if job.replay_of_id else mark_safe("-")
 
     @admin.display(description="replays")
-    def replays_links(self, job: Job) -> str:
+    def replays_links(self, job: Job) -> SafeString:
         replays = list(job.replays.values_list("id", flat=True)[:20])
         if not replays:
-            return "-"
-        return format_html_join(
-            ", ", '<a href="{}">{}</a>', ((reverse("admin:jobs_job_change", args=[r]), r) for r in replays)
-        )
+            return mark_safe("-")
+        return format_html_join(", ", "{}", ((_job_link(replay_id),) for replay_id in replays))
 
-    @admin.display(description="current attempt's Celery result")
-    def current_task_result(self, job: Job) -> str:
+    @admin.display(description="current attempt's Celery task")
+    def current_task_result(self, job: Job) -> SafeString:
         return _task_result_link(job.celery_task_id)
 
     @admin.action(permissions=["retry"], description="Retry selected failed or dead jobs")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        def perform(jobs: list[Job]) -> int:
+        def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             retried = [job for job in jobs if job_retry(job=job, actor=request.user, audit=False)]
             audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail={"via": "admin"})
-            return len(retried)
+            return f"Retried {plural(len(retried), 'job')}; {'it is' if len(retried) == 1 else 'they are'} " \
+                   "queued again.", []  # fmt: skip
 
         return _confirmed_action(
-            request=request, queryset=queryset, eligible=queryset.filter(status__in=[S.FAILED, S.DEAD]),
-            action="retry_jobs", title="Retry", explanation="only failed or dead jobs can be retried.",
-            perform=perform, done_message="Retried {count} job(s); they are queued again.",
+            request=request, queryset=queryset, eligible=queryset.filter(status__in=RETRYABLE),
+            action="retry_jobs", verb="retry", explanation="only failed or dead jobs can be retried.",
+            consequence="Each job goes back to the queue with a fresh budget of attempts; its history stays on it.",
+            perform=perform,
         )  # fmt: skip
 
     # Replayed from the dead-letter queue, a job must still be in it once locked (see job_replay_locked).
@@ -294,23 +491,26 @@ class JobAdmin(ViewOnlyAdmin):
 
     @admin.action(permissions=["replay"], description="Replay selected finished jobs as new jobs")
     def replay_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        def perform(jobs: list[Job]) -> int:
+        def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             _, new_jobs = job_replay_locked(
                 job_ids=[job.id for job in jobs], dead_letter_only=self.replay_dead_letter_only, actor=request.user,
                 action=Action.REPLAY, detail={"via": "admin"},
             )  # fmt: skip
-            return len(new_jobs)
+            as_new = "as a new job" if len(new_jobs) == 1 else "as new jobs"
+            return f"Replayed {plural(len(new_jobs), 'job')} {as_new} with the same payload.", new_jobs
 
         return _confirmed_action(
             request=request, queryset=queryset, eligible=queryset.filter(status__in=FINISHED_STATUSES),
-            action="replay_jobs", title="Replay",
+            action="replay_jobs", verb="replay",
             explanation="only finished jobs (succeeded, failed, dead, cancelled) can be replayed.",
-            perform=perform, done_message="Replayed {count} job(s) as new jobs with the same payload.",
+            consequence="Each job becomes a new job with the same payload, owner and correlation id, linked to it; "
+                        "a dead job leaves the dead-letter queue.",
+            perform=perform,
         )  # fmt: skip
 
     @admin.action(permissions=["cancel"], description="Cancel selected queued, retrying or running jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        def perform(jobs: list[Job]) -> int:
+        def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             cancelled, finished_meanwhile = [], []
             for job in jobs:
                 try:
@@ -323,17 +523,18 @@ class JobAdmin(ViewOnlyAdmin):
             if finished_meanwhile:
                 messages.warning(
                     request,
-                    f"{len(finished_meanwhile)} job(s) finished before the cancel was confirmed and were left "
-                    f"alone: {', '.join(job.id for job in finished_meanwhile[:10])}",
+                    f"{plural(len(finished_meanwhile), 'job')} finished before the cancel was confirmed and "
+                    f"{'was' if len(finished_meanwhile) == 1 else 'were'} left alone: "
+                    f"{', '.join(job.id for job in finished_meanwhile[:10])}",
                 )
-            return len(cancelled)
+            return f"Cancelled or asked to stop {plural(len(cancelled), 'job')}.", []
 
         return _confirmed_action(
-            request=request, queryset=queryset,
-            eligible=queryset.filter(status__in=[*WAITING_STATUSES, S.RUNNING]),
-            action="cancel_jobs", title="Cancel",
-            explanation="only queued, retrying or running jobs can be cancelled (running ones stop at their next check).",
-            perform=perform, done_message="Cancelled or asked to stop {count} job(s).",
+            request=request, queryset=queryset, eligible=queryset.filter(status__in=CANCELLABLE),
+            action="cancel_jobs", verb="cancel",
+            explanation="only queued, retrying or running jobs can be cancelled.",
+            consequence="Waiting jobs are cancelled at once; running ones stop at their next progress check.",
+            perform=perform,
         )  # fmt: skip
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
@@ -346,13 +547,63 @@ class JobAdmin(ViewOnlyAdmin):
         return request.user.has_perm("jobs.cancel_job")
 
 
+def _refresh_seconds(request: HttpRequest) -> int:
+    """How often the overview reloads itself: ``?refresh=N`` (5 to 300 s), 15 s by default."""
+    try:
+        return min(300, max(5, int(request.GET.get("refresh", OVERVIEW_REFRESH_SECONDS))))
+    except ValueError:
+        return OVERVIEW_REFRESH_SECONDS
+
+
+def _attempt_error(attempt: JobAttempt) -> SafeString:
+    if not attempt.error_code:
+        return mark_safe("-")
+    if not attempt.error_traceback:
+        return format_html("<code>{}</code> {}", attempt.error_code, attempt.error_message)
+    return format_html(
+        '<details><summary><code>{}</code> {}</summary><pre class="job-pre job-traceback">{}</pre></details>',
+        attempt.error_code, Truncator(attempt.error_message).chars(200), attempt.error_traceback,
+    )  # fmt: skip
+
+
 @admin.register(DeadJob)
 class DeadJobAdmin(JobAdmin):
-    """The dead-letter queue. Filter by type, select all, and replay: the runbook's main tool."""
+    """The dead-letter queue, grouped by cause: each (type, error code) one click to view, replay or retry."""
 
     actions = ["replay_jobs", "retry_jobs"]
-    list_filter = (JobTypeFilter, QueueFilter, "finished_at")  # type: ignore[assignment]
+    list_filter = (JobTypeFilter, DeadLetterErrorCodeFilter, QueueFilter, "finished_at")  # type: ignore[assignment]
+    change_list_template = "admin/jobs/deadjob/change_list.html"
     replay_dead_letter_only = True
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         return cast(JobQuerySet, super().get_queryset(request)).dead_letter()
+
+    # Whoever may see jobs (and so the overview that links here) may see the dead-letter queue:
+    # it is a view of jobs, not a model of its own.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or request.user.has_perm("jobs.view_job")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or request.user.has_perm("jobs.view_job")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        url = reverse("admin:jobs_deadjob_changelist")
+        groups = (
+            Job.objects.dead_letter()
+            .values("type", "error_code")
+            .annotate(count=Count("id"), last=Max("finished_at"), message=Max("error_message"))
+            .order_by("-count", "type", "error_code")[:DEAD_LETTER_GROUPS_SHOWN]
+        )
+        rows = [
+            {**group, "message": Truncator(group["message"] or "").chars(140), "count_label": plural(group["count"], "job"),
+             "last": relative_time(group["last"]), "last_exact": exact_time(group["last"]),
+             "url": f"{url}?{urlencode({'type': group['type'], 'error_code': group['error_code']})}"}
+            for group in groups
+        ]  # fmt: skip
+        context = {
+            "groups": rows,
+            "can_replay": self.has_replay_permission(request),
+            "can_retry": self.has_retry_permission(request),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)

@@ -23,10 +23,16 @@ from .bases import ViewOnlyAdmin
 
 @admin.register(JobAuditEntry)
 class JobAuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ("created_at", "actor_label", "action", "job_count", "short_job_ids")
+    list_display = ("created_at", "actor_label", "action", "subject", "job_count", "short_job_ids")
     list_filter = ("action", "created_at")
     search_fields = ("actor_label", "action")
     readonly_fields = ("created_at", "actor", "actor_label", "action", "job_ids", "job_count", "detail")
+
+    @admin.display(description="type or reason")
+    def subject(self, entry: JobAuditEntry) -> str:
+        detail = entry.detail or {}
+        parts = [str(detail[key]) for key in ("type", "reason") if detail.get(key)]
+        return " — ".join(parts) or "-"
 
     @admin.display(description="jobs")
     def short_job_ids(self, entry: JobAuditEntry) -> str:
@@ -66,8 +72,12 @@ class JobTypeSwitchAdmin(admin.ModelAdmin):
         obj.pk = switch.pk
 
 
-class LinkedTaskResultAdmin(TaskResultAdmin):
-    """Celery's result rows, with a link back to the job whose attempt produced them."""
+class LinkedTaskResultAdmin(ViewOnlyAdmin, TaskResultAdmin):
+    """Celery's result rows, with a link back to the job whose attempt produced them.
+
+    Records of what ran, not forms: nobody adds, edits or deletes them by hand (beat's
+    celery.backend_cleanup removes them after CELERY_RESULT_EXPIRES).
+    """
 
     list_display = (*TaskResultAdmin.list_display, "job_link")
 

@@ -114,6 +114,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         SUPPLIER_SIMULATOR_PORT=str(simulator_port), EMAIL_CATCHER_PORT=str(free_port()),
         # A throwaway embedded Redis: never the append-only file of a developer's `make run`.
         EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1",
+        DEVSTACK_RUN_ENV_FILE=str(tmp_path / "run.env"),
     )  # fmt: skip
     log = tmp_path / "devstack.log"
     with open(log, "wb") as out:
@@ -149,6 +150,15 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         task_id = probe.send_task("jobs.ping", kwargs={"value": token}, queue="housekeeping").id
         until(lambda: stored_result(database, task_id) == ("SUCCESS", f'"{token}"'), "the housekeeping worker")
 
+        # A manage.py command run beside it, with no addresses of its own, reaches the same Redis and database.
+        beside = {key: value for key, value in env.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+        shell = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             "from django.conf import settings; print(settings.REDIS_URL, settings.DATABASES['default']['NAME'])"],
+            cwd=BASE_DIR, env=beside, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert shell.stdout.splitlines()[-1].split() == [redis_url, str(database)], shell.stderr[-3000:]
+
         started = descendants(stack.pid)
         assert {"redis", "runserver", "worker", "beat", "flower", "supplier_simulator", "emails.smtp_catcher"} <= {
             role(pid) for pid in started
@@ -161,6 +171,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
         except subprocess.TimeoutExpired:
             pytest.fail(f"devstack still running {STOP_TIMEOUT}s after {stop_signal.name}:\n{log.read_text()[-6000:]}")
         assert returncode == 0, log.read_text()[-6000:]
+        assert not (tmp_path / "run.env").exists()  # a stopped stack leaves no addresses behind
         # A killed pool process can take a moment to die; none may stay.
         settle = time.monotonic() + 5
         while (left := [pid for pid, at in started.items() if alive(pid, at)]) and time.monotonic() < settle:

@@ -76,7 +76,7 @@ def test_bulk_replay_from_the_dead_letter_queue_is_audited(client, operator, red
 
     response = post_action(client, reverse("admin:jobs_deadjob_changelist"), "replay_jobs", dead)
 
-    assert "Replayed 3 job(s)" in response.content.decode()
+    assert "Replayed 3 jobs" in response.content.decode()
     replays = Job.objects.filter(replay_of__in=dead)
     assert replays.count() == 3 and set(replays.values_list("status", flat=True)) == {S.QUEUED}
     assert all(r.payload == {"n": 1} for r in replays)
@@ -95,7 +95,7 @@ def test_retry_filters_out_jobs_in_the_wrong_state(client, operator, redis_clien
     response = post_action(client, reverse("admin:jobs_job_changelist"), "retry_jobs", [dead, queued])
 
     body = response.content.decode()
-    assert "Retried 1 job(s)" in body and "1 selected job(s) were not in a valid state" in body
+    assert "Retried 1 job;" in body and "1 selected job was left alone: not in a valid state" in body
     retried = Job.objects.get(id=dead.id)
     assert (retried.status, retried.max_attempts) == (S.QUEUED, 3 + 3)
     assert JobAuditEntry.objects.get(action="retry").job_ids == [dead.id]
@@ -252,3 +252,21 @@ def test_replay_command_run_twice_replays_each_dead_job_once(redis_client, capsy
     assert Job.objects.filter(replay_of__in=dead).count() == 3
     output = capsys.readouterr().out
     assert "replayed 3/3" in output and "replayed 3 dead job(s)" in output and "replayed 0 dead job(s)" in output
+
+
+@pytest.mark.django_db
+def test_celery_result_rows_are_view_only_and_link_to_their_job(client, operator, redis_client):
+    from django_celery_results.models import TaskResult
+
+    job = dead_job()
+    result = TaskResult.objects.create(task_id=f"{job.id}.3", task_name=job.type, status="FAILURE")
+    client.force_login(operator)
+
+    change = client.get(reverse("admin:django_celery_results_taskresult_change", args=[result.pk]))
+    listing = client.get(reverse("admin:django_celery_results_taskresult_changelist"))
+
+    assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
+    assert client.get(reverse("admin:django_celery_results_taskresult_add")).status_code == 403
+    assert client.post(reverse("admin:django_celery_results_taskresult_delete", args=[result.pk]),
+                       {"post": "yes"}).status_code == 403  # fmt: skip
+    assert reverse("admin:jobs_job_change", args=[job.id]) in listing.content.decode()

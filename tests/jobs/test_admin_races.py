@@ -82,8 +82,8 @@ def test_cancel_of_a_job_that_finished_before_the_confirmation_answers_with_a_me
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert "Cancelled or asked to stop 1 job(s)" in body
-    assert f"1 job(s) finished before the cancel was confirmed and were left alone: {finishing.id}" in body
+    assert "Cancelled or asked to stop 1 job." in body
+    assert f"1 job finished before the cancel was confirmed and was left alone: {finishing.id}" in body
     assert Job.objects.get(id=finishing.id).status == S.SUCCEEDED
     assert Job.objects.get(id=waiting.id).status == S.CANCELLED
     assert JobAuditEntry.objects.get(action="cancel").job_ids == [waiting.id]
@@ -128,7 +128,7 @@ def test_two_operators_confirming_a_dead_letter_replay_at_once_replay_each_job_o
     assert sorted(Job.objects.filter(replay_of__in=dead).values_list("replay_of_id", flat=True)) == sorted(
         job.id for job in dead
     )
-    assert sorted("Replayed 3 job(s)" in body for body in bodies) == [False, True]
+    assert sorted("Replayed 3 jobs" in body for body in bodies) == [False, True]
     assert JobAuditEntry.objects.filter(action="replay").count() == 1
 
 

@@ -67,3 +67,35 @@ def test_endpoint_is_rate_limited(client, cron_schedule, settings):
 def test_endpoint_is_off_without_a_secret(client, cron_schedule, settings):
     settings.CRON_SECRET = ""
     assert call(client, secret="").status_code == 503
+
+
+@pytest.mark.django_db
+def test_a_schedule_paused_in_the_admin_is_not_fired_by_the_endpoint(client, cron_schedule):
+    from django_celery_beat.models import PeriodicTask
+
+    from jobs.schedules import schedules_sync
+
+    schedules_sync()
+    PeriodicTask.objects.filter(name="reports.hourly").update(enabled=False)
+
+    response = call(client)
+
+    assert response.status_code == 200 and response.json() == {"schedule": "reports.hourly",
+                                                                "skipped": "paused in the admin"}  # fmt: skip
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_window_follows_the_frequency_an_operator_set_in_the_admin(client, cron_schedule, redis_client):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from jobs.schedules import schedules_sync
+
+    schedules_sync()  # declared hourly: a 30-minute window
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(name="reports.hourly").update(interval=every_minute)
+
+    assert call(client).status_code == 202
+    # The window lock is half the new gap, not the 30 minutes baked into the row's arguments.
+    ttl_ms = max(redis_client.pttl(key) for key in redis_client.scan_iter("*schedule:reports.hourly*"))
+    assert 0 < ttl_ms <= 30_000

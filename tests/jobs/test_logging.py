@@ -3,6 +3,8 @@
 import json
 import logging
 
+import pytest
+
 from jobs.context import JobLogContext, correlation_scope, job_scope
 from jobs.logging import JobContextFilter, JsonFormatter, TextFormatter
 
@@ -43,3 +45,21 @@ def test_text_lines_are_readable_and_omit_empty_fields():
 def test_unsafe_correlation_ids_are_replaced():
     with correlation_scope("bad id\nwith newline") as value:
         assert value != "bad id\nwith newline" and len(value) == 32
+
+
+@pytest.mark.django_db
+def test_a_deliberate_503_of_the_api_is_a_warning_and_a_failing_health_check_an_error(client, staff, settings, caplog):
+    from jobs.logging import DeliberateUnavailableFilter
+    from tests.jobs.test_api import bearer, post_job
+
+    settings.JOBS_DISABLED_TYPES = ["jobs.canary"]
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        assert post_job(client, {"type": "jobs.canary"}, **bearer(staff)).status_code == 503
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert (record.levelname, record.status_code) == ("WARNING", 503)
+
+    health = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Service Unavailable: %s", ("/healthz",),
+                               None)  # fmt: skip
+    health.status_code, health.request = 503, type("Request", (), {"path": "/healthz"})()
+    DeliberateUnavailableFilter().filter(health)
+    assert health.levelname == "ERROR"

@@ -126,7 +126,7 @@ def test_admin_page_shows_the_overview_and_the_job_list_links_to_it(client, trou
     page = client.get("/admin/jobs/job/overview/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "1 in the dead-letter queue" in html and "queue_backlog" in html and "86 %" in html
+    assert "1 in the dead-letter queue" in html and "queue_backlog" in html and "86.4 %" in html
     assert "/admin/jobs/job/overview/" in client.get("/admin/jobs/job/").content.decode()
 
 
@@ -166,3 +166,15 @@ def test_workers_that_cannot_reach_the_database_raise_an_alert(db, redis_client,
     assert "default@box:" in alert.message and "OperationalError: connection refused" in alert.message
     settings.JOBS_WORKER_DB_REPORT_SECONDS = 0  # a report this old no longer counts (the process may be gone)
     assert jobs_overview().alerts == []
+
+
+def test_whoever_may_view_jobs_may_open_the_dead_letter_queue_the_overview_links_to(client, troubled):
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+
+    overview = client.get("/admin/jobs/job/overview/").content.decode()
+    assert 'href="/admin/jobs/deadjob/"' in overview
+    assert client.get("/admin/jobs/deadjob/").status_code == 200

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
 from jobs.enqueue import job_enqueue
-from jobs.models import Job
+from jobs.models import Job, JobLogLine
 from jobs.runner import execute
 from tests.jobs import jobtypes
 
@@ -101,3 +101,12 @@ def test_tracking_failure_does_not_fail_the_job(redis_client, monkeypatch):
     # left running for the reaper to reconcile, not marked failed.
     assert summary["outcome"] == "succeeded"
     assert Job.objects.get(id=job.id).status == S.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_failure_that_will_be_retried_logs_a_warning_and_the_last_one_an_error(redis_client):
+    job = job_enqueue(job_type="tests.always_fails", payload={}).job
+    for attempt in (1, 2, 3):
+        deliver(job, attempt=attempt, spec=jobtypes.always_fails.job_type)
+    levels = list(JobLogLine.objects.filter(job_id=job.id).order_by("attempt").values_list("attempt", "level"))
+    assert levels == [(1, "WARNING"), (2, "WARNING"), (3, "ERROR")]

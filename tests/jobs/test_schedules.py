@@ -129,3 +129,63 @@ def test_window_is_half_the_gap_capped_at_an_hour():
 @pytest.mark.django_db
 def test_platform_housekeeping_is_declared():
     assert {"jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished"} <= set(schedules.declared())
+
+
+@pytest.mark.django_db
+def test_pausing_through_the_admin_form_is_not_an_edit(declared, admin_client, capsys):
+    declare("nightly", crontab(minute=0, hour=3), job_type="tests.noop", payload={"n": 1})
+    schedules_sync()
+    row = PeriodicTask.objects.get(name="nightly")
+    page = admin_client.get(f"/admin/django_celery_beat/periodictask/{row.pk}/change/")
+    form = page.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = "on" if value is True else value
+    data.pop("enabled", None)  # unticked: paused
+    response = admin_client.post(f"/admin/django_celery_beat/periodictask/{row.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert PeriodicTask.objects.get(name="nightly").enabled is False
+
+    call_command("sync_schedules")
+
+    out = capsys.readouterr().out
+    assert "kept operator's edit" not in out and "unchanged: nightly" in out
+    assert PeriodicTask.objects.get(name="nightly").enabled is False  # the pause stays the operator's
+
+
+@pytest.mark.django_db
+def test_take_code_drops_an_operator_edit_but_keeps_the_pause(declared, capsys):
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+    from django_celery_beat.models import IntervalSchedule
+
+    slower, _ = IntervalSchedule.objects.get_or_create(every=99, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(name="heartbeat").update(interval=slower, enabled=False)
+
+    call_command("sync_schedules")
+    assert "--take-code heartbeat" in capsys.readouterr().out
+    call_command("sync_schedules", "--take-code", "heartbeat")
+
+    row = PeriodicTask.objects.get(name="heartbeat")
+    assert (row.interval.every, row.enabled) == (15, False)
+    call_command("sync_schedules")
+    assert "unchanged: heartbeat" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_pausing_from_the_list_is_in_the_schedules_history(declared, admin_client):
+    from django.contrib.admin.models import LogEntry
+
+    declare("heartbeat", 15.0, task="jobs.ping")
+    schedules_sync()
+    row = PeriodicTask.objects.get(name="heartbeat")
+
+    admin_client.post("/admin/django_celery_beat/periodictask/",
+                      {"action": "disable_tasks", "_selected_action": [row.pk], "index": 0})  # fmt: skip
+
+    assert PeriodicTask.objects.get(pk=row.pk).enabled is False
+    entry = LogEntry.objects.get(object_id=str(row.pk))
+    assert entry.user.username == "admin" and "Paused (list action: disable)" in entry.get_change_message()

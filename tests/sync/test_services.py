@@ -179,7 +179,7 @@ def test_abandoning_a_stuck_run_frees_the_way_for_a_new_one(capsys):
     from django.core.management import call_command
 
     from jobs.models import Job
-    from sync.exceptions import SyncRunInProgress
+    from sync.exceptions import SyncPageClosed, SyncRunInProgress
     from sync.models import SyncPage, SyncRun
     from sync.services import sync_page_fetch, sync_run_for_job
 
@@ -194,7 +194,8 @@ def test_abandoning_a_stuck_run_frees_the_way_for_a_new_one(capsys):
 
     stuck.refresh_from_db()
     assert (stuck.status, stuck.pages_failed) == ("failed", 3)
-    assert sync_page_fetch(run_id=stuck.pk, number=2) == "page 2 already failed"  # a late page job does nothing
+    with pytest.raises(SyncPageClosed, match="page 2 of sync run .* is failed and the run is failed"):
+        sync_page_fetch(run_id=stuck.pk, number=2)  # a late page job does nothing, and does not say it succeeded
     assert sync_run_for_job(job_id="job-b", full=True).status == "running"
 
 

@@ -12,6 +12,7 @@ from django.test import override_settings
 from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job
+from jobs.operations import job_replay_locked
 from jobs.publisher import job_relay_unpublished
 from sync.models import Product, SyncPage, SyncRun
 from tests.processes import wait_for
@@ -135,10 +136,18 @@ def test_failing_page_goes_to_the_dead_letter_queue_and_inactive_marking_waits_f
     sim.configure(size=200, fail_pages={"2": 1000})
     job, partial = run_sync(timeout=120)
 
-    assert job.status == S.SUCCEEDED and (partial.status, partial.pages_failed) == ("partial", 1)
+    assert (partial.status, partial.pages_failed) == ("partial", 1)
+    # The run's job says the run was partial, rather than succeeded.
+    assert (job.status, job.error_code) == (S.FAILED, "sync_run_partial") and "ended partial: 1 of" in job.error_message
     page_job = Job.objects.get(type="sync.fetch_page", payload={"run_id": partial.pk, "page": 2})
     assert page_job.status == S.DEAD and partial.pages.get(number=2).status == "failed"
     assert Product.objects.filter(is_active=True).count() == 250  # partial: nothing deactivated
+
+    # Replaying the dead page job of the finished run fetches nothing, and does not end green.
+    _, (replayed,) = job_replay_locked(job_ids=[page_job.id], dead_letter_only=True)
+    closed = wait_for(lambda: Job.objects.filter(id=replayed.id, status=S.CANCELLED).first(), timeout=60,
+                      message="the replayed page job to end cancelled")  # fmt: skip
+    assert closed.error_code == "sync_page_closed" and "start a new run" in closed.error_message
 
     sim.configure(fail_pages={})
     _, complete = run_sync()

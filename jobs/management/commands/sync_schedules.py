@@ -1,6 +1,6 @@
 """Write the schedules declared in code into django-celery-beat's tables (run on every deploy)."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from jobs.schedules import declared, schedules_sync
 
@@ -13,9 +13,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+        parser.add_argument("--take-code", nargs="+", default=[], metavar="NAME",
+                            help="drop the operator's edits of these schedules for the code's definition "
+                                 "(a pause stays)")  # fmt: skip
 
-    def handle(self, *args, dry_run: bool, **options):
-        report = schedules_sync(dry_run=dry_run)
+    def handle(self, *args, dry_run: bool, take_code: list[str], **options):
+        unknown = sorted(set(take_code) - set(declared()))
+        if unknown:
+            raise CommandError(f"--take-code: no schedule declared as {', '.join(unknown)}")
+        report = schedules_sync(dry_run=dry_run, take_code=tuple(take_code))
         prefix = "would be " if dry_run else ""
         for label, names in (
             ("created", report.created),
@@ -29,7 +35,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(
                     f"kept operator's edit of {name!r}: it was changed in the admin since the last sync, so the "
-                    f"code's definition was not applied (delete the entry in the admin to take the code's again)"
+                    f"code's definition was not applied (run with --take-code {name} to take the code's again; a "
+                    f"pause stays)"
                 )
             )
         self.stdout.write(self.style.SUCCESS(f"{len(declared())} declared schedule(s) checked"))
