@@ -76,6 +76,19 @@ def job_transition(*, job_id: str, from_statuses: Iterable[str], to_status: str,
     return updated == 1
 
 
+def _no_flush_wait() -> str:
+    """A FROM item that lets this autocommit UPDATE commit without waiting for the WAL flush, or "".
+
+    PostgreSQL only, for writes whose loss in a database crash is harmless (the claim, the
+    published stamp). ``set_config(..., true)`` is local to the statement's own transaction;
+    inside a caller's transaction it would make the caller's other writes non-durable, so
+    then nothing is added.
+    """
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait"
+    return ""
+
+
 def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id: str) -> Job | None:
     """Claim attempt ``attempt`` of a waiting job and load it, in one statement.
 
@@ -95,15 +108,9 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
     quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
     now = adapt(timezone.now())
     columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
-    # set_config(..., true) is local to the statement's own (autocommit) transaction.
-    no_flush_wait = (
-        " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS claim_commit"
-        if connection.vendor == "postgresql" and not connection.in_atomic_block
-        else ""
-    )
     sql = (
         f"UPDATE {quote(Job._meta.db_table)} SET status = %s, attempt = %s, started_at = %s, worker = %s, "
-        f"celery_task_id = %s, next_retry_at = NULL, updated_at = %s{no_flush_wait} "
+        f"celery_task_id = %s, next_retry_at = NULL, updated_at = %s{_no_flush_wait()} "
         f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {columns}"
     )
     params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], now, job_id,
@@ -437,10 +444,13 @@ def _mark_published(refs: Sequence[tuple[str, str, str, int, str]], *, chunk: in
 def _stamp_published(*, job_ids: list[str], previous_attempt: int, now) -> None:
     if connection.vendor == "postgresql":
         # One array parameter instead of an IN list of thousands: far less to build and parse.
+        # Without the flush wait: a stamp lost in a database crash only makes the relay publish
+        # the job again, and the attempt guard runs one delivery of an attempt.
         table = connection.ops.quote_name(Job._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET published_at = %s WHERE id = ANY(%s::varchar[]) AND attempt = %s "  # noqa: S608
+                f"UPDATE {table} SET published_at = %s{_no_flush_wait()} WHERE id = ANY(%s::varchar[]) "  # noqa: S608
+                "AND attempt = %s "
                 "AND published_at IS NULL",
                 [now, job_ids, previous_attempt],
             )

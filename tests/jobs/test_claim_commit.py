@@ -1,6 +1,7 @@
-"""The claim (queued -> running) commits without waiting for PostgreSQL's WAL flush; nothing else does.
+"""The claim (queued -> running) and the published stamp commit without waiting for PostgreSQL's
+WAL flush; nothing else does.
 
-A worker's claim runs in autocommit, outside any transaction, which is why these tests use a
+Both run in autocommit, outside any transaction, which is why these tests use a
 transactional database rather than the usual test transaction.
 """
 
@@ -10,7 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Job
-from jobs.services import job_start_attempt
+from jobs.services import job_enqueue, job_start_attempt
 from tests.jobs.test_runner import deliver
 from tests.processes import database_url_for_subprocess
 
@@ -78,3 +79,17 @@ def test_claim_inside_a_transaction_leaves_its_commit_durable(postgres_only):
     assert claimed is not None
     assert "synchronous_commit" not in captured.captured_queries[0]["sql"]
     assert setting_inside == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_published_stamp_skips_the_flush_wait_and_the_job_row_does_not(postgres_only, redis_client):
+    with CaptureQueriesContext(connection) as captured:
+        job = job_enqueue(job_type="tests.noop").job  # autocommit: published as soon as it is inserted
+
+    insert, stamp = [query["sql"] for query in captured.captured_queries if not query["sql"].startswith("SELECT")]
+    # The job row is the promise made to the caller: durable. Its stamp only saves the relay a publish.
+    assert insert.startswith("INSERT") and "synchronous_commit" not in insert
+    assert stamp.startswith("UPDATE") and "set_config('synchronous_commit', 'off', true)" in stamp
+    assert Job.objects.get(id=job.id).published_at is not None
+    assert redis_client.llen("default") == 1
+    assert synchronous_commit() == "on"
