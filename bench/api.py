@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rates", default="100,300", help="requests per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help=f"comma-separated subset of {ENDPOINTS}")
+    parser.add_argument("--profile", type=Path, help="py-spy gunicorn (CPU samples) during each phase into this folder")
     args = parser.parse_args(argv)
     setup_django()
 
@@ -87,10 +90,18 @@ def main(argv: list[str]) -> int:
             _load(spec, port=port, rate=50, seconds=1, log_dir=log_dir)
         rows = []
         for rate in [float(value) for value in args.rates.split(",")]:
-            for name in ENDPOINTS:
+            for name in args.endpoints.split(","):
                 client.delete("default")  # enqueued canaries: no worker runs in this benchmark
                 cpu_before = _tree_cpu(server.pid)
+                spy = (
+                    _start_profile(server.pid, args.profile / f"{name.replace(' ', '_')}-{rate:.0f}.txt")
+                    if args.profile
+                    else None
+                )
                 outcome = _load(specs[name], port=port, rate=rate, seconds=args.seconds, log_dir=log_dir)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
                 outcome["cpu_ms"] = (_tree_cpu(server.pid) - cpu_before) * 1000 / max(1, len(outcome["latencies_ms"]))
                 rows.append((rate, name, outcome))
         client.delete("default")
@@ -107,6 +118,7 @@ def main(argv: list[str]) -> int:
     print(f"{'rate/s':>6} {'endpoint':12} {'sent':>6} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'errors':>6} {'p50/hz':>6} {'p99/hz':>6} {'CPU ms/req':>10}")  # fmt: skip
     floor = {rate: _percentiles(outcome) for rate, name, outcome in rows if name == "healthz"}
+    floor = {rate: floor.get(rate, (float("nan"),) * 4) for rate, _, _ in rows}
     verdicts = []
     for rate, name, outcome in rows:
         p50, p95, p99, top = _percentiles(outcome)
@@ -174,6 +186,18 @@ def _percentiles(outcome: dict) -> tuple[float, float, float, float]:
         return values[min(len(values) - 1, int(fraction * len(values)))]
 
     return at(0.50), at(0.95), at(0.99), values[-1]
+
+
+def _start_profile(pid: int, path: Path) -> subprocess.Popen:
+    """py-spy on gunicorn's master and workers (CPU samples only), raw stacks to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+         "--rate", "250", "-o", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # attached to every process before the phase starts
+    return spy
 
 
 def _tree_cpu(pid: int) -> float:
