@@ -252,13 +252,14 @@ def main(argv: list[str]) -> int:
                 ratio = best["tracked"].rate / best[key].rate
                 print(f"tracked / {BY_KEY[key].label.strip()}: {ratio:.2f}  (goal >= {goal})")
     if args.count:
-        print("\nper task (SQL statements sent by pool processes; Redis commands in this db, probe's own excluded):")
+        print("\nper task: SQL statements sent by pool processes; transactions committed in the bench database")
+        print("(read-only ones too); Redis commands in this db (the probe's own excluded)")
         for variant in variants:
             drain = best[variant.key]
             sql = sum(drain.sql.values()) / args.n
             commands = sum(drain.redis.values()) / args.n
             xact = f"{drain.transactions / args.n:.2f}" if drain.transactions is not None else "n/a"
-            print(f"  {variant.label:40} SQL {sql:5.2f}  commits {xact:>5}  Redis {commands:5.2f}")
+            print(f"  {variant.label:40} SQL {sql:5.2f}  transactions {xact:>5}  Redis {commands:5.2f}")
             print(f"      SQL:   {_per_task(drain.sql, args.n)}")
             print(f"      Redis: {_per_task(drain.redis, args.n)}")
     if args.profile:
