@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from bench.harness import BASE_DIR, database_label, ensure_bench_database, setup_django
+from config.devstack import free_port
 
 ENDPOINTS = ("healthz", "status poll", "list page 1", "enqueue")
 SEEDED_JOBS = 1000
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> int:
 
     user_token, staff_token, job_ids = _seed()
     client = redis.Redis.from_url(settings.REDIS_URL)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -213,12 +214,6 @@ def _tree_cpu(pid: int) -> float:
             continue
         total += times.user + times.system
     return total
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_listening(port: int, server: subprocess.Popen, log: Path) -> None:
