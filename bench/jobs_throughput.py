@@ -247,10 +247,12 @@ def main(argv: list[str]) -> int:
         line += "".join(f" {drain.rate / best[key].rate:13.2f}" for key in baselines)
         print(line)
     if "tracked" in best:
+        medians = {key: median(drain.rate for drain in drains) for key, drains in results.items()}
         for key, goal in (("results", 0.8), ("celery", 0.5)):
             if key in best:
-                ratio = best["tracked"].rate / best[key].rate
-                print(f"tracked / {BY_KEY[key].label.strip()}: {ratio:.2f}  (goal >= {goal})")
+                ratio, of_medians = best["tracked"].rate / best[key].rate, medians["tracked"] / medians[key]
+                print(f"tracked / {BY_KEY[key].label.strip()}: {ratio:.2f} best, {of_medians:.2f} median  "
+                      f"(goal >= {goal})")  # fmt: skip
     if args.count:
         print("\nper task: SQL statements sent by pool processes; transactions committed in the bench database")
         print("(read-only ones too); Redis commands in this db (the probe's own excluded)")
