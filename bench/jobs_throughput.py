@@ -133,12 +133,12 @@ def main(argv: list[str]) -> int:
 
     def reset() -> None:
         client.delete(QUEUE, IDLE_QUEUE, *client.keys(PREFIX + "*"))
+        tables = ("django_celery_results_taskresult", "jobs_jobattempt", "jobs_joblogline", "jobs_job")
         with connection.cursor() as cursor:
-            tables = ", ".join(connection.ops.quote_name(name) for name in ("django_celery_results_taskresult",))
             if connection.vendor == "postgresql":
-                cursor.execute(f"TRUNCATE {tables}, jobs_jobattempt, jobs_joblogline, jobs_job")
+                cursor.execute(f"TRUNCATE {', '.join(tables)}")
             else:
-                for table in ("django_celery_results_taskresult", "jobs_jobattempt", "jobs_joblogline", "jobs_job"):
+                for table in tables:
                     cursor.execute(f"DELETE FROM {table}")
 
     def publish(variant: Variant) -> None:
