@@ -42,7 +42,7 @@ from .attempts import duration_ms, job_record_attempt
 from .audit import Action, audit_record
 from .exceptions import IllegalTransition, JobsError, UnknownJobType
 from .models import WAITING_STATUSES, Job, JobAttempt
-from .publisher import publish_on_commit
+from .publisher import no_flush_wait, publish_on_commit
 from .registry import JobType
 
 logger = logging.getLogger("jobs.lifecycle")
@@ -131,6 +131,11 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
     of several deliveries of one message exactly one gets the job back; the others get
     None. One round trip instead of a SELECT and an UPDATE, because this runs for every job.
     The attempt's first lease (``JOBS_LEASE_SECONDS``) is taken in the same statement.
+
+    On PostgreSQL the claim commits without waiting for the WAL flush (``no_flush_wait``): a
+    claim lost in a database crash leaves the job waiting, and the relay publishes it again
+    (at-least-once, as for any lost message); the outcome's commit is durable and flushes the
+    claim with it.
     """
     for from_status in WAITING_STATUSES:
         check_transition(from_status, S.RUNNING)
@@ -140,7 +145,7 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
     columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
     sql = (
         f"UPDATE {quote(Job._meta.db_table)} SET status = %s, attempt = %s, started_at = %s, worker = %s, "
-        f"celery_task_id = %s, next_retry_at = NULL, lease_expires_at = %s, updated_at = %s "
+        f"celery_task_id = %s, next_retry_at = NULL, lease_expires_at = %s, updated_at = %s{no_flush_wait()} "
         f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {columns}"
     )
     params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], lease, now, job_id,

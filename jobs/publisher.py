@@ -94,14 +94,30 @@ def mark_published(refs: Sequence[MessageRef], *, chunk: int = 5000) -> None:
             _stamp_published(job_ids=job_ids[start : start + chunk], previous_attempt=attempt - 1, now=now)
 
 
+def no_flush_wait() -> str:
+    """A FROM item that lets this autocommit UPDATE commit without waiting for the WAL flush, or "".
+
+    PostgreSQL only, for writes whose loss in a database crash is harmless (the claim, the
+    published stamp): each commit otherwise waits ~3 ms for the disk, and a tracked job paid two
+    where django-celery-results pays one. ``set_config(..., true)`` is local to the statement's
+    own transaction; inside a caller's transaction it would make the caller's other writes
+    non-durable, so then nothing is added.
+    """
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait"
+    return ""
+
+
 def _stamp_published(*, job_ids: list[str], previous_attempt: int, now: datetime) -> None:
     if connection.vendor == "postgresql":
         # One array parameter instead of an IN list of thousands: far less to build and parse.
+        # Without the flush wait: a stamp lost in a database crash only makes the relay publish
+        # the job again, and the attempt guard runs one delivery of an attempt.
         table = connection.ops.quote_name(Job._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {table} SET published_at = %s WHERE id = ANY(%s::varchar[]) AND attempt = %s "  # noqa: S608
-                "AND published_at IS NULL",
+                f"UPDATE {table} SET published_at = %s{no_flush_wait()} WHERE id = ANY(%s::varchar[]) "  # noqa: S608
+                "AND attempt = %s AND published_at IS NULL",
                 [now, job_ids, previous_attempt],
             )
         return

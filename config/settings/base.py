@@ -200,7 +200,11 @@ JOBS_PUBLISH_BACKOFF_SECONDS = env_int("JOBS_PUBLISH_BACKOFF_SECONDS", 5)
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events (received/started/succeeded, three Redis PUBLISHes per task from the worker's
+# main process) feed only Flower, which switches them on in every worker it sees
+# (`enable_events`), so they are off unless asked for: on, they cost a tracked no-op job
+# about a third of the worker's main loop (bench/README.md, jobs_throughput).
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Celery's Django fixup closes the DB connection around every task unless this is

@@ -146,3 +146,18 @@ def test_workers_reuse_their_database_connection(tmp_path):
     in_conf, in_fixup = default.stdout.split()
     assert in_conf == in_fixup and int(in_fixup) > 0
     assert configured.stdout.split() == ["7", "7"]
+
+
+def test_task_events_are_off_unless_asked_for(tmp_path):
+    # Flower switches events on in the workers it sees (enable_events); nothing else reads them,
+    # and sending them costs the worker's main loop three Redis PUBLISHes per task.
+    code = "from config.celery_app import app\nprint(app.conf.worker_send_task_events)"
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "REDIS_URL": "redis://127.0.0.1:9/0",  # never contacted
+    }  # fmt: skip
+
+    default = run_python(code, **env)
+    asked = run_python(code, **env, CELERY_WORKER_SEND_TASK_EVENTS="1")
+
+    assert (default.stdout.split(), asked.stdout.split()) == (["False"], ["True"]), default.stderr + asked.stderr

@@ -25,3 +25,15 @@ def test_healthz_503_names_the_broker_when_redis_is_down(client, embedded_redis_
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"].startswith(f"broker unreachable at {server.url}")
+
+
+@pytest.mark.django_db
+def test_healthz_reports_the_broker_back_after_an_outage(client, embedded_redis_factory):
+    # The probe keeps its broker connection between requests; the outage must show, and so must the recovery.
+    server = embedded_redis_factory()
+    with override_settings(CELERY_BROKER_URL=server.url):
+        assert client.get("/healthz").status_code == 200
+        server.stop()
+        assert client.get("/healthz").status_code == 503
+        server.start()  # the same port again
+        assert client.get("/healthz").status_code == 200

@@ -1,0 +1,233 @@
+"""API latency under gunicorn with production settings: enqueue, status poll, list, against /healthz.
+
+    DATABASE_URL=postgres://... make bench BENCH_ARGS="api"                  # rates 100 and 300 req/s, 20 s each
+    make bench BENCH_ARGS="api --rates 100,300 --seconds 20 --workers 3"
+
+gunicorn (``config.settings.production``, DEBUG off, access log off, ``--workers 3`` as in
+compose.yaml) listens on loopback; a separate load generator process (``bench.loadgen``)
+sends each endpoint alone at a fixed arrival rate, a new connection per request as gunicorn's
+sync workers want: ``GET /healthz`` (the floor), ``GET /api/jobs/{id}`` (a status poll, cycling
+through 1,000 finished jobs of one user, each with an attempt), ``GET /api/jobs?page=1`` (that
+user's newest 20 of 1,000), ``POST /api/jobs`` (a canary job, by a staff token, a new
+``Idempotency-Key`` each). Phases alternate endpoint by endpoint within each rate. Latency
+runs from each request's due time to the end of its response (no coordinated omission).
+CPU ms/req is gunicorn's (master and workers, user + system) over the phase, per answered request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import BASE_DIR, database_label, ensure_bench_database, setup_django
+from config.devstack import free_port
+
+ENDPOINTS = ("healthz", "status poll", "list page 1", "enqueue")
+SEEDED_JOBS = 1000
+
+
+def main(argv: list[str]) -> int:
+    exit_code = ensure_bench_database("api", argv)
+    if exit_code is not None:
+        return exit_code
+    parser = argparse.ArgumentParser(prog="bench api")
+    parser.add_argument("--rates", default="100,300", help="requests per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help=f"comma-separated subset of {ENDPOINTS}")
+    parser.add_argument("--profile", type=Path, help="py-spy gunicorn (CPU samples) during each phase into this folder")
+    args = parser.parse_args(argv)
+    setup_django()
+
+    import redis
+    from django.conf import settings
+
+    from jobs.models import Job
+
+    user_token, staff_token, job_ids = _seed()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "bench-api-" + "x" * 40,
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    with open(log_dir / "gunicorn.log", "ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(args.workers), "--timeout", "30"],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_listening(port, server, log_dir / "gunicorn.log")
+        specs = {
+            "healthz": {"method": "GET", "paths": ["/healthz"]},
+            "status poll": {
+                "method": "GET", "paths": [f"/api/jobs/{job_id}" for job_id in job_ids],
+                "headers": {"Authorization": f"Bearer {user_token}"},
+            },
+            "list page 1": {
+                "method": "GET", "paths": ["/api/jobs?page=1"], "headers": {"Authorization": f"Bearer {user_token}"},
+            },
+            "enqueue": {
+                "method": "POST", "paths": ["/api/jobs"], "unique_header": "Idempotency-Key",
+                "headers": {"Authorization": f"Bearer {staff_token}", "Content-Type": "application/json"},
+                "body": json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}}),
+            },
+        }  # fmt: skip
+        # Warm every gunicorn worker's connections and imports before measuring.
+        for spec in specs.values():
+            _load(spec, port=port, rate=50, seconds=1, log_dir=log_dir)
+        rows = []
+        for rate in [float(value) for value in args.rates.split(",")]:
+            for name in args.endpoints.split(","):
+                client.delete("default")  # enqueued canaries: no worker runs in this benchmark
+                cpu_before = _tree_cpu(server.pid)
+                spy = (
+                    _start_profile(server.pid, args.profile / f"{name.replace(' ', '_')}-{rate:.0f}.txt")
+                    if args.profile
+                    else None
+                )
+                outcome = _load(specs[name], port=port, rate=rate, seconds=args.seconds, log_dir=log_dir)
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
+                outcome["cpu_ms"] = (_tree_cpu(server.pid) - cpu_before) * 1000 / max(1, len(outcome["latencies_ms"]))
+                rows.append((rate, name, outcome))
+        client.delete("default")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    print(f"database: {database_label()}, redis: {settings.REDIS_URL}; gunicorn --workers {args.workers}, "
+          f"config.settings.production, 127.0.0.1; {args.seconds:.0f} s per endpoint and rate, endpoints one at a time")  # fmt: skip
+    print(f"{'rate/s':>6} {'endpoint':12} {'sent':>6} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
+          f"{'max ms':>7} {'errors':>6} {'p50/hz':>6} {'p99/hz':>6} {'CPU ms/req':>10}")  # fmt: skip
+    floor = {rate: _percentiles(outcome) for rate, name, outcome in rows if name == "healthz"}
+    floor = {rate: floor.get(rate, (float("nan"),) * 4) for rate, _, _ in rows}
+    verdicts = []
+    for rate, name, outcome in rows:
+        p50, p95, p99, top = _percentiles(outcome)
+        errors = sum(outcome["errors"].values())
+        hz50, _, hz99, _ = floor[rate]
+        print(f"{rate:6.0f} {name:12} {outcome['sent']:6d} {outcome['sent'] / outcome['elapsed']:10.1f} {p50:7.2f} "
+              f"{p95:7.2f} {p99:7.2f} {top:7.1f} {errors:6d} {p50 / hz50:6.2f} {p99 / hz99:6.2f} {outcome['cpu_ms']:10.2f}"
+              + (f"  {outcome['errors']}" if errors else ""))  # fmt: skip
+        if name == "status poll":
+            verdicts.append(f"status poll p99 at {rate:.0f}/s = {p99 / hz99:.2f} x healthz p99 (goal <= 2)")
+        if name == "enqueue" and rate == 300:
+            verdicts.append(f"enqueue p99 at 300/s = {p99:.1f} ms (goal <= 15 ms)")
+        if errors:
+            verdicts.append(f"{name} at {rate:.0f}/s: {errors} errors (goal 0)")
+    total_errors = sum(sum(outcome["errors"].values()) for _, _, outcome in rows)
+    verdicts.append(f"errors in all phases: {total_errors} (goal 0)")
+    print("\n".join(verdicts))
+    created = Job.objects.filter(type="jobs.canary").exclude(id__in=job_ids).count()
+    print(f"jobs created by the enqueue phases: {created}")
+    return 0
+
+
+def _seed() -> tuple[str, str, list[str]]:
+    """A user with 1,000 finished jobs (one attempt each) and a staff user; a token each."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from jobs.models import Job, JobAttempt
+    from jobs.services import job_bulk_enqueue
+    from jobs.tokens import api_token_create
+
+    users = get_user_model()
+    user = users.objects.create_user("bench-user", password="unused-bench-password")
+    staff = users.objects.create_user("bench-staff", password="unused-bench-password", is_staff=True)
+    results = job_bulk_enqueue(job_type="jobs.canary", payloads=[{"seconds": 0}] * SEEDED_JOBS, owner=user)
+    job_ids = [result.job.id for result in results]
+    now = timezone.now()
+    Job.objects.filter(id__in=job_ids).update(
+        status=Job.Status.SUCCEEDED, attempt=1, started_at=now, finished_at=now, progress=100,
+        result={"message": "canary", "attempts": 1}, worker="bench@host",
+    )  # fmt: skip
+    JobAttempt.objects.bulk_create([
+        JobAttempt(job_id=job_id, number=1, outcome=JobAttempt.Outcome.SUCCEEDED, started_at=now, finished_at=now,
+                   duration_ms=1, worker="bench@host", celery_task_id=f"{job_id}.1")
+        for job_id in job_ids
+    ])  # fmt: skip
+    return api_token_create(user=user, name="bench")[1], api_token_create(user=staff, name="bench")[1], job_ids
+
+
+def _load(spec: dict, *, port: int, rate: float, seconds: float, log_dir: Path) -> dict:
+    path = log_dir / "spec.json"
+    path.write_text(json.dumps({**spec, "host": "127.0.0.1", "port": port, "rate": rate, "seconds": seconds}))
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen", str(path)], cwd=BASE_DIR, capture_output=True, text=True, check=True
+    )
+    return json.loads(completed.stdout)
+
+
+def _percentiles(outcome: dict) -> tuple[float, float, float, float]:
+    values = sorted(outcome["latencies_ms"])
+    if not values:
+        return (float("nan"),) * 4
+
+    def at(fraction: float) -> float:
+        return values[min(len(values) - 1, int(fraction * len(values)))]
+
+    return at(0.50), at(0.95), at(0.99), values[-1]
+
+
+def _start_profile(pid: int, path: Path) -> subprocess.Popen:
+    """py-spy on gunicorn's master and workers (CPU samples only), raw stacks to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+         "--rate", "250", "-o", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # attached to every process before the phase starts
+    return spy
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system seconds of gunicorn's master and workers."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _wait_listening(port: int, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not listen within 60 s")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,88 @@
+"""Queries per API request, pinned: the hot endpoints bench api measures (bench/README.md).
+
+Each request is made once to warm per-process caches (the token's last_used_at stamp, the
+type switch), then counted. A change that adds a query to a status poll shows up here.
+"""
+
+import json
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobs.models import Job, JobAttempt
+from jobs.services import job_bulk_enqueue
+from tests.jobs.test_api import bearer
+
+TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
+
+
+def kinds(captured: CaptureQueriesContext) -> list[str]:
+    """``SELECT jobs_job``-style labels, savepoints left out (the test runs in a transaction)."""
+    labels = []
+    for query in captured.captured_queries:
+        sql = query["sql"]
+        if "SAVEPOINT" in sql:
+            continue
+        table = TABLE.search(sql)
+        labels.append(f"{sql.split()[0]} {table.group(1)}" if table else sql.split()[0])
+    return labels
+
+
+@pytest.fixture
+def finished_jobs(alice):
+    now = timezone.now()
+    jobs = [result.job for result in job_bulk_enqueue(job_type="jobs.canary", payloads=[{}] * 30, owner=alice)]
+    Job.objects.filter(id__in=[job.id for job in jobs]).update(status=Job.Status.SUCCEEDED, attempt=1)
+    JobAttempt.objects.bulk_create(
+        [JobAttempt(job_id=job.id, number=1, outcome=JobAttempt.Outcome.SUCCEEDED, finished_at=now) for job in jobs]
+    )
+    return jobs
+
+
+def count(client, method: str, path: str, **extra) -> list[str]:
+    getattr(client, method)(path, **extra)  # warm: token stamp, caches
+    with CaptureQueriesContext(connection) as captured:
+        response = getattr(client, method)(path, **extra)
+    assert response.status_code < 300, response.content
+    return kinds(captured)
+
+
+@pytest.mark.django_db
+def test_healthz_is_one_query(client, redis_client):
+    assert count(client, "get", "/healthz") == ["SELECT"]
+
+
+@pytest.mark.django_db
+def test_status_poll_queries(client, alice, finished_jobs, redis_client):
+    queries = count(client, "get", f"/api/jobs/{finished_jobs[0].id}", **bearer(alice))
+
+    # the token with its user, the job (owner-scoped), its attempts
+    assert queries == ["SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_jobattempt"]
+
+
+@pytest.mark.django_db
+def test_list_page_queries(client, alice, finished_jobs, redis_client):
+    queries = count(client, "get", "/api/jobs?page=1", **bearer(alice))
+
+    # the token, the count for pagination, one page of jobs (no query per job)
+    assert queries == ["SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_job"]
+
+
+@pytest.mark.django_db
+def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_callbacks):
+    headers = bearer(staff)
+    body = json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}})
+    client.post("/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="warm", **headers)
+    with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="measured", **headers
+        )
+    assert response.status_code == 202, response.content
+
+    # the token; the key's holder (another type?); the type switch; the row; after commit, the published stamp
+    assert kinds(captured) == [
+        "SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_jobtypeswitch", "INSERT jobs_job", "UPDATE jobs_job"
+    ]  # fmt: skip
