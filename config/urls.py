@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from jobs.health import healthz
+from jobs.metrics_views import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("jobs.urls")),
     path("api/", include("sync.urls")),

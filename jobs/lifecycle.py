@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from . import registry
+from . import metrics, registry
 from .attempts import duration_ms, job_record_attempt
 from .audit import Action, audit_record
 from .exceptions import IllegalTransition, JobsError, UnknownJobType
@@ -189,6 +189,7 @@ def _end_attempt(
             )  # fmt: skip
             if publish:
                 publish_on_commit([job], countdown=publish_countdown)
+            metrics.attempt_finished(job=job, outcome=outcome, finished_at=now)
         if extra_writes is not None:
             extra_writes()
     return moved
@@ -243,6 +244,8 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         cursor.execute(sql, params)
         row = cursor.fetchone()
     moved = row is not None and row[0] == 1
+    if moved:
+        metrics.attempt_finished(job=job, outcome=Outcome.SUCCEEDED, finished_at=finished_at)
     if extra_writes is not None:
         extra_writes()
     return moved

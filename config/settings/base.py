@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "jobs.metrics_middleware.ApiMetricsMiddleware",
     "jobs.middleware.CorrelationIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -227,6 +228,21 @@ JOBS_ALERT_OLDEST_DUE_SECONDS = env_int("JOBS_ALERT_OLDEST_DUE_SECONDS", 300)
 JOBS_ALERT_SUCCESS_PERCENT = env_int("JOBS_ALERT_SUCCESS_PERCENT", 95)
 # Fewer ended jobs than this in the window: too few to judge a success rate by.
 JOBS_ALERT_MIN_ENDED = env_int("JOBS_ALERT_MIN_ENDED", 20)
+
+# ---------------------------------------------------------------------------
+# Metrics (see README "Metrics and alerts")
+# ---------------------------------------------------------------------------
+# GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it answers 503.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# false: the platform records nothing (the benchmark compares both); scrapes still answer.
+JOBS_METRICS_ENABLED = env_bool("JOBS_METRICS_ENABLED", True)
+# A worker's main process serves its service's metrics on this port (0: off) and address.
+JOBS_WORKER_METRICS_PORT = env_int("JOBS_WORKER_METRICS_PORT", 0)
+JOBS_WORKER_METRICS_ADDR = os.environ.get("JOBS_WORKER_METRICS_ADDR", "0.0.0.0")
+# Beat enqueues jobs.canary this often (seconds; 0: no canary schedule).
+JOBS_CANARY_INTERVAL_SECONDS = env_int("JOBS_CANARY_INTERVAL_SECONDS", 300)
+# The admin links a job to its task in Flower when set (e.g. https://flower.example.com).
+FLOWER_URL = os.environ.get("FLOWER_URL", "").rstrip("/")
 
 # Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
 CRON_SECRET = os.environ.get("CRON_SECRET", "")
