@@ -47,6 +47,10 @@ def _record_consumed_queues(sender: Any = None, **kwargs: Any) -> None:
 
 @task_success.connect
 def _record_schedule_fired(sender: Any = None, **kwargs: Any) -> None:
-    schedule = getattr(getattr(sender, "request", None), "periodic_task_name", None)
+    request = getattr(sender, "request", None)
+    # A worker merges message headers into the request; an eagerly applied task keeps them apart.
+    schedule = getattr(request, "periodic_task_name", None) or (getattr(request, "headers", None) or {}).get(
+        "periodic_task_name"
+    )
     if schedule:
         metrics.schedule_fired(schedule=str(schedule))
