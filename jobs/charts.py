@@ -72,14 +72,19 @@ def _finished_recently(since: datetime) -> Any:
     return Job.objects.filter(finished_at__gte=since).order_by()
 
 
-def _finished_per_minute(since: datetime) -> dict[str, list[tuple[datetime, int]]]:
-    rows = (
+def finished_per_minute_query(since: datetime) -> Any:
+    """(status, minute, count) of jobs finished since ``since``: a range scan of the ``finished_at`` index."""
+    return (
         _finished_recently(since)
         .filter(status__in=OUTCOMES)
         .annotate(minute=TruncMinute("finished_at"))
         .values_list("status", "minute")
         .annotate(count=Count("id"))
     )
+
+
+def _finished_per_minute(since: datetime) -> dict[str, list[tuple[datetime, int]]]:
+    rows = finished_per_minute_query(since)
     series: dict[str, list[tuple[datetime, int]]] = {status.value: [] for status in OUTCOMES}
     for status, minute, count in rows:
         series[status].append((minute, count))
@@ -104,9 +109,10 @@ def _percentiles(since: datetime, *, group: str, start: str, attempts_only_first
     return [_from_sample(name, values) for name, values in sorted(durations.items())]
 
 
-def _percentiles_sql(
+def percentiles_statement(
     since: datetime, *, group: str, start: str, end: str, attempts_only_first: bool
-) -> list[Percentiles]:
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: one statement, percentile_cont over the jobs finished since ``since`` (the ``finished_at`` index)."""
     quote = connection.ops.quote_name
     table = quote(Job._meta.db_table)
     seconds = f"EXTRACT(EPOCH FROM ({quote(end)} - {quote(start)}))"
@@ -118,8 +124,17 @@ def _percentiles_sql(
          WHERE finished_at >= %s AND {quote(start)} IS NOT NULL AND {quote(end)} IS NOT NULL {first_only}
          GROUP BY {quote(group)} ORDER BY {quote(group)}
     """  # noqa: S608 - names come from model metadata and this module, values are parameters
+    return sql, [*PERCENTILES, since]
+
+
+def _percentiles_sql(
+    since: datetime, *, group: str, start: str, end: str, attempts_only_first: bool
+) -> list[Percentiles]:
+    sql, params = percentiles_statement(
+        since, group=group, start=start, end=end, attempts_only_first=attempts_only_first
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*PERCENTILES, since])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
         Percentiles(name=name, count=count, p50=max(0.0, p[0]), p95=max(0.0, p[1]), p99=max(0.0, p[2]))
