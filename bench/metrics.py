@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
     from django.conf import settings
 
     print(f"database: {database_label()}, redis: {settings.REDIS_URL}")
+    recording_cost()
     if args.n:
         throughput(args)
     if args.rows:
@@ -66,6 +67,19 @@ def throughput(args: argparse.Namespace) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     redis.Redis.from_url(settings.REDIS_URL).delete("default")
 
+    def cpu_seconds(pid: int) -> float:
+        """User + system CPU of the worker's main process and its pool children."""
+        import psutil
+
+        main = psutil.Process(pid)
+        total = 0.0
+        for process in [main, *main.children(recursive=True)]:
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total
+
+    cpu_per_job: dict[str, list[float]] = {"on": [], "off": []}
+
     def drain(variant: str) -> float:
         extra = {"JOBS_METRICS_ENABLED": "true" if variant == "on" else "false",
                  "JOBS_WORKER_METRICS_PORT": str(free_port()) if variant == "on" else "0",
@@ -78,11 +92,14 @@ def throughput(args: argparse.Namespace) -> None:
         worker.start()
         try:
             worker.wait_ready(app=app)
+            cpu_before = cpu_seconds(worker.pid)
             started = time.perf_counter()
             job_bulk_enqueue(job_type="bench.tracked_noop", payloads=[{} for _ in range(args.n)])
             wait_for(lambda: Job.objects.filter(status="succeeded").count() >= args.n, timeout=600, interval=0.05,
                      message=f"metrics {variant} to drain")  # fmt: skip
-            return args.n / (time.perf_counter() - started)
+            rate = args.n / (time.perf_counter() - started)
+            cpu_per_job[variant].append((cpu_seconds(worker.pid) - cpu_before) / args.n)
+            return rate
         finally:
             worker.stop()
             connection.close()
@@ -95,7 +112,29 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"tracked jobs, N={args.n}, concurrency={args.concurrency}, rounds={args.rounds} (best round of each)")
     print(f"metrics off: {off:8.1f} jobs/s   (rounds: {', '.join(f'{r:.1f}' for r in results['off'])})")
     print(f"metrics on : {on:8.1f} jobs/s   (rounds: {', '.join(f'{r:.1f}' for r in results['on'])})")
-    print(f"ratio on/off: {on / off:.3f}  (goal >= 0.95)")
+    print(f"ratio on/off: {on / off:.3f}  (goal >= 0.95; wall clock, sensitive to other load on the machine)")
+    cpu_on, cpu_off = (statistics.median(cpu_per_job[variant]) for variant in ("on", "off"))
+    print(f"worker CPU per job (median of rounds): off {cpu_off * 1000:.2f} ms, on {cpu_on * 1000:.2f} ms "
+          f"-> throughput at equal CPU on/off: {cpu_off / cpu_on:.3f}")  # fmt: skip
+
+
+def recording_cost(calls: int = 20_000) -> None:
+    """What the worker adds per job, measured in-process: the two recording calls of one attempt."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs import metrics
+    from jobs.models import Job
+
+    now = timezone.now()
+    job = Job(type="bench.tracked_noop", queue="default", enqueued_at=now - timedelta(seconds=1), started_at=now)
+    started = time.perf_counter()
+    for _ in range(calls):
+        metrics.attempt_started(job=job)
+        metrics.attempt_finished(job=job, outcome="succeeded", finished_at=now)
+    per_job = (time.perf_counter() - started) / calls
+    print(f"recording one attempt (queue wait + outcome + run time, multiprocess files): {per_job * 1e6:.1f} µs")
 
 
 def fill_jobs(rows: int) -> None:

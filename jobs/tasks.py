@@ -95,6 +95,6 @@ def canary(ctx: JobContext, payload: dict) -> dict:
 # The canary schedule: a stale jobs_canary_last_success_timestamp_seconds means the pipeline
 # (beat, broker, a default worker, the database) is broken somewhere. 0 switches it off; so does
 # pausing it in the admin or switching the jobs.canary type off.
-if settings.JOBS_CANARY_INTERVAL_SECONDS > 0:
-    declare("jobs.canary", float(settings.JOBS_CANARY_INTERVAL_SECONDS), job_type="jobs.canary",
+if getattr(settings, "JOBS_CANARY_INTERVAL_SECONDS", 300) > 0:
+    declare("jobs.canary", float(getattr(settings, "JOBS_CANARY_INTERVAL_SECONDS", 300)), job_type="jobs.canary",
             payload={"message": "scheduled canary"}, description="End-to-end pipeline check (metrics, alerts).")  # fmt: skip
