@@ -1,17 +1,14 @@
-"""Helpers for the metrics tests: free ports, scraping and parsing an exposition."""
+"""Helpers for the metrics tests: scraping and parsing an exposition (and the dev stack's free_port)."""
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.devstack import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "samples", "scrape", "value"]
 
 
 def scrape(url: str, *, token: str | None = None, timeout: float = 5) -> str:

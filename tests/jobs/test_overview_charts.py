@@ -80,8 +80,11 @@ def test_job_page_links_to_flower_when_configured(client, db, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_charts_in_a_real_browser(browser, live_server, redis_client, a_day_of_jobs):  # noqa: F811
+def test_charts_in_a_real_browser(browser, live_server, redis_client, a_day_of_jobs, settings):  # noqa: F811
     User.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")
+    settings.FLOWER_URL = "http://127.0.0.1:5555"
+    job = Job.objects.filter(status=S.DEAD).first()
+    Job.objects.filter(id=job.id).update(celery_task_id=f"{job.id}.3")
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page = browser.new_page(viewport=viewport)
         try:
@@ -97,5 +100,10 @@ def test_charts_in_a_real_browser(browser, live_server, redis_client, a_day_of_j
             assert page.locator("#chart-run-time rect.bar-p50").count() == 3
             page.locator("#charts").scroll_into_view_if_needed()
             screenshot(page, f"overview-charts-{name}")
+            page.goto(f"{live_server.url}/admin/jobs/job/{job.id}/change/")
+            link = page.get_by_role("link", name="Task in Flower")
+            assert link.get_attribute("href") == f"http://127.0.0.1:5555/task/{job.id}.3"
+            assert link.is_visible()
+            screenshot(page, f"job-flower-link-{name}")
         finally:
             page.close()
