@@ -10,7 +10,10 @@ import tempfile
 
 def on_starting(server):
     # The master runs before any worker: give them one directory, emptied of an earlier run's files.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="jobplatform-web-metrics-"))
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("JOBS_METRICS_PRIVATE_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobplatform-web-metrics-")
+    # Workers import the app after the fork: they must all use this directory, not one each.
+    os.environ.pop("JOBS_METRICS_PRIVATE_DIR", None)
     from jobs.metrics import metrics_dir_reset
 
     metrics_dir_reset()

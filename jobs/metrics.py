@@ -5,14 +5,14 @@ into files under ``PROMETHEUS_MULTIPROC_DIR`` (``prometheus_client``'s multiproc
 child recycled by ``--max-tasks-per-child`` leaves its file behind, so no count is lost, and a
 scrape sums every file of the service. One directory per service, emptied when the service
 starts (``metrics_dir_reset``: gunicorn's ``on_starting`` hook, the Celery worker's ``worker_init``
-signal). Without the variable, the first process to import this module creates a private
-temporary directory its children inherit (``make run``, tests).
+signal). Without the variable, a process importing this module creates a private temporary
+directory its forked children share (``make run``, tests); a process it *starts* gets its own.
 
 The rest of ``jobs/`` records through the small functions below (``attempt_finished``,
 ``attempt_started``, ``jobs_enqueued``, ...), one call where an outcome is decided;
 ``JOBS_METRICS_ENABLED=false`` turns them into no-ops (the benchmark compares both).
 What is read at scrape time (jobs by state, the dead-letter queue, queue depth and age) is
-collected by ``OverviewCollector`` from the operations overview's index-bound selectors.
+collected by ``jobs.metrics_scrape.OverviewCollector`` from the operations overview's index-bound selectors.
 """
 
 from __future__ import annotations
@@ -23,28 +23,30 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Gauge, Histogram, multiprocess, values
 
 logger = logging.getLogger("jobs.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+# Names the directory this module created by itself, so that a process started (not forked) with
+# that environment, say a worker a test or `make run` launches, makes its own instead of sharing it.
+PRIVATE_DIR_ENV = "JOBS_METRICS_PRIVATE_DIR"
+
+
 def _multiprocess_dir() -> str:
     """The service's metrics directory; a private temporary one (removed at exit) when none is configured."""
     path = os.environ.get(MULTIPROC_ENV)
-    if not path:
+    if not path or os.environ.get(PRIVATE_DIR_ENV) == path:
         path = tempfile.mkdtemp(prefix="jobplatform-metrics-")
-        os.environ[MULTIPROC_ENV] = path
+        os.environ[MULTIPROC_ENV] = os.environ[PRIVATE_DIR_ENV] = path
         owner = os.getpid()
 
         def remove() -> None:
@@ -59,12 +61,21 @@ def _multiprocess_dir() -> str:
 
 def _remove_files(*, of_this_process: bool) -> None:
     suffix = f"_{os.getpid()}.db"
-    for name in os.listdir(METRICS_DIR):
+    directory = metrics_dir()
+    for name in os.listdir(directory):
         if name.endswith(".db") and name.endswith(suffix) == of_this_process:
-            os.remove(os.path.join(METRICS_DIR, name))
+            os.remove(os.path.join(directory, name))
 
 
-METRICS_DIR = _multiprocess_dir()
+_multiprocess_dir()
+
+
+def metrics_dir() -> str:
+    """The directory this process records into, read when needed: a gunicorn master may point its
+    workers at another one after this module was imported (``config/gunicorn.py``)."""
+    return os.environ[MULTIPROC_ENV]
+
+
 # A file named after this process's id was left by a dead process that had the same id: start from zero.
 _remove_files(of_this_process=True)
 # prometheus_client picks its value class when first imported; whoever imported it first (before the
@@ -82,7 +93,7 @@ def metrics_dir_reset() -> None:
 
 def process_exited(pid: int) -> None:
     """A web worker process exited (gunicorn's ``child_exit``): drop its live-only gauges."""
-    multiprocess.mark_process_dead(pid, METRICS_DIR)
+    multiprocess.mark_process_dead(pid, metrics_dir())
 
 
 # Jobs run from 10 ms (an email render) to 30 minutes (the hard time limit).
@@ -242,68 +253,3 @@ def http_request_finished(*, route: str, method: str, status: int, seconds: floa
     if _enabled():
         HTTP_REQUESTS.labels(route, method, str(status)).inc()
         HTTP_SECONDS.labels(route, method).observe(seconds)
-
-
-# ---------------------------------------------------------------------------
-# Scraping
-# ---------------------------------------------------------------------------
-
-
-class OverviewCollector(Collector):
-    """Gauges read at scrape time from the operations overview (index-bound counts, broker list lengths).
-
-    A database that does not answer is reported as ``jobs_database_up 0`` rather than a failed scrape,
-    so the alert on it can fire.
-    """
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .selectors import jobs_overview
-
-        started = time.perf_counter()
-        database_up = GaugeMetricFamily("jobs_database_up", "1 when the database answered this scrape's queries.")
-        try:
-            overview = jobs_overview()
-        except Exception as error:  # the scrape must still answer, saying what is down
-            logger.warning("metrics: the overview could not be read: %s", error)
-            database_up.add_metric([], 0)
-            yield database_up
-            return
-        database_up.add_metric([], 1)
-        yield database_up
-        by_status = GaugeMetricFamily("jobs_current", "Jobs now in each live state.", labels=["status"])
-        for status, count in overview.live_counts.items():
-            by_status.add_metric([status], count)
-        yield by_status
-        yield GaugeMetricFamily(
-            "jobs_dead_letter_queue_size", "Dead jobs not replayed yet.", value=overview.dead_letter_size
-        )
-        broker_up = GaugeMetricFamily("jobs_broker_up", "1 when the broker answered this scrape's depth queries.")
-        broker_up.add_metric([], 0 if any(queue.broker_depth is None for queue in overview.queues) else 1)
-        yield broker_up
-        depth = GaugeMetricFamily("jobs_queue_broker_depth", "Messages waiting in the queue's broker list.",
-                                  labels=["queue"])  # fmt: skip
-        due = GaugeMetricFamily("jobs_queue_due", "Jobs due to run on the queue (type switched on).", labels=["queue"])
-        oldest = GaugeMetricFamily("jobs_queue_oldest_due_age_seconds",
-                                   "How long the queue's oldest due job has waited (0 when none).",
-                                   labels=["queue"])  # fmt: skip
-        for queue in overview.queues:
-            if queue.broker_depth is not None:
-                depth.add_metric([queue.name], queue.broker_depth)
-            due.add_metric([queue.name], queue.due_jobs)
-            oldest.add_metric([queue.name], queue.oldest_due_seconds or 0.0)
-        yield depth
-        yield due
-        yield oldest
-        yield GaugeMetricFamily(
-            "jobs_metrics_overview_seconds", "How long this scrape's overview queries took.",
-            value=time.perf_counter() - started,
-        )  # fmt: skip
-
-
-def registry_for_scrape(*, with_overview: bool) -> CollectorRegistry:
-    """Every process's samples of this service (from the directory), plus the overview's gauges if asked."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=METRICS_DIR)
-    if with_overview:
-        registry.register(OverviewCollector())
-    return registry

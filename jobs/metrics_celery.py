@@ -31,9 +31,12 @@ def _serve_worker_metrics(sender: Any = None, **kwargs: Any) -> None:
         return
     from prometheus_client import start_http_server
 
+    # Not at module level: config.celery_app loads this module before Django's apps are ready.
+    from .metrics_scrape import registry_for_scrape
+
     address = getattr(settings, "JOBS_WORKER_METRICS_ADDR", "0.0.0.0")
-    start_http_server(port, addr=address, registry=metrics.registry_for_scrape(with_overview=False))
-    logger.info("worker metrics on http://%s:%s/metrics (dir %s)", address, port, metrics.METRICS_DIR)
+    start_http_server(port, addr=address, registry=registry_for_scrape(with_overview=False))
+    logger.info("worker metrics on http://%s:%s/metrics (dir %s)", address, port, metrics.metrics_dir())
 
 
 @worker_ready.connect

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .metrics import registry_for_scrape
+from .metrics_scrape import registry_for_scrape
 
 
 @require_GET

@@ -37,6 +37,16 @@ TOKEN = "token-prometheus-sends"
 S = Job.Status
 
 
+def local(name: str, **labels: str) -> float:
+    """A sample of this process's service as its own /metrics would show it (0 when absent)."""
+    from prometheus_client import generate_latest
+
+    from jobs.metrics_scrape import registry_for_scrape
+    from tests.jobs.metrics_helpers import value
+
+    return value(generate_latest(registry_for_scrape(with_overview=False)).decode(), name, **labels) or 0.0
+
+
 def dashboard_expressions() -> list[str]:
     dashboard = json.loads((ROOT / "config" / "grafana" / "jobplatform-dashboard.json").read_text())
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
@@ -130,6 +140,9 @@ def test_prometheus_scrapes_web_and_worker_while_jobs_run(live_server, settings,
     web = live_server.url.removeprefix("http://")
     prometheus = prometheus_factory(web=web, worker=f"127.0.0.1:{worker_port}")
 
+    # Counters of this process (the web's service) carry earlier tests' counts: compare increases.
+    enqueued_before = local("jobs_enqueued_total", type="jobs.canary", queue="default")
+    rescued_before = local("jobs_reaper_rescued_total", result="requeued")
     succeeded = [job_enqueue(job_type="jobs.canary", payload={"seconds": 0.05}).job for _ in range(5)]
     dead = job_enqueue(job_type="tests.always_fails").job
     # The rest of what the dashboard shows, recorded by this process (the web service's directory).
@@ -165,14 +178,14 @@ def test_prometheus_scrapes_web_and_worker_while_jobs_run(live_server, settings,
 
     wait_for(scraped, timeout=30, interval=0.5, message="Prometheus to scrape the outcomes")
     assert prometheus.scalar('sum(job_attempts_total{type="tests.always_fails", outcome="retried"})') == 2
-    assert prometheus.scalar('sum(jobs_enqueued_total{type="jobs.canary", queue="default"})') == 5
+    assert prometheus.scalar('sum(jobs_enqueued_total{type="jobs.canary", queue="default"})') == enqueued_before + 5
     assert prometheus.scalar('sum(job_run_seconds_count{type="jobs.canary"})') == 5
     assert prometheus.scalar('sum(job_queue_wait_seconds_count{type="jobs.canary", queue="default"})') == 5
     p50 = prometheus.scalar('histogram_quantile(0.5, sum by (le) (job_run_seconds_bucket{type="jobs.canary"}))')
     assert p50 is not None and 0.01 <= p50 <= 1
     assert prometheus.scalar("max(jobs_canary_last_success_timestamp_seconds)") == pytest.approx(time.time(), abs=60)
     assert prometheus.scalar('max(jobs_worker_consuming_queue{queue="default"})') == 1
-    assert prometheus.scalar('sum(jobs_reaper_rescued_total{result="requeued"})') == 1
+    assert prometheus.scalar('sum(jobs_reaper_rescued_total{result="requeued"})') == rescued_before + 1
     assert prometheus.scalar('sum(jobs_relay_published_total{kind="unpublished"})') >= 1
     assert prometheus.scalar("min(jobs_database_up)") == 1 and prometheus.scalar("min(jobs_broker_up)") == 1
     assert prometheus.query('up{job="jobplatform-web"}') and set(prometheus.query("up").values()) == {1.0}

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs import metrics, schedules
 from jobs.enqueue import job_enqueue
-from jobs.metrics import registry_for_scrape
+from jobs.metrics_scrape import registry_for_scrape
 from jobs.models import Job
 from jobs.publisher import job_relay_unpublished
 from jobs.ratelimit import RateLimiter
