@@ -25,7 +25,7 @@ COPY templates ./templates
 # build-only one; the real key comes from the environment at run time.
 RUN pip install . \
     && rm -rf build ./*.egg-info \
-    && mkdir -p var/media var/static \
+    && mkdir -p var/media var/static var/flower \
     && DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=build-only-collectstatic-key \
        python manage.py collectstatic --noinput \
     && chown -R app:app var

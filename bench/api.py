@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench.harness import BASE_DIR, database_label, ensure_bench_database, setup_django
-from config.devstack import free_port
+from devtools.devstack import free_port
 
 ENDPOINTS = ("healthz", "status poll", "list page 1", "enqueue")
 SEEDED_JOBS = 1000

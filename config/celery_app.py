@@ -12,3 +12,6 @@ app = Celery("jobplatform")
 # connection between tasks (tests/config/test_settings.py checks it reaches a worker).
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Worker metrics: a per-service multiprocess directory and its HTTP port (README "Metrics and alerts").
+import jobs.metrics_celery  # noqa: E402, F401

@@ -3,9 +3,11 @@ from django.urls import include, path
 
 from exports.urls import api_urlpatterns as exports_api_urlpatterns
 from jobs.health import healthz
+from jobs.metrics_views import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("jobs.urls")),
     path("api/", include("sync.urls")),

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import registry
+from . import metrics, registry
 from .bulkinsert import bulk_insert_varying
 from .context import get_correlation_id, new_correlation_id
 from .exceptions import IdempotencyKeyConflict, JobTypeDisabled, PayloadInvalid
@@ -135,6 +135,7 @@ def job_enqueue(
     else:
         job.save(force_insert=True)
     publish_on_commit([job])
+    metrics.jobs_enqueued(job_type=job.type, queue=job.queue)
     return EnqueueResult(job=job, created=True)
 
 
@@ -257,4 +258,5 @@ def job_bulk_enqueue(
     results = [settled[index] for index in range(len(payloads))]
     created = [result.job for result in results if result.created]
     publish_on_commit(created)
+    metrics.jobs_enqueued(job_type=job_type, queue=created[0].queue if created else "", count=len(created))
     return results

@@ -37,7 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from . import registry
+from . import metrics, registry
 from .attempts import duration_ms, job_record_attempt
 from .audit import Action, audit_record
 from .exceptions import IllegalTransition, JobsError, UnknownJobType
@@ -227,6 +227,7 @@ def _end_attempt(
             )  # fmt: skip
             if publish:
                 publish_on_commit([job], countdown=publish_countdown)
+            metrics.attempt_finished(job=job, outcome=outcome, finished_at=now)
         elif supersede:
             _record_superseded(job, outcome=outcome, now=now, failure=failure)
         if extra_writes is not None:
@@ -313,7 +314,9 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         cursor.execute(sql, params)
         row = cursor.fetchone()
     moved = row is not None and row[0] == 1
-    if not moved:
+    if moved:
+        metrics.attempt_finished(job=job, outcome=Outcome.SUCCEEDED, finished_at=finished_at)
+    else:
         _record_superseded(job, outcome=Outcome.SUCCEEDED, now=finished_at, failure=None)
     if extra_writes is not None:
         extra_writes()

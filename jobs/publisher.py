@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.utils.json import dumps as kombu_dumps
 
+from . import metrics
 from .models import WAITING_STATUSES, Job
 from .switches import disabled_job_types
 
@@ -169,6 +170,7 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
             Job.objects.filter(id__in=[ref[0] for ref in refs], published_at__lt=stale_before).update(published_at=None)
         count = publish_messages(refs)
         published += count
+        metrics.relay_published(kind=label, count=count)
         # Re-publishing a job whose message went missing is a recovery an operator should notice;
         # publishing rows the broker missed at commit time is the relay's routine work.
         level = logging.WARNING if label == "stale" else logging.INFO

@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 import redis
 from django.conf import settings
 
+from . import metrics
 from .exceptions import RateLimited, UnknownRateLimit
 from .redis import get_redis
 
@@ -148,6 +149,7 @@ class RateLimiter:
             if wait == 0.0:
                 return
             if waited + wait > max_wait:
+                metrics.rate_limiter_limited(limiter=self.name)
                 raise RateLimited(
                     f"rate limit {self.name!r} ({self.limit} per {self.period:g}s) has no free slot for "
                     f"{wait:.2f}s, longer than the {max_wait:g}s this call may wait; safe to retry after that",
@@ -156,6 +158,7 @@ class RateLimiter:
                 )
             time.sleep(wait)
             waited += wait
+            metrics.rate_limiter_waited(limiter=self.name, seconds=wait)
 
     def pause_for(self, seconds: float) -> float:
         """Give nobody a slot for ``seconds`` from now (Redis' clock); returns the pause's end, epoch seconds.
@@ -163,10 +166,12 @@ class RateLimiter:
         For a downstream's 429/503 with Retry-After. A pause only ever extends: a shorter
         one than the pause in force changes nothing.
         """
+        metrics.rate_limiter_paused(limiter=self.name)
         return int(self.client.eval(_PAUSE, 1, self.pause_key, "for", _milliseconds(seconds))) / 1000
 
     def pause_until(self, epoch_seconds: float) -> float:
         """Give nobody a slot until ``epoch_seconds`` (compared with Redis' clock); returns the pause's end."""
+        metrics.rate_limiter_paused(limiter=self.name)
         return int(self.client.eval(_PAUSE, 1, self.pause_key, "until", int(epoch_seconds * 1000))) / 1000
 
     def paused_for(self) -> float:

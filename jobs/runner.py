@@ -14,7 +14,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
-from . import leases, lifecycle
+from . import leases, lifecycle, metrics
 from .context import JobLogContext, correlation_scope, job_scope
 from .exceptions import JobCancelled, JobsError, JobSnoozed, UnsupportedMessageVersion
 from .job_context import JobContext, tracking_write
@@ -59,6 +59,7 @@ def execute(
         # someone else runs or ran this attempt.
         logger.info("job %s attempt %s is not due (duplicate or stale message): skipped", job_id, attempt)
         return {"job_id": job_id, "skipped": "duplicate or stale delivery"}
+    metrics.attempt_started(job=job, eta=getattr(task.request, "eta", None))
     with correlation_scope(job.correlation_id), leases.keeper.hold(job_id=job.id, attempt=job.attempt):
         with job_scope(JobLogContext(job_id=job.id, job_type=job.type, queue=job.queue, attempt=attempt)):
             return _run_attempt(job=job, spec=spec)

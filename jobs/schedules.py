@@ -35,6 +35,7 @@ from celery.schedules import crontab
 from django.db import transaction
 from django.utils import timezone
 
+from . import metrics
 from .exceptions import UnknownSchedule
 
 logger = logging.getLogger("jobs.schedules")
@@ -170,7 +171,9 @@ def schedule_trigger(
     # Held for the whole window on purpose (never released): the lock *is* the record
     # that this window has fired.
     lock = RedisLock(name=f"schedule:{name}", ttl=window)
-    if not lock.acquire(blocking=False):
+    claimed = lock.acquire(blocking=False)
+    metrics.schedule_window(schedule=name, claimed=claimed)
+    if not claimed:
         logger.info("schedule %s fired again within its %.0fs window (%s): skipped", name, window, source)
         return TriggerResult(schedule=name, enqueued_job_id=None, skipped_reason="already fired in this window")
     with transaction.atomic():

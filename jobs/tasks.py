@@ -7,6 +7,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from . import metrics
 from .decorator import job_type
 from .exceptions import TransientJobError
 from .job_context import JobContext
@@ -30,6 +31,7 @@ def relay_unpublished() -> int:
 @shared_task(name="jobs.rescue_orphans", ignore_result=True)
 def rescue_orphans() -> dict:
     report = job_rescue_orphans()
+    metrics.reaper_rescued(requeued=len(report.requeued), dead=len(report.dead))
     return {"requeued": report.requeued, "dead": report.dead}
 
 
@@ -87,4 +89,13 @@ def canary(ctx: JobContext, payload: dict) -> dict:
         ctx.progress(100 * (step + 1) / steps, f"slept {seconds * (step + 1) / steps:.1f}s")
     if ctx.attempt <= fail_first:
         raise TransientJobError(f"canary told to fail its first {fail_first} attempt(s); this is attempt {ctx.attempt}")
+    metrics.canary_succeeded()
     return {"message": payload.get("message", "canary"), "attempts": ctx.attempt}
+
+
+# The canary schedule: a stale jobs_canary_last_success_timestamp_seconds means the pipeline
+# (beat, broker, a default worker, the database) is broken somewhere. 0 switches it off; so does
+# pausing it in the admin or switching the jobs.canary type off.
+if getattr(settings, "JOBS_CANARY_INTERVAL_SECONDS", 300) > 0:
+    declare("jobs.canary", float(getattr(settings, "JOBS_CANARY_INTERVAL_SECONDS", 300)), job_type="jobs.canary",
+            payload={"message": "scheduled canary"}, description="End-to-end pipeline check (metrics, alerts).")  # fmt: skip

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "jobs.metrics_middleware.ApiMetricsMiddleware",
     "jobs.middleware.CorrelationIdMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, so preflights are answered
     "jobs.middleware.SecurityHeadersMiddleware",
@@ -260,6 +261,19 @@ JOBS_ALERT_UNCONSUMED_SECONDS = env_int("JOBS_ALERT_UNCONSUMED_SECONDS", 60)
 # A worker process's report that it cannot reach the database counts for this long (it clears
 # its own report once it reaches the database again; a killed process cannot).
 JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)
+
+# ---------------------------------------------------------------------------
+# Metrics (see README "Metrics and alerts")
+# ---------------------------------------------------------------------------
+# GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it answers 503.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# false: the platform records nothing (the benchmark compares both); scrapes still answer.
+JOBS_METRICS_ENABLED = env_bool("JOBS_METRICS_ENABLED", True)
+# A worker's main process serves its service's metrics on this port (0: off) and address.
+JOBS_WORKER_METRICS_PORT = env_int("JOBS_WORKER_METRICS_PORT", 0)
+JOBS_WORKER_METRICS_ADDR = os.environ.get("JOBS_WORKER_METRICS_ADDR", "0.0.0.0")
+# Beat enqueues jobs.canary this often (seconds; 0: no canary schedule).
+JOBS_CANARY_INTERVAL_SECONDS = env_int("JOBS_CANARY_INTERVAL_SECONDS", 300)
 
 # Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
 CRON_SECRET = os.environ.get("CRON_SECRET", "")
