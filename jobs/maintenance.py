@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,6 +23,8 @@ S = Job.Status
 class RescueReport:
     requeued: list[str]
     dead: list[str]
+    # Lost attempts whose body had finished (recorded in Redis): succeeded, not run again.
+    completed: list[str] = field(default_factory=list)
 
 
 def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> RescueReport:
@@ -42,6 +44,7 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
     candidates = list(Job.objects.filter(expired, status=S.RUNNING).order_by("lease_expires_at")[:limit])
     requeued: list[str] = []
     dead: list[str] = []
+    completed: list[str] = []
     for job in candidates:
         if job.lease_expires_at is not None:
             reason = f"its lease ran out at {job.lease_expires_at.isoformat()} (worker {job.worker or '?'} gone)"
@@ -49,11 +52,13 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
             reason = "it ran past its time limit (no lease: claimed before leases)"
         else:
             continue
-        if job_rescue_lost_attempt(job=job, reason=reason, now=now):
-            (requeued if job.attempt < job.max_attempts else dead).append(job.id)
-    if requeued or dead:
-        logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s", requeued, dead)
-    return RescueReport(requeued=requeued, dead=dead)
+        status = job_rescue_lost_attempt(job=job, reason=reason, now=now)
+        if status is not None:
+            (completed if status == S.SUCCEEDED else dead if status == S.DEAD else requeued).append(job.id)
+    if requeued or dead or completed:
+        logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s, finished as succeeded %s",
+                       requeued, dead, completed)  # fmt: skip
+    return RescueReport(requeued=requeued, dead=dead, completed=completed)
 
 
 def _time_limit(job_type: str) -> int:

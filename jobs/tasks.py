@@ -30,7 +30,7 @@ def relay_unpublished() -> int:
 @shared_task(name="jobs.rescue_orphans", ignore_result=True)
 def rescue_orphans() -> dict:
     report = job_rescue_orphans()
-    return {"requeued": report.requeued, "dead": report.dead}
+    return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed}
 
 
 @shared_task(name="jobs.prune_finished", ignore_result=True)

@@ -101,3 +101,47 @@ def test_tracking_failure_does_not_fail_the_job(redis_client, monkeypatch):
     # left running for the reaper to reconcile, not marked failed.
     assert summary["outcome"] == "succeeded"
     assert Job.objects.get(id=job.id).status == S.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_body_whose_success_write_failed_is_finished_by_the_reaper_not_run_again(redis_client, monkeypatch):
+    from datetime import timedelta
+
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from jobs import lifecycle
+    from jobs.maintenance import job_rescue_orphans
+
+    job = job_enqueue(job_type="tests.counted").job
+
+    def database_gone(**_kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    # The body finishes; every try of its success write fails (the worker's backend is gone).
+    with monkeypatch.context() as patched:
+        patched.setattr(lifecycle, "job_succeed", database_gone)
+        deliver(job, spec=jobtypes.counted.job_type)
+    assert Job.objects.get(id=job.id).status == S.RUNNING
+    assert redis_client.get(f"tests:completed:{job.id}") == b"1"
+
+    # The worker stopped renewing; its lease runs out and the reaper ticks.
+    Job.objects.filter(id=job.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    report = job_rescue_orphans()
+
+    done = Job.objects.get(id=job.id)
+    assert (done.status, done.result, done.attempt) == (S.SUCCEEDED, {"attempt": 1}, 1)
+    assert list(done.attempts.values_list("number", "outcome")) == [(1, "succeeded")]
+    assert (report.completed, report.requeued, report.dead) == ([job.id], [], [])
+    assert redis_client.get(f"tests:runs:{job.id}") == b"1"  # its body ran once
+    assert redis_client.get(f"jobs:completed:{job.id}") is None  # the record is gone with its use
+
+
+@pytest.mark.django_db
+def test_a_finished_success_write_leaves_no_completion_record(redis_client):
+    job = job_enqueue(job_type="tests.noop").job
+
+    deliver(job)
+
+    assert Job.objects.get(id=job.id).status == S.SUCCEEDED
+    assert redis_client.get(f"jobs:completed:{job.id}") is None
