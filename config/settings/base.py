@@ -247,6 +247,8 @@ JOBS_ALERT_SUCCESS_PERCENT = env_int("JOBS_ALERT_SUCCESS_PERCENT", 95)
 JOBS_ALERT_MIN_ENDED = env_int("JOBS_ALERT_MIN_ENDED", 20)
 # Alert when a queue's oldest due job waited longer than this and no worker consumes the queue (0: off).
 JOBS_ALERT_UNCONSUMED_SECONDS = env_int("JOBS_ALERT_UNCONSUMED_SECONDS", 60)
+# Alert on running jobs whose lease ran out this long ago and the reaper did not rescue (0: off).
+JOBS_ALERT_LEASE_OVERDUE_SECONDS = env_int("JOBS_ALERT_LEASE_OVERDUE_SECONDS", 60)
 # A worker process's report that it cannot reach the database counts for this long (it clears
 # its own report once it reaches the database again; a killed process cannot).
 JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)
