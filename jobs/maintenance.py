@@ -36,7 +36,8 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
     the worker node still answers pings does not matter, nor does the job's time limit. A running
     job without a lease (claimed before leases existed) is rescued once past its hard time limit
     plus ``JOBS_ORPHAN_GRACE_SECONDS``. Orphans with attempts left go back to the queue at once
-    (at-least-once); the others are dead.
+    (at-least-once); the others are dead. An orphan whose body had finished (its completion is in
+    Redis: the success write failed) is recorded as succeeded instead, not run again.
     """
     now = now or timezone.now()
     grace = timedelta(seconds=getattr(settings, "JOBS_ORPHAN_GRACE_SECONDS", 60))

@@ -223,6 +223,9 @@ JOBS_REAPER_INTERVAL_SECONDS = env_int("JOBS_REAPER_INTERVAL_SECONDS", 10)
 # Only for a running job claimed before leases existed (no lease): rescued once it ran longer
 # than its hard time limit plus this.
 JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)
+# A body that finished records its completion in Redis before its success write; if that write
+# fails, the reaper finds it (this long) and records the job succeeded instead of running it again.
+JOBS_COMPLETION_TTL_SECONDS = env_int("JOBS_COMPLETION_TTL_SECONDS", 86_400)
 # Job types switched off by configuration (comma-separated); the admin has switches too.
 JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])
 # Stored log lines per job attempt.
