@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from config.devstack import free_port
+from devtools.devstack import free_port
 from exports.models import Export
 from exports.services import ExportRequest, export_build, export_create, exports_cleanup, exports_storage
 from tests.exports.conftest import make_products
