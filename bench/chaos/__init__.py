@@ -105,16 +105,17 @@ def _run(selected: list[str], sizes: dict, servers: dict, workdir: Path, json_pa
             print(f"  {name}: skipped (needs DATABASE_URL on PostgreSQL)", flush=True)
             continue
         server = servers[name != "redis-wiped"]
-        server.start()
-        drills.wait_redis_ready(server.url)
-        client = redis.Redis.from_url(server.url)
-        client.flushall()
-        client.close()
-        drills.reset_broker_connections(app)
-        Job.objects.all().delete()
         platform = drills.Platform(name=name, redis_server=server, workdir=workdir, env=env, app=app)
         print(f"  {name}: running...", flush=True)
         try:
+            # Inside the try: a server that fails to come up is still stopped.
+            server.start()
+            drills.wait_redis_ready(server.url)
+            client = redis.Redis.from_url(server.url)
+            client.flushall()
+            client.close()
+            drills.reset_broker_connections(app)
+            Job.objects.all().delete()
             # The reaper and the relay run where they do in production: on their own worker.
             platform.start_worker("housekeeping", queues="housekeeping", concurrency=1)
             result = plans[name](platform)
