@@ -82,8 +82,8 @@ class JobLog:
             )
             self._dropped = 0
         if self._pending:
-            lines, self._pending = self._pending, []
-            JobLogLine.objects.bulk_create(lines)
+            JobLogLine.objects.bulk_create(self._pending)
+            self._pending = []  # only once written: a write tried again on a fresh connection still has them
 
 
 class JobContext:

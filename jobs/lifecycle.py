@@ -8,7 +8,8 @@ two processes race for one job exactly one wins and the other sees ``False``. Th
 - ``job_succeed``: running -> succeeded;
 - ``job_snooze``: running -> queued, the attempt not spent (rate limit, busy resource);
 - ``job_fail_attempt``: running -> retrying, or failed/dead and the give-up hook;
-- ``job_rescue_lost_attempt``: a running attempt whose worker is gone -> retrying, or dead and the hook;
+- ``job_rescue_lost_attempt``: a running attempt whose worker is gone -> retrying, or dead and the hook
+  (or succeeded, when its body had finished but its success write failed);
 - ``job_stop_attempt``: running -> cancelled (the job stopped on request, or a busy singleton skipped);
 - ``job_cancel`` / ``job_retry``: an operator's cancel (waiting or running) and retry (failed or dead);
 - ``job_renew_leases``: a worker's heartbeat for the attempts it runs.
@@ -22,6 +23,7 @@ changes nothing on the job; its outcome goes on its own attempt row as ``superse
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import traceback
@@ -36,10 +38,12 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
+from redis import RedisError
 
 from . import metrics, registry
 from .attempts import duration_ms, job_record_attempt
 from .audit import Action, audit_record
+from .completions import completion_find, completion_forget
 from .exceptions import IllegalTransition, JobsError, UnknownJobType
 from .models import WAITING_STATUSES, Job, JobAttempt
 from .publisher import no_flush_wait, publish_on_commit
@@ -215,6 +219,8 @@ def _end_attempt(
         if failure.traceback:
             fields["error_traceback"] = failure.traceback
     with transaction.atomic():
+        if extra_writes is not None:
+            extra_writes()  # the attempt's log lines: in before its outcome, whoever reads it
         moved = job_transition(
             job_id=job.id, from_statuses=[S.RUNNING], to_status=to_status, _where={"attempt": job.attempt}, **fields
         )
@@ -230,8 +236,6 @@ def _end_attempt(
             metrics.attempt_finished(job=job, outcome=outcome, finished_at=now)
         elif supersede:
             _record_superseded(job, outcome=outcome, now=now, failure=failure)
-        if extra_writes is not None:
-            extra_writes()
     return moved
 
 
@@ -270,7 +274,9 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
 
     Every successful job passes here, so on PostgreSQL the three writes are one
     statement (data-modifying CTEs: one round trip, one commit). Elsewhere the ORM does
-    them in one transaction. ``extra_writes`` follow. Returns False if the job was no longer running.
+    them in one transaction, ``extra_writes`` included; on PostgreSQL ``extra_writes`` (the log lines) run
+    just before it, so a reader never sees the job succeeded without them. Returns False if the job was no
+    longer running.
     """
     check_transition(S.RUNNING, S.SUCCEEDED)
     if connection.vendor != "postgresql":
@@ -310,6 +316,9 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         "task_id": job.celery_task_id, "type": job.type, "summary": summary,
         "kwargs": json.dumps({"job_id": job.id, "attempt": job.attempt}),
     }  # fmt: skip
+    if extra_writes is not None:
+        # First: whoever reads ``succeeded`` finds the attempt's log lines already there.
+        extra_writes()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -318,15 +327,15 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         metrics.attempt_finished(job=job, outcome=Outcome.SUCCEEDED, finished_at=finished_at)
     else:
         _record_superseded(job, outcome=Outcome.SUCCEEDED, now=finished_at, failure=None)
-    if extra_writes is not None:
-        extra_writes()
     return moved
 
 
 def job_snooze(*, job: Job, wait_seconds: float, failure: Failure, extra_writes: ExtraWrites = None) -> bool:
     """running -> queued without spending the attempt; the next message goes out in ``wait_seconds``.
 
-    The reason is kept on the attempt's row only: the job itself did not fail.
+    The reason is kept on the attempt's row only: the job itself did not fail. ``job`` is not changed
+    (it still says the attempt that snoozed), so a write tried again on a fresh connection is fenced
+    by the same attempt number and cannot give the attempt back twice.
     """
     now = timezone.now()
     moved = _end_attempt(
@@ -336,8 +345,9 @@ def job_snooze(*, job: Job, wait_seconds: float, failure: Failure, extra_writes:
     )  # fmt: skip
     if moved:
         # The next message carries the same attempt number again.
-        job.attempt -= 1
-        publish_on_commit([job], countdown=wait_seconds)
+        waiting = copy.copy(job)
+        waiting.attempt = job.attempt - 1
+        publish_on_commit([waiting], countdown=wait_seconds)
     return moved
 
 
@@ -371,22 +381,38 @@ def job_fail_attempt(
     return status
 
 
-def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = None) -> bool:
+def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = None) -> str | None:
     """A running attempt whose worker is gone: back in the queue at once if attempts are left, else dead.
 
+    An attempt whose body had finished (its completion is in Redis, but its success write failed
+    or never happened) is finished as succeeded instead: its body does not run again.
     Fenced by the attempt number (``job.attempt`` as the reaper read it), so an attempt that moved
-    on meanwhile is left alone. Returns True when this call moved the job.
+    on meanwhile is left alone. Returns the job's new status, or None when this call did not move it
+    (also when Redis cannot say whether the body finished: the next tick tries again).
     """
     now = now or timezone.now()
+    try:
+        completed = completion_find(job_id=job.id, attempt=job.attempt)
+    except RedisError as error:
+        logger.warning("job %s: cannot tell whether attempt %s finished its body (Redis: %s); not rescued yet",
+                       job.id, job.attempt, error)  # fmt: skip
+        return None
+    if completed is not None:
+        if not job_succeed(job=job, finished_at=completed.finished_at, result=completed.result):
+            return None
+        completion_forget(job_id=job.id)
+        logger.warning("job %s: attempt %s had finished its body but its success was not written (%s); "
+                       "recorded as succeeded, not run again", job.id, job.attempt, reason)  # fmt: skip
+        return S.SUCCEEDED
     try:
         spec: JobType | None = registry.get(job.type)
     except UnknownJobType:
         spec = None
-    _, moved = _retry_or_die(
+    status, moved = _retry_or_die(
         job, spec=spec, now=now, failure=Failure(code=WORKER_LOST, message=f"attempt {job.attempt} was lost: {reason}"),
         delay=0.0, retry_outcome=Outcome.LOST, dead_outcome=Outcome.LOST, supersede=False,
     )  # fmt: skip
-    return moved
+    return status if moved else None
 
 
 def _retry_or_die(

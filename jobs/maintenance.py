@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -23,6 +23,8 @@ S = Job.Status
 class RescueReport:
     requeued: list[str]
     dead: list[str]
+    # Lost attempts whose body had finished (recorded in Redis): succeeded, not run again.
+    completed: list[str] = field(default_factory=list)
 
 
 def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> RescueReport:
@@ -34,7 +36,8 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
     the worker node still answers pings does not matter, nor does the job's time limit. A running
     job without a lease (claimed before leases existed) is rescued once past its hard time limit
     plus ``JOBS_ORPHAN_GRACE_SECONDS``. Orphans with attempts left go back to the queue at once
-    (at-least-once); the others are dead.
+    (at-least-once); the others are dead. An orphan whose body had finished (its completion is in
+    Redis: the success write failed) is recorded as succeeded instead, not run again.
     """
     now = now or timezone.now()
     grace = timedelta(seconds=getattr(settings, "JOBS_ORPHAN_GRACE_SECONDS", 60))
@@ -42,6 +45,7 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
     candidates = list(Job.objects.filter(expired, status=S.RUNNING).order_by("lease_expires_at")[:limit])
     requeued: list[str] = []
     dead: list[str] = []
+    completed: list[str] = []
     for job in candidates:
         if job.lease_expires_at is not None:
             reason = f"its lease ran out at {job.lease_expires_at.isoformat()} (worker {job.worker or '?'} gone)"
@@ -49,11 +53,13 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
             reason = "it ran past its time limit (no lease: claimed before leases)"
         else:
             continue
-        if job_rescue_lost_attempt(job=job, reason=reason, now=now):
-            (requeued if job.attempt < job.max_attempts else dead).append(job.id)
-    if requeued or dead:
-        logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s", requeued, dead)
-    return RescueReport(requeued=requeued, dead=dead)
+        status = job_rescue_lost_attempt(job=job, reason=reason, now=now)
+        if status is not None:
+            (completed if status == S.SUCCEEDED else dead if status == S.DEAD else requeued).append(job.id)
+    if requeued or dead or completed:
+        logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s, finished as succeeded %s",
+                       requeued, dead, completed)  # fmt: skip
+    return RescueReport(requeued=requeued, dead=dead, completed=completed)
 
 
 def _time_limit(job_type: str) -> int:

@@ -15,6 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from . import leases, lifecycle, metrics
+from .completions import completion_forget, completion_record
 from .context import JobLogContext, correlation_scope, job_scope
 from .exceptions import JobCancelled, JobsError, JobSnoozed, UnsupportedMessageVersion
 from .job_context import JobContext, tracking_write
@@ -114,10 +115,14 @@ def _json_result(value: Any) -> Any:
 
 def _succeed(job: Job, ctx: JobContext, result: Any) -> str:
     now = timezone.now()
-    tracking_write(
+    # Where it survives a failed database write: the reaper then finishes the job instead of re-running it.
+    recorded = completion_record(job_id=job.id, attempt=job.attempt, result=result, finished_at=now)
+    written = tracking_write(
         lambda: lifecycle.job_succeed(job=job, finished_at=now, result=result, extra_writes=ctx.log.flush),
         what="succeeded state",
     )
+    if written and recorded:
+        completion_forget(job_id=job.id)
     return S.SUCCEEDED
 
 

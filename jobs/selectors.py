@@ -217,10 +217,11 @@ def _alerts(overview: JobsOverview) -> list[Alert]:
 
 
 def _worker_alerts(overview: JobsOverview) -> list[Alert]:
-    """Worker trouble: processes that cannot reach the database, queues with work and no consumer."""
+    """Worker trouble: attempts past their lease, processes that cannot reach the database, queues with work
+    and no consumer."""
     from .workerprobe import queues_consumed
 
-    alerts = []
+    alerts = _lease_alerts()
     try:
         failures = worker_database_failures()
     except RedisError:
@@ -239,6 +240,34 @@ def _worker_alerts(overview: JobsOverview) -> list[Alert]:
                                                     f"oldest waiting {queue.oldest_due_seconds:.0f} s, and no worker "
                                                     "consumes it: start its worker"))  # fmt: skip
     return alerts
+
+
+def jobs_past_their_lease(*, overdue_seconds: float = 0, now: datetime | None = None) -> QuerySet[Job]:
+    """Running jobs whose lease ran out more than ``overdue_seconds`` ago (through the running-jobs index)."""
+    now = now or timezone.now()
+    return Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now - timedelta(seconds=overdue_seconds))
+
+
+def _lease_alerts() -> list[Alert]:
+    """Running attempts whose lease ran out longer than ``JOBS_ALERT_LEASE_OVERDUE_SECONDS`` ago.
+
+    Their worker stopped renewing (killed, or cannot reach the database) and the reaper, which should
+    have rescued them within ``JOBS_REAPER_INTERVAL_SECONDS``, did not: is the housekeeping worker or
+    beat down? Read through the partial index on running jobs (a handful of rows, whatever the table).
+    """
+    overdue = settings.JOBS_ALERT_LEASE_OVERDUE_SECONDS
+    if not overdue:
+        return []
+    now = timezone.now()
+    found = jobs_past_their_lease(overdue_seconds=overdue, now=now).aggregate(
+        count=Count("id"), oldest=Min("lease_expires_at")
+    )
+    if not found["count"]:
+        return []
+    late = (now - found["oldest"]).total_seconds()
+    return [Alert("leases_expired", f"{found['count']} running job(s) are past their lease (the oldest by "
+                                    f"{late:.0f} s, alert above {overdue} s) and were not rescued: is the reaper "
+                                    "(beat and the housekeeping worker) running?")]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

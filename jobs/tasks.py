@@ -32,7 +32,7 @@ def relay_unpublished() -> int:
 def rescue_orphans() -> dict:
     report = job_rescue_orphans()
     metrics.reaper_rescued(requeued=len(report.requeued), dead=len(report.dead))
-    return {"requeued": report.requeued, "dead": report.dead}
+    return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed}
 
 
 @shared_task(name="jobs.prune_finished", ignore_result=True)

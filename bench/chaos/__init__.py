@@ -1,4 +1,5 @@
-"""Chaos drills with real processes: SIGKILL storm, SIGTERM deploy, Redis down/restarted, PostgreSQL backends terminated, duplicates.
+"""Chaos drills with real processes: SIGKILL storm, SIGTERM deploy, Redis down/restarted, PostgreSQL backends
+terminated and PostgreSQL refusing connections, duplicates.
 
     make bench BENCH_ARGS="chaos"                          # every drill; the storm over 1,000 jobs
     make bench BENCH_ARGS="chaos --small"                  # the sizes CI runs (tests/chaos/)
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DRILLS = ("storm", "sigterm", "redis-down", "redis-restart", "redis-wiped", "postgres", "duplicates")
+DRILLS = ("storm", "sigterm", "redis-down", "redis-restart", "redis-wiped", "postgres", "postgres-down", "duplicates")
 FULL = {"storm_jobs": 1000, "kills": 30, "long_jobs": 4, "long_seconds": 10, "jobs": 200, "deadline": 300}
 SMALL = {"storm_jobs": 60, "kills": 4, "long_jobs": 2, "long_seconds": 10, "jobs": 20, "deadline": 90}
 
@@ -94,24 +95,27 @@ def _run(selected: list[str], sizes: dict, servers: dict, workdir: Path, json_pa
         "postgres": lambda p: drills.postgres_backends_terminated(
             p, jobs=sizes["jobs"] * 2, times=3, deadline=deadline
         ),
+        "postgres-down": lambda p: drills.postgres_down(p, jobs=sizes["jobs"] * 2, outage=4, deadline=deadline),
         "duplicates": lambda p: drills.duplicate_deliveries(p, jobs=sizes["jobs"], copies=3, deadline=deadline),
     }
     print(f"chaos drills on {db}, own Redis {servers[True].url}, machine shared (timings are noisy)", flush=True)
     results, started = [], time.monotonic()
     for name in selected:
-        if name == "postgres" and connection.vendor != "postgresql":
-            print("  postgres: skipped (needs DATABASE_URL on PostgreSQL)", flush=True)
+        if name.startswith("postgres") and connection.vendor != "postgresql":
+            print(f"  {name}: skipped (needs DATABASE_URL on PostgreSQL)", flush=True)
             continue
         server = servers[name != "redis-wiped"]
-        server.start()
-        client = redis.Redis.from_url(server.url)
-        client.flushall()
-        client.close()
-        drills.reset_broker_connections(app)
-        Job.objects.all().delete()
         platform = drills.Platform(name=name, redis_server=server, workdir=workdir, env=env, app=app)
         print(f"  {name}: running...", flush=True)
         try:
+            # Inside the try: a server that fails to come up is still stopped.
+            server.start()
+            drills.wait_redis_ready(server.url)
+            client = redis.Redis.from_url(server.url)
+            client.flushall()
+            client.close()
+            drills.reset_broker_connections(app)
+            Job.objects.all().delete()
             # The reaper and the relay run where they do in production: on their own worker.
             platform.start_worker("housekeeping", queues="housekeeping", concurrency=1)
             result = plans[name](platform)
@@ -134,7 +138,7 @@ def print_table(results: list) -> None:
     for r in results:
         twice = f"{r.run_twice} ({r.run_twice_after_kill})"
         settle = "-" if r.settle_seconds is None else f"{r.settle_seconds:.1f}"
-        verdict = "yes" if r.ok else ("NO (needs leases)" if r.needs_leases else "NO")
+        verdict = "yes" if r.ok else "NO"
         print(f"{r.drill:42} {r.jobs:>5} {r.succeeded:>9} {r.dead:>4} {r.stuck:>5} {twice:>26} {r.lost:>4} "
               f"{settle:>8}  {verdict}")  # fmt: skip
 

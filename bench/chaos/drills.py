@@ -18,16 +18,20 @@ from pathlib import Path
 
 import psutil
 
+# After the database drop, some job must succeed again within this many seconds, by itself.
+RESUME_WITHIN_SECONDS = 10
+
 # Every drill's jobs, whatever their outcome, must end: these are the final statuses.
 FINAL = ("succeeded", "failed", "dead", "cancelled")
 
 # The platform settings of a drill, scaled down from production so a drill settles in seconds:
-# the reaper's grace, the relay's republish delay and grace, a job type time limit of 20 s.
+# a 3 s attempt lease renewed every second (the driver ticks the reaper every second), the relay's
+# republish delay and grace, a job type time limit of 20 s (which no rescue waits for: leases do).
 DRILL_SETTINGS = {
-    "JOBS_ORPHAN_GRACE_SECONDS": "3",
+    "JOBS_LEASE_SECONDS": "3",
+    "JOBS_HEARTBEAT_SECONDS": "1",
     "JOBS_REPUBLISH_AFTER_SECONDS": "5",
     "JOBS_RELAY_GRACE_SECONDS": "1",
-    "JOBS_REAPER_PING_TIMEOUT": "1",
     "CHAOS_TIME_LIMIT": "20",
     "LOG_LEVEL": "WARNING",
 }
@@ -42,21 +46,28 @@ class DrillResult:
     failed: int = 0
     stuck: int = 0
     # Jobs whose body started more than once, and how many of those only after every earlier
-    # run's process was killed (SIGKILL) by the drill: the only double runs the issue accepts.
+    # run was killed mid-body (its process SIGKILLed by the drill before the body recorded its
+    # end): the only double runs the issue accepts.
     run_twice: int = 0
     run_twice_after_kill: int = 0
     # Jobs that vanished, or say succeeded without any body having finished.
     lost: int = 0
     settle_seconds: float | None = None
+    # False when work did not resume by itself after the drill's fault (the database drop).
+    resumed: bool = True
     notes: str = ""
-    # True when the drill's double-run expectation needs attempt leases (issue 14, item 1).
-    needs_leases: bool = False
     details: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """The issue's "done when": nothing lost, nothing stuck, no body twice unless killed mid-body."""
-        return self.lost == 0 and self.stuck == 0 and self.run_twice == self.run_twice_after_kill
+        """The issue's "done when": nothing lost, nothing stuck, no body twice unless killed mid-body, work resumed."""
+        return (
+            self.lost == 0
+            and self.stuck == 0
+            and self.settle_seconds is not None
+            and self.run_twice == self.run_twice_after_kill
+            and self.resumed
+        )
 
     def as_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok}
@@ -129,6 +140,7 @@ class Platform:
         if not stopped:
             self.redis.stop()
         self.redis.start()
+        wait_redis_ready(self.redis.url)
         reset_broker_connections(self.app)
 
     def stop(self) -> None:
@@ -172,20 +184,23 @@ class Platform:
     ) -> DrillResult:
         from jobs.models import Job
 
-        starts: dict[str, list[tuple[float, int]]] = {}
-        ended: set[str] = set()
+        starts: dict[str, list[tuple[float, int, str]]] = {}
+        ends: set[tuple[str, str, int]] = set()  # (job id, attempt, pid) of every body that finished
         if self.executions.exists():
             for line in self.executions.read_text().splitlines():
-                event, job_id, _attempt, pid, at = line.split()
+                event, job_id, attempt, pid, at = line.split()
                 if event == "start":
-                    starts.setdefault(job_id, []).append((float(at), int(pid)))
+                    starts.setdefault(job_id, []).append((float(at), int(pid), attempt))
                 else:
-                    ended.add(job_id)
+                    ends.add((job_id, attempt, int(pid)))
+        ended = {job_id for job_id, _, _ in ends}
         statuses = dict(Job.objects.filter(id__in=job_ids).values_list("id", "status"))
         run_twice = {job_id: sorted(runs) for job_id, runs in starts.items() if len(runs) > 1}
+        # Killed mid-body: the drill killed its process and the body never recorded its end.
         after_kill = [
-            job_id for job_id, runs in run_twice.items() if all(pid in self.killed_pids for _, pid in runs[:-1])
-        ]
+            job_id for job_id, runs in run_twice.items()
+            if all(pid in self.killed_pids and (job_id, attempt, pid) not in ends for _, pid, attempt in runs[:-1])
+        ]  # fmt: skip
         counts = {status: sum(1 for value in statuses.values() if value == status) for status in FINAL}
         lost = len(set(job_ids) - set(statuses)) + sum(
             1 for job_id, status in statuses.items() if status == "succeeded" and job_id not in ended
@@ -194,10 +209,29 @@ class Platform:
             drill=drill, jobs=len(job_ids), succeeded=counts["succeeded"], dead=counts["dead"],
             failed=counts["failed"], stuck=sum(1 for status in statuses.values() if status not in FINAL),
             run_twice=len(run_twice), run_twice_after_kill=len(after_kill), lost=lost, settle_seconds=settle_seconds,
-            details={"run_twice": {job_id: [pid for _, pid in runs] for job_id, runs in list(run_twice.items())[:20]},
+            details={"run_twice": {job_id: [pid for _, pid, _ in runs] for job_id, runs in list(run_twice.items())[:20]},
                      "killed_pids": len(self.killed_pids), **(details_extra or {})},
             **extra,
         )  # fmt: skip
+
+
+def wait_redis_ready(url: str, *, timeout: float = 30) -> None:
+    """Until Redis answers commands: a server that just started may still load its append-only file."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except (redis.BusyLoadingError, redis.ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def reset_broker_connections(app) -> None:
@@ -265,7 +299,7 @@ def sigterm_long_jobs(platform: Platform, *, jobs: int, seconds: float, deadline
     os.kill(old.pid, signal.SIGTERM)  # the main process only: it finishes its running jobs, then exits
     platform.start_worker("new", concurrency=jobs)
     settled = platform.settle(job_ids, deadline_seconds=deadline)
-    return platform.result("SIGTERM during long jobs", job_ids, settled, needs_leases=True,
+    return platform.result("SIGTERM during long jobs", job_ids, settled,
                            notes=f"{jobs} jobs of {seconds:g} s, reaper every 1 s during the warm shutdown")  # fmt: skip
 
 
@@ -338,9 +372,61 @@ def postgres_backends_terminated(platform: Platform, *, jobs: int, times: int, d
             break
     settled = platform.settle(job_ids, deadline_seconds=deadline)
     slowest = max(resumed_after) if resumed_after else float("inf")
-    return platform.result("PostgreSQL backends terminated", job_ids, settled,
+    return platform.result("PostgreSQL backends terminated", job_ids, settled, resumed=slowest < RESUME_WITHIN_SECONDS,
                            notes=f"{terminated} backends terminated in {times} rounds; work resumed by itself "
                                  f"within {slowest:.1f} s each time", details_extra={"resumed_after": resumed_after})  # fmt: skip
+
+
+def postgres_down(platform: Platform, *, jobs: int, outage: float, deadline: float) -> DrillResult:
+    """The drill's own database refuses connections for ``outage`` seconds while bodies run.
+
+    ``ALLOW_CONNECTIONS false`` and every backend terminated: bodies that finish in the outage cannot
+    write their success (every try fails), their leases run out, and the reaper, once the database
+    is back, must finish them from their recorded completion instead of running them again.
+    """
+    from django.db import connection
+
+    from jobs.models import Job
+
+    for name in ("a", "b"):
+        platform.start_worker(name)
+    job_ids = enqueue(jobs, seconds=lambda index: 0.5 if index < 8 else 0.1)
+    wait_until(lambda: bodies_started(platform) >= 4, timeout=60, interval=0.02)
+    import psycopg
+
+    # A database cannot shut its own door: the doorman connects to the server's maintenance database.
+    db = connection.settings_dict
+    name, quoted = db["NAME"], connection.ops.quote_name(db["NAME"])
+    params = {"dbname": "postgres", "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"],
+              "port": db["PORT"]}  # fmt: skip
+    with psycopg.connect(**{key: value for key, value in params.items() if value}, autocommit=True) as doorman:
+        try:
+            doorman.execute(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS false")
+            row = doorman.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", [name]
+            ).fetchone()
+            terminated = row[0] if row else 0
+            time.sleep(outage)
+        finally:
+            doorman.execute(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS true")
+    connection.close()  # the driver's own connection was terminated too
+    back = time.monotonic()
+    done_before = Job.objects.filter(id__in=job_ids, status="succeeded").count()
+    resumed = wait_until(lambda: Job.objects.filter(id__in=job_ids, status="succeeded").count() > done_before,
+                         timeout=30, interval=0.05)  # fmt: skip
+    resumed_after = time.monotonic() - back if resumed else float("inf")
+    settled = platform.settle(job_ids, deadline_seconds=deadline, since=back)
+    finished_from_record = sum(
+        path.read_text(errors="replace").count("recorded as succeeded, not run again")
+        for path in platform.workdir.glob(f"{platform.name}-*.log")
+    )
+    return platform.result("PostgreSQL refusing connections", job_ids, settled,
+                           resumed=resumed_after < RESUME_WITHIN_SECONDS,
+                           notes=f"{outage:g} s outage, {terminated} backends terminated; {finished_from_record} "
+                                 f"bodies that finished in it were recorded succeeded by the reaper, not run again; "
+                                 f"work resumed {resumed_after:.1f} s after; settle counted from the database's return",
+                           details_extra={"resumed_after": [resumed_after],
+                                          "finished_from_record": finished_from_record})  # fmt: skip
 
 
 def duplicate_deliveries(platform: Platform, *, jobs: int, copies: int, deadline: float) -> DrillResult:

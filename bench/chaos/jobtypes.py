@@ -13,7 +13,7 @@ import time
 
 from jobs.public import JobContext, job_type
 
-# Small, so a job whose pool process was killed is rescued within a drill (time limit + grace).
+# Small, as a bound on a drill's slowest body; rescues wait for the attempt's lease, not for this.
 TIME_LIMIT = int(os.environ.get("CHAOS_TIME_LIMIT", "20"))
 
 

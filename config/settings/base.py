@@ -234,6 +234,9 @@ JOBS_REAPER_INTERVAL_SECONDS = env_int("JOBS_REAPER_INTERVAL_SECONDS", 10)
 # Only for a running job claimed before leases existed (no lease): rescued once it ran longer
 # than its hard time limit plus this.
 JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)
+# A body that finished records its completion in Redis before its success write; if that write
+# fails, the reaper finds it (this long) and records the job succeeded instead of running it again.
+JOBS_COMPLETION_TTL_SECONDS = env_int("JOBS_COMPLETION_TTL_SECONDS", 86_400)
 # Job types switched off by configuration (comma-separated); the admin has switches too.
 JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])
 # Stored log lines per job attempt.
@@ -258,6 +261,8 @@ JOBS_ALERT_SUCCESS_PERCENT = env_int("JOBS_ALERT_SUCCESS_PERCENT", 95)
 JOBS_ALERT_MIN_ENDED = env_int("JOBS_ALERT_MIN_ENDED", 20)
 # Alert when a queue's oldest due job waited longer than this and no worker consumes the queue (0: off).
 JOBS_ALERT_UNCONSUMED_SECONDS = env_int("JOBS_ALERT_UNCONSUMED_SECONDS", 60)
+# Alert on running jobs whose lease ran out this long ago and the reaper did not rescue (0: off).
+JOBS_ALERT_LEASE_OVERDUE_SECONDS = env_int("JOBS_ALERT_LEASE_OVERDUE_SECONDS", 60)
 # A worker process's report that it cannot reach the database counts for this long (it clears
 # its own report once it reaches the database again; a killed process cannot).
 JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)

@@ -241,3 +241,79 @@ def test_a_late_attempt_with_no_row_of_its_own_gets_a_superseded_row(redis_clien
     row = JobAttempt.objects.get(job_id=first.id)
     assert (row.number, row.outcome, row.error_code, row.worker) == (1, Outcome.SUPERSEDED, "superseded", "w@h")
     assert Job.objects.get(id=first.id).status == S.RUNNING
+
+
+@pytest.mark.django_db
+def test_rescue_of_an_attempt_whose_completion_is_recorded_for_another_attempt_runs_it_again(redis_client):
+    from jobs.completions import completion_record
+
+    job = started("tests.counted", attempts_spent=1)  # attempt 2 of 3 runs
+    completion_record(job_id=job.id, attempt=1, result={"from": "attempt 1"}, finished_at=timezone.now())
+
+    assert job_rescue_lost_attempt(job=job, reason="its lease ran out") == S.RETRYING
+
+    assert attempt_outcomes(job) == [(2, Outcome.LOST)]
+
+
+@pytest.mark.django_db
+def test_rescue_waits_when_redis_cannot_say_whether_the_body_finished(redis_client, monkeypatch):
+    from redis import RedisError
+
+    from jobs import lifecycle
+
+    job = started()
+
+    def redis_down(**_kwargs):
+        raise RedisError("Connection refused")
+
+    monkeypatch.setattr(lifecycle, "completion_find", redis_down)
+
+    assert job_rescue_lost_attempt(job=job, reason="its lease ran out") is None
+    assert (Job.objects.get(id=job.id).status, attempt_outcomes(job)) == (S.RUNNING, [])
+
+
+@pytest.mark.django_db
+def test_a_snooze_write_tried_again_after_it_committed_gives_the_attempt_back_once(redis_client, monkeypatch):
+    from django.db import OperationalError
+
+    from jobs import lifecycle
+    from jobs.job_context import tracking_write
+
+    job = started(attempts_spent=1)  # attempt 2 runs; attempt 1 was taken for lost by the reaper
+    JobAttempt.objects.create(
+        job_id=job.id, number=1, outcome=Outcome.LOST, started_at=job.started_at, finished_at=job.started_at
+    )
+    real_publish = lifecycle.publish_on_commit
+    calls: list[int] = []
+
+    def publish_then_connection_drops(jobs, **kwargs):
+        # The snooze committed; then the connection broke before the caller heard back.
+        calls.append(jobs[0].attempt)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        real_publish(jobs, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "publish_on_commit", publish_then_connection_drops)
+    snooze = Failure(code="rate_limited", message="try again in 1 s")
+
+    tracking_write(lambda: job_snooze(job=job, wait_seconds=1, failure=snooze), what="snooze")
+
+    waiting = Job.objects.get(id=job.id)
+    assert (waiting.status, waiting.attempt) == (S.QUEUED, 1)  # the next message says attempt 2 again
+    assert job.attempt == 2  # the runner's job still names the attempt that snoozed
+    assert calls == [1]  # the second try was fenced out: nothing given back twice
+    assert sorted(attempt_outcomes(job)) == [(1, Outcome.LOST), (2, Outcome.SNOOZED)]  # attempt 1's row untouched
+
+
+@pytest.mark.django_db
+def test_an_attempts_log_lines_are_written_before_its_outcome_is_visible(redis_client):
+    succeeding, stopping = started(), started()
+    seen: list[str] = []
+
+    def log_lines(job: Job):
+        return lambda: seen.append(Job.objects.get(id=job.id).status)
+
+    assert job_succeed(job=succeeding, finished_at=timezone.now(), result=None, extra_writes=log_lines(succeeding))
+    assert job_stop_attempt(job=stopping, outcome=Outcome.CANCELLED, failure=BOOM, extra_writes=log_lines(stopping))
+
+    assert seen == [S.RUNNING, S.RUNNING]

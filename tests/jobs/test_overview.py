@@ -178,3 +178,35 @@ def test_whoever_may_view_jobs_may_open_the_dead_letter_queue_the_overview_links
     overview = client.get("/admin/jobs/job/overview/").content.decode()
     assert 'href="/admin/jobs/deadjob/"' in overview
     assert client.get("/admin/jobs/deadjob/").status_code == 200
+
+
+def test_running_jobs_past_their_lease_raise_an_alert(db, redis_client, settings):
+    now = timezone.now()
+    ten_minutes_ago = now - timedelta(minutes=10)
+    make_job(S.RUNNING, started_at=ten_minutes_ago, lease_expires_at=now - timedelta(seconds=300))
+    make_job(S.RUNNING, started_at=ten_minutes_ago, lease_expires_at=now - timedelta(seconds=90))
+    make_job(S.RUNNING, started_at=now, lease_expires_at=now - timedelta(seconds=5))  # the reaper's next tick
+    make_job(S.RUNNING, started_at=ten_minutes_ago, lease_expires_at=now + timedelta(seconds=20))  # renewed: alive
+    make_job(S.SUCCEEDED, finished_at=now, lease_expires_at=now - timedelta(hours=1))  # ended: its lease is history
+
+    (alert,) = jobs_overview().alerts
+
+    assert alert.code == "leases_expired"
+    assert alert.message.startswith("2 running job(s) are past their lease (the oldest by 30")
+    assert "alert above 60 s" in alert.message and "reaper" in alert.message
+    settings.JOBS_ALERT_LEASE_OVERDUE_SECONDS = 0
+    assert jobs_overview().alerts == []
+
+
+def test_jobs_past_their_lease_are_read_through_an_index(db):
+    from django.db import connection
+
+    from jobs.selectors import jobs_past_their_lease
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a near-empty test table would be scanned anyway
+    plan = jobs_past_their_lease(overdue_seconds=60).explain()
+
+    assert "Seq Scan" not in plan and "jobs_running_idx" in plan, plan

@@ -110,3 +110,46 @@ def test_a_failure_that_will_be_retried_logs_a_warning_and_the_last_one_an_error
         deliver(job, attempt=attempt, spec=jobtypes.always_fails.job_type)
     levels = list(JobLogLine.objects.filter(job_id=job.id).order_by("attempt").values_list("attempt", "level"))
     assert levels == [(1, "WARNING"), (2, "WARNING"), (3, "ERROR")]
+
+
+def test_a_body_whose_success_write_failed_is_finished_by_the_reaper_not_run_again(redis_client, monkeypatch):
+    from datetime import timedelta
+
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from jobs import lifecycle
+    from jobs.maintenance import job_rescue_orphans
+
+    job = job_enqueue(job_type="tests.counted").job
+
+    def database_gone(**_kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    # The body finishes; every try of its success write fails (the worker's backend is gone).
+    with monkeypatch.context() as patched:
+        patched.setattr(lifecycle, "job_succeed", database_gone)
+        deliver(job, spec=jobtypes.counted.job_type)
+    assert Job.objects.get(id=job.id).status == S.RUNNING
+    assert redis_client.get(f"tests:completed:{job.id}") == b"1"
+
+    # The worker stopped renewing; its lease runs out and the reaper ticks.
+    Job.objects.filter(id=job.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    report = job_rescue_orphans()
+
+    done = Job.objects.get(id=job.id)
+    assert (done.status, done.result, done.attempt) == (S.SUCCEEDED, {"attempt": 1}, 1)
+    assert list(done.attempts.values_list("number", "outcome")) == [(1, "succeeded")]
+    assert (report.completed, report.requeued, report.dead) == ([job.id], [], [])
+    assert redis_client.get(f"tests:runs:{job.id}") == b"1"  # its body ran once
+    assert redis_client.get(f"jobs:completed:{job.id}") is None  # the record is gone with its use
+
+
+@pytest.mark.django_db
+def test_a_finished_success_write_leaves_no_completion_record(redis_client):
+    job = job_enqueue(job_type="tests.noop").job
+
+    deliver(job)
+
+    assert Job.objects.get(id=job.id).status == S.SUCCEEDED
+    assert redis_client.get(f"jobs:completed:{job.id}") is None
