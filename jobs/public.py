@@ -27,7 +27,8 @@ What is here, by concern:
   ``schema_validate`` (JSON Schema 2020-12, field errors), ``openapi_path_add`` / ``openapi_register_paths``
   (an app's paths in /api/openapi.json) with ``openapi_error_responses(*statuses)`` (the shared error
   responses, 500 included);
-- reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``audit_entry_list``;
+- reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``user_sees_all_jobs``
+  (holds the ``jobs.view_job`` permission: every user's jobs), ``audit_entry_list``;
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -61,6 +62,7 @@ from .locks import RedisLock
 from .openapi import _errors as openapi_error_responses
 from .openapi import openapi_path_add
 from .openapi import register_paths as openapi_register_paths
+from .permissions import user_sees_all_jobs
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
@@ -138,6 +140,7 @@ __all__ = [
     "openapi_path_add",
     "openapi_register_paths",
     "parse_retry_after",
+    "user_sees_all_jobs",
     "schedule_declare",
     "schema_validate",
     "strict_json_loads",
