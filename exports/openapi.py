@@ -26,6 +26,8 @@ LIMIT_REACHED = {
     "headers": {"Retry-After": _ref("headers", "Retry-After")},
 }
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+# The correlation middleware serves every path: the caller's id is carried into the export's job and logs.
+REQUEST_ID = _ref("parameters", "X-Request-ID")
 
 EXPORT = {
     "type": "object",
@@ -100,7 +102,7 @@ PATHS = {
             "description": "Answers `202` at once with the export and `Location`; poll it until `status` is "
             "succeeded (then `download_url` is set), failed or cancelled. With `Idempotency-Key` a retried "
             "request answers the original export (`Idempotent-Replayed: true`).",
-            "parameters": [_ref("parameters", "Idempotency-Key")],
+            "parameters": [_ref("parameters", "Idempotency-Key"), REQUEST_ID],
             "requestBody": {"required": True, "content": {}},  # set by collection_path_item()
             "responses": {
                 "202": {
@@ -125,8 +127,13 @@ PATHS = {
                     "schema": {"type": "string", "enum": STATUSES},
                     "description": "only exports in this state",
                 },
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                {
+                    "name": "page",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 10**6, "default": 1},
+                },
                 {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                REQUEST_ID,
             ],
             "responses": {
                 "200": {
@@ -151,6 +158,7 @@ PATHS = {
         "get": {
             "operationId": "listExportSources",
             "summary": "What you may export: sources with their columns and filter schemas, and the formats",
+            "parameters": [REQUEST_ID],
             "responses": {"200": {"description": "Sources", "content": _json({"type": "object"})}, **_errors(401)},
         }
     },
@@ -158,7 +166,7 @@ PATHS = {
         "get": {
             "operationId": "getExport",
             "summary": "One export: status, progress, rows, size, download_url when ready",
-            "parameters": [EXPORT_ID],
+            "parameters": [EXPORT_ID, REQUEST_ID],
             "responses": {
                 "200": {"description": "The export", "content": _json(_ref("schemas", "Export"))},
                 **_errors(401, 404),
@@ -167,7 +175,7 @@ PATHS = {
         "delete": {
             "operationId": "deleteExport",
             "summary": "Cancel a queued export (200), ask a running one to stop (202), or delete a ready file (200)",
-            "parameters": [EXPORT_ID],
+            "parameters": [EXPORT_ID, REQUEST_ID],
             "responses": {
                 "200": {
                     "description": "`outcome`: cancelled, deleted or unchanged",
