@@ -59,7 +59,7 @@ EXPORT = {
     },
 }  # fmt: skip
 
-FORMATS = ("csv", "xlsx", "jsonl")
+FORMATS = list(Export.Format.values)
 
 
 def _request_variant(source: ExportSource, export_format: str) -> dict:
