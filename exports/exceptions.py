@@ -24,6 +24,13 @@ class ExportRequestInvalid(ExportError):
     status = 422
 
 
+class ExportIdempotencyKeyConflict(ExportError):
+    """The Idempotency-Key was already used for a different export request (same code as /api/jobs answers)."""
+
+    code = "idempotency_key_conflict"
+    status = 422
+
+
 class ExportSourceForbidden(ExportError):
     """The source (or the asked-for scope, e.g. every user's jobs) is for staff only."""
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 from jobs.public import openapi_error_responses as _errors
+
+from .models import Export
+from .sources import ExportSource, sources_all
+
+STATUSES = list(Export.Status.values)
 
 
 def _ref(kind: str, name: str) -> dict:
@@ -19,6 +26,8 @@ LIMIT_REACHED = {
     "headers": {"Retry-After": _ref("headers", "Retry-After")},
 }
 EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+# The correlation middleware serves every path: the caller's id is carried into the export's job and logs.
+REQUEST_ID = _ref("parameters", "X-Request-ID")
 
 EXPORT = {
     "type": "object",
@@ -29,7 +38,7 @@ EXPORT = {
         "gzip": {"type": "boolean"},
         "bom": {"type": "boolean"},
         "filters": {"type": "object"},
-        "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "expired"]},
+        "status": {"type": "string", "enum": STATUSES},
         "progress": {"type": "object", "properties": {"percent": {"type": "integer"}, "rows": {"type": "integer"},
                                                       "rows_estimated": {"type": "integer"}}},
         "row_count": {"type": "integer"},
@@ -50,18 +59,40 @@ EXPORT = {
     },
 }  # fmt: skip
 
-EXPORT_REQUEST = {
-    "type": "object",
-    "required": ["source", "format"],
-    "additionalProperties": False,
-    "properties": {
-        "source": {"type": "string", "description": "a name from GET /exports/sources (products, jobs, audit, ...)"},
-        "format": {"type": "string", "enum": ["csv", "xlsx", "jsonl"]},
-        "filters": {"type": "object", "description": "checked against the source's filter schema"},
-        "gzip": {"type": "boolean", "default": False, "description": "gzip the file (csv, jsonl)"},
-        "bom": {"type": "boolean", "default": False, "description": "csv: UTF-8 byte order mark for Excel"},
-    },
-}
+FORMATS = list(Export.Format.values)
+
+
+def _request_variant(source: ExportSource, export_format: str) -> dict:
+    """One (source, format) pair a caller may ask for, with the options that format takes."""
+    flag = {"type": "boolean", "default": False}
+    return {
+        "type": "object",
+        "title": f"{source.name} as {export_format}",
+        "required": ["source", "format"],
+        "additionalProperties": False,
+        "properties": {
+            "source": {"const": source.name, "description": source.title + (" (staff only)" if source.staff_only
+                                                                            else "")},
+            "format": {"const": export_format},
+            "filters": copy.deepcopy(source.filter_schema),
+            # xlsx is already compressed; a byte order mark is for CSV read by spreadsheet programs.
+            "gzip": {**flag, "description": "gzip the file"} if export_format != "xlsx" else {"const": False},
+            "bom": {**flag, "description": "UTF-8 byte order mark for Excel"} if export_format == "csv"
+            else {"const": False},
+        },
+    }  # fmt: skip
+
+
+def export_request_schema() -> dict:
+    """What POST /exports accepts: one variant per configured source and format, each with that source's
+    filter schema, so the document refuses what the API refuses (built when the document is made, so it
+    follows EXPORTS_SOURCES)."""
+    return {
+        "description": "a source from GET /exports/sources, a format, the source's filters and the format's options",
+        "oneOf": [_request_variant(source, export_format) for source in sources_all().values()
+                  for export_format in FORMATS],
+    }  # fmt: skip
+
 
 PATHS = {
     "/exports": {
@@ -71,8 +102,8 @@ PATHS = {
             "description": "Answers `202` at once with the export and `Location`; poll it until `status` is "
             "succeeded (then `download_url` is set), failed or cancelled. With `Idempotency-Key` a retried "
             "request answers the original export (`Idempotent-Replayed: true`).",
-            "parameters": [_ref("parameters", "Idempotency-Key")],
-            "requestBody": {"required": True, "content": _json(_ref("schemas", "ExportRequest"))},
+            "parameters": [_ref("parameters", "Idempotency-Key"), REQUEST_ID],
+            "requestBody": {"required": True, "content": {}},  # set by collection_path_item()
             "responses": {
                 "202": {
                     "description": "Accepted; Location points at the export",
@@ -90,9 +121,19 @@ PATHS = {
             "operationId": "listExports",
             "summary": "Your exports, newest first",
             "parameters": [
-                {"name": "status", "in": "query", "schema": {"type": "string"}},
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": STATUSES},
+                    "description": "only exports in this state",
+                },
+                {
+                    "name": "page",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 10**6, "default": 1},
+                },
                 {"name": "page_size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                REQUEST_ID,
             ],
             "responses": {
                 "200": {
@@ -117,6 +158,7 @@ PATHS = {
         "get": {
             "operationId": "listExportSources",
             "summary": "What you may export: sources with their columns and filter schemas, and the formats",
+            "parameters": [REQUEST_ID],
             "responses": {"200": {"description": "Sources", "content": _json({"type": "object"})}, **_errors(401)},
         }
     },
@@ -124,7 +166,7 @@ PATHS = {
         "get": {
             "operationId": "getExport",
             "summary": "One export: status, progress, rows, size, download_url when ready",
-            "parameters": [EXPORT_ID],
+            "parameters": [EXPORT_ID, REQUEST_ID],
             "responses": {
                 "200": {"description": "The export", "content": _json(_ref("schemas", "Export"))},
                 **_errors(401, 404),
@@ -133,7 +175,7 @@ PATHS = {
         "delete": {
             "operationId": "deleteExport",
             "summary": "Cancel a queued export (200), ask a running one to stop (202), or delete a ready file (200)",
-            "parameters": [EXPORT_ID],
+            "parameters": [EXPORT_ID, REQUEST_ID],
             "responses": {
                 "200": {
                     "description": "`outcome`: cancelled, deleted or unchanged",
@@ -146,4 +188,11 @@ PATHS = {
     },
 }
 
-SCHEMAS = {"Export": EXPORT, "ExportRequest": EXPORT_REQUEST}
+SCHEMAS = {"Export": EXPORT}
+
+
+def collection_path_item() -> dict:
+    """/exports with its request body built from the sources configured now."""
+    item = copy.deepcopy(PATHS["/exports"])
+    item["post"]["requestBody"]["content"] = _json(export_request_schema())
+    return item

@@ -37,6 +37,7 @@ from .exceptions import (
     DownloadLinkExpired,
     DownloadLinkInvalid,
     ExportGone,
+    ExportIdempotencyKeyConflict,
     ExportLimitReached,
     ExportNotFound,
     ExportNotReady,
@@ -118,7 +119,7 @@ def export_create(
         existing = Export.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if existing is not None:
             if not wanted.same_as(existing):
-                raise ExportRequestInvalid(
+                raise ExportIdempotencyKeyConflict(
                     f"Idempotency-Key {idempotency_key!r} was already used for export {existing.pk} with other "
                     "options; use a new key for a different request",
                     detail={"export_id": existing.pk, "idempotency_key": idempotency_key},

@@ -23,7 +23,15 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
-from jobs.public import ApiError, api_authenticate, api_idempotency_key, api_parse_json_object, api_view
+from jobs.public import (
+    ApiError,
+    api_authenticate,
+    api_idempotency_key,
+    api_parse_json_object,
+    api_query_choice,
+    api_query_int,
+    api_view,
+)
 
 from .exceptions import ExportRequestInvalid
 from .formats import CONTENT_TYPES
@@ -42,6 +50,7 @@ from .sources import sources_for
 
 REQUEST_FIELDS = {"source": str, "format": str, "filters": dict, "gzip": bool, "bom": bool}
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 20, 100
+PAGE_MAX = 10**6  # as /api/jobs (and the OpenAPI document) bound it
 
 
 def _iso(value: Any) -> str | None:
@@ -90,17 +99,6 @@ def _parse_request(request: HttpRequest) -> ExportRequest:
                          gzip=body.get("gzip", False), bom=body.get("bom", False))  # fmt: skip
 
 
-def _int_parameter(request: HttpRequest, name: str, *, default: int, maximum: int | None = None) -> int:
-    raw = request.GET.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
-        bound = f"1 to {maximum}" if maximum else ">= 1"
-        raise ApiError(f"query parameter {name!r}: expected a whole number {bound}, got {raw!r}",
-                       code="invalid_parameter", status=422, detail={"parameter": name})  # fmt: skip
-    return int(raw)
-
-
 def _create(request: HttpRequest, user: Any) -> JsonResponse:
     wanted = _parse_request(request)
     key = api_idempotency_key(request)
@@ -114,12 +112,10 @@ def _create(request: HttpRequest, user: Any) -> JsonResponse:
 
 
 def _list(request: HttpRequest, user: Any) -> JsonResponse:
-    status = request.GET.get("status") or None
-    if status is not None and status not in Export.Status.values:
-        raise ApiError(f"query parameter 'status': expected one of {list(Export.Status.values)}, got {status!r}",
-                       code="invalid_parameter", status=422, detail={"parameter": "status"})  # fmt: skip
-    number = _int_parameter(request, "page", default=1)
-    size = _int_parameter(request, "page_size", default=PAGE_SIZE_DEFAULT, maximum=PAGE_SIZE_MAX)
+    # Read (and refused: empty, out of range) exactly as /api/jobs reads its query parameters.
+    status = api_query_choice(request, "status", allowed=list(Export.Status.values))
+    number = api_query_int(request, "page", default=1, maximum=PAGE_MAX)
+    size = api_query_int(request, "page_size", default=PAGE_SIZE_DEFAULT, maximum=PAGE_SIZE_MAX)
     paginator = Paginator(export_list_for(user=user, status=status), size)
     try:
         exports = list(paginator.page(number).object_list)

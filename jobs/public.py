@@ -23,11 +23,13 @@ What is here, by concern:
   ``job_audit_record`` (an operator action a domain admin performed, into the jobs audit trail);
 - HTTP: ``api_view``, ``ApiError`` (the one JSON error shape), ``api_authenticate`` (bearer token or
   session + CSRF, as /api/jobs), ``api_parse_json_object``, ``api_idempotency_key`` (the header, parsed),
+  ``api_query_int`` / ``api_query_choice`` (query parameters read and refused as /api/jobs does),
   ``strict_json_loads`` / ``JsonRefused`` (bodies refused the way the API refuses them),
   ``schema_validate`` (JSON Schema 2020-12, field errors), ``openapi_path_add`` / ``openapi_register_paths``
   (an app's paths in /api/openapi.json) with ``openapi_error_responses(*statuses)`` (the shared error
   responses, 500 included);
-- reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``audit_entry_list``;
+- reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``user_sees_all_jobs``
+  (holds the ``jobs.view_job`` permission: every user's jobs), ``audit_entry_list``;
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -61,6 +63,7 @@ from .locks import RedisLock
 from .openapi import _errors as openapi_error_responses
 from .openapi import openapi_path_add
 from .openapi import register_paths as openapi_register_paths
+from .permissions import user_sees_all_jobs
 from .ratelimit import RateLimiter, parse_retry_after
 from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
@@ -81,6 +84,25 @@ def api_idempotency_key(request: HttpRequest) -> str | None:
     from .views import _idempotency_key
 
     return _idempotency_key(request)
+
+
+def api_query_int(
+    request: HttpRequest, name: str, *, default: int, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """A whole-number query parameter as /api/jobs reads it: ``default`` when absent; empty, not a number or
+    outside ``minimum``..``maximum`` raises a 422 ApiError (``invalid_parameter``)."""
+    from .views import BIGINT_MAX, _int_parameter
+
+    return _int_parameter(request.GET, name, default=default, minimum=minimum,
+                          maximum=BIGINT_MAX if maximum is None else maximum)  # fmt: skip
+
+
+def api_query_choice(request: HttpRequest, name: str, *, allowed: list[str]) -> str | None:
+    """A query parameter that must be one of ``allowed``, as /api/jobs reads it: None when absent; empty or
+    anything else raises a 422 ApiError (``invalid_parameter``)."""
+    from .views import _choice_parameter
+
+    return _choice_parameter(request.GET, name, allowed=allowed)
 
 
 def audit_entry_list() -> QuerySet[JobAuditEntry]:
@@ -123,6 +145,8 @@ __all__ = [
     "api_authenticate",
     "api_idempotency_key",
     "api_parse_json_object",
+    "api_query_choice",
+    "api_query_int",
     "api_view",
     "audit_entry_list",
     "dead_letter_summary",
@@ -138,6 +162,7 @@ __all__ = [
     "openapi_path_add",
     "openapi_register_paths",
     "parse_retry_after",
+    "user_sees_all_jobs",
     "schedule_declare",
     "schema_validate",
     "strict_json_loads",

@@ -143,6 +143,14 @@ def test_prometheus_scrapes_web_and_worker_while_jobs_run(live_server, settings,
     # Counters of this process (the web's service) carry earlier tests' counts: compare increases.
     enqueued_before = local("jobs_enqueued_total", type="jobs.canary", queue="default")
     rescued_before = local("jobs_reaper_rescued_total", result="requeued")
+    # Jobs run in this process by earlier tests (in-process runs) are in the web service's counters as well.
+    before = {
+        "canary_succeeded": local("job_attempts_total", type="jobs.canary", outcome="succeeded"),
+        "failing_dead": local("job_attempts_total", type="tests.always_fails", outcome="dead"),
+        "failing_retried": local("job_attempts_total", type="tests.always_fails", outcome="retried"),
+        "canary_runs": local("job_run_seconds_count", type="jobs.canary"),
+        "canary_waits": local("job_queue_wait_seconds_count", type="jobs.canary", queue="default"),
+    }
     succeeded = [job_enqueue(job_type="jobs.canary", payload={"seconds": 0.05}).job for _ in range(5)]
     dead = job_enqueue(job_type="tests.always_fails").job
     # The rest of what the dashboard shows, recorded by this process (the web service's directory).
@@ -171,16 +179,24 @@ def test_prometheus_scrapes_web_and_worker_while_jobs_run(live_server, settings,
 
     def scraped() -> bool:
         return (
-            prometheus.scalar('sum(job_attempts_total{type="jobs.canary", outcome="succeeded"})') == 5
-            and prometheus.scalar('sum(job_attempts_total{type="tests.always_fails", outcome="dead"})') == 1
+            prometheus.scalar('sum(job_attempts_total{type="jobs.canary", outcome="succeeded"})')
+            == before["canary_succeeded"] + 5
+            and prometheus.scalar('sum(job_attempts_total{type="tests.always_fails", outcome="dead"})')
+            == before["failing_dead"] + 1
             and prometheus.scalar("max(jobs_dead_letter_queue_size)") == 1
         )
 
     wait_for(scraped, timeout=30, interval=0.5, message="Prometheus to scrape the outcomes")
-    assert prometheus.scalar('sum(job_attempts_total{type="tests.always_fails", outcome="retried"})') == 2
+    assert (
+        prometheus.scalar('sum(job_attempts_total{type="tests.always_fails", outcome="retried"})')
+        == before["failing_retried"] + 2
+    )
     assert prometheus.scalar('sum(jobs_enqueued_total{type="jobs.canary", queue="default"})') == enqueued_before + 5
-    assert prometheus.scalar('sum(job_run_seconds_count{type="jobs.canary"})') == 5
-    assert prometheus.scalar('sum(job_queue_wait_seconds_count{type="jobs.canary", queue="default"})') == 5
+    assert prometheus.scalar('sum(job_run_seconds_count{type="jobs.canary"})') == before["canary_runs"] + 5
+    assert (
+        prometheus.scalar('sum(job_queue_wait_seconds_count{type="jobs.canary", queue="default"})')
+        == before["canary_waits"] + 5
+    )
     p50 = prometheus.scalar('histogram_quantile(0.5, sum by (le) (job_run_seconds_bucket{type="jobs.canary"}))')
     assert p50 is not None and 0.01 <= p50 <= 1
     assert prometheus.scalar("max(jobs_canary_last_success_timestamp_seconds)") == pytest.approx(time.time(), abs=60)

@@ -23,7 +23,12 @@ def bob(django_user_model):
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    """An operator: staff (the admin, staff-only sources) holding jobs.view_job (every user's jobs)."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="jobs", codename="view_job"))
+    return user
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from exports.exceptions import (
     DownloadLinkExpired,
     DownloadLinkInvalid,
     ExportGone,
+    ExportIdempotencyKeyConflict,
     ExportLimitReached,
     ExportNotFound,
     ExportRequestInvalid,
@@ -92,11 +93,15 @@ def test_unknown_source_format_and_options_are_422(alice):
         assert raised.value.detail["errors"][0]["field"] == field
 
 
-def test_ordinary_user_cannot_export_audit_or_everyones_jobs(alice, staff):
+def test_ordinary_user_cannot_export_audit_or_everyones_jobs(alice, staff, django_user_model):
     with pytest.raises(ExportSourceForbidden):
         source_check(name="audit", user=alice, filters={})
     with pytest.raises(ExportSourceForbidden):
         source_check(name="jobs", user=alice, filters={"all_users": True})
+    # Every user's jobs follow the permission model (jobs.view_job), not is_staff.
+    staff_only = django_user_model.objects.create_user("staff-no-perm", password="pw", is_staff=True)
+    with pytest.raises(ExportSourceForbidden, match="jobs.view_job"):
+        source_check(name="jobs", user=staff_only, filters={"all_users": True})
     assert source_check(name="audit", user=staff, filters={}).name == "audit"
     assert source_check(name="jobs", user=staff, filters={"all_users": True}).name == "jobs"
 
@@ -153,9 +158,10 @@ def test_idempotency_key_answers_the_same_export(alice, redis_client):
     first, created = export_create(owner=alice, wanted=wanted, idempotency_key="k1")
     again, created_again = export_create(owner=alice, wanted=wanted, idempotency_key="k1")
     assert (created, created_again, again.pk) == (True, False, first.pk)
-    with pytest.raises(ExportRequestInvalid):
+    with pytest.raises(ExportIdempotencyKeyConflict) as raised:  # the code /api/jobs answers for the same mistake
         export_create(owner=alice, wanted=ExportRequest(source="products", format="xlsx", filters={}),
                       idempotency_key="k1")  # fmt: skip
+    assert (raised.value.status, raised.value.code) == (422, "idempotency_key_conflict")
 
 
 def test_links_refuse_tampered_expired_other_user_and_deleted(alice, bob, media_root, redis_client, settings):

@@ -16,6 +16,9 @@ from jobs.models import Job, JobAttempt
 from jobs.services import job_bulk_enqueue
 from tests.jobs.test_api import bearer
 
+# Who may see every job is a model permission (jobs.permissions, not is_staff): Django's ModelBackend loads
+# the caller's own and its groups' permissions once per request, two indexed queries.
+PERMISSIONS = ["SELECT auth_permission", "SELECT auth_permission"]
 TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
 
 
@@ -59,16 +62,16 @@ def test_healthz_is_one_query(client, redis_client):
 def test_status_poll_queries(client, alice, finished_jobs, redis_client):
     queries = count(client, "get", f"/api/jobs/{finished_jobs[0].id}", **bearer(alice))
 
-    # the token with its user, the job (owner-scoped), its attempts
-    assert queries == ["SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_jobattempt"]
+    # the token with its user, the caller's permissions (PERMISSIONS), the job (owner-scoped), its attempts
+    assert queries == ["SELECT jobs_apitoken", *PERMISSIONS, "SELECT jobs_job", "SELECT jobs_jobattempt"]
 
 
 @pytest.mark.django_db
 def test_list_page_queries(client, alice, finished_jobs, redis_client):
     queries = count(client, "get", "/api/jobs?page=1", **bearer(alice))
 
-    # the token, the count for pagination, one page of jobs (no query per job)
-    assert queries == ["SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_job"]
+    # the token, the caller's permissions, the count for pagination, one page of jobs (no query per job)
+    assert queries == ["SELECT jobs_apitoken", *PERMISSIONS, "SELECT jobs_job", "SELECT jobs_job"]
 
 
 @pytest.mark.django_db
@@ -82,7 +85,9 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
         )
     assert response.status_code == 202, response.content
 
-    # the token; the key's holder (another type?); the type switch; the row; after commit, the published stamp
+    # the token; the caller's permissions; the key's holder (another type?); the type switch; the row; after commit,
+    # the published stamp
     assert kinds(captured) == [
-        "SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_jobtypeswitch", "INSERT jobs_job", "UPDATE jobs_job"
+        "SELECT jobs_apitoken", *PERMISSIONS, "SELECT jobs_job", "SELECT jobs_jobtypeswitch", "INSERT jobs_job",
+        "UPDATE jobs_job",
     ]  # fmt: skip

@@ -43,6 +43,19 @@ def test_result_rows_and_flower_count_dead_attempts_as_failed(start_worker, subp
     try:
         wait_for(lambda: flower.log() and "Visit me at" in flower.log(), timeout=30, message="Flower to listen")
         start_worker(queues="default", concurrency=2)
+        # Workers send task events only once Flower has switched them on (CELERY_WORKER_SEND_TASK_EVENTS is off;
+        # Flower sends enable_events every 5 s): until then a task leaves no trace in Flower. Probe until one does.
+        probes: list[Job] = []
+
+        def flower_sees_events() -> bool:
+            tasks = flower_tasks(port)
+            if any(tasks.get(f"{probe.id}.1", {}).get("state") == "SUCCESS" for probe in probes):
+                return True
+            if not probes or Job.objects.filter(id=probes[-1].id, status=S.SUCCEEDED).exists():
+                probes.append(job_enqueue(job_type="tests.noop", payload={}).job)
+            return False
+
+        wait_for(flower_sees_events, timeout=30, interval=0.5, message="Flower to switch the worker's task events on")
         succeeded = job_enqueue(job_type="tests.noop", payload={}).job
         retried = job_enqueue(job_type="tests.connection_flaky", payload={"fail_first": 1}).job
         dead = job_enqueue(job_type="tests.always_fails", payload={}).job
