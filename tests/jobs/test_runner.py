@@ -112,6 +112,7 @@ def test_a_failure_that_will_be_retried_logs_a_warning_and_the_last_one_an_error
     assert levels == [(1, "WARNING"), (2, "WARNING"), (3, "ERROR")]
 
 
+@pytest.mark.django_db
 def test_a_body_whose_success_write_failed_is_finished_by_the_reaper_not_run_again(redis_client, monkeypatch):
     from datetime import timedelta
 
