@@ -3,7 +3,9 @@ worker process and a real SMTP server (the two apps only share the job type name
 
 from __future__ import annotations
 
+import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -60,6 +62,8 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     assert f"{SITE_URL}/exports/" in text and f'href="{SITE_URL}/exports/"' in html
     for part in (text, html, received.raw.decode()):
         assert token not in part and "/exports/download/" not in part
+    (link,) = re.findall(r"https?://\S+", text)  # the only link in the text: the exports page, which the owner can open
+    assert link == f"{SITE_URL}/exports/" and client.get(urlsplit(link).path).status_code == 200
     assert (email.to, email.template, email.attempts) == (["ada@example.com"], "export_ready", 1)
     ready = Job.objects.get(type="emails.export_ready")
     assert ready.idempotency_key == key and ready.payload == {"export_id": export_id, "user_id": ada.pk}
@@ -77,3 +81,26 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     assert smtp_server.count() == 1
     assert EmailMessage.objects.filter(key=key).count() == 1 and EmailMessage.objects.get(pk=email.pk).attempts == 1
     assert Export.objects.get(pk=export_id).status == Export.Status.SUCCEEDED
+
+
+def test_an_owner_without_an_email_address_gets_the_export_and_no_mail(
+    start_worker, smtp_server, django_user_model, settings, tmp_path
+):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    start_worker(queues="exports,emails", extra_env={"MEDIA_ROOT": settings.MEDIA_ROOT, **email_env(smtp_server)})
+    make_products(5)
+    owner = django_user_model.objects.create_user("nomail", password="pw")
+    client = Client()
+    client.force_login(owner)
+
+    response = client.post("/api/exports", {"source": "products", "format": "csv"}, content_type="application/json")
+    assert response.status_code == 202, response.content
+    export_id = response.json()["id"]
+    ready = wait_for(lambda: Job.objects.filter(type="emails.export_ready", status__in=DONE).first(), timeout=60,
+                     interval=0.2, message="the export_ready job to finish")  # fmt: skip
+
+    # The export is unaffected; the notification ends at once (no retries) saying why, and nothing is mailed.
+    assert Export.objects.get(pk=export_id).status == Export.Status.SUCCEEDED
+    assert (ready.status, ready.attempt) == (Job.Status.FAILED, 1)
+    assert ready.error_code == "email_recipient_invalid" and "has no email address" in ready.error_message
+    assert smtp_server.count() == 0 and not EmailMessage.objects.exists()
