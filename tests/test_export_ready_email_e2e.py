@@ -24,7 +24,7 @@ SITE_URL = "https://shop.example"
 DONE = (Job.Status.SUCCEEDED, Job.Status.FAILED, Job.Status.DEAD)
 
 
-def _finished(job_id) -> Job:
+def _finished(job_id: str) -> Job:
     return wait_for(lambda: Job.objects.filter(id=job_id, status__in=DONE).first(), timeout=30, interval=0.1,
                     message=f"job {job_id} to finish")  # fmt: skip
 
@@ -74,6 +74,7 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     again = job_enqueue(job_type="emails.export_ready", payload={"export_id": export_id, "user_id": ada.pk},
                         idempotency_key=key)  # fmt: skip
     assert (again.created, again.job.id) == (False, ready.id)
+    # (One worker process: the duplicate message, published first, is consumed before the replay runs.)
     publish_messages([(ready.id, ready.type, ready.queue, 1, ready.correlation_id)])
     replay = _finished(job_bulk_replay(jobs=[ready])[0].id)
     assert replay.status == Job.Status.SUCCEEDED and replay.result == {"email_id": email.pk, "state": "sent"}
