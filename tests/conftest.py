@@ -7,7 +7,9 @@ import os
 import pytest
 import redis as redis_lib
 from django.conf import settings
+from django.test import override_settings
 
+from tests.peers import require_module
 from tests.processes import CeleryProcess, database_url_for_subprocess
 
 # The `browser` fixture (headless Chromium through Playwright) for every test module.
@@ -105,3 +107,27 @@ def embedded_redis_factory():
     yield _start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on a free port, recording what it accepts; faults on demand (see SmtpCatcher)."""
+    require_module("aiosmtpd", pypi_package="aiosmtpd")
+    from emails.smtp_catcher import SmtpCatcher
+
+    catcher = SmtpCatcher().start()
+    # Services called in this process see the same server and generous limits (pytest-django swaps in the
+    # locmem backend for every test; these tests want the real one).
+    with override_settings(EMAIL_BACKEND="emails.client.RecordingSmtpBackend", EMAIL_HOST=catcher.host, EMAIL_PORT=catcher.port, EMAIL_TIMEOUT=2,
+                           JOBS_RATE_LIMITS={"email-provider": {"limit": 1000, "period": 1}}):  # fmt: skip
+        yield catcher
+    catcher.stop()
+
+
+def email_env(catcher, **extra: str) -> dict[str, str]:
+    """Environment for a worker sending to ``catcher``: short timeouts and backoff, a generous limit."""
+    return {
+        "EMAIL_HOST": catcher.host, "EMAIL_PORT": str(catcher.port), "EMAIL_TIMEOUT": "1",
+        "EMAILS_RETRY_BASE_SECONDS": "0.2", "EMAILS_RETRY_CAP_SECONDS": "1", "EMAILS_SEND_MAX_ATTEMPTS": "4",
+        "EMAIL_PROVIDER_RATE_LIMIT": "1000", "EMAIL_PROVIDER_RATE_PERIOD": "1", **extra,
+    }  # fmt: skip
