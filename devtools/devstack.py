@@ -202,6 +202,8 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
     env = _child_env(redis_url)
     port = os.environ.get("PORT", "8000")
     flower_port = os.environ.get("FLOWER_PORT", "5555")
+    # Links in emails point at this web server unless SITE_URL says otherwise (PORT may be moved).
+    env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
     celery = [PYTHON, "-m", "celery", "-A", "config"]
     processes = [
         ChildProcess("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/"),
