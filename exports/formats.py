@@ -189,9 +189,12 @@ def _copy_expression(column: str, kind: str) -> str:
     if kind == "bool":
         return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' END"
     if kind == "datetime":
-        # As iso_instant(): UTC (Django's connections run in it), always with microseconds.
+        # As iso_instant(): UTC (Django's connections run in it), always with microseconds. Measured no faster:
+        # rpad(replace(::text, ' ', 'T'), ...) (::text drops trailing zero microseconds, the fix costs 2-3 calls).
         return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
-    return f"{column}::text"
+    # int, decimal: COPY writes a value with its type's output function, the very one a ::text cast calls, so
+    # no cast (one text copy less per cell).
+    return column
 
 
 def copy_csv_statement(*, columns: Sequence[tuple[str, str]], select_sql: str) -> str:
