@@ -94,6 +94,9 @@ def test_worker_killed_mid_export_retries_from_scratch_into_a_correct_file(expor
     export = _wait_export(created["id"], "succeeded", timeout=90)
     lines = _download(client, client.get(created["url"]).json()["download_url"]).decode().splitlines()
     assert len(lines) == 4000 and lines[-1].startswith('{"n":3999,')
+    # The export row says succeeded from inside the job body; the attempt's own row is written just after it returns.
+    wait_for(lambda: Job.objects.filter(id=export.job_id, status="succeeded").exists(), timeout=30,
+             message="the job to record its outcome")  # fmt: skip
     assert list(Job.objects.get(id=export.job_id).attempts.values_list("outcome", flat=True)) == ["lost", "succeeded"]
 
 
