@@ -111,7 +111,9 @@ def test_cancel_mid_export_stops_it_and_keeps_no_file(exports_worker, alice, med
     assert response.status_code == 202 and response.json()["outcome"] == "cancel_requested"
 
     export = _wait_export(created["id"], "cancelled", timeout=30)
-    assert export.storage_key == "" and Job.objects.get(id=export.job_id).status == "cancelled"
+    wait_for(lambda: Job.objects.filter(id=export.job_id, status="cancelled").exists(), timeout=30,
+             message="the job to record its cancellation")  # fmt: skip
+    assert export.storage_key == ""
     assert not list((media_root / "exports" / str(export.pk)).rglob("*.csv"))
 
 
