@@ -1,20 +1,30 @@
 """Completions recorded where they survive a database fault: a body that finished is never run again.
 
 A worker whose job body returned writes the completion (job id, attempt, result, time) to Redis
-before it writes ``succeeded`` to the database, and deletes it once that write is through. When the
-database write fails (the connection dropped and stayed down, the process was killed between the
-two) the attempt's lease runs out and the reaper takes it for lost; ``job_rescue_lost_attempt``
-then finds the completion here and finishes the job as succeeded instead of running its body again.
+before it writes ``succeeded`` to the database. When the database write fails (the connection
+dropped and stayed down, the process was killed between the two) the attempt's lease runs out and
+the reaper takes it for lost; ``job_rescue_lost_attempt`` then finds the completion here and
+finishes the job as succeeded instead of running its body again.
 
-Best effort on the Redis side: when Redis is unreachable the completion is not recorded and the job
-is at-least-once, as before. A record lives ``JOBS_COMPLETION_TTL_SECONDS`` (a day by default), far
-longer than a lease, so a reaper that was down for a while still finds it.
+The record also covers a success written without waiting for the WAL flush (the default on
+PostgreSQL, see ``JOBS_DURABLE_SUCCESS``): a database crash can forget such a commit for a moment
+after it was made. So the record is not deleted right after the write but listed in a sorted set
+by time; ``completions_prune`` (the reaper's tick) deletes records older than
+``JOBS_COMPLETION_KEEP_SECONDS`` whose job the database shows succeeded by then. A record whose
+job is not shown succeeded stays for the reaper (lost attempt) or the relay (lost claim) to find.
+
+Best effort on the Redis side: when Redis is unreachable the completion is not recorded, the
+success write waits for the flush, and the job is at-least-once, as before. A record lives
+``JOBS_COMPLETION_TTL_SECONDS`` at most (a day by default), far longer than a lease, so a reaper
+that was down for a while still finds it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +47,10 @@ class Completion:
     finished_at: datetime
 
 
+# Sorted set of job ids with a recorded completion, scored by when it was recorded (epoch seconds).
+INDEX_KEY = "jobs:completed"
+
+
 def _key(job_id: str) -> str:
     return f"jobs:completed:{job_id}"
 
@@ -46,7 +60,11 @@ def completion_record(*, job_id: str, attempt: int, result: Any, finished_at: da
     value = json.dumps({"attempt": attempt, "result": result, "finished_at": finished_at.isoformat()})
     ttl = int(getattr(settings, "JOBS_COMPLETION_TTL_SECONDS", 86_400))
     try:
-        get_redis().set(_key(job_id), value, ex=ttl)
+        # One round trip; no MULTI: an index entry without its record is pruned as gone.
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.set(_key(job_id), value, ex=ttl)
+        pipe.zadd(INDEX_KEY, {job_id: finished_at.timestamp()})
+        pipe.execute()
         return True
     except RedisError as error:
         logger.warning("could not record the completion of job %s attempt %s in Redis (%s); a failed success "
@@ -57,7 +75,10 @@ def completion_record(*, job_id: str, attempt: int, result: Any, finished_at: da
 def completion_forget(*, job_id: str) -> None:
     """The success is in the database: the record is no longer needed (best effort; it expires anyway)."""
     try:
-        get_redis().delete(_key(job_id))
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.delete(_key(job_id))
+        pipe.zrem(INDEX_KEY, job_id)
+        pipe.execute()
     except RedisError:
         logger.debug("could not delete the completion record of job %s; it expires", job_id, exc_info=True)
 
@@ -75,3 +96,57 @@ def completion_find(*, job_id: str, attempt: int) -> Completion | None:
     if data.get("attempt") != attempt or finished_at is None:
         return None
     return Completion(attempt=attempt, result=data.get("result"), finished_at=finished_at)
+
+
+def completions_find_many(refs: list[tuple[str, int]]) -> dict[str, Completion]:
+    """The recorded completions of many (job id, attempt) pairs, by job id, in one round trip.
+
+    Raises RedisError when Redis cannot say (see ``completion_find``).
+    """
+    if not refs:
+        return {}
+    raws = get_redis().mget([_key(job_id) for job_id, _ in refs])
+    found: dict[str, Completion] = {}
+    for (job_id, attempt), raw in zip(refs, raws, strict=True):
+        if raw is None:
+            continue
+        data = json.loads(raw)
+        finished_at = parse_datetime(data["finished_at"])
+        if data.get("attempt") == attempt and finished_at is not None:
+            found[job_id] = Completion(attempt=attempt, result=data.get("result"), finished_at=finished_at)
+    return found
+
+
+def completions_prune(*, is_settled: Callable[[dict[str, int]], set[str]], now: float | None = None,
+                      batch: int = 1000, max_batches: int = 20) -> int:  # fmt: skip
+    """Delete records older than ``JOBS_COMPLETION_KEEP_SECONDS`` whose success the database holds.
+
+    ``is_settled`` gets {job id: recorded attempt} and returns the ids whose job the database shows
+    succeeded in that attempt (or gone): their records are deleted. The others (a success lost in
+    a crash, a write that failed) stay for the reaper or the relay. Returns how many were deleted.
+    """
+    keep = float(getattr(settings, "JOBS_COMPLETION_KEEP_SECONDS", 60))
+    cutoff = (time.time() if now is None else now) - keep
+    client = get_redis()
+    deleted = 0
+    offset = 0
+    for _ in range(max_batches):
+        members: list[bytes] = client.zrangebyscore(INDEX_KEY, "-inf", cutoff, start=offset, num=batch)  # type: ignore[assignment]
+        ids = [member.decode() for member in members]
+        if not ids:
+            break
+        raws = client.mget([_key(job_id) for job_id in ids])
+        gone = [job_id for job_id, raw in zip(ids, raws, strict=True) if raw is None]  # expired or forgotten
+        attempts = {job_id: json.loads(raw).get("attempt") for job_id, raw in zip(ids, raws, strict=True) if raw}
+        settled = is_settled(attempts) if attempts else set()
+        pipe = client.pipeline(transaction=False)
+        for job_id in settled:
+            pipe.delete(_key(job_id))
+        if gone or settled:
+            pipe.zrem(INDEX_KEY, *gone, *settled)
+        pipe.execute()
+        deleted += len(settled)
+        offset += len(ids) - len(gone) - len(settled)  # the ones kept stay in the range
+        if len(ids) < batch:
+            break
+    return deleted

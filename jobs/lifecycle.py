@@ -43,7 +43,7 @@ from redis import RedisError
 from . import metrics, registry
 from .attempts import duration_ms, job_record_attempt
 from .audit import Action, audit_record
-from .completions import completion_find, completion_forget
+from .completions import completion_find, completion_forget, completions_find_many
 from .exceptions import IllegalTransition, JobsError, UnknownJobType
 from .models import WAITING_STATUSES, Job, JobAttempt
 from .publisher import no_flush_wait, publish_on_commit
@@ -138,8 +138,8 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
 
     On PostgreSQL the claim commits without waiting for the WAL flush (``no_flush_wait``): a
     claim lost in a database crash leaves the job waiting, and the relay publishes it again
-    (at-least-once, as for any lost message); the outcome's commit is durable and flushes the
-    claim with it.
+    (at-least-once, as for any lost message), or, when the attempt's body had finished (its
+    completion is in Redis), finishes it as succeeded without running it again.
     """
     for from_status in WAITING_STATUSES:
         check_transition(from_status, S.RUNNING)
@@ -269,7 +269,9 @@ def _record_superseded(job: Job, *, outcome: str, now: datetime, failure: Failur
     logger.warning("job %s: %s", job.id, note)
 
 
-def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: ExtraWrites = None) -> bool:
+def job_succeed(
+    *, job: Job, finished_at: datetime, result: Any, extra_writes: ExtraWrites = None, durable: bool = True
+) -> bool:
     """running -> succeeded, with its attempt row and Celery result row, atomically.
 
     Every successful job passes here, so on PostgreSQL the three writes are one
@@ -277,6 +279,10 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
     them in one transaction, ``extra_writes`` included; on PostgreSQL ``extra_writes`` (the log lines) run
     just before it, so a reader never sees the job succeeded without them. Returns False if the job was no
     longer running.
+
+    ``durable=False`` (PostgreSQL, outside a transaction) commits without waiting for the WAL
+    flush: only for a caller that recorded the completion in Redis first (``jobs.completions``),
+    which is what finishes the job, without running it again, if a database crash forgets this commit.
     """
     check_transition(S.RUNNING, S.SUCCEEDED)
     if connection.vendor != "postgresql":
@@ -287,10 +293,14 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
     quote = connection.ops.quote_name
     jobs, attempts, results = (quote(model._meta.db_table) for model in (Job, JobAttempt, TaskResult))
     summary = json.dumps({"job_id": job.id, "attempt": job.attempt, "outcome": Outcome.SUCCEEDED.value})
+    if extra_writes is not None:
+        # First: whoever reads ``succeeded`` finds the attempt's log lines already there.
+        extra_writes()
+    flush = "" if durable else no_flush_wait()
     sql = f"""
         WITH moved AS (
             UPDATE {jobs} SET status = %(succeeded)s, finished_at = %(now)s, updated_at = %(now)s, progress = 100,
-                   result = %(result)s::jsonb, error_code = '', error_message = '', error_traceback = ''
+                   result = %(result)s::jsonb, error_code = '', error_message = '', error_traceback = ''{flush}
              WHERE id = %(job_id)s AND status = %(running)s AND attempt = %(attempt)s
          RETURNING id
         ), attempt AS (
@@ -316,9 +326,6 @@ def job_succeed(*, job: Job, finished_at: datetime, result: Any, extra_writes: E
         "task_id": job.celery_task_id, "type": job.type, "summary": summary,
         "kwargs": json.dumps({"job_id": job.id, "attempt": job.attempt}),
     }  # fmt: skip
-    if extra_writes is not None:
-        # First: whoever reads ``succeeded`` finds the attempt's log lines already there.
-        extra_writes()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -413,6 +420,45 @@ def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = Non
         delay=0.0, retry_outcome=Outcome.LOST, dead_outcome=Outcome.LOST, supersede=False,
     )  # fmt: skip
     return status if moved else None
+
+
+def job_finish_recorded_completions(refs: list[tuple[str, int]]) -> set[str]:
+    """Of waiting jobs about to be published again as attempt N, finish those whose attempt N had finished.
+
+    ``refs`` are (job id, attempt N). A job is waiting with attempt N - 1 although its attempt N ran
+    to the end when a database crash forgot both the claim and the success (neither waited for the
+    WAL flush); its completion is in Redis. Such a job is claimed and recorded as succeeded here,
+    durably, and must not be published: its body does not run again. Returns the ids finished.
+    Raises RedisError when Redis cannot say (the caller must then not publish either).
+    """
+    finished: set[str] = set()
+    for job_id, completion in completions_find_many(refs).items():
+        job = job_start_attempt(job_id=job_id, attempt=completion.attempt, worker="relay", celery_task_id="")
+        if job is None:
+            continue
+        job.started_at = completion.finished_at  # when it really started is not recorded
+        if job_succeed(job=job, finished_at=completion.finished_at, result=completion.result):
+            completion_forget(job_id=job_id)
+            finished.add(job_id)
+            logger.warning("job %s: attempt %s had finished its body but its claim and success were lost "
+                           "(database crash); recorded as succeeded, not published again",
+                           job_id, completion.attempt)  # fmt: skip
+    return finished
+
+
+def job_completions_settled(attempts: Mapping[str, int]) -> set[str]:
+    """Of {job id: attempt with a completion record}, the jobs whose record is no longer needed.
+
+    Needed while the database shows the job waiting or running at or before that attempt (its
+    success or claim was lost and the reaper or the relay will use the record); not needed once
+    it shows anything else (succeeded, another outcome, a later attempt) or the job is gone.
+    """
+    unsettled = {
+        job_id
+        for job_id, status, attempt in Job.objects.filter(id__in=list(attempts)).values_list("id", "status", "attempt")
+        if status in (*WAITING_STATUSES, S.RUNNING) and attempt <= attempts[job_id]
+    }
+    return set(attempts) - unsettled
 
 
 def _retry_or_die(

@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from redis import RedisError
 
 from . import registry
+from .completions import completions_prune
 from .exceptions import UnknownJobType
-from .lifecycle import job_rescue_lost_attempt
+from .lifecycle import job_completions_settled, job_rescue_lost_attempt
 from .models import FINISHED_STATUSES, Job
 
 logger = logging.getLogger("jobs.maintenance")
@@ -60,6 +62,19 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
         logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s, finished as succeeded %s",
                        requeued, dead, completed)  # fmt: skip
     return RescueReport(requeued=requeued, dead=dead, completed=completed)
+
+
+def job_prune_completions() -> int:
+    """Delete completion records (``jobs.completions``) the database no longer needs. Best effort.
+
+    Without this they would pile up in Redis for ``JOBS_COMPLETION_TTL_SECONDS``: a success that did
+    not wait for the WAL flush leaves its record behind.
+    """
+    try:
+        return completions_prune(is_settled=job_completions_settled)
+    except RedisError as error:
+        logger.warning("could not prune completion records (Redis: %s); the next tick tries again", error)
+        return 0
 
 
 def _time_limit(job_type: str) -> int:

@@ -18,7 +18,8 @@ from .bulkinsert import bulk_insert_varying
 from .enqueue import ensure_enabled, payload_fingerprint
 from .exceptions import IllegalTransition
 from .models import FINISHED_STATUSES, Job, JobTypeSwitch, new_job_id
-from .publisher import job_relay_unpublished, publish_on_commit
+from .publisher import publish_on_commit
+from .relay import job_relay_unpublished
 
 
 def job_type_set_enabled(*, job_type: str, enabled: bool, reason: str = "", actor: Any = None) -> JobTypeSwitch:

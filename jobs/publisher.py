@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -21,9 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.utils.json import dumps as kombu_dumps
 
-from . import metrics
-from .models import WAITING_STATUSES, Job
-from .switches import disabled_job_types
+from .models import Job
 
 logger = logging.getLogger("jobs.publisher")
 
@@ -104,9 +102,14 @@ def no_flush_wait() -> str:
     own transaction; inside a caller's transaction it would make the caller's other writes
     non-durable, so then nothing is added.
     """
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+    if can_skip_flush_wait():
         return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait"
     return ""
+
+
+def can_skip_flush_wait() -> bool:
+    """Whether ``no_flush_wait`` adds anything here: PostgreSQL, outside a transaction."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def _stamp_published(*, job_ids: list[str], previous_attempt: int, now: datetime) -> None:
@@ -123,59 +126,6 @@ def _stamp_published(*, job_ids: list[str], previous_attempt: int, now: datetime
             )
         return
     Job.objects.filter(id__in=job_ids, attempt=previous_attempt, published_at__isnull=True).update(published_at=now)
-
-
-def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float | None = None, limit: int = 500) -> int:
-    """Publish due jobs whose message never reached the broker, or was lost after it did.
-
-    - Never published (broker down at commit, crash in between): ``grace_seconds`` (default
-      JOBS_RELAY_GRACE_SECONDS) leaves fresh rows to their own on-commit publish.
-    - Published but still waiting ``JOBS_REPUBLISH_AFTER_SECONDS`` after they were due, on a
-      queue whose broker list is empty: the message may sit unacknowledged with a worker that
-      was killed (Redis returns it only after the visibility timeout, an hour by default) or
-      have been lost with a Redis without persistence. While messages still wait in the list,
-      a long wait is a backlog, not a loss, and nothing is sent again (duplicates would only
-      lengthen it). Publishing again is safe: the attempt guard runs one delivery of an attempt.
-    """
-    if grace_seconds is None:
-        grace_seconds = getattr(settings, "JOBS_RELAY_GRACE_SECONDS", 10)
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=getattr(settings, "JOBS_REPUBLISH_AFTER_SECONDS", 600))
-    waiting = Job.objects.filter(status__in=WAITING_STATUSES)
-    if job_type:
-        waiting = waiting.filter(type=job_type)
-    disabled = disabled_job_types()
-    if disabled:
-        waiting = waiting.exclude(type__in=disabled)
-    unpublished = waiting.filter(
-        published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
-    ).exclude(next_retry_at__gt=now)
-    stale = waiting.filter(published_at__lt=stale_before).exclude(next_retry_at__gt=stale_before)
-    stale_queues = set(stale.order_by().values_list("queue", flat=True).distinct())
-    if stale_queues:
-        depths = queue_depths(sorted(stale_queues))
-        stale = stale.filter(queue__in=[queue for queue in stale_queues if depths.get(queue) == 0])
-    published = 0
-    for rows, label in ((unpublished, "unpublished"), (stale, "stale")):
-        refs = [
-            (job_id, type_, queue, attempt + 1, cid)
-            for job_id, type_, queue, attempt, cid in rows.order_by("created_at").values_list(
-                "id", "type", "queue", "attempt", "correlation_id"
-            )[:limit]
-        ]
-        if not refs:
-            continue
-        if label == "stale":
-            # Clear the stamp first: publish_messages stamps only unpublished rows.
-            Job.objects.filter(id__in=[ref[0] for ref in refs], published_at__lt=stale_before).update(published_at=None)
-        count = publish_messages(refs)
-        published += count
-        metrics.relay_published(kind=label, count=count)
-        # Re-publishing a job whose message went missing is a recovery an operator should notice;
-        # publishing rows the broker missed at commit time is the relay's routine work.
-        level = logging.WARNING if label == "stale" else logging.INFO
-        logger.log(level, "relay published %d of %d %s job(s)", count, len(refs), label)
-    return published
 
 
 class PublishSkipped(ConnectionError):

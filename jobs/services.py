@@ -25,7 +25,8 @@ from .lifecycle import (
     job_transition,
 )
 from .operations import job_bulk_replay, job_bulk_replay_dead, job_replay_locked, job_type_set_enabled
-from .publisher import job_relay_unpublished, publish_messages
+from .publisher import publish_messages
+from .relay import job_relay_unpublished
 from .selectors import job_get
 from .switches import disabled_job_types, job_type_is_enabled
 

@@ -11,8 +11,8 @@ from . import metrics
 from .decorator import job_type
 from .exceptions import TransientJobError
 from .job_context import JobContext
-from .maintenance import job_prune_finished, job_rescue_orphans
-from .publisher import job_relay_unpublished
+from .maintenance import job_prune_completions, job_prune_finished, job_rescue_orphans
+from .relay import job_relay_unpublished
 from .retry import Backoff
 from .schedules import declare, schedule_trigger
 
@@ -32,7 +32,9 @@ def relay_unpublished() -> int:
 def rescue_orphans() -> dict:
     report = job_rescue_orphans()
     metrics.reaper_rescued(requeued=len(report.requeued), dead=len(report.dead))
-    return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed}
+    # After the rescue, which may still need a record; then the ones whose success the database holds go.
+    pruned = job_prune_completions()
+    return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed, "pruned": pruned}
 
 
 @shared_task(name="jobs.prune_finished", ignore_result=True)
@@ -53,7 +55,7 @@ def run_schedule(
 declare("jobs.relay_unpublished", float(settings.JOBS_RELAY_INTERVAL_SECONDS), task="jobs.relay_unpublished",
         description="Publish jobs whose message never reached the broker.")  # fmt: skip
 declare("jobs.rescue_orphans", float(settings.JOBS_REAPER_INTERVAL_SECONDS), task="jobs.rescue_orphans",
-        description="Requeue jobs whose attempt's lease ran out (their worker died).")  # fmt: skip
+        description="Requeue jobs whose attempt's lease ran out (their worker died); prune completion records.")  # fmt: skip
 declare("jobs.prune_finished", 3600.0, task="jobs.prune_finished", description="Delete old finished jobs.")
 
 

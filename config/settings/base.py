@@ -237,6 +237,13 @@ JOBS_ORPHAN_GRACE_SECONDS = env_int("JOBS_ORPHAN_GRACE_SECONDS", 60)
 # A body that finished records its completion in Redis before its success write; if that write
 # fails, the reaper finds it (this long) and records the job succeeded instead of running it again.
 JOBS_COMPLETION_TTL_SECONDS = env_int("JOBS_COMPLETION_TTL_SECONDS", 86_400)
+# With that record in Redis, a job's success commits without waiting for PostgreSQL's WAL flush
+# (~3 ms a job on a plain disk); if a database crash forgets the commit, the reaper or the relay
+# finishes the job from the record. Set JOBS_DURABLE_SUCCESS=1 to wait for the flush anyway (for
+# example when Redis runs without persistence on the database's machine, so one power cut loses both).
+JOBS_DURABLE_SUCCESS = env_bool("JOBS_DURABLE_SUCCESS", False)
+# The reaper's tick deletes completion records this old whose success the database shows.
+JOBS_COMPLETION_KEEP_SECONDS = env_int("JOBS_COMPLETION_KEEP_SECONDS", 60)
 # Job types switched off by configuration (comma-separated); the admin has switches too.
 JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])
 # Stored log lines per job attempt.

@@ -22,8 +22,8 @@ from django.utils import timezone
 import tests.jobs.jobtypes  # noqa: F401 - registers the test job types in this process too
 from jobs.enqueue import job_enqueue
 from jobs.models import Job
-from jobs.publisher import job_relay_unpublished
 from jobs.ratelimit import RateLimiter
+from jobs.relay import job_relay_unpublished
 from jobs.schedules import schedule_trigger
 from jobs.tasks import ping, rescue_orphans
 from tests.config.promql import metric_names

@@ -303,7 +303,7 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
 
     from django.utils import timezone
 
-    from jobs.publisher import job_relay_unpublished
+    from jobs.relay import job_relay_unpublished
 
     settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
     waiting = job_enqueue(job_type="tests.noop").job
@@ -320,7 +320,7 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
 
 @pytest.mark.django_db(transaction=True)
 def test_relay_does_not_republish_a_long_wait_while_its_queue_still_has_a_backlog(redis_client, settings):
-    from jobs.publisher import job_relay_unpublished
+    from jobs.relay import job_relay_unpublished
 
     settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
     waiting = job_bulk_enqueue(job_type="tests.record", payloads=[{"n": n} for n in range(3)])

@@ -11,8 +11,8 @@ from jobs import metrics, schedules
 from jobs.enqueue import job_enqueue
 from jobs.metrics_scrape import registry_for_scrape
 from jobs.models import Job
-from jobs.publisher import job_relay_unpublished
 from jobs.ratelimit import RateLimiter
+from jobs.relay import job_relay_unpublished
 from jobs.schedules import schedule_trigger
 from jobs.tasks import ping
 from tests.jobs.metrics_helpers import free_port

@@ -187,7 +187,7 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(
     broker.start()  # same port: Redis is back, empty
     start_worker(queues="default", extra_env={"REDIS_URL": broker.url})
     published = run_django_snippet(
-        "from jobs.publisher import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
+        "from jobs.relay import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
     )
 
     assert published.strip().splitlines()[-1] == "5"

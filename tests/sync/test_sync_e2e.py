@@ -13,7 +13,7 @@ from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job
 from jobs.operations import job_replay_locked
-from jobs.publisher import job_relay_unpublished
+from jobs.relay import job_relay_unpublished
 from sync.models import Product, SyncPage, SyncRun
 from tests.processes import wait_for
 
