@@ -64,3 +64,42 @@ def test_an_eager_task_leaves_its_callers_connection_alone(db):
         Job.objects.create(type="tests.noop", queue="default")
         drop_unusable_connections(sender=EagerTask())
         assert Job.objects.count() == 1  # same connection, same transaction
+
+
+def test_before_a_job_task_no_health_check_is_due_and_its_claim_replaces_a_dropped_connection(postgres, redis_client):
+    from types import SimpleNamespace
+
+    from jobs.dbresilience import execute_or_requeue
+    from jobs.runner import execute
+    from tests.jobs import jobtypes
+
+    job = Job.objects.create(id="after-a-drop", type="tests.noop", queue="default")
+    task = jobtypes.noop.task
+    assert task.reconnects_on_its_own is True
+    drop_our_connection_on_the_server()
+
+    drop_unusable_connections(sender=task)
+    # No SELECT 1 round trip before the job: the health check counts as done.
+    assert connection.health_check_done is True
+
+    request = SimpleNamespace(id="after-a-drop.1", hostname="test@host", retries=0)
+    spec = jobtypes.noop.job_type
+    summary = execute_or_requeue(
+        SimpleNamespace(request=request),
+        lambda: execute(task=SimpleNamespace(request=request), spec=spec, job_id=job.id, attempt=1, schema_version=1),
+    )
+
+    # The claim met the dead connection, retried once on a fresh one, and the job ran.
+    assert summary["outcome"] == "succeeded"
+    assert Job.objects.get(id=job.id).status == Job.Status.SUCCEEDED
+
+
+def test_before_any_other_task_the_health_check_stays_due(postgres):
+    class PlainTask:
+        class request:
+            is_eager = False
+
+    connection.ensure_connection()
+    drop_unusable_connections(sender=PlainTask())
+
+    assert connection.health_check_done is False
