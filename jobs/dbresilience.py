@@ -70,15 +70,13 @@ def drop_unusable_connections(sender: Any = None, **_signal_kwargs: Any) -> None
     if any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
         return
     close_old_connections()
-    if getattr(sender, "reconnects_on_its_own", False):
-        # A job task's first statement (the claim) retries once on a fresh connection when the
-        # connection is broken (run_with_fresh_connection): Django's health check, a SELECT 1
-        # round trip before every task, would only find out the same thing earlier.
-        for conn in connections.all(initialized_only=True):
-            conn.health_check_done = True  # type: ignore[attr-defined]  # Django >= 4.1, not in the stubs
-        return
     for conn in connections.all(initialized_only=True):
-        if conn.connection is not None and not conn.settings_dict.get("CONN_HEALTH_CHECKS") and not conn.is_usable():
+        if getattr(sender, "reconnects_on_its_own", False):
+            # A job task's first statement (the claim) retries once on a fresh connection when the
+            # connection is broken (run_with_fresh_connection): Django's health check, a SELECT 1
+            # round trip before every task, would only find out the same thing earlier.
+            conn.health_check_done = True  # type: ignore[attr-defined]  # Django >= 4.1, not in the stubs
+        elif conn.connection is not None and not conn.settings_dict.get("CONN_HEALTH_CHECKS") and not conn.is_usable():
             conn.close()
     if _reported_label is not None:
         _clear_failure_if_reachable()
