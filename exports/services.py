@@ -44,7 +44,7 @@ from .exceptions import (
     ExportRequestInvalid,
     ExportTooLarge,
 )
-from .formats import WRITERS, copy_csv_statement, write_csv_blocks
+from .formats import COPY_SETTINGS, WRITERS, copy_csv_statement, write_csv_blocks
 from .models import Export
 from .sources import ExportSource, source_check
 
@@ -311,14 +311,32 @@ def _copy_statement(*, export: Export, source: ExportSource) -> tuple[str, str, 
 
 
 def _copy_blocks(alias: str, statement: str, params: tuple, *, separate: bool) -> Iterator[bytes]:
-    """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked."""
+    """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked.
+
+    The statement's rendering needs COPY_SETTINGS: set for the session on a connection of its own (closed after),
+    or for the caller's transaction on a shared one, and put back once the COPY ended.
+    """
     connection = connections.create_connection(alias) if separate else connections[alias]
     try:
-        with connection.cursor() as cursor, cursor.cursor.copy(statement, params or None) as copy:
-            yield from copy
+        with connection.cursor() as cursor:
+            saved: dict[str, str] = {}
+            if not separate:
+                cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(COPY_SETTINGS)), list(COPY_SETTINGS))
+                saved = dict(zip(COPY_SETTINGS, cursor.fetchone(), strict=True))
+            _set_config(cursor, COPY_SETTINGS, local=not separate)
+            with cursor.cursor.copy(statement, params or None) as copy:
+                yield from copy
+            if saved:
+                _set_config(cursor, saved, local=True)
     finally:
         if separate:
             connection.close()
+
+
+def _set_config(cursor: Any, values: dict[str, str], *, local: bool) -> None:
+    """Set PostgreSQL settings for the session, or (``local``) for the current transaction only."""
+    cursor.execute("SELECT " + ", ".join(["set_config(%s, %s, %s)"] * len(values)),
+                   [arg for name, value in values.items() for arg in (name, value, local)])  # fmt: skip
 
 
 def _digest(local: Any) -> tuple[str, int]:

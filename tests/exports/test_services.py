@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import signing
@@ -62,7 +62,7 @@ def test_products_source_filters_active_inactive_and_updated_since(alice, media_
     assert [row[0] for row in rows[1:]] == ["P0000000", "P0000003", "P0000006", "P0000009"]
     assert export.status == Export.Status.SUCCEEDED and export.row_count == 4 and export.progress == 100
     assert len(export.sha256) == 64 and export.byte_size == len(_read(export))
-    assert rows[1][7] == "2026-03-01T12:00:00.000000+00:00"  # ISO 8601 with the offset
+    assert rows[1][7] == "2026-03-01T12:00:00+00:00"  # RFC 3339 with the offset, no fraction when it is zero
 
     future = (timezone.now() + timedelta(days=1)).isoformat()
     source = source_check(name="products", user=alice, filters={"updated_since": future})
@@ -268,13 +268,29 @@ def test_copy_csv_is_byte_identical_to_the_python_writer(alice, media_root, redi
     ]
     make_products(len(tricky), names=tricky)
     Product.objects.filter(supplier_id="P0000001").update(supplier_updated_at=None, sku="")
-    Product.objects.filter(supplier_id="P0000002").update(last_changed_at=timezone.now().replace(microsecond=5))
+    # Instants with 0 to 6 fraction digits (PostgreSQL drops trailing zeros, so must the Python writer), a 3-digit year.
+    for index, microsecond in enumerate((0, 100000, 120000, 123000, 123400, 123450, 123456, 5, 10), start=2):
+        instant = datetime(2026, 11, 29, 8, 9, 43, microsecond, tzinfo=UTC)
+        Product.objects.filter(supplier_id=f"P{index:07d}").update(last_changed_at=instant)
+    Product.objects.filter(supplier_id="P0000011").update(
+        supplier_updated_at=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    )
+    with connection.cursor() as cursor:  # the session's own zone and date style must not matter
+        cursor.execute("SET LOCAL TimeZone = 'America/St_Johns'")
+        cursor.execute("SET LOCAL DateStyle = 'ISO, DMY'")
     export, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format="csv", filters={}))
     assert _copy_statement(export=export, source=sources_all()["products"]) is not None
     copied = _read(_build(export))
+
+    with connection.cursor() as cursor:  # the COPY set its settings for itself only: the session's are back
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('DateStyle')")
+        assert cursor.fetchone() == ("America/St_Johns", "ISO, DMY")
+        cursor.execute("SET LOCAL TimeZone = 'UTC'")  # what Django's reads below assume (they ignore the offset)
 
     python = io.BytesIO()
     source = sources_all()["products"]
     write_csv(columns=source.columns, rows=source.rows(user=alice, filters={}), out=python)
     assert copied == python.getvalue()
     assert export.row_count == len(tricky)
+    assert b",2026-11-29T08:09:43.12+00:00\r\n" in copied and b",2026-11-29T08:09:43.00001+00:00\r\n" in copied
+    assert b",0999-12-31T23:59:59+00:00," in copied
