@@ -98,3 +98,14 @@ def test_instants_are_utc_rfc3339_with_only_significant_fraction_digits_whatever
         assert datetime.fromisoformat(text) == instant  # Python reads it back, offset included
     assert iso_instant(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00+00:00"
     assert iso_instant(date(2026, 3, 1)) == "2026-03-01"  # dates stay dates
+
+
+def test_copy_blocks_batches_with_and_without_newlines_in_fields_read_the_same():
+    # A batch with one LF per record is converted in one go; one with a newline inside a field record by record.
+    blocks = [b"h\n"] + [b"%d,x\n" % n for n in range(2500)]
+    blocks[1500] = b'1499,"two\nlines"\n'
+    out = io.BytesIO()
+    counted: list[int] = []
+    assert write_csv_blocks(blocks=iter(blocks), out=out, on_rows=counted.append) == 2500
+    assert out.getvalue() == b"".join(block[:-1] + b"\r\n" for block in blocks)
+    assert counted == [999, 1999]
