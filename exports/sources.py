@@ -10,7 +10,8 @@ A source is any object (usually a class) with these attributes, named by dotted 
     filter_schema: dict            # a JSON Schema object (jobs.public.schema_validate's subset);
                                    # string properties with "format": "date-time" arrive as aware datetimes
     def rows(*, user, filters) -> Iterable[Sequence]   # streamed, one tuple per row, in column order
-    def count(*, user, filters) -> int                 # the total, for progress (an estimate is fine)
+    def count(*, user, filters) -> int                 # the total, for progress (an estimate is fine; with a
+                                                       # queryset on PostgreSQL, used below 100,000 planned rows)
     def authorize(*, user, filters) -> str             # optional: "" when allowed, else why not
     def queryset(*, user, filters) -> QuerySet         # optional: ``rows`` as a values_list QuerySet, so CSV
                                                        # can be written by PostgreSQL's COPY (much faster)

@@ -51,7 +51,7 @@ def test_request_watch_and_download_in_chromium(browser, live_server, exports_wo
             data = handle.read()
         assert data.startswith(b"\xef\xbb\xbfn,label,at\r\n")
         rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-        assert len(rows) == 4001 and rows[8] == ["7", "'=formula 7", "2026-03-01T00:00:00.000000+00:00"]
+        assert len(rows) == 4001 and rows[8] == ["7", "'=formula 7", "2026-03-01T00:00:00+00:00"]
     finally:
         context.close()
 

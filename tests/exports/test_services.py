@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import signing
@@ -62,7 +62,7 @@ def test_products_source_filters_active_inactive_and_updated_since(alice, media_
     assert [row[0] for row in rows[1:]] == ["P0000000", "P0000003", "P0000006", "P0000009"]
     assert export.status == Export.Status.SUCCEEDED and export.row_count == 4 and export.progress == 100
     assert len(export.sha256) == 64 and export.byte_size == len(_read(export))
-    assert rows[1][7] == "2026-03-01T12:00:00.000000+00:00"  # ISO 8601 with the offset
+    assert rows[1][7] == "2026-03-01T12:00:00+00:00"  # RFC 3339 with the offset, no fraction when it is zero
 
     future = (timezone.now() + timedelta(days=1)).isoformat()
     source = source_check(name="products", user=alice, filters={"updated_since": future})
@@ -268,13 +268,108 @@ def test_copy_csv_is_byte_identical_to_the_python_writer(alice, media_root, redi
     ]
     make_products(len(tricky), names=tricky)
     Product.objects.filter(supplier_id="P0000001").update(supplier_updated_at=None, sku="")
-    Product.objects.filter(supplier_id="P0000002").update(last_changed_at=timezone.now().replace(microsecond=5))
+    # Instants with 0 to 6 fraction digits (PostgreSQL drops trailing zeros, so must the Python writer), a 3-digit year.
+    for index, microsecond in enumerate((0, 100000, 120000, 123000, 123400, 123450, 123456, 5, 10), start=2):
+        instant = datetime(2026, 11, 29, 8, 9, 43, microsecond, tzinfo=UTC)
+        Product.objects.filter(supplier_id=f"P{index:07d}").update(last_changed_at=instant)
+    Product.objects.filter(supplier_id="P0000011").update(
+        supplier_updated_at=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    )
+    with connection.cursor() as cursor:  # the session's own zone and date style must not matter
+        cursor.execute("SET LOCAL TimeZone = 'America/St_Johns'")
+        cursor.execute("SET LOCAL DateStyle = 'ISO, DMY'")
     export, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format="csv", filters={}))
-    assert _copy_statement(export=export, source=sources_all()["products"]) is not None
+    source = sources_all()["products"]
+    assert _copy_statement(queryset=source.queryset(user=alice, filters={}), source=source) is not None
     copied = _read(_build(export))
+
+    with connection.cursor() as cursor:  # the COPY set its settings for itself only: the session's are back
+        cursor.execute("SELECT current_setting('TimeZone'), current_setting('DateStyle')")
+        assert cursor.fetchone() == ("America/St_Johns", "ISO, DMY")
+        cursor.execute("SET LOCAL TimeZone = 'UTC'")  # what Django's reads below assume (they ignore the offset)
 
     python = io.BytesIO()
     source = sources_all()["products"]
     write_csv(columns=source.columns, rows=source.rows(user=alice, filters={}), out=python)
     assert copied == python.getvalue()
     assert export.row_count == len(tricky)
+    assert b",2026-11-29T08:09:43.12+00:00\r\n" in copied and b",2026-11-29T08:09:43.00001+00:00\r\n" in copied
+    assert b",0999-12-31T23:59:59+00:00," in copied
+
+
+@pytest.mark.parametrize(("format", "gzipped"), [("csv", False), ("csv", True), ("jsonl", False), ("xlsx", False)])
+def test_sha256_and_size_are_the_stored_files_and_the_file_was_moved_into_place(
+    alice, media_root, redis_client, monkeypatch, format, gzipped
+):
+    import hashlib
+
+    from django.core.files.storage import filesystem
+
+    moved: list[tuple[str, str]] = []
+    move = filesystem.file_move_safe
+    monkeypatch.setattr(
+        filesystem, "file_move_safe", lambda old, new, **kw: moved.append((old, new)) or move(old, new, **kw)
+    )
+    make_products(30, names=["=1+2", 'say "hi"'])
+    export, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format=format, filters={},
+                                                                gzip=gzipped))  # fmt: skip
+    export = _build(export)
+    stored = (media_root / export.storage_key).read_bytes()
+    assert export.sha256 == hashlib.sha256(stored).hexdigest() and export.byte_size == len(stored)
+    # Built beside its final name and renamed there (no copy), readable as any stored file, nothing left behind.
+    assert [new for _, new in moved] == [str(media_root / export.storage_key)]
+    assert (media_root / export.storage_key).stat().st_mode & 0o777 == 0o644
+    assert [path.name for path in (media_root / "exports").rglob("*") if path.is_file()] == [export.file_name]
+
+
+def test_a_failed_attempt_leaves_no_partial_file_and_a_killed_ones_goes_with_the_next(alice, media_root, redis_client):
+    from sync.export_sources import ProductsExport
+
+    make_products(5)
+    export, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format="jsonl", filters={}))
+    killed = media_root / "exports" / str(export.pk) / "0123456789abcdef" / ".partial-killed"
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(b"half a file")
+
+    rows = ProductsExport.rows
+
+    def broken_rows(*, user, filters):
+        yield from rows(user=user, filters=filters)
+        raise OSError("disk gone")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ProductsExport, "rows", staticmethod(broken_rows))
+        with pytest.raises(OSError, match="disk gone"):
+            _build(export)
+    assert not killed.exists()  # the attempt began by deleting what a killed one left
+    assert not [path for path in (media_root / "exports").rglob("*") if path.is_file()]  # its own partial file went too
+    assert Export.objects.get(pk=export.pk).storage_key == ""
+
+    export = _build(export)  # the retry
+    assert export.status == Export.Status.SUCCEEDED and export.row_count == 5
+
+
+def test_progress_total_is_the_planners_estimate_for_big_exports_else_the_count(alice, media_root, redis_client,
+                                                                                monkeypatch):  # fmt: skip
+    from django.db import connection
+
+    from exports import services
+    from sync.export_sources import ProductsExport
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the planner's estimate is PostgreSQL's")
+    make_products(40, inactive_every=4)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE sync_product")
+    counted: list[dict] = []
+    count = ProductsExport.count
+    monkeypatch.setattr(ProductsExport, "count", classmethod(lambda cls, **kw: counted.append(kw) or count(**kw)))
+
+    small, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format="csv",
+                                                               filters={"state": "active"}))  # fmt: skip
+    assert _build(small).rows_estimated == 30 and len(counted) == 1  # below EXACT_COUNT_BELOW: counted exactly
+
+    monkeypatch.setattr(services, "EXACT_COUNT_BELOW", 10)
+    big, _ = export_create(owner=alice, wanted=ExportRequest(source="products", format="csv", filters={}))
+    big = _build(big)
+    assert (big.rows_estimated, big.row_count, len(counted)) == (40, 40, 1)  # the planner's figure, no count
