@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
-from django.db.models import Q
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group, Permission
+from django.db.models import Func, OuterRef, Q, Subquery, TextField, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from .models import ApiToken
@@ -78,10 +80,75 @@ def api_token_user(*, plaintext: str) -> AbstractUser | None:
 
 
 def api_token_find(*, plaintext: str) -> ApiToken | None:
-    """The token row for ``plaintext`` whatever its state (revoked, expired), or None when unknown."""
+    """The token row for ``plaintext`` whatever its state (revoked, expired), or None when unknown.
+
+    One query: the token, its user, and (with Django's ModelBackend alone) the user's permissions,
+    which ModelBackend would otherwise load with two more queries on the request's first ``has_perm``.
+    They are read with the token on every request, never kept across requests, so a permission taken
+    away acts on the next request, as it does with ModelBackend's own per-request cache.
+    """
     if not plaintext.startswith(TOKEN_PREFIX) or not plaintext.isascii():
         return None  # not one of ours: no need to ask the database
-    return ApiToken.objects.select_related("user").filter(token_hash=token_hash(plaintext)).first()
+    tokens = ApiToken.objects.select_related("user").filter(token_hash=token_hash(plaintext))
+    preload = _model_backend_only()
+    if preload:
+        tokens = tokens.annotate(user_permission_names=_permission_names())
+    token = tokens.first()
+    if token is not None and preload:
+        _preload_permissions(token)
+    return token
+
+
+# Between permission names ("app_label.codename") in the aggregated string: a control character, never in one.
+_NAME_SEPARATOR = "\x1f"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def _model_backend_only() -> bool:
+    return list(getattr(settings, "AUTHENTICATION_BACKENDS", [MODEL_BACKEND])) == [MODEL_BACKEND]
+
+
+class _JoinedText(Func):
+    """``string_agg`` (PostgreSQL) / ``group_concat`` (SQLite) of one text expression.
+
+    A plain function to Django, so it adds no GROUP BY: used only as the whole select list of the
+    scalar subquery below, where it aggregates every row into one.
+    """
+
+    function = "STRING_AGG"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
+
+
+def _permission_names() -> Subquery:
+    """The token's user's own and groups' permission names, joined by _NAME_SEPARATOR (NULL when none):
+    what ModelBackend.get_all_permissions returns for an active user who is not a superuser."""
+    user_id = OuterRef(OuterRef("user_id"))  # the token's, from inside the IN subqueries
+    own = get_user_model().user_permissions.through.objects.filter(**{_user_column(): user_id})
+    via_groups = Group.permissions.through.objects.filter(group__user=user_id)
+    names = (
+        Permission.objects.filter(Q(id__in=own.values("permission_id")) | Q(id__in=via_groups.values("permission_id")))
+        .order_by()
+        .values(names=_JoinedText(Concat("content_type__app_label", Value("."), "codename"), Value(_NAME_SEPARATOR)))
+    )
+    return Subquery(names, output_field=TextField())
+
+
+def _user_column() -> str:
+    # The user's column in the user-permission table is named after the user model (auth_user_user_permissions.user_id).
+    through = get_user_model().user_permissions.through
+    return next(field.name for field in through._meta.fields if field.related_model is get_user_model())
+
+
+def _preload_permissions(token: ApiToken) -> None:
+    # ModelBackend keeps a user's permissions in _perm_cache for that user object's life (this request);
+    # filling it with what it would load saves its two queries. A superuser's has_perm never asks it.
+    user = cast(Any, token.user)
+    if not user.is_superuser:
+        names = getattr(token, "user_permission_names", None) or ""
+        user._perm_cache = {name for name in names.split(_NAME_SEPARATOR) if name}
 
 
 def api_token_is_live(token: ApiToken, *, now: datetime | None = None) -> bool:
