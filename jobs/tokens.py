@@ -15,11 +15,14 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group, Permission
-from django.db.models import Func, OuterRef, Q, Subquery, TextField, Value
-from django.db.models.functions import Concat
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model, Q
 from django.utils import timezone
 
 from .models import ApiToken
+from .rowreader import row_reader
 
 TOKEN_PREFIX = "jpt_"
 # How much of the plaintext is kept for display ("jpt_AbC123…"): enough to tell tokens apart, useless to an attacker.
@@ -82,73 +85,89 @@ def api_token_user(*, plaintext: str) -> AbstractUser | None:
 def api_token_find(*, plaintext: str) -> ApiToken | None:
     """The token row for ``plaintext`` whatever its state (revoked, expired), or None when unknown.
 
-    One query: the token, its user, and (with Django's ModelBackend alone) the user's permissions,
-    which ModelBackend would otherwise load with two more queries on the request's first ``has_perm``.
-    They are read with the token on every request, never kept across requests, so a permission taken
-    away acts on the next request, as it does with ModelBackend's own per-request cache.
+    One query, on every API request: the token, its user, and (with Django's ModelBackend alone) the
+    user's permissions, which ModelBackend would otherwise load with two more queries on the request's
+    first ``has_perm``. Nothing is kept across requests: a revoked token, a deactivated user or a
+    permission taken away acts on the next request.
     """
     if not plaintext.startswith(TOKEN_PREFIX) or not plaintext.isascii():
         return None  # not one of ours: no need to ask the database
-    tokens = ApiToken.objects.select_related("user").filter(token_hash=token_hash(plaintext))
-    preload = _model_backend_only()
-    if preload:
-        tokens = tokens.annotate(user_permission_names=_permission_names())
-    token = tokens.first()
-    if token is not None and preload:
-        _preload_permissions(token)
+    connection = connections[DEFAULT_DB_ALIAS]
+    preload = _model_backend_only() and connection.vendor in ("postgresql", "sqlite")
+    tokens, users = row_reader(ApiToken, connection), row_reader(get_user_model(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_token_sql(connection, with_permissions=preload),
+                       [_NAME_SEPARATOR, token_hash(plaintext)] if preload else [token_hash(plaintext)])  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = tokens.instance(row, connection)
+    user = token.user = users.instance(row, connection, start=tokens.width)
+    # ModelBackend keeps a user's permissions in _perm_cache for that user object's life (this request);
+    # filled with what it would load, it asks nothing. A superuser's has_perm never asks it.
+    if preload and not user.is_superuser:
+        names = row[tokens.width + users.width] or ""
+        cast(Any, user)._perm_cache = {name for name in names.split(_NAME_SEPARATOR) if name}
     return token
 
 
-# Between permission names ("app_label.codename") in the aggregated string: a control character, never in one.
+# Between permission names ("app_label.codename") in the aggregated column: a control character, never in one.
 _NAME_SEPARATOR = "\x1f"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+_token_sql_by_vendor: dict[tuple[str, bool], str] = {}
 
 
 def _model_backend_only() -> bool:
     return list(getattr(settings, "AUTHENTICATION_BACKENDS", [MODEL_BACKEND])) == [MODEL_BACKEND]
 
 
-class _JoinedText(Func):
-    """``string_agg`` (PostgreSQL) / ``group_concat`` (SQLite) of one text expression.
+def _token_sql(db: BaseDatabaseWrapper, *, with_permissions: bool) -> str:
+    """SELECT token, user[, permission names] WHERE token_hash = %s (written once per backend)."""
+    sql = _token_sql_by_vendor.get((db.vendor, with_permissions))
+    if sql is None:
+        user_model = get_user_model()
+        token_table, user_table = _table(db, ApiToken), _table(db, user_model)
+        tokens, users = row_reader(ApiToken, db), row_reader(user_model, db)
+        permissions = f", ({_permission_names_sql(db)})" if with_permissions else ""
+        sql = _token_sql_by_vendor[(db.vendor, with_permissions)] = (
+            f"SELECT {tokens.columns}, {users.columns}{permissions} FROM {token_table} "
+            f"INNER JOIN {user_table} ON {user_table}.{_column(db, user_model, user_model._meta.pk.name)} = "
+            f"{token_table}.{_column(db, ApiToken, 'user')} WHERE {token_table}.{_column(db, ApiToken, 'token_hash')} = %s"
+        )  # fmt: skip
+    return sql
 
-    A plain function to Django, so it adds no GROUP BY: used only as the whole select list of the
-    scalar subquery below, where it aggregates every row into one.
-    """
 
-    function = "STRING_AGG"
-    output_field = TextField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
-
-
-def _permission_names() -> Subquery:
-    """The token's user's own and groups' permission names, joined by _NAME_SEPARATOR (NULL when none):
+def _permission_names_sql(db: BaseDatabaseWrapper) -> str:
+    """The token's user's own and groups' permission names joined by a separator (parameter), NULL when none:
     what ModelBackend.get_all_permissions returns for an active user who is not a superuser."""
-    user_id = OuterRef(OuterRef("user_id"))  # the token's, from inside the IN subqueries
-    own = get_user_model().user_permissions.through.objects.filter(**{_user_column(): user_id})
-    via_groups = Group.permissions.through.objects.filter(group__user=user_id)
-    names = (
-        Permission.objects.filter(Q(id__in=own.values("permission_id")) | Q(id__in=via_groups.values("permission_id")))
-        .order_by()
-        .values(names=_JoinedText(Concat("content_type__app_label", Value("."), "codename"), Value(_NAME_SEPARATOR)))
-    )
-    return Subquery(names, output_field=TextField())
+    user_model = get_user_model()
+    own, memberships = user_model.user_permissions.through, user_model.groups.through
+    granted = Group.permissions.through
+    token_user = f"{_table(db, ApiToken)}.{_column(db, ApiToken, 'user')}"
+    joined = "GROUP_CONCAT" if db.vendor == "sqlite" else "STRING_AGG"
+    return (
+        f"SELECT {joined}(ct.{_column(db, ContentType, 'app_label')} || '.' || p.{_column(db, Permission, 'codename')}, %s) "
+        f"FROM {_table(db, Permission)} p INNER JOIN {_table(db, ContentType)} ct "
+        f"ON ct.{_column(db, ContentType, 'id')} = p.{_column(db, Permission, 'content_type')} "
+        f"WHERE p.{_column(db, Permission, 'id')} IN (SELECT {_link(db, own, Permission)} FROM {_table(db, own)} "
+        f"WHERE {_link(db, own, user_model)} = {token_user}) "
+        f"OR p.{_column(db, Permission, 'id')} IN (SELECT g.{_link(db, granted, Permission)} FROM {_table(db, granted)} g "
+        f"INNER JOIN {_table(db, memberships)} m ON m.{_link(db, memberships, Group)} = g.{_link(db, granted, Group)} "
+        f"WHERE m.{_link(db, memberships, user_model)} = {token_user})"
+    )  # fmt: skip
 
 
-def _user_column() -> str:
-    # The user's column in the user-permission table is named after the user model (auth_user_user_permissions.user_id).
-    through = get_user_model().user_permissions.through
-    return next(field.name for field in through._meta.fields if field.related_model is get_user_model())
+def _table(db: BaseDatabaseWrapper, model: type[Model]) -> str:
+    return db.ops.quote_name(model._meta.db_table)
 
 
-def _preload_permissions(token: ApiToken) -> None:
-    # ModelBackend keeps a user's permissions in _perm_cache for that user object's life (this request);
-    # filling it with what it would load saves its two queries. A superuser's has_perm never asks it.
-    user = cast(Any, token.user)
-    if not user.is_superuser:
-        names = getattr(token, "user_permission_names", None) or ""
-        user._perm_cache = {name for name in names.split(_NAME_SEPARATOR) if name}
+def _column(db: BaseDatabaseWrapper, model: type[Model], name: str) -> str:
+    return db.ops.quote_name(cast(Field, model._meta.get_field(name)).column)
+
+
+def _link(db: BaseDatabaseWrapper, through: type[Model], target: type[Model]) -> str:
+    """The column of a many-to-many table pointing at ``target``."""
+    return db.ops.quote_name(next(field.column for field in through._meta.fields if field.related_model is target))
 
 
 def api_token_is_live(token: ApiToken, *, now: datetime | None = None) -> bool:
