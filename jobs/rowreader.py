@@ -13,10 +13,10 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model
+from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
 
@@ -73,3 +73,14 @@ def row_reader(model: type[M], connection: BaseDatabaseWrapper) -> RowReader[M]:
             converters=converters,
         )
     return reader
+
+
+def table_name(db: BaseDatabaseWrapper, model: type[Model]) -> str:
+    """``model``'s table, quoted for ``db``."""
+    return db.ops.quote_name(model._meta.db_table)
+
+
+def column_name(db: BaseDatabaseWrapper, model: type[Model], field_name: str) -> str:
+    """The column of ``model``'s field ``field_name`` (``"pk"`` for the primary key), quoted for ``db``."""
+    field = model._meta.pk if field_name == "pk" else model._meta.get_field(field_name)
+    return db.ops.quote_name(cast(Field, field).column)

@@ -18,11 +18,11 @@ from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model, Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from .models import ApiToken
-from .rowreader import row_reader
+from .rowreader import column_name, row_reader, table_name
 
 TOKEN_PREFIX = "jpt_"
 # How much of the plaintext is kept for display ("jpt_AbC123…"): enough to tell tokens apart, useless to an attacker.
@@ -126,13 +126,13 @@ def _token_sql(db: BaseDatabaseWrapper, *, with_permissions: bool) -> str:
     sql = _token_sql_by_vendor.get((db.vendor, with_permissions))
     if sql is None:
         user_model = get_user_model()
-        token_table, user_table = _table(db, ApiToken), _table(db, user_model)
+        token_table, user_table = table_name(db, ApiToken), table_name(db, user_model)
         tokens, users = row_reader(ApiToken, db), row_reader(user_model, db)
         permissions = f", ({_permission_names_sql(db)})" if with_permissions else ""
         sql = _token_sql_by_vendor[(db.vendor, with_permissions)] = (
             f"SELECT {tokens.columns}, {users.columns}{permissions} FROM {token_table} "
-            f"INNER JOIN {user_table} ON {user_table}.{_column(db, user_model, user_model._meta.pk.name)} = "
-            f"{token_table}.{_column(db, ApiToken, 'user')} WHERE {token_table}.{_column(db, ApiToken, 'token_hash')} = %s"
+            f"INNER JOIN {user_table} ON {user_table}.{column_name(db, user_model, 'pk')} = "
+            f"{token_table}.{column_name(db, ApiToken, 'user')} WHERE {token_table}.{column_name(db, ApiToken, 'token_hash')} = %s"
         )  # fmt: skip
     return sql
 
@@ -143,26 +143,18 @@ def _permission_names_sql(db: BaseDatabaseWrapper) -> str:
     user_model = get_user_model()
     own, memberships = user_model.user_permissions.through, user_model.groups.through
     granted = Group.permissions.through
-    token_user = f"{_table(db, ApiToken)}.{_column(db, ApiToken, 'user')}"
+    token_user = f"{table_name(db, ApiToken)}.{column_name(db, ApiToken, 'user')}"
     joined = "GROUP_CONCAT" if db.vendor == "sqlite" else "STRING_AGG"
     return (
-        f"SELECT {joined}(ct.{_column(db, ContentType, 'app_label')} || '.' || p.{_column(db, Permission, 'codename')}, %s) "
-        f"FROM {_table(db, Permission)} p INNER JOIN {_table(db, ContentType)} ct "
-        f"ON ct.{_column(db, ContentType, 'id')} = p.{_column(db, Permission, 'content_type')} "
-        f"WHERE p.{_column(db, Permission, 'id')} IN (SELECT {_link(db, own, Permission)} FROM {_table(db, own)} "
+        f"SELECT {joined}(ct.{column_name(db, ContentType, 'app_label')} || '.' || p.{column_name(db, Permission, 'codename')}, %s) "
+        f"FROM {table_name(db, Permission)} p INNER JOIN {table_name(db, ContentType)} ct "
+        f"ON ct.{column_name(db, ContentType, 'pk')} = p.{column_name(db, Permission, 'content_type')} "
+        f"WHERE p.{column_name(db, Permission, 'pk')} IN (SELECT {_link(db, own, Permission)} FROM {table_name(db, own)} "
         f"WHERE {_link(db, own, user_model)} = {token_user}) "
-        f"OR p.{_column(db, Permission, 'id')} IN (SELECT g.{_link(db, granted, Permission)} FROM {_table(db, granted)} g "
-        f"INNER JOIN {_table(db, memberships)} m ON m.{_link(db, memberships, Group)} = g.{_link(db, granted, Group)} "
+        f"OR p.{column_name(db, Permission, 'pk')} IN (SELECT g.{_link(db, granted, Permission)} FROM {table_name(db, granted)} g "
+        f"INNER JOIN {table_name(db, memberships)} m ON m.{_link(db, memberships, Group)} = g.{_link(db, granted, Group)} "
         f"WHERE m.{_link(db, memberships, user_model)} = {token_user})"
     )  # fmt: skip
-
-
-def _table(db: BaseDatabaseWrapper, model: type[Model]) -> str:
-    return db.ops.quote_name(model._meta.db_table)
-
-
-def _column(db: BaseDatabaseWrapper, model: type[Model], name: str) -> str:
-    return db.ops.quote_name(cast(Field, model._meta.get_field(name)).column)
 
 
 def _link(db: BaseDatabaseWrapper, through: type[Model], target: type[Model]) -> str:
