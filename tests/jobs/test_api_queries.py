@@ -104,3 +104,6 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
         "SELECT jobs_apitoken", *key_lock, "SELECT jobs_job", "SELECT jobs_jobtypeswitch",
         "INSERT jobs_job", "UPDATE jobs_job",
     ]  # fmt: skip
+    # One savepoint pair: the view's transaction, a savepoint only because the test runs inside one. The INSERT
+    # takes no savepoint of its own (ON CONFLICT DO NOTHING settles a key collision without an error).
+    assert sum(query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")) for query in captured.captured_queries) == 2
