@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -19,6 +21,7 @@ from .exceptions import JobNotFound
 from .models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
 from .permissions import user_enqueues_restricted_types, user_sees_all_jobs
 from .publisher import queue_depths
+from .rowreader import column_name, row_reader, table_name
 from .switches import disabled_job_types
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
@@ -41,8 +44,25 @@ def job_visible_to(*, user: AbstractUser) -> QuerySet[Job]:
 
 
 def job_get_for(*, user: AbstractUser, job_id: str) -> Job:
-    """The job, if ``user`` may see it. Another user's job is 'not found', not 'forbidden': ids are not confirmed."""
-    job = job_visible_to(user=user).filter(id=job_id).first() if _JOB_ID.match(job_id) else None
+    """The job, if ``user`` may see it. Another user's job is 'not found', not 'forbidden': ids are not confirmed.
+
+    Every status poll asks this, so it is hand-written SQL (jobs.rowreader) rather than ``job_visible_to``'s
+    queryset; the same rule: the "view job" permission sees every job, anyone else only their own.
+    """
+    job = None
+    if _JOB_ID.match(job_id):
+        db = connections[DEFAULT_DB_ALIAS]
+        jobs = row_reader(Job, db)
+        table = table_name(db, Job)
+        sql = f"SELECT {jobs.columns} FROM {table} WHERE {table}.{column_name(db, Job, 'pk')} = %s"  # noqa: S608
+        params: list[Any] = [job_id]
+        if not user_sees_all_jobs(user):
+            sql += f" AND {table}.{column_name(db, Job, 'owner')} = %s"
+            params.append(user.pk)
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        job = jobs.instance(row, db) if row is not None else None
     if job is None:
         raise JobNotFound(f"no job with id {job_id!r} that you can see", detail={"job_id": job_id})
     return job
@@ -63,8 +83,19 @@ def job_list_for(
 
 
 def job_attempt_list(*, job: Job) -> list[JobAttempt]:
-    """A job's attempts in the order they ended."""
-    return list(job.attempts.order_by("finished_at", "id"))
+    """A job's attempts in the order they ended, as ``order_by("finished_at", "id")`` sorts them.
+
+    Hand-written SQL (jobs.rowreader) like ``job_get_for``: every status poll asks it.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    attempts = row_reader(JobAttempt, db)
+    table = table_name(db, JobAttempt)
+    sql = (f"SELECT {attempts.columns} FROM {table} WHERE {table}.{column_name(db, JobAttempt, 'job')} = %s "  # noqa: S608
+           f"ORDER BY {table}.{column_name(db, JobAttempt, 'finished_at')} ASC, {table}.{column_name(db, JobAttempt, 'pk')} ASC")  # fmt: skip
+    with db.cursor() as cursor:
+        cursor.execute(sql, [job.pk])
+        rows = cursor.fetchall()
+    return [attempts.instance(row, db) for row in rows]
 
 
 def job_holding_idempotency_key(*, idempotency_key: str, job_types: list[str]) -> Job | None:
@@ -72,8 +103,21 @@ def job_holding_idempotency_key(*, idempotency_key: str, job_types: list[str]) -
 
     ``job_types`` keeps the lookup on the (type, idempotency_key) unique index instead of a table scan.
     """
-    live = Job.objects.filter(idempotency_expires_at__gt=timezone.now())
-    return live.filter(type__in=job_types, idempotency_key=idempotency_key).only("id", "type").first()
+    if not job_types:
+        return None
+    # Hand-written SQL (jobs.rowreader's reasoning): every API enqueue with a key asks this.
+    db = connections[DEFAULT_DB_ALIAS]
+    table = table_name(db, Job)
+    column = {
+        name: f"{table}.{column_name(db, Job, name)}"
+        for name in ("pk", "type", "idempotency_key", "idempotency_expires_at")
+    }
+    sql = (f"SELECT {column['pk']}, {column['type']} FROM {table} WHERE {column['idempotency_key']} = %s "  # noqa: S608
+           f"AND {column['type']} IN ({', '.join(['%s'] * len(job_types))}) AND {column['idempotency_expires_at']} > %s")  # fmt: skip
+    with db.cursor() as cursor:
+        cursor.execute(sql, [idempotency_key, *job_types, timezone.now()])
+        row = cursor.fetchone()
+    return Job.from_db(db.alias, ["id", "type"], list(row)) if row is not None else None  # the others deferred
 
 
 def job_type_names_enqueueable_by(*, user: AbstractUser) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from .models import JobTypeSwitch
+from .rowreader import column_name, table_name
 
 # How long a "type is switched on" answer is trusted inside a worker (seconds).
 SWITCH_CACHE_SECONDS = 5.0
@@ -15,7 +17,14 @@ SWITCH_CACHE_SECONDS = 5.0
 def job_type_is_enabled(*, job_type: str) -> bool:
     if job_type in getattr(settings, "JOBS_DISABLED_TYPES", ()):
         return False
-    return not JobTypeSwitch.objects.filter(type=job_type, enabled=False).exists()
+    # Read on every enqueue, never cached here (an operator's switch-off acts at once): hand-written SQL,
+    # which costs a fraction of the ORM's per-call query building (jobs.rowreader).
+    db = connections[DEFAULT_DB_ALIAS]
+    table = table_name(db, JobTypeSwitch)
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {table}.{column_name(db, JobTypeSwitch, 'type')} = %s "  # noqa: S608
+                       f"AND NOT {table}.{column_name(db, JobTypeSwitch, 'enabled')} LIMIT 1", [job_type])  # fmt: skip
+        return cursor.fetchone() is None
 
 
 def disabled_job_types() -> set[str]:

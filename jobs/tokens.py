@@ -13,11 +13,16 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser
-from django.db.models import Q
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser, Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from .models import ApiToken
+from .rowreader import column_name, row_reader, table_name
 
 TOKEN_PREFIX = "jpt_"
 # How much of the plaintext is kept for display ("jpt_AbC123…"): enough to tell tokens apart, useless to an attacker.
@@ -78,10 +83,83 @@ def api_token_user(*, plaintext: str) -> AbstractUser | None:
 
 
 def api_token_find(*, plaintext: str) -> ApiToken | None:
-    """The token row for ``plaintext`` whatever its state (revoked, expired), or None when unknown."""
+    """The token row for ``plaintext`` whatever its state (revoked, expired), or None when unknown.
+
+    One query, on every API request: the token, its user, and (with Django's ModelBackend alone) the
+    user's permissions, which ModelBackend would otherwise load with two more queries on the request's
+    first ``has_perm``. Nothing is kept across requests: a revoked token, a deactivated user or a
+    permission taken away acts on the next request.
+    """
     if not plaintext.startswith(TOKEN_PREFIX) or not plaintext.isascii():
         return None  # not one of ours: no need to ask the database
-    return ApiToken.objects.select_related("user").filter(token_hash=token_hash(plaintext)).first()
+    connection = connections[DEFAULT_DB_ALIAS]
+    preload = _model_backend_only() and connection.vendor in ("postgresql", "sqlite")
+    tokens, users = row_reader(ApiToken, connection), row_reader(get_user_model(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_token_sql(connection, with_permissions=preload),
+                       [_NAME_SEPARATOR, token_hash(plaintext)] if preload else [token_hash(plaintext)])  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = tokens.instance(row, connection)
+    user = token.user = users.instance(row, connection, start=tokens.width)
+    # ModelBackend keeps a user's permissions in _perm_cache for that user object's life (this request);
+    # filled with what it would load, it asks nothing. A superuser's has_perm never asks it.
+    if preload and not user.is_superuser:
+        names = row[tokens.width + users.width] or ""
+        cast(Any, user)._perm_cache = {name for name in names.split(_NAME_SEPARATOR) if name}
+    return token
+
+
+# Between permission names ("app_label.codename") in the aggregated column: a control character, never in one.
+_NAME_SEPARATOR = "\x1f"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+_token_sql_by_vendor: dict[tuple[str, bool], str] = {}
+
+
+def _model_backend_only() -> bool:
+    return list(getattr(settings, "AUTHENTICATION_BACKENDS", [MODEL_BACKEND])) == [MODEL_BACKEND]
+
+
+def _token_sql(db: BaseDatabaseWrapper, *, with_permissions: bool) -> str:
+    """SELECT token, user[, permission names] WHERE token_hash = %s (written once per backend)."""
+    sql = _token_sql_by_vendor.get((db.vendor, with_permissions))
+    if sql is None:
+        user_model = get_user_model()
+        token_table, user_table = table_name(db, ApiToken), table_name(db, user_model)
+        tokens, users = row_reader(ApiToken, db), row_reader(user_model, db)
+        permissions = f", ({_permission_names_sql(db)})" if with_permissions else ""
+        sql = _token_sql_by_vendor[(db.vendor, with_permissions)] = (
+            f"SELECT {tokens.columns}, {users.columns}{permissions} FROM {token_table} "
+            f"INNER JOIN {user_table} ON {user_table}.{column_name(db, user_model, 'pk')} = "
+            f"{token_table}.{column_name(db, ApiToken, 'user')} WHERE {token_table}.{column_name(db, ApiToken, 'token_hash')} = %s"
+        )  # fmt: skip
+    return sql
+
+
+def _permission_names_sql(db: BaseDatabaseWrapper) -> str:
+    """The token's user's own and groups' permission names joined by a separator (parameter), NULL when none:
+    what ModelBackend.get_all_permissions returns for an active user who is not a superuser."""
+    user_model = get_user_model()
+    own, memberships = user_model.user_permissions.through, user_model.groups.through
+    granted = Group.permissions.through
+    token_user = f"{table_name(db, ApiToken)}.{column_name(db, ApiToken, 'user')}"
+    joined = "GROUP_CONCAT" if db.vendor == "sqlite" else "STRING_AGG"
+    return (
+        f"SELECT {joined}(ct.{column_name(db, ContentType, 'app_label')} || '.' || p.{column_name(db, Permission, 'codename')}, %s) "
+        f"FROM {table_name(db, Permission)} p INNER JOIN {table_name(db, ContentType)} ct "
+        f"ON ct.{column_name(db, ContentType, 'pk')} = p.{column_name(db, Permission, 'content_type')} "
+        f"WHERE p.{column_name(db, Permission, 'pk')} IN (SELECT {_link(db, own, Permission)} FROM {table_name(db, own)} "
+        f"WHERE {_link(db, own, user_model)} = {token_user}) "
+        f"OR p.{column_name(db, Permission, 'pk')} IN (SELECT g.{_link(db, granted, Permission)} FROM {table_name(db, granted)} g "
+        f"INNER JOIN {table_name(db, memberships)} m ON m.{_link(db, memberships, Group)} = g.{_link(db, granted, Group)} "
+        f"WHERE m.{_link(db, memberships, user_model)} = {token_user})"
+    )  # fmt: skip
+
+
+def _link(db: BaseDatabaseWrapper, through: type[Model], target: type[Model]) -> str:
+    """The column of a many-to-many table pointing at ``target``."""
+    return db.ops.quote_name(next(field.column for field in through._meta.fields if field.related_model is target))
 
 
 def api_token_is_live(token: ApiToken, *, now: datetime | None = None) -> bool:
