@@ -10,8 +10,12 @@ from django.db.models import Exists, OuterRef, Q
 
 
 def new_job_id() -> str:
-    # Opaque and URL-safe; 128 bits of randomness so ids cannot be guessed.
-    return secrets.token_urlsafe(16)
+    # Opaque and URL-safe; 128 bits of randomness so ids cannot be guessed. Never a leading "-"
+    # (1 id in 64 had one): command lines take it for an option (`jobs_replay --retry -Xmi...`).
+    while True:
+        job_id = secrets.token_urlsafe(16)
+        if not job_id.startswith("-"):
+            return job_id
 
 
 class JobQuerySet(models.QuerySet):

@@ -65,7 +65,9 @@ def test_request_watch_progress_download_and_links(exports_worker, alice, bob, s
     assert response["Content-Disposition"] == f'attachment; filename="{body["file_name"]}"'
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
     assert len(rows) == 3001 and rows[1] == ["0", "'=formula 0", "2026-03-01T00:00:00+00:00"]
-    assert Job.objects.get(id=body["job_id"]).status == "succeeded"
+    # The export turns succeeded inside the job's body; the job's own row follows when the body returns.
+    wait_for(lambda: Job.objects.filter(id=body["job_id"], status="succeeded").exists(), timeout=30,
+             message="the job to record its success")  # fmt: skip
 
     assert _client(bob).get(path).status_code == 403  # someone else's link
     assert Client().get(path).status_code == 403  # nobody's session

@@ -164,6 +164,15 @@ def test_retry_command_reports_jobs_it_cannot_retry(redis_client, capsys):
     assert Job.objects.get(id=dead.id).status == S.QUEUED
 
 
+def test_job_ids_never_start_with_a_dash_so_command_lines_take_them_as_ids():
+    from jobs.models import new_job_id
+
+    # With 1 id in 64 starting with "-", 5,000 ids without one would happen by chance once in 10^34.
+    ids = [new_job_id() for _ in range(5000)]
+    assert not [job_id for job_id in ids if job_id.startswith("-")]
+    assert len(set(ids)) == 5000 and {len(job_id) for job_id in ids} == {22}
+
+
 def searched(client, term: str, **filters) -> set[str]:
     response = client.get(reverse("admin:jobs_job_changelist"), {"q": term, **filters})
     assert response.status_code == 200
