@@ -88,7 +88,11 @@ def completion_find(*, job_id: str, attempt: int) -> Completion | None:
 
     Raises RedisError when Redis cannot say: the caller must not take "unknown" for "not finished".
     """
-    raw = get_redis().get(_key(job_id))
+    return _parse(get_redis().get(_key(job_id)), attempt=attempt)
+
+
+def _parse(raw: bytes | str | None, *, attempt: int) -> Completion | None:
+    """The record ``raw`` if it is one of ``attempt``'s."""
     if raw is None:
         return None
     data = json.loads(raw)
@@ -106,15 +110,8 @@ def completions_find_many(refs: list[tuple[str, int]]) -> dict[str, Completion]:
     if not refs:
         return {}
     raws = get_redis().mget([_key(job_id) for job_id, _ in refs])
-    found: dict[str, Completion] = {}
-    for (job_id, attempt), raw in zip(refs, raws, strict=True):
-        if raw is None:
-            continue
-        data = json.loads(raw)
-        finished_at = parse_datetime(data["finished_at"])
-        if data.get("attempt") == attempt and finished_at is not None:
-            found[job_id] = Completion(attempt=attempt, result=data.get("result"), finished_at=finished_at)
-    return found
+    parsed = {job_id: _parse(raw, attempt=attempt) for (job_id, attempt), raw in zip(refs, raws, strict=True)}
+    return {job_id: completion for job_id, completion in parsed.items() if completion is not None}
 
 
 def completions_prune(*, is_settled: Callable[[dict[str, int]], set[str]], now: float | None = None,

@@ -43,7 +43,7 @@ from redis import RedisError
 from . import metrics, registry
 from .attempts import duration_ms, job_record_attempt
 from .audit import Action, audit_record
-from .completions import completion_find, completion_forget, completions_find_many
+from .completions import Completion, completion_find, completion_forget, completions_find_many
 from .exceptions import IllegalTransition, JobsError, UnknownJobType
 from .models import WAITING_STATUSES, Job, JobAttempt
 from .publisher import no_flush_wait, publish_on_commit
@@ -405,12 +405,8 @@ def job_rescue_lost_attempt(*, job: Job, reason: str, now: datetime | None = Non
                        job.id, job.attempt, error)  # fmt: skip
         return None
     if completed is not None:
-        if not job_succeed(job=job, finished_at=completed.finished_at, result=completed.result):
-            return None
-        completion_forget(job_id=job.id)
-        logger.warning("job %s: attempt %s had finished its body but its success was not written (%s); "
-                       "recorded as succeeded, not run again", job.id, job.attempt, reason)  # fmt: skip
-        return S.SUCCEEDED
+        lost = f"its success was not written ({reason})"
+        return S.SUCCEEDED if _finish_from_completion(job, completed, lost=lost) else None
     try:
         spec: JobType | None = registry.get(job.type)
     except UnknownJobType:
@@ -437,13 +433,19 @@ def job_finish_recorded_completions(refs: list[tuple[str, int]]) -> set[str]:
         if job is None:
             continue
         job.started_at = completion.finished_at  # when it really started is not recorded
-        if job_succeed(job=job, finished_at=completion.finished_at, result=completion.result):
-            completion_forget(job_id=job_id)
+        if _finish_from_completion(job, completion, lost="its claim and success were lost (database crash)"):
             finished.add(job_id)
-            logger.warning("job %s: attempt %s had finished its body but its claim and success were lost "
-                           "(database crash); recorded as succeeded, not published again",
-                           job_id, completion.attempt)  # fmt: skip
     return finished
+
+
+def _finish_from_completion(job: Job, completion: Completion, *, lost: str) -> bool:
+    """Record the running ``job`` succeeded as its recorded completion says, durably; its body does not run again."""
+    if not job_succeed(job=job, finished_at=completion.finished_at, result=completion.result):
+        return False
+    completion_forget(job_id=job.id)
+    logger.warning("job %s: attempt %s had finished its body but %s; recorded as succeeded, not run again",
+                   job.id, job.attempt, lost)  # fmt: skip
+    return True
 
 
 def job_completions_settled(attempts: Mapping[str, int]) -> set[str]:
