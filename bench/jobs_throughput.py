@@ -69,6 +69,7 @@ IDLE_QUEUE = "bench-idle"
 class Drain:
     rate: float  # tasks per second, first start to last finish
     cpu_ms_per_task: float  # worker process tree, user + system
+    server_cpu_ms_per_task: float = 0.0  # every PostgreSQL and Redis server process on the machine
     sql: Counter[str] = field(default_factory=Counter)
     redis: Counter[str] = field(default_factory=Counter)
     transactions: int | None = None
@@ -185,20 +186,23 @@ def main(argv: list[str]) -> int:
                 raise RuntimeError(f"{variant.key}: expected {args.n} messages on {QUEUE}, found {client.llen(QUEUE)}")
             tree = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
             cpu_before = sum(_cpu(process) for process in tree)
+            server_before = _server_cpu()
             xact_before = transactions_committed() if args.count else None
             monitor = _RedisMonitor(settings.REDIS_URL) if args.count else None
             if profile is not None:
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid),
-                     "--subprocesses", "--idle", "--format", "raw", "--rate", "250", "-o", str(profile / f"{variant.key}.txt")],
+                     "--subprocesses", "--format", "raw", "--rate", "250", "-o", str(profile / f"{variant.key}.txt")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 time.sleep(1.0)  # py-spy attaches to every process of the tree
             app.control.add_consumer(QUEUE, destination=[node], reply=True, timeout=5)
             _wait(lambda: int(client.get(DONE_KEY) or 0) >= args.n, timeout=900, what=f"{variant.key} to drain")
             cpu = sum(_cpu(process) for process in tree)
+            server_cpu = _server_cpu() - server_before
             first, last = float(client.get(FIRST_KEY)), float(client.get(LAST_KEY))
-            result = Drain(rate=args.n / (last - first), cpu_ms_per_task=(cpu - cpu_before) * 1000 / args.n)
+            result = Drain(rate=args.n / (last - first), cpu_ms_per_task=(cpu - cpu_before) * 1000 / args.n,
+                           server_cpu_ms_per_task=server_cpu * 1000 / args.n)  # fmt: skip
             if monitor is not None:
                 result.redis = monitor.stop()
                 result.sql = Counter({k.decode(): int(v) for k, v in client.hgetall(SQL_KEY).items()})
@@ -236,14 +240,14 @@ def main(argv: list[str]) -> int:
     if args.profile:
         print(f"py-spy was sampling every worker (figures below are slowed by it); raw stacks in {args.profile}/")
     best = {key: max(drains, key=lambda drain: drain.rate) for key, drains in results.items()}
-    header = f"{'variant':40} {'tasks/s':>8} {'median':>8} {'CPU ms/task':>11}"
+    header = f"{'variant':40} {'tasks/s':>8} {'median':>8} {'CPU ms/task':>11} {'servers':>7}"
     baselines = [key for key in ("celery", "results", "results_late") if key in best]
     header += "".join(f" {'/' + key:>13}" for key in baselines)
     print(header)
     for variant in variants:
         drain = best[variant.key]
         line = f"{variant.label:40} {drain.rate:8.1f} {median(d.rate for d in results[variant.key]):8.1f}"
-        line += f" {drain.cpu_ms_per_task:11.2f}"
+        line += f" {drain.cpu_ms_per_task:11.2f} {drain.server_cpu_ms_per_task:7.2f}"
         line += "".join(f" {drain.rate / best[key].rate:13.2f}" for key in baselines)
         print(line)
     if "tracked" in best:
@@ -278,6 +282,18 @@ def _cpu(process: Any) -> float:
     except psutil.Error:  # the process ended: its time is lost either way
         return 0.0
     return times.user + times.system
+
+
+def _server_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL and Redis server process (other clients' work included)."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.process_iter(["name"]):
+        name = process.info["name"] or ""
+        if name.startswith(("postgres", "redis-server")):
+            total += _cpu(process)
+    return total
 
 
 def _wait(condition, *, timeout: float, what: str) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_celery_results.models import TaskResult
@@ -48,6 +48,7 @@ from .exceptions import IllegalTransition, JobsError, UnknownJobType
 from .models import WAITING_STATUSES, Job, JobAttempt
 from .publisher import no_flush_wait, publish_on_commit
 from .registry import JobType
+from .rowreader import row_reader
 
 logger = logging.getLogger("jobs.lifecycle")
 
@@ -146,16 +147,21 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
     quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
     current = timezone.now()
     now, lease = adapt(current), adapt(current + timedelta(seconds=lease_seconds()))
-    columns = ", ".join(quote(field.column) for field in Job._meta.concrete_fields)
+    # The row becomes an instance as the ORM would load it (``row_reader``), without RawQuerySet's
+    # per-call setup, which cost about a tenth of a worker process' time per job.
+    db = connections[DEFAULT_DB_ALIAS]
+    reader = row_reader(Job, db)
     sql = (
         f"UPDATE {quote(Job._meta.db_table)} SET status = %s, attempt = %s, started_at = %s, worker = %s, "
         f"celery_task_id = %s, next_retry_at = NULL, lease_expires_at = %s, updated_at = %s{no_flush_wait()} "
-        f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {columns}"
+        f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {reader.columns}"
     )
     params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], lease, now, job_id,
               S.QUEUED.value, S.RETRYING.value, attempt - 1]  # fmt: skip
-    claimed = list(Job.objects.raw(sql, params))
-    return claimed[0] if claimed else None
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return reader.instance(row, db) if row is not None else None
 
 
 def lease_seconds() -> float:

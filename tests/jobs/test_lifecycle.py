@@ -59,6 +59,20 @@ def test_start_attempt_claims_once():
 
 
 @pytest.mark.django_db
+def test_the_claimed_job_is_loaded_as_the_orm_loads_it():
+    # The claim builds the instance from its RETURNING row by hand (every job passes here).
+    job = job_enqueue(job_type="tests.noop", payload={"n": 1}).job
+
+    claimed = job_start_attempt(job_id=job.id, attempt=1, worker="a@h", celery_task_id="t1")
+
+    loaded = Job.objects.get(id=job.id)
+    assert claimed is not None and not claimed._state.adding and claimed._state.db == "default"
+    for field in Job._meta.concrete_fields:
+        assert getattr(claimed, field.attname) == getattr(loaded, field.attname), field.name
+    assert claimed.started_at.tzinfo is not None and claimed.payload == {"n": 1}
+
+
+@pytest.mark.django_db
 def test_succeed(redis_client):
     job = started()
 
