@@ -27,7 +27,7 @@ import copy
 import json
 import logging
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,7 +156,7 @@ def job_start_attempt(*, job_id: str, attempt: int, worker: str, celery_task_id:
         f"celery_task_id = %s, next_retry_at = NULL, lease_expires_at = %s, updated_at = %s{no_flush_wait()} "
         f"WHERE id = %s AND status IN (%s, %s) AND attempt = %s RETURNING {reader.columns}"
     )
-    params = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], lease, now, job_id,
+    params: list[Any] = [S.RUNNING.value, attempt, now, worker[:255], celery_task_id[:255], lease, now, job_id,
               S.QUEUED.value, S.RETRYING.value, attempt - 1]  # fmt: skip
     with db.cursor() as cursor:
         cursor.execute(sql, params)
@@ -275,71 +275,118 @@ def _record_superseded(job: Job, *, outcome: str, now: datetime, failure: Failur
     logger.warning("job %s: %s", job.id, note)
 
 
+@dataclass(frozen=True)
+class SucceededAttempt:
+    """An attempt whose body returned: the claimed job, when it finished and what it returned."""
+
+    job: Job
+    finished_at: datetime
+    result: Any
+
+
 def job_succeed(
     *, job: Job, finished_at: datetime, result: Any, extra_writes: ExtraWrites = None, durable: bool = True
 ) -> bool:
     """running -> succeeded, with its attempt row and Celery result row, atomically.
 
-    Every successful job passes here, so on PostgreSQL the three writes are one
-    statement (data-modifying CTEs: one round trip, one commit). Elsewhere the ORM does
-    them in one transaction, ``extra_writes`` included; on PostgreSQL ``extra_writes`` (the log lines) run
-    just before it, so a reader never sees the job succeeded without them. Returns False if the job was no
-    longer running.
+    ``extra_writes`` (the attempt's log lines) are written first, so a reader never sees the job
+    succeeded without them (on PostgreSQL just before the statement, elsewhere in its transaction).
+    Returns False if the job was no longer running. ``durable`` as for ``job_succeed_many``.
+    """
+    succeeded = SucceededAttempt(job=job, finished_at=finished_at, result=result)
+    if connection.vendor != "postgresql":
+        return job.id in _succeed_each([succeeded], extra_writes=extra_writes)
+    if extra_writes is not None:
+        extra_writes()
+    return job.id in job_succeed_many([succeeded], durable=durable)
+
+
+def job_succeed_many(attempts: Sequence[SucceededAttempt], *, durable: bool = True) -> set[str]:
+    """running -> succeeded for each attempt, with attempt rows and Celery result rows; the ids that moved.
+
+    Every successful job passes here, one at a time or a worker process' batch at once
+    (``jobs.success_batch``), so on PostgreSQL all of it is one statement (data-modifying CTEs over a
+    VALUES list: one round trip, one commit). Elsewhere the ORM writes each in its own transaction.
+    An attempt whose job had moved on is recorded as superseded on its own attempt row.
 
     ``durable=False`` (PostgreSQL, outside a transaction) commits without waiting for the WAL
-    flush: only for a caller that recorded the completion in Redis first (``jobs.completions``),
-    which is what finishes the job, without running it again, if a database crash forgets this commit.
+    flush: only for a caller that recorded the completions in Redis first (``jobs.completions``),
+    which is what finishes a job, without running it again, if a database crash forgets this commit.
     """
     check_transition(S.RUNNING, S.SUCCEEDED)
+    if not attempts:
+        return set()
     if connection.vendor != "postgresql":
-        return _end_attempt(
-            job, to_status=S.SUCCEEDED, outcome=Outcome.SUCCEEDED, now=finished_at, extra_writes=extra_writes,
-            finished_at=finished_at, progress=100, result=result, error_code="", error_message="", error_traceback="",
-        )  # fmt: skip
+        return _succeed_each(attempts, extra_writes=None)
     quote = connection.ops.quote_name
-    jobs, attempts, results = (quote(model._meta.db_table) for model in (Job, JobAttempt, TaskResult))
-    summary = json.dumps({"job_id": job.id, "attempt": job.attempt, "outcome": Outcome.SUCCEEDED.value})
-    if extra_writes is not None:
-        # First: whoever reads ``succeeded`` finds the attempt's log lines already there.
-        extra_writes()
-    flush = "" if durable else no_flush_wait()
+    jobs, attempt_rows, results = (quote(model._meta.db_table) for model in (Job, JobAttempt, TaskResult))
+    # The statement already has a FROM list (done): the flush clause joins it as one more item.
+    flush = "" if durable else no_flush_wait().replace(" FROM ", ", ", 1)
+    ordered = sorted(attempts, key=lambda succeeded: succeeded.job.id)  # one lock order for every writer
+    row = (
+        "(%s::varchar, %s::integer, %s::jsonb, %s::timestamptz, %s::timestamptz, %s::integer, %s::varchar, "
+        "%s::varchar, %s::varchar, %s::text, %s::text)"
+    )
+    params: list[Any] = []
+    for succeeded in ordered:
+        job, now = succeeded.job, succeeded.finished_at
+        summary = {"job_id": job.id, "attempt": job.attempt, "outcome": Outcome.SUCCEEDED.value}
+        params += [
+            job.id, job.attempt, json.dumps(succeeded.result), now, job.started_at, duration_ms(job.started_at, now),
+            job.worker or None, job.celery_task_id, job.type, json.dumps(summary),
+            json.dumps({"job_id": job.id, "attempt": job.attempt}),
+        ]  # fmt: skip
     sql = f"""
-        WITH moved AS (
-            UPDATE {jobs} SET status = %(succeeded)s, finished_at = %(now)s, updated_at = %(now)s, progress = 100,
-                   result = %(result)s::jsonb, error_code = '', error_message = '', error_traceback = ''{flush}
-             WHERE id = %(job_id)s AND status = %(running)s AND attempt = %(attempt)s
-         RETURNING id
+        WITH done (job_id, attempt, result, finished_at, started_at, duration_ms, worker, task_id, type, summary,
+                   kwargs) AS (
+            VALUES {", ".join([row] * len(ordered))}
+        ), moved AS (
+            UPDATE {jobs} AS job SET status = '{S.SUCCEEDED.value}', finished_at = done.finished_at,
+                   updated_at = done.finished_at, progress = 100, result = done.result, error_code = '',
+                   error_message = '', error_traceback = ''
+              FROM done{flush}
+             WHERE job.id = done.job_id AND job.status = '{S.RUNNING.value}' AND job.attempt = done.attempt
+         RETURNING job.id
         ), attempt AS (
-            INSERT INTO {attempts} (job_id, number, outcome, started_at, finished_at, duration_ms, worker,
-                                    celery_task_id, error_code, error_message, error_traceback)
-            SELECT id, %(attempt)s, %(succeeded)s, %(started)s, %(now)s, %(duration)s, %(worker)s, %(task_id)s,
-                   '', '', '' FROM moved
+            INSERT INTO {attempt_rows} (job_id, number, outcome, started_at, finished_at, duration_ms, worker,
+                                        celery_task_id, error_code, error_message, error_traceback)
+            SELECT done.job_id, done.attempt, '{Outcome.SUCCEEDED.value}', done.started_at, done.finished_at,
+                   done.duration_ms, done.worker, done.task_id, '', '', ''
+              FROM done JOIN moved ON moved.id = done.job_id
          RETURNING job_id
         ), celery_result AS (
             INSERT INTO {results} (task_id, task_name, status, result, content_type, content_encoding, worker,
                                    date_started, date_done, date_created, task_kwargs)
-            SELECT %(task_id)s, %(type)s, 'SUCCESS', %(summary)s, 'application/json', 'utf-8', %(worker)s,
-                   %(started)s, %(now)s, %(now)s, %(kwargs)s FROM attempt WHERE %(task_id)s <> ''
+            SELECT done.task_id, done.type, 'SUCCESS', done.summary, 'application/json', 'utf-8', done.worker,
+                   done.started_at, done.finished_at, done.finished_at, done.kwargs
+              FROM done JOIN attempt ON attempt.job_id = done.job_id
+             WHERE done.task_id <> ''
                 ON CONFLICT (task_id) DO UPDATE SET status = 'SUCCESS', result = EXCLUDED.result,
                    date_done = EXCLUDED.date_done, worker = EXCLUDED.worker
         )
-        SELECT count(*) FROM moved
-    """  # noqa: S608 - table names come from model metadata, values are parameters
-    params: dict[str, Any] = {
-        "succeeded": S.SUCCEEDED.value, "running": S.RUNNING.value, "now": finished_at, "job_id": job.id,
-        "result": json.dumps(result), "attempt": job.attempt, "started": job.started_at,
-        "duration": duration_ms(job.started_at, finished_at), "worker": job.worker or None,
-        "task_id": job.celery_task_id, "type": job.type, "summary": summary,
-        "kwargs": json.dumps({"job_id": job.id, "attempt": job.attempt}),
-    }  # fmt: skip
+        SELECT id FROM moved
+    """  # noqa: S608 - table names come from model metadata, statuses are enum values, the rest are parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-    moved = row is not None and row[0] == 1
-    if moved:
-        metrics.attempt_finished(job=job, outcome=Outcome.SUCCEEDED, finished_at=finished_at)
-    else:
-        _record_superseded(job, outcome=Outcome.SUCCEEDED, now=finished_at, failure=None)
+        moved = {job_id for (job_id,) in cursor.fetchall()}
+    for succeeded in ordered:
+        if succeeded.job.id in moved:
+            metrics.attempt_finished(job=succeeded.job, outcome=Outcome.SUCCEEDED, finished_at=succeeded.finished_at)
+        else:
+            _record_superseded(succeeded.job, outcome=Outcome.SUCCEEDED, now=succeeded.finished_at, failure=None)
+    return moved
+
+
+def _succeed_each(attempts: Sequence[SucceededAttempt], *, extra_writes: ExtraWrites) -> set[str]:
+    moved = set()
+    for succeeded in attempts:
+        now = succeeded.finished_at
+        if _end_attempt(
+            succeeded.job, to_status=S.SUCCEEDED, outcome=Outcome.SUCCEEDED, now=now, extra_writes=extra_writes,
+            finished_at=now, progress=100, result=succeeded.result, error_code="", error_message="",
+            error_traceback="",
+        ):  # fmt: skip
+            moved.add(succeeded.job.id)
     return moved
 
 

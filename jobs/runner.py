@@ -15,7 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from . import leases, lifecycle, metrics
+from . import leases, lifecycle, metrics, success_batch
 from .completions import completion_forget, completion_record
 from .context import JobLogContext, correlation_scope, job_scope
 from .exceptions import JobCancelled, JobsError, JobSnoozed, UnsupportedMessageVersion
@@ -122,6 +122,12 @@ def _succeed(job: Job, ctx: JobContext, result: Any) -> str:
     # plain disk): if a database crash forgets it, the reaper or the relay finishes the job from
     # the record. The record then stays until the pruner sees the success in the database.
     durable = not recorded or bool(getattr(settings, "JOBS_DURABLE_SUCCESS", False)) or not can_skip_flush_wait()
+    if not durable and success_batch.writer.enabled:
+        # The writer thread records the success within JOBS_SUCCESS_BATCH_MS, batched with this
+        # process' other successes; the log lines go first, so they are in before it reads succeeded.
+        if tracking_write(ctx.log.flush, what="log lines"):
+            success_batch.writer.add(success_batch.PendingSuccess(job=job, finished_at=now, result=result))
+        return S.SUCCEEDED
     written = tracking_write(
         lambda: lifecycle.job_succeed(
             job=job, finished_at=now, result=result, extra_writes=ctx.log.flush, durable=durable

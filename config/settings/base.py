@@ -244,6 +244,11 @@ JOBS_COMPLETION_TTL_SECONDS = env_int("JOBS_COMPLETION_TTL_SECONDS", 86_400)
 JOBS_DURABLE_SUCCESS = env_bool("JOBS_DURABLE_SUCCESS", False)
 # The reaper's tick deletes completion records this old whose success the database shows.
 JOBS_COMPLETION_KEEP_SECONDS = env_int("JOBS_COMPLETION_KEEP_SECONDS", 60)
+# Such a success is written behind: a worker process' writer thread records the successes of
+# JOBS_SUCCESS_BATCH_MS (or JOBS_SUCCESS_BATCH_SIZE of them) in one statement, so a finished job
+# reads `running` for up to that long. 0 writes each success before the task returns.
+JOBS_SUCCESS_BATCH_MS = env_int("JOBS_SUCCESS_BATCH_MS", 20)
+JOBS_SUCCESS_BATCH_SIZE = env_int("JOBS_SUCCESS_BATCH_SIZE", 100)
 # Job types switched off by configuration (comma-separated); the admin has switches too.
 JOBS_DISABLED_TYPES = env_list("JOBS_DISABLED_TYPES", [])
 # Stored log lines per job attempt.
