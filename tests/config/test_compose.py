@@ -114,6 +114,17 @@ def test_each_worker_sizes_its_pool_from_its_own_variable(name):
 
 
 @pytest.mark.parametrize("name", WORKERS)
+def test_only_the_worker_of_short_jobs_reserves_messages_ahead(name):
+    # Prefetching holds messages back from other workers: fine for short jobs, not for an export.
+    prefetch, raw = celery_invocation(name)[2]["prefetch_multiplier"], SERVICES[name]["command"]
+    if name == "worker-default":
+        assert raw[raw.index("--prefetch-multiplier") + 1] == "${WORKER_DEFAULT_PREFETCH:-4}"
+        assert prefetch == 4
+    else:
+        assert "--prefetch-multiplier" not in raw and prefetch == 1  # CELERY_WORKER_PREFETCH_MULTIPLIER's default
+
+
+@pytest.mark.parametrize("name", WORKERS)
 def test_workers_get_time_to_finish_their_tasks_on_warm_shutdown(name):
     # Celery's warm shutdown (SIGTERM) waits for running tasks; none runs past the hard time limit.
     assert SERVICES[name].get("stop_signal", "SIGTERM") == "SIGTERM"
