@@ -69,6 +69,11 @@ class JobLog:
     def exception(self, message: str, *args: Any) -> None:
         self.emit(logging.ERROR, message, *args, exc_info=True)
 
+    @property
+    def unwritten(self) -> bool:
+        """Whether ``flush`` has anything to write."""
+        return bool(self._pending or self._dropped)
+
     def flush(self) -> None:
         if self._dropped:
             self._pending.append(

@@ -125,7 +125,7 @@ def _succeed(job: Job, ctx: JobContext, result: Any) -> str:
     if not durable and success_batch.writer.enabled:
         # The writer thread records the success within JOBS_SUCCESS_BATCH_MS, batched with this
         # process' other successes; the log lines go first, so they are in before it reads succeeded.
-        if tracking_write(ctx.log.flush, what="log lines"):
+        if not ctx.log.unwritten or tracking_write(ctx.log.flush, what="log lines"):
             success_batch.writer.add(success_batch.PendingSuccess(job=job, finished_at=now, result=result))
         return S.SUCCEEDED
     written = tracking_write(

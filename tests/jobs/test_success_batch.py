@@ -17,7 +17,7 @@ from django_celery_results.models import TaskResult
 
 from jobs.enqueue import job_enqueue
 from jobs.maintenance import job_rescue_orphans
-from jobs.models import Job, JobAttempt
+from jobs.models import Job, JobAttempt, JobLogLine
 from jobs.success_batch import writer
 from tests.jobs import jobtypes
 from tests.jobs.test_flush_wait import record_of, waiting_job
@@ -69,6 +69,21 @@ def test_successes_are_written_behind_in_one_statement(batching, redis_client):
             (1, JobAttempt.Outcome.SUCCEEDED, f"{job.id}.1")
         ]
         assert TaskResult.objects.get(task_id=f"{job.id}.1").status == "SUCCESS"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_success_has_its_log_lines_written_before_the_task_returns(batching, redis_client):
+    job = Job.objects.create(id="batched-chatty", type="tests.chatty", queue="default", payload={"lines": 3})
+
+    deliver(job, attempt=1, spec=jobtypes.chatty.job_type)
+
+    # Whoever reads succeeded later finds the lines already there: they are not part of the batch.
+    assert Job.objects.get(id=job.id).status == S.RUNNING
+    assert list(JobLogLine.objects.filter(job_id=job.id).order_by("id").values_list("message", flat=True)) == [
+        "line 0", "line 1", "line 2"
+    ]  # fmt: skip
+    writer.flush()
+    assert Job.objects.get(id=job.id).status == S.SUCCEEDED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -156,9 +171,7 @@ def test_a_worker_stopped_for_a_deploy_writes_the_successes_it_holds(start_worke
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_holding_a_success_has_the_job_finished_by_the_reaper_not_run_again(
-    start_worker, redis_client
-):
+def test_a_worker_killed_holding_a_success_has_the_job_finished_by_the_reaper_not_run_again(start_worker, redis_client):
     if connection.vendor != "postgresql":
         pytest.skip("successes are deferred only on PostgreSQL")
     worker = start_worker(
