@@ -56,9 +56,18 @@ def _install_sql_counter(**kwargs: Any) -> None:
     if os.environ.get("BENCH_COUNT_SQL") != "1":
         return
     from django.db import connections
+    from django.db.backends.signals import connection_created
 
     for alias in connections:
         connections[alias].execute_wrappers.append(_count_sql)
+    # Connections opened later by other threads (the success writer's) are counted too; they
+    # report with the process' next finished task.
+    connection_created.connect(_count_on_new_connection, weak=False)
+
+
+def _count_on_new_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if _count_sql not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_count_sql)
 
 
 @signals.task_prerun.connect
