@@ -116,3 +116,22 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
     # a transaction the one round trip carries its own BEGIN and COMMIT). The INSERT takes no savepoint of its
     # own (ON CONFLICT DO NOTHING settles a key collision without an error).
     assert sum(query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")) for query in captured.captured_queries) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_outside_a_transaction_is_one_round_trip_with_its_begin_and_commit(client, staff, redis_client):
+    # As under gunicorn: no surrounding transaction, so the lock, the guarded INSERT, BEGIN and COMMIT go together.
+    if connection.vendor != "postgresql":
+        pytest.skip("the one round trip is PostgreSQL's")
+    headers = bearer(staff)
+    body = json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}})
+    client.post("/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="warm", **headers)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="measured", **headers
+        )
+    assert response.status_code == 202, response.content
+
+    assert kinds(captured) == ["SELECT jobs_apitoken", "BEGIN + SELECT + INSERT jobs_job + COMMIT", "UPDATE jobs_job"]
+    assert Job.objects.get(id=response.json()["id"]).published_at is not None  # published after the commit
+    assert redis_client.llen("default") == 2
