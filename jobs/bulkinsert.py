@@ -101,14 +101,21 @@ def insert_one_statement(instance: Model, *, condition: str, using: str = "defau
     connection = connections[using]
     if connection.vendor != "postgresql":
         raise NotSupportedError(f"insert_one_statement is written for PostgreSQL, not {connection.vendor}")
-    quote = connection.ops.quote_name
-    fields = type(instance)._meta.concrete_fields
-    sql = (
-        f"INSERT INTO {quote(instance._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
-        f"SELECT {', '.join(f'%s::{field.db_type(connection)}' for field in fields)} WHERE {condition} "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(instance._meta.pk.column)}"
-    )
-    return sql, _prepared_values(instance, fields, connection)
+    model = type(instance)
+    head = _insert_one_heads.get((model, using))
+    if head is None:
+        # Written once per model: asking every field for its column type cost more than the rest of the call.
+        quote = connection.ops.quote_name
+        fields = model._meta.concrete_fields
+        head = _insert_one_heads[(model, using)] = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"SELECT {', '.join(f'%s::{field.db_type(connection)}' for field in fields)} WHERE "
+        )
+    sql = f"{head}{condition} ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    return sql, _prepared_values(instance, model._meta.concrete_fields, connection)
+
+
+_insert_one_heads: dict[tuple[type[Model], str], str] = {}
 
 
 def _postgresql_statement(
