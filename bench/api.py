@@ -11,7 +11,8 @@ through 1,000 finished jobs of one user, each with an attempt), ``GET /api/jobs?
 user's newest 20 of 1,000), ``POST /api/jobs`` (a canary job, by a staff token, a new
 ``Idempotency-Key`` each). Phases alternate endpoint by endpoint within each rate. Latency
 runs from each request's due time to the end of its response (no coordinated omission).
-CPU ms/req is gunicorn's (master and workers, user + system) over the phase, per answered request;
+CPU ms/req is gunicorn's (master and workers, user + system) over the phase, per answered request; db ms/req
+the same for the PostgreSQL backends serving gunicorn's connections (when PostgreSQL runs on this machine);
 loadgen ms is the load generator's own CPU per request sent (it shares the cores with gunicorn).
 """
 
@@ -67,6 +68,9 @@ def main(argv: list[str]) -> int:
         # The per-token enqueue limit (120 a minute by default) stays on, so its Redis call is measured, but
         # high enough that 300 enqueues a second are not refused.
         "JOBS_API_ENQUEUE_RATE_LIMIT": str(ENQUEUE_LIMIT_FOR_BENCH),
+        # Connections kept for the whole run (compose: 60 s): a backend that ends mid-phase takes its CPU with it,
+        # which db ms/req could not count. One reconnect a minute per worker is nothing per request anyway.
+        "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "3600"),
     }
     log_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     with open(log_dir / "gunicorn.log", "ab") as log:
@@ -100,7 +104,7 @@ def main(argv: list[str]) -> int:
         for rate in [float(value) for value in args.rates.split(",")]:
             for name in args.endpoints.split(","):
                 client.delete("default")  # enqueued canaries: no worker runs in this benchmark
-                cpu_before = _tree_cpu(server.pid)
+                cpu_before, db_before = _tree_cpu(server.pid), _database_cpu()
                 spy = (
                     _start_profile(server.pid, args.profile / f"{name.replace(' ', '_')}-{rate:.0f}.txt")
                     if args.profile
@@ -110,7 +114,9 @@ def main(argv: list[str]) -> int:
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(timeout=60)
-                outcome["cpu_ms"] = (_tree_cpu(server.pid) - cpu_before) * 1000 / max(1, len(outcome["latencies_ms"]))
+                answered = max(1, len(outcome["latencies_ms"]))
+                outcome["cpu_ms"] = (_tree_cpu(server.pid) - cpu_before) * 1000 / answered
+                outcome["db_cpu_ms"] = _database_cpu_since(db_before) * 1000 / answered
                 rows.append((rate, name, outcome))
         client.delete("default")
     finally:
@@ -125,7 +131,7 @@ def main(argv: list[str]) -> int:
     print(f"database: {database_label()}, redis: {settings.REDIS_URL}; gunicorn --workers {args.workers} ({worker_class}), "
           f"config.settings.production, 127.0.0.1; {args.seconds:.0f} s per endpoint and rate, endpoints one at a time")  # fmt: skip
     print(f"{'rate/s':>6} {'endpoint':12} {'sent':>6} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-          f"{'max ms':>7} {'errors':>6} {'p50/hz':>6} {'p99/hz':>6} {'CPU ms/req':>10} {'loadgen ms':>10}")  # fmt: skip
+          f"{'max ms':>7} {'errors':>6} {'p50/hz':>6} {'p99/hz':>6} {'CPU ms/req':>10} {'db ms/req':>9} {'loadgen ms':>10}")  # fmt: skip
     floor = {rate: _percentiles(outcome) for rate, name, outcome in rows if name == "healthz"}
     floor = {rate: floor.get(rate, (float("nan"),) * 4) for rate, _, _ in rows}
     verdicts = []
@@ -135,7 +141,7 @@ def main(argv: list[str]) -> int:
         hz50, _, hz99, _ = floor[rate]
         print(f"{rate:6.0f} {name:12} {outcome['sent']:6d} {outcome['sent'] / outcome['elapsed']:10.1f} {p50:7.2f} "
               f"{p95:7.2f} {p99:7.2f} {top:7.1f} {errors:6d} {p50 / hz50:6.2f} {p99 / hz99:6.2f} {outcome['cpu_ms']:10.2f} "
-              f"{outcome['loadgen_cpu_ms']:10.2f}"
+              f"{outcome['db_cpu_ms']:9.2f} {outcome['loadgen_cpu_ms']:10.2f}"
               + (f"  {outcome['errors']}" if errors else ""))  # fmt: skip
         if name == "status poll":
             verdicts.append(f"status poll p99 at {rate:.0f}/s = {p99 / hz99:.2f} x healthz p99 (goal <= 2)")
@@ -226,6 +232,37 @@ def _tree_cpu(pid: int) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def _database_cpu() -> dict[int, float]:
+    """User + system seconds of each PostgreSQL backend serving the bench database (gunicorn's connections), by
+    pid; {} when the database is not PostgreSQL on this machine."""
+    import psutil
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")  # fmt: skip
+        pids = [row[0] for row in cursor.fetchall()]
+    seconds = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        seconds[pid] = times.user + times.system
+    return seconds
+
+
+def _database_cpu_since(before: dict[int, float]) -> float:
+    """The backends' CPU seconds since ``before`` (a backend that started since counts whole); NaN without a
+    local PostgreSQL. A backend that ended in between (gunicorn reconnects after CONN_MAX_AGE) is not counted."""
+    after = _database_cpu()
+    if not before and not after:
+        return float("nan")
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def _wait_listening(port: int, server: subprocess.Popen, log: Path) -> None:

@@ -70,14 +70,7 @@ def bulk_insert_varying(
         )
 
     # Shared columns: prepared once, exactly as save() would prepare them.
-    for field in fields:
-        if field.attname not in varying:
-            field.pre_save(template, add=True)  # auto_now(_add) fields take their value here
-    shared_params = [
-        field.get_db_prep_save(getattr(template, field.attname), connection=connection)
-        for field in fields
-        if field.attname not in varying
-    ]
+    shared_params = _prepared_values(template, [field for field in fields if field.attname not in varying], connection)
     varying_fields = [field for field in fields if field.attname in varying]
     sql, rows_param = build_statement(model, connection, varying_fields, skip_conflicts)
     prepared_columns = [_prepare_column(field, varying[field.attname], connection) for field in varying_fields]
@@ -88,6 +81,41 @@ def bulk_insert_varying(
             cursor.execute(sql, [*shared_params, *rows_param(batch)])
             inserted.update(row[0] for row in cursor.fetchall())
     return _instances(template, varying, count, using=using, keep=inserted)
+
+
+def _prepared_values(instance: Model, fields: Sequence[Field[Any, Any]], connection: BaseDatabaseWrapper) -> list[Any]:
+    """``fields``' values of ``instance`` as save() prepares them for an INSERT (auto_now fields are set here)."""
+    for field in fields:
+        field.pre_save(instance, add=True)
+    return [field.get_db_prep_save(getattr(instance, field.attname), connection=connection) for field in fields]
+
+
+def insert_one_statement(instance: Model, *, condition: str, using: str = "default") -> tuple[str, list[Any]]:
+    """PostgreSQL: an ``INSERT`` of ``instance`` that writes it only while the SQL ``condition`` holds and
+    skips a unique-key collision, ``RETURNING`` its primary key; the statement and its parameters (the
+    condition's ``%s`` come last), for callers that send it with other statements in one round trip.
+
+    The values are prepared as ``save()`` prepares them. After a returned row, the caller marks the
+    instance saved (``instance._state.adding = False``).
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        raise NotSupportedError(f"insert_one_statement is written for PostgreSQL, not {connection.vendor}")
+    model = type(instance)
+    head = _insert_one_heads.get((model, using))
+    if head is None:
+        # Written once per model: asking every field for its column type cost more than the rest of the call.
+        quote = connection.ops.quote_name
+        fields = model._meta.concrete_fields
+        head = _insert_one_heads[(model, using)] = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"SELECT {', '.join(f'%s::{field.db_type(connection)}' for field in fields)} WHERE "
+        )
+    sql = f"{head}{condition} ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    return sql, _prepared_values(instance, model._meta.concrete_fields, connection)
+
+
+_insert_one_heads: dict[tuple[type[Model], str], str] = {}
 
 
 def _postgresql_statement(

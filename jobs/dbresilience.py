@@ -5,6 +5,8 @@ Django's per-request connection hygiene (``close_old_connections`` with health c
 runs in a worker. After ``pg_terminate_backend`` or a database failover the worker would keep
 its dead connection and fail every task with "the connection is closed". Here:
 
+- at a web request's start, a kept connection whose socket is quiet skips Django's SELECT 1 health
+  check (a connection the server ended has its goodbye waiting to be read, and is still checked);
 - before each task (``task_prerun``) connections that saw an error, outlived ``CONN_MAX_AGE``
   or fail their health check are dropped, so the task opens a fresh one;
 - ``run_with_fresh_connection(fn)`` runs a write and, when it fails on a broken connection,
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 from celery.signals import task_prerun
 from django.conf import settings
+from django.core.signals import request_started
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
 from redis import RedisError
 
@@ -44,6 +48,9 @@ CONNECTION_ERRORS = (OperationalError, InterfaceError)
 # A message whose claim keeps failing is tried again for days (back-off capped at 30 s), never dropped.
 REQUEUE_MAX_RETRIES = 10_000
 REQUEUE_MAX_DELAY_SECONDS = 30
+
+# request_started's receiver that skips the health check of a quiet connection (after close_old_connections).
+QUIET_CHECK_UID = "jobs.dbresilience.skip_health_check_when_quiet"
 
 # The field this process reported a failure under, until it reaches the database again.
 _reported_label: str | None = None
@@ -80,6 +87,42 @@ def drop_unusable_connections(sender: Any = None, **_signal_kwargs: Any) -> None
             conn.close()
     if _reported_label is not None:
         _clear_failure_if_reachable()
+
+
+def skip_health_check_when_quiet(**_signal_kwargs: Any) -> None:
+    """At a web request's start: count the health check as done for a kept PostgreSQL connection whose
+    socket has nothing to read, saving its SELECT 1 round trip; otherwise the check stays due.
+
+    Connected to ``request_started`` after Django's ``close_old_connections`` (which makes the check due
+    again for the request). A server that ends a connection (``pg_terminate_backend``, a restart, an
+    idle timeout) sends its FATAL message and closes the socket, which makes the socket readable: such
+    a connection still gets Django's SELECT 1, fails it and is replaced before the request's first
+    query, as before. An idle, healthy connection has nothing to read.
+    """
+    for conn in connections.all(initialized_only=True):
+        if (
+            conn.vendor == "postgresql"
+            and conn.connection is not None
+            and conn.health_check_enabled  # type: ignore[attr-defined]  # Django >= 4.1, not in the stubs
+            and not conn.health_check_done  # type: ignore[attr-defined]
+            and not conn.in_atomic_block
+            and _socket_quiet(conn.connection)
+        ):
+            conn.health_check_done = True  # type: ignore[attr-defined]
+
+
+def _socket_quiet(raw: Any) -> bool:
+    """Whether a psycopg connection is open, idle, and has nothing waiting on its socket."""
+    import psycopg
+
+    if raw.closed or raw.broken or raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
 
 
 def _drop_connections() -> None:
@@ -202,3 +245,4 @@ def describe_database_failures(failures: dict[str, str]) -> str | None:
 def install() -> None:
     """Connect the hooks (called once from the jobs app's ``ready``)."""
     task_prerun.connect(drop_unusable_connections, dispatch_uid="jobs.dbresilience.drop_unusable_connections")
+    request_started.connect(skip_health_check_when_quiet, dispatch_uid=QUIET_CHECK_UID)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -11,17 +12,19 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
 from . import metrics, registry
-from .bulkinsert import bulk_insert_varying
+from .bulkinsert import bulk_insert_varying, insert_one_statement
 from .context import get_correlation_id, new_correlation_id
 from .exceptions import IdempotencyKeyConflict, JobTypeDisabled, PayloadInvalid
+from .locks import ADVISORY_LOCK_NAMESPACE, transaction_lock
 from .models import Job, new_job_id
 from .publisher import publish_on_commit
 from .schema import validate, with_defaults
-from .switches import job_type_is_enabled
+from .selectors import idempotency_holder_sql, job_holding_idempotency_key
+from .switches import job_type_is_enabled, switched_off_sql
 
 
 def payload_fingerprint(payload: dict[str, Any]) -> str:
@@ -54,16 +57,21 @@ def _idempotency_window() -> timedelta:
     return timedelta(seconds=getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
 
 
-def _new_job(
-    *,
-    job_type: str,
-    payload: dict[str, Any],
-    owner: AbstractUser | None,
-    idempotency_key: str | None,
-    correlation_id: str | None,
-    replay_of: Job | None,
-    now: datetime,
-) -> Job:
+@dataclass(frozen=True)
+class _Wanted:
+    """One job_enqueue call's job, before it becomes a row."""
+
+    job_type: str
+    payload: dict[str, Any]
+    owner: AbstractUser | None
+    idempotency_key: str | None
+    correlation_id: str | None
+    replay_of: Job | None
+
+
+def _new_job(wanted: _Wanted, *, now: datetime) -> Job:
+    job_type, payload, idempotency_key = wanted.job_type, wanted.payload, wanted.idempotency_key
+    owner, correlation_id, replay_of = wanted.owner, wanted.correlation_id, wanted.replay_of
     spec = registry.get(job_type)
     return Job(
         type=job_type,
@@ -105,6 +113,7 @@ def job_enqueue(
     idempotency_key: str | None = None,
     correlation_id: str | None = None,
     replay_of: Job | None = None,
+    key_exclusive_among: Sequence[str] = (),
 ) -> EnqueueResult:
     """Create a job and publish it when the surrounding transaction commits.
 
@@ -114,9 +123,88 @@ def job_enqueue(
     - Idempotent: the same (type, idempotency_key) within the window returns the existing
       job (``created=False``); the database's unique constraint settles concurrent calls.
       The same key with a different payload raises IdempotencyKeyConflict.
+    - ``key_exclusive_among``: job types sharing one key space (the API's: a key is one request).
+      A key held within its window by another of these types raises IdempotencyKeyConflict too; a
+      lock on the key makes that check and the insert one step for concurrent calls.
     """
     registry.get(job_type)
-    payload = payload or {}
+    wanted = _Wanted(job_type=job_type, payload=payload or {}, owner=owner, idempotency_key=idempotency_key,
+                     correlation_id=correlation_id, replay_of=replay_of)  # fmt: skip
+    if not (idempotency_key and key_exclusive_among):
+        return _enqueue_one(wanted)
+    job = _new_job(wanted, now=timezone.now())
+    if _insert_while_key_free(job, key_exclusive_among=key_exclusive_among):
+        publish_on_commit([job])
+        metrics.jobs_enqueued(job_type=job.type, queue=job.queue)
+        return EnqueueResult(job=job, created=True)
+    # Something stands in the way (a holder, a switch, an expired key): the general path says what.
+    with transaction.atomic():
+        transaction_lock(_key_lock_name(idempotency_key))
+        holder = job_holding_idempotency_key(idempotency_key=idempotency_key, job_types=list(key_exclusive_among))
+        if holder is not None and holder.type != job_type:
+            raise IdempotencyKeyConflict(
+                f"idempotency key {idempotency_key!r} was already used for job {holder.id} of type {holder.type!r}; "
+                "use a new key for a different request",
+                detail={"job_id": holder.id, "idempotency_key": idempotency_key},
+            )
+        return _enqueue_one(wanted)
+
+
+def _key_lock_name(idempotency_key: str) -> str:
+    # The name the API's view locked before this moved here: old and new processes agree during a deploy.
+    return f"api-idempotency:{idempotency_key}"
+
+
+def _insert_while_key_free(job: Job, *, key_exclusive_among: Sequence[str]) -> bool:
+    """Insert ``job`` in one round trip when nothing stands in its way; False (nothing written) otherwise.
+
+    PostgreSQL, when the type is not switched off in settings. One simple-protocol query: the key's
+    lock, then an INSERT guarded by "no job of ``key_exclusive_among`` holds the key within its window
+    and the type is not switched off" (``ON CONFLICT DO NOTHING`` for an expired holder), and, outside
+    a transaction, BEGIN and COMMIT around them: one round trip instead of six (BEGIN, the lock, the
+    holder, the switch, the INSERT, COMMIT). The lock is its own statement on
+    purpose: under READ COMMITTED each statement reads a snapshot taken when it starts, so the guard,
+    starting after the lock is held, sees a holder that a concurrent call committed while this one
+    waited; inside one statement the snapshot would predate the wait. COMMIT waits for the WAL flush
+    as before, so the row is durable before the caller answers.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or job.type in getattr(settings, "JOBS_DISABLED_TYPES", ()):
+        return False
+    condition = (
+        f"NOT EXISTS ({idempotency_holder_sql(db, type_count=len(key_exclusive_among))}) "
+        f"AND NOT EXISTS ({switched_off_sql(db)})"
+    )
+    insert, values = insert_one_statement(job, condition=condition)
+    params = [ADVISORY_LOCK_NAMESPACE, _key_lock_name(cast(str, job.idempotency_key)), *values,
+              job.idempotency_key, *key_exclusive_among, job.enqueued_at, job.type]  # fmt: skip
+    lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+    own_transaction = not db.in_atomic_block and db.get_autocommit()
+    with db.cursor() as cursor:
+        if own_transaction:
+            try:
+                cursor.execute(f"BEGIN; {lock}; {insert}; COMMIT", params)
+            except Exception:
+                # A failed statement leaves the explicit transaction open and aborted: end it here, as
+                # Django's atomic would, so the connection is usable again (a broken one is discarded anyway).
+                if db.connection is not None and not db.connection.closed:
+                    with contextlib.suppress(Exception):
+                        db.connection.execute("ROLLBACK")
+                raise
+            cursor.nextset()  # past BEGIN's empty result
+        else:
+            # Inside the caller's transaction (or a test's): its BEGIN and COMMIT are its own.
+            with transaction.atomic():
+                cursor.execute(f"{lock}; {insert}", params)
+        cursor.nextset()  # past the lock's row, to the INSERT's RETURNING
+        inserted = cursor.fetchone() is not None
+    if inserted:
+        job._state.adding, job._state.db = False, db.alias
+    return inserted
+
+
+def _enqueue_one(wanted: _Wanted) -> EnqueueResult:
+    job_type, payload, idempotency_key = wanted.job_type, wanted.payload, wanted.idempotency_key
     if not job_type_is_enabled(job_type=job_type):
         # A retried request whose job already exists gets it back, switch or not.
         replayed = _live_idempotent_job(job_type=job_type, key=idempotency_key, payload=payload)
@@ -124,10 +212,7 @@ def job_enqueue(
             return EnqueueResult(job=replayed, created=False)
         ensure_enabled(job_type)
     now = timezone.now()
-    job = _new_job(
-        job_type=job_type, payload=payload, owner=owner, idempotency_key=idempotency_key,
-        correlation_id=correlation_id, replay_of=replay_of, now=now,
-    )  # fmt: skip
+    job = _new_job(wanted, now=now)
     if idempotency_key:
         existing = _insert_idempotent(job, now=now)
         if existing is not None:

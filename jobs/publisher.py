@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -225,12 +227,9 @@ def _publish_redis_pipeline(app: Celery, channel: Any, messages: Sequence[dict[s
     ``.delay()``. The wire format is Celery's and kombu's own: a template message built by
     Celery per task name, and the channel's own envelope and delivery tag for every message.
     """
-    templates: dict[str, _TaskMessageTemplate] = {}
     encoded_by_queue: dict[str, list[str]] = {}
     for message in messages:
-        template = templates.get(message["task"])
-        if template is None:
-            template = templates[message["task"]] = _TaskMessageTemplate(app, message["task"])
+        template = _message_template(app, message["task"])
         body, headers, properties = template.fill(message["task_id"], message["kwargs"])
         envelope = channel.prepare_message(
             body, 0, "application/json", "utf-8", {**headers, **message["headers"]}, {**properties, "delivery_mode": 2}
@@ -238,14 +237,44 @@ def _publish_redis_pipeline(app: Celery, channel: Any, messages: Sequence[dict[s
         # Anonymous exchange, routing key = queue: what send_task(queue=...) does.
         channel._inplace_augment_message(envelope, "", message["queue"])
         encoded_by_queue.setdefault(message["queue"], []).append(kombu_dumps(envelope))
-    with channel.conn_or_acquire() as client:
-        pipeline = client.pipeline(transaction=False)
-        for queue, encoded in encoded_by_queue.items():
-            for start in range(0, len(encoded), PIPELINE_SIZE):
-                # LPUSH q a b c leaves the list as LPUSH a, then b, then c would: first in, first out.
-                pipeline.lpush(queue, *encoded[start : start + PIPELINE_SIZE])
-        pipeline.execute()
+    pipeline = _channel_client(channel).pipeline(transaction=False)
+    for queue, encoded in encoded_by_queue.items():
+        for start in range(0, len(encoded), PIPELINE_SIZE):
+            # LPUSH q a b c leaves the list as LPUSH a, then b, then c would: first in, first out.
+            pipeline.lpush(queue, *encoded[start : start + PIPELINE_SIZE])
+    pipeline.execute()
     return len(messages)
+
+
+# A Redis client per kombu channel: the channel's conn_or_acquire() builds a new client object (around the
+# channel's connection pool) on every call, which was a visible part of a single enqueue's publish.
+_channel_clients: weakref.WeakKeyDictionary[Any, redis.Redis] = weakref.WeakKeyDictionary()
+
+
+def _channel_client(channel: Any) -> redis.Redis:
+    client = _channel_clients.get(channel)
+    if client is None:
+        with channel.conn_or_acquire() as client:
+            _channel_clients[channel] = client
+    return client
+
+
+# Celery's message template per task name, per app and process: building one costs about as much as
+# sending the message, and a single enqueue used to build it every time. Keyed by pid too: the template
+# names the process that built it (Celery's ``origin`` header), and gunicorn and Celery fork.
+_templates: weakref.WeakKeyDictionary[Celery, dict[tuple[int, str], _TaskMessageTemplate]] = weakref.WeakKeyDictionary()
+
+
+def _message_template(app: Celery, task_name: str) -> _TaskMessageTemplate:
+    real_app = app._get_current_object() if hasattr(app, "_get_current_object") else app  # current_app is a proxy
+    by_name = _templates.setdefault(real_app, {})
+    key = (os.getpid(), task_name)
+    template = by_name.get(key)
+    if template is None:
+        if len(by_name) > 1000:
+            by_name.clear()  # names come from the job registry, so this never fills; a bound anyway
+        template = by_name[key] = _TaskMessageTemplate(app, task_name)
+    return template
 
 
 # Stand-ins for the values that differ per job; never valid task ids or reprs themselves.

@@ -16,11 +16,13 @@ clocks disagree still agree on the window and on pauses.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -80,6 +82,22 @@ return math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now)
 """
 
 
+def _run_script(client: redis.Redis, script: str, numkeys: int, *args: str | int) -> Any:
+    """Run ``script`` by its SHA1 (EVALSHA): Redis keeps the compiled script, so each call sends only the
+    hash, not the script text. A Redis that does not know it yet (restarted, flushed) is sent the text once
+    with EVAL, which also stores it."""
+    sha = _SCRIPT_SHAS.get(script)
+    if sha is None:
+        sha = _SCRIPT_SHAS[script] = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    try:
+        return client.evalsha(sha, numkeys, *args)
+    except redis.exceptions.NoScriptError:
+        return client.eval(script, numkeys, *args)
+
+
+_SCRIPT_SHAS: dict[str, str] = {}
+
+
 class RateLimiter:
     """At most ``limit`` calls per ``period`` seconds to downstream ``name``, across all processes.
 
@@ -119,8 +137,15 @@ class RateLimiter:
 
     def try_acquire(self) -> float:
         """Take a slot if one is free now: 0.0. Otherwise the seconds until one frees (or a pause ends)."""
-        wait_ms, now_ms = self.client.eval(
-            _ACQUIRE, 2, self.log_key, self.pause_key, self.limit, _milliseconds(self.period), secrets.token_hex(6)
+        wait_ms, now_ms = _run_script(
+            self.client,
+            _ACQUIRE,
+            2,
+            self.log_key,
+            self.pause_key,
+            self.limit,
+            _milliseconds(self.period),
+            secrets.token_hex(6),
         )
         if int(wait_ms) == 0:
             self.last_granted_at = int(now_ms) / 1000
@@ -167,16 +192,16 @@ class RateLimiter:
         one than the pause in force changes nothing.
         """
         metrics.rate_limiter_paused(limiter=self.name)
-        return int(self.client.eval(_PAUSE, 1, self.pause_key, "for", _milliseconds(seconds))) / 1000
+        return int(_run_script(self.client, _PAUSE, 1, self.pause_key, "for", _milliseconds(seconds))) / 1000
 
     def pause_until(self, epoch_seconds: float) -> float:
         """Give nobody a slot until ``epoch_seconds`` (compared with Redis' clock); returns the pause's end."""
         metrics.rate_limiter_paused(limiter=self.name)
-        return int(self.client.eval(_PAUSE, 1, self.pause_key, "until", int(epoch_seconds * 1000))) / 1000
+        return int(_run_script(self.client, _PAUSE, 1, self.pause_key, "until", int(epoch_seconds * 1000))) / 1000
 
     def paused_for(self) -> float:
         """Seconds left of the pause in force (0.0 when none)."""
-        return int(self.client.eval(_PAUSE_LEFT, 1, self.pause_key)) / 1000
+        return int(_run_script(self.client, _PAUSE_LEFT, 1, self.pause_key)) / 1000
 
     def reset(self) -> None:
         """Forget every grant and pause of this downstream (tests and benchmarks)."""

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -107,17 +108,23 @@ def job_holding_idempotency_key(*, idempotency_key: str, job_types: list[str]) -
         return None
     # Hand-written SQL (jobs.rowreader's reasoning): every API enqueue with a key asks this.
     db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(
+            idempotency_holder_sql(db, type_count=len(job_types)), [idempotency_key, *job_types, timezone.now()]
+        )
+        row = cursor.fetchone()
+    return Job.from_db(db.alias, ["id", "type"], list(row)) if row is not None else None  # the others deferred
+
+
+def idempotency_holder_sql(db: BaseDatabaseWrapper, *, type_count: int) -> str:
+    """SELECT id, type of the job holding a key within its window; parameters: the key, ``type_count`` types, now."""
     table = table_name(db, Job)
     column = {
         name: f"{table}.{column_name(db, Job, name)}"
         for name in ("pk", "type", "idempotency_key", "idempotency_expires_at")
     }
-    sql = (f"SELECT {column['pk']}, {column['type']} FROM {table} WHERE {column['idempotency_key']} = %s "  # noqa: S608
-           f"AND {column['type']} IN ({', '.join(['%s'] * len(job_types))}) AND {column['idempotency_expires_at']} > %s")  # fmt: skip
-    with db.cursor() as cursor:
-        cursor.execute(sql, [idempotency_key, *job_types, timezone.now()])
-        row = cursor.fetchone()
-    return Job.from_db(db.alias, ["id", "type"], list(row)) if row is not None else None  # the others deferred
+    return (f"SELECT {column['pk']}, {column['type']} FROM {table} WHERE {column['idempotency_key']} = %s "  # noqa: S608
+            f"AND {column['type']} IN ({', '.join(['%s'] * type_count)}) AND {column['idempotency_expires_at']} > %s")  # fmt: skip
 
 
 def job_type_names_enqueueable_by(*, user: AbstractUser) -> list[str]:

@@ -6,6 +6,7 @@ import time
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .models import JobTypeSwitch
 from .rowreader import column_name, table_name
@@ -20,11 +21,16 @@ def job_type_is_enabled(*, job_type: str) -> bool:
     # Read on every enqueue, never cached here (an operator's switch-off acts at once): hand-written SQL,
     # which costs a fraction of the ORM's per-call query building (jobs.rowreader).
     db = connections[DEFAULT_DB_ALIAS]
-    table = table_name(db, JobTypeSwitch)
     with db.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {table} WHERE {table}.{column_name(db, JobTypeSwitch, 'type')} = %s "  # noqa: S608
-                       f"AND NOT {table}.{column_name(db, JobTypeSwitch, 'enabled')} LIMIT 1", [job_type])  # fmt: skip
+        cursor.execute(switched_off_sql(db), [job_type])
         return cursor.fetchone() is None
+
+
+def switched_off_sql(db: BaseDatabaseWrapper) -> str:
+    """A query with one row when the type (its one parameter) is switched off in the database, none otherwise."""
+    table = table_name(db, JobTypeSwitch)
+    return (f"SELECT 1 FROM {table} WHERE {table}.{column_name(db, JobTypeSwitch, 'type')} = %s "  # noqa: S608
+            f"AND NOT {table}.{column_name(db, JobTypeSwitch, 'enabled')} LIMIT 1")  # fmt: skip
 
 
 def disabled_job_types() -> set[str]:

@@ -21,7 +21,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.paginator import EmptyPage, Paginator
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
@@ -34,7 +33,6 @@ from .enqueue import job_enqueue, job_validate_payload
 from .exceptions import IdempotencyKeyConflict, RateLimited
 from .http import ApiError, api_view, client_address, json_type_name, parse_json_object
 from .lifecycle import job_cancel
-from .locks import transaction_lock
 from .models import Job, JobAttempt
 from .openapi import openapi_document
 from .permissions import user_cancels_any_job, user_enqueues_restricted_types, user_sees_all_jobs
@@ -43,7 +41,6 @@ from .schedules import declared, schedule_trigger
 from .selectors import (
     job_attempt_list,
     job_get_for,
-    job_holding_idempotency_key,
     job_list_for,
     job_type_names_enqueueable_by,
     jobs_overview,
@@ -278,21 +275,11 @@ def _enqueue(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     conflict = (f"Idempotency-Key {wanted.idempotency_key!r} was already used for another request; "
                 "use a new key for a different request")  # fmt: skip
     try:
-        with transaction.atomic():
-            if scoped_key:
-                # The database settles a key per job type; a key is one request, so reusing it for another type
-                # is a misuse too. The lock makes "check, then insert" one step for this key: two concurrent
-                # requests with one key and different types cannot both pass the check.
-                transaction_lock(f"api-idempotency:{scoped_key}")
-                holder = job_holding_idempotency_key(idempotency_key=scoped_key,
-                                                     job_types=[spec.name for spec in _api_job_types()])  # fmt: skip
-                if holder is not None and holder.type != wanted.job_type:
-                    raise IdempotencyKeyConflict(conflict, detail={"job_id": holder.id,
-                                                                   "idempotency_key": wanted.idempotency_key})  # fmt: skip
-            result = job_enqueue(
-                job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=getattr(request, "correlation_id", None),
-                idempotency_key=scoped_key,
-            )  # fmt: skip
+        # A key is one request: reusing it for another API type is a conflict too (key_exclusive_among).
+        result = job_enqueue(
+            job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=getattr(request, "correlation_id", None),
+            idempotency_key=scoped_key, key_exclusive_among=[spec.name for spec in _api_job_types()],
+        )  # fmt: skip
     except IdempotencyKeyConflict as error:
         # The core's message names the stored key (api:<user>:<key>): answer with the caller's own key only.
         job_id = error.detail.get("job_id")

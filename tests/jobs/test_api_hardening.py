@@ -5,14 +5,18 @@ Each answered 500, was accepted, or leaked before this change; the comment on ea
 
 import json
 import threading
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import OperationalError, connection, connections, transaction
 from django.test import Client
 from django.utils import timezone
 
+from jobs.enqueue import job_enqueue
+from jobs.locks import transaction_lock
 from jobs.models import ApiToken, Job, JobAttempt, JobAuditEntry
 from jobs.ratelimit import KEY_PREFIX
 from jobs.tokens import api_token_create
@@ -270,6 +274,93 @@ def test_concurrent_requests_with_one_key_and_different_types_create_one_job(sta
             thread.join(timeout=30)
         assert sorted(statuses) == [202, 422], statuses
         assert Job.objects.filter(idempotency_key=f"api:{staff.pk}:race-{round_number}").count() == 1
+
+
+def waiting_advisory_locks() -> int:
+    with connections["default"].cursor() as cursor:  # asked from this thread's own connection
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        return cursor.fetchone()[0]
+
+
+def hold_key_lock(name: str, held: threading.Event, release: threading.Event, work=lambda: None) -> threading.Thread:
+    """A thread holding the advisory lock ``name`` in its own transaction (doing ``work`` in it) until ``release``."""
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                transaction_lock(name)
+                work()
+                held.set()
+                assert release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert held.wait(timeout=10)
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_holder_committed_while_an_enqueue_waits_for_the_key_lock_is_seen(staff, echo_type, settings):
+    # The enqueue's lock and its guarded INSERT travel in one round trip, as two statements: the INSERT's snapshot
+    # is taken after the lock is granted. Folded into one statement, its snapshot would predate the wait and it
+    # would miss this holder (two jobs, two types, one key).
+    if connection.vendor != "postgresql":
+        pytest.skip("the key lock is PostgreSQL's (SQLite runs one writer at a time)")
+    settings.JOBS_API_ENQUEUE_RATE_LIMIT = 0
+    scoped = f"api:{staff.pk}:held-key"
+    held, release = threading.Event(), threading.Event()
+
+    def insert_holder() -> None:
+        Job.objects.create(type="tests.api_echo", queue="default", owner=staff, idempotency_key=scoped,
+                           idempotency_expires_at=timezone.now() + timedelta(hours=1))  # fmt: skip
+
+    holder = hold_key_lock(f"api-idempotency:{scoped}", held, release, insert_holder)
+    statuses: list[int] = []
+
+    def enqueue() -> None:
+        try:
+            body = {"type": "jobs.canary", "payload": {"seconds": 1}}
+            statuses.append(post_job(Client(), body, HTTP_IDEMPOTENCY_KEY="held-key", **bearer(staff)).status_code)
+        finally:
+            connection.close()
+
+    request = threading.Thread(target=enqueue)
+    request.start()
+    deadline = time.monotonic() + 10
+    while waiting_advisory_locks() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert waiting_advisory_locks() == 1  # the request waits for the key's lock
+    release.set()  # the holder commits, then the request gets the lock
+    holder.join(timeout=30)
+    request.join(timeout=30)
+
+    assert statuses == [422]
+    assert list(Job.objects.filter(idempotency_key=scoped).values_list("type", flat=True)) == ["tests.api_echo"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_one_round_trip_enqueue_leaves_the_connection_usable(staff, echo_type):
+    # Outside a transaction the round trip carries its own BEGIN; a statement failing inside it (here the key
+    # lock's wait running out) would leave the connection in an aborted transaction if nothing rolled it back.
+    if connection.vendor != "postgresql":
+        pytest.skip("the one round trip is PostgreSQL's")
+    scoped = f"api:{staff.pk}:timed-out"
+    held, release = threading.Event(), threading.Event()
+    holder = hold_key_lock(f"api-idempotency:{scoped}", held, release)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '50ms'")
+        with pytest.raises(OperationalError):
+            job_enqueue(job_type="jobs.canary", payload={"seconds": 1}, owner=staff, idempotency_key=scoped,
+                        key_exclusive_among=["jobs.canary", "tests.api_echo"])  # fmt: skip
+        assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert Job.objects.filter(idempotency_key=scoped).count() == 0  # and the connection answers
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        connection.close()  # drops the session's lock_timeout
 
 
 # ---------------------------------------------------------------------------

@@ -23,15 +23,20 @@ TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
 
 
 def kinds(captured: CaptureQueriesContext) -> list[str]:
-    """``SELECT jobs_job``-style labels, savepoints left out (the test runs in a transaction)."""
+    """``SELECT jobs_job``-style labels, savepoints left out (the test runs in a transaction); a query of
+    several statements (one round trip) is labelled ``SELECT + INSERT jobs_job``."""
     labels = []
     for query in captured.captured_queries:
-        sql = query["sql"]
-        if "SAVEPOINT" in sql:
+        if "SAVEPOINT" in query["sql"]:
             continue
-        table = TABLE.search(_top_level(sql))
-        labels.append(f"{sql.split()[0]} {table.group(1)}" if table else sql.split()[0])
+        statements = [statement.strip() for statement in _top_level(query["sql"]).split(";") if statement.strip()]
+        labels.append(" + ".join(_label(statement) for statement in statements))
     return labels
+
+
+def _label(statement: str) -> str:
+    table = TABLE.search(statement)
+    return f"{statement.split()[0]} {table.group(1)}" if table else statement.split()[0]
 
 
 def _top_level(sql: str) -> str:
@@ -96,14 +101,37 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
         )
     assert response.status_code == 202, response.content
 
-    # the token (with the permissions); on PostgreSQL the key's advisory lock (so two requests with one key
-    # cannot both pass the cross-type check; SQLite's writers already run one at a time); the key's holder
-    # (another type?); the type switch; the row; after commit, the published stamp
-    key_lock = ["SELECT"] if connection.vendor == "postgresql" else []
-    assert kinds(captured) == [
-        "SELECT jobs_apitoken", *key_lock, "SELECT jobs_job", "SELECT jobs_jobtypeswitch",
-        "INSERT jobs_job", "UPDATE jobs_job",
-    ]  # fmt: skip
-    # One savepoint pair: the view's transaction, a savepoint only because the test runs inside one. The INSERT
-    # takes no savepoint of its own (ON CONFLICT DO NOTHING settles a key collision without an error).
+    # the token (with the permissions); then on PostgreSQL one round trip: the key's advisory lock (so two
+    # requests with one key cannot both pass the cross-type check), and the INSERT guarded by "no job of an API
+    # type holds the key, the type is not switched off" (jobs.enqueue._insert_while_key_free); after commit, the
+    # published stamp. SQLite (writers already run one at a time): the key's holder (another type?), the type
+    # switch and the INSERT, each on its own.
+    if connection.vendor == "postgresql":
+        expected = ["SELECT jobs_apitoken", "SELECT + INSERT jobs_job", "UPDATE jobs_job"]
+    else:
+        expected = ["SELECT jobs_apitoken", "SELECT jobs_job", "SELECT jobs_jobtypeswitch", "INSERT jobs_job",
+                    "UPDATE jobs_job"]  # fmt: skip
+    assert kinds(captured) == expected
+    # One savepoint pair: the enqueue's transaction, a savepoint only because the test runs inside one (outside
+    # a transaction the one round trip carries its own BEGIN and COMMIT). The INSERT takes no savepoint of its
+    # own (ON CONFLICT DO NOTHING settles a key collision without an error).
     assert sum(query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")) for query in captured.captured_queries) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_outside_a_transaction_is_one_round_trip_with_its_begin_and_commit(client, staff, redis_client):
+    # As under gunicorn: no surrounding transaction, so the lock, the guarded INSERT, BEGIN and COMMIT go together.
+    if connection.vendor != "postgresql":
+        pytest.skip("the one round trip is PostgreSQL's")
+    headers = bearer(staff)
+    body = json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}})
+    client.post("/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="warm", **headers)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="measured", **headers
+        )
+    assert response.status_code == 202, response.content
+
+    assert kinds(captured) == ["SELECT jobs_apitoken", "BEGIN + SELECT + INSERT jobs_job + COMMIT", "UPDATE jobs_job"]
+    assert Job.objects.get(id=response.json()["id"]).published_at is not None  # published after the commit
+    assert redis_client.llen("default") == 2

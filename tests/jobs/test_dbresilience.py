@@ -1,9 +1,15 @@
 """jobs.dbresilience in one process: a broken connection is replaced, never inside a transaction."""
 
 import pytest
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.core.signals import request_finished, request_started
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 
-from jobs.dbresilience import drop_unusable_connections, run_with_fresh_connection
+from jobs.dbresilience import (
+    QUIET_CHECK_UID,
+    drop_unusable_connections,
+    run_with_fresh_connection,
+    skip_health_check_when_quiet,
+)
 from jobs.models import Job
 
 
@@ -103,3 +109,97 @@ def test_before_any_other_task_the_health_check_stays_due(postgres):
     drop_unusable_connections(sender=PlainTask())
 
     assert connection.health_check_done is False
+
+
+# ---------------------------------------------------------------------------
+# Web requests: Django's per-request health check (SELECT 1) only where the socket says something happened
+# ---------------------------------------------------------------------------
+
+
+def through_wsgi(method: str, path: str, **extra) -> int:
+    """One request through Django's real WSGI handler, whose request_started runs close_old_connections (the
+    test client leaves that out); the response's status code."""
+    import json
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    factory = RequestFactory()
+    if method == "POST":
+        request = factory.post(path, data=json.dumps(extra.pop("body")), content_type="application/json", **extra)
+    else:
+        request = factory.get(path, **extra)
+    statuses: list[str] = []
+    response = WSGIHandler()(request.environ, lambda status, headers, exc_info=None: statuses.append(status))
+    b"".join(response)
+    response.close()  # request_finished, as a server does after the body
+    return int(statuses[0].split()[0])
+
+
+@pytest.fixture
+def health_checks(postgres, monkeypatch):
+    """Counts Django's health-check round trips (is_usable: SELECT 1) on the default connection."""
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"] and connection.settings_dict["CONN_MAX_AGE"]
+    # The order a server's requests have: Django's close_old_connections (connected when django.db is imported)
+    # makes the check due, then the jobs app's receiver (connected in ready()) may skip it. The test client
+    # disconnects and reconnects close_old_connections around each of its requests, which moves it last.
+    request_started.disconnect(close_old_connections)
+    request_started.disconnect(dispatch_uid=QUIET_CHECK_UID)
+    request_started.connect(close_old_connections)
+    request_started.connect(skip_health_check_when_quiet, dispatch_uid=QUIET_CHECK_UID)
+    request_finished.connect(close_old_connections)
+    calls: list[bool] = []
+    real = connection.is_usable
+
+    def counted() -> bool:
+        calls.append(real())
+        return calls[-1]
+
+    monkeypatch.setattr(connection, "is_usable", counted)
+    return calls
+
+
+def test_a_request_on_a_quiet_kept_connection_sends_no_health_check(health_checks, alice, redis_client):
+    from tests.jobs.test_api import bearer
+
+    job = Job.objects.create(type="jobs.canary", owner=alice)
+    headers = bearer(alice)
+    assert through_wsgi("GET", f"/api/jobs/{job.id}", **headers) == 200
+    pid = connection.connection.info.backend_pid
+    health_checks.clear()
+
+    assert through_wsgi("GET", f"/api/jobs/{job.id}", **headers) == 200
+
+    assert health_checks == []  # before: one SELECT 1 per request
+    assert connection.connection.info.backend_pid == pid  # the kept connection served it
+
+
+def test_the_first_enqueue_after_the_server_ended_the_connection_succeeds_on_a_new_one(
+    health_checks, staff, redis_client
+):
+    import time
+
+    from jobs.dbresilience import _socket_quiet
+    from tests.jobs.test_api import bearer
+
+    headers = bearer(staff)
+    assert through_wsgi("GET", "/api/jobs", **headers) == 200
+    pid = connection.connection.info.backend_pid
+    cfg = connection.settings_dict
+    import psycopg
+
+    with psycopg.connect(host=cfg.get("HOST") or "127.0.0.1", port=cfg.get("PORT") or 5432, user=cfg.get("USER"),
+                         password=cfg.get("PASSWORD") or None, dbname=cfg["NAME"], autocommit=True) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    deadline = time.monotonic() + 10
+    while _socket_quiet(connection.connection) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server's goodbye is on its way
+    health_checks.clear()
+
+    status = through_wsgi("POST", "/api/jobs", body={"type": "jobs.canary", "payload": {}},
+                          HTTP_IDEMPOTENCY_KEY="after-terminate", **headers)  # fmt: skip
+
+    assert status == 202
+    assert health_checks == [False]  # the socket spoke: checked, found dead, replaced before the first query
+    assert connection.connection.info.backend_pid != pid
+    assert Job.objects.filter(idempotency_key=f"api:{staff.pk}:after-terminate").count() == 1

@@ -65,3 +65,28 @@ def test_messages_leave_each_queue_in_the_order_given(redis_client, monkeypatch)
 def test_an_empty_batch_touches_nothing(redis_client):
     assert publish_batch(app, []) == 0
     assert redis_client.keys("*") == []
+
+
+def test_one_at_a_time_each_message_is_still_celerys_and_the_template_is_built_once(redis_client, monkeypatch):
+    # An API enqueue publishes one message per call: Celery's template for the task name is built on the first
+    # call in this process and kept (it used to be built on every call).
+    from jobs import publisher
+
+    built: list[str] = []
+    real_template = publisher._TaskMessageTemplate
+
+    def counted(app_, task_name):
+        built.append(task_name)
+        return real_template(app_, task_name)
+
+    monkeypatch.setattr(publisher, "_TaskMessageTemplate", counted)
+    monkeypatch.setattr(publisher, "_templates", type(publisher._templates)())
+    messages = [job_message(index) for index in range(3)]
+
+    for message in messages:
+        assert publish_batch(app, [message]) == 1
+
+    assert built == ["tests.record"]
+    published = [json.loads(raw) for raw in reversed(redis_client.lrange("default", 0, -1))]
+    for message, envelope in zip(messages, published, strict=True):
+        assert without_delivery_tag(envelope) == without_delivery_tag(celery_built_envelope(message))

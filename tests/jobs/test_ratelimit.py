@@ -256,3 +256,19 @@ def test_parse_retry_after_http_date():
     assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000", now=1445412480 - 60) == 60.0
+
+
+def test_scripts_run_by_hash_and_a_redis_that_lacks_one_is_sent_its_text(redis_client):
+    # The limiter's scripts go by SHA (EVALSHA); a Redis that was restarted or flushed does not know them yet.
+    import hashlib
+    import secrets
+
+    from jobs.ratelimit import _run_script
+
+    script = f"return ARGV[1] -- {secrets.token_hex(8)}"  # never seen by this Redis
+    sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+    assert redis_client.script_exists(sha) == [False]
+
+    assert _run_script(redis_client, script, 0, "first") == b"first"  # NOSCRIPT, then the text
+    assert redis_client.script_exists(sha) == [True]
+    assert _run_script(redis_client, script, 0, "second") == b"second"  # by hash alone
