@@ -171,6 +171,8 @@ def _insert_while_key_free(job: Job, *, key_exclusive_among: Sequence[str]) -> b
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql" or job.type in getattr(settings, "JOBS_DISABLED_TYPES", ()):
         return False
+    if db.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+        return False  # server-side binding prepares each query, and a prepared query holds one statement
     condition = (
         f"NOT EXISTS ({idempotency_holder_sql(db, type_count=len(key_exclusive_among))}) "
         f"AND NOT EXISTS ({switched_off_sql(db)})"

@@ -363,6 +363,28 @@ def test_a_failed_one_round_trip_enqueue_leaves_the_connection_usable(staff, ech
         connection.close()  # drops the session's lock_timeout
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueue_with_a_key_works_on_a_connection_with_server_side_binding(staff, echo_type):
+    # Server-side binding prepares every query, and a prepared query holds one statement: the one round
+    # trip (several statements) would fail there, so such a connection takes the general path.
+    if connection.vendor != "postgresql":
+        pytest.skip("server-side binding is PostgreSQL's")
+    scoped = f"api:{staff.pk}:server-side"
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    connection.close()
+    options["server_side_binding"] = True
+    try:
+        first = job_enqueue(job_type="tests.api_echo", payload={"email": "a@b.c"}, owner=staff, idempotency_key=scoped,
+                            key_exclusive_among=["jobs.canary", "tests.api_echo"])  # fmt: skip
+        again = job_enqueue(job_type="tests.api_echo", payload={"email": "a@b.c"}, owner=staff, idempotency_key=scoped,
+                            key_exclusive_among=["jobs.canary", "tests.api_echo"])  # fmt: skip
+        assert not issubclass(connection.connection.cursor_factory, psycopg.ClientCursor)  # binding on the server
+        assert (first.created, again.created, again.job.id) == (True, False, first.job.id)
+    finally:
+        options.pop("server_side_binding")
+        connection.close()
+
+
 # ---------------------------------------------------------------------------
 # Browsers: CORS for configured origins only, security headers
 # ---------------------------------------------------------------------------
