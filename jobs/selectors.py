@@ -47,26 +47,62 @@ def job_visible_to(*, user: AbstractUser) -> QuerySet[Job]:
 def job_get_for(*, user: AbstractUser, job_id: str) -> Job:
     """The job, if ``user`` may see it. Another user's job is 'not found', not 'forbidden': ids are not confirmed.
 
-    Every status poll asks this, so it is hand-written SQL (jobs.rowreader) rather than ``job_visible_to``'s
-    queryset; the same rule: the "view job" permission sees every job, anyone else only their own.
+    Hand-written SQL (jobs.rowreader) rather than ``job_visible_to``'s queryset, with the same rule: the
+    "view job" permission sees every job, anyone else only their own.
     """
-    job = None
+    db = connections[DEFAULT_DB_ALIAS]
+    jobs = row_reader(Job, db)
+    row = None
     if _JOB_ID.match(job_id):
-        db = connections[DEFAULT_DB_ALIAS]
-        jobs = row_reader(Job, db)
-        table = table_name(db, Job)
-        sql = f"SELECT {jobs.columns} FROM {table} WHERE {table}.{column_name(db, Job, 'pk')} = %s"  # noqa: S608
-        params: list[Any] = [job_id]
-        if not user_sees_all_jobs(user):
-            sql += f" AND {table}.{column_name(db, Job, 'owner')} = %s"
-            params.append(user.pk)
+        where, params = _visible_job_where(db, user=user, job_id=job_id)
+        with db.cursor() as cursor:
+            cursor.execute(f"SELECT {jobs.columns} FROM {table_name(db, Job)} WHERE {where}", params)  # noqa: S608
+            row = cursor.fetchone()
+    if row is None:
+        raise JobNotFound(f"no job with id {job_id!r} that you can see", detail={"job_id": job_id})
+    return jobs.instance(row, db)
+
+
+def job_get_with_attempts_for(*, user: AbstractUser, job_id: str) -> tuple[Job, list[JobAttempt]]:
+    """``job_get_for`` and ``job_attempt_list`` in one query: every status poll asks for both.
+
+    The job LEFT JOIN its attempts, one row per attempt (one row of NULL attempt columns when it has
+    none), in ``job_attempt_list``'s order; the same visibility rule and the same instances.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    jobs, attempts = row_reader(Job, db), row_reader(JobAttempt, db)
+    rows: list[Any] = []
+    if _JOB_ID.match(job_id):
+        job_table, attempt_table = table_name(db, Job), table_name(db, JobAttempt)
+        where, params = _visible_job_where(db, user=user, job_id=job_id)
+        sql = (f"SELECT {jobs.columns}, {attempts.columns} FROM {job_table} LEFT JOIN {attempt_table} "  # noqa: S608
+               f"ON {attempt_table}.{column_name(db, JobAttempt, 'job')} = {job_table}.{column_name(db, Job, 'pk')} "
+               f"WHERE {where} ORDER BY {_attempt_order(db)}")  # fmt: skip
         with db.cursor() as cursor:
             cursor.execute(sql, params)
-            row = cursor.fetchone()
-        job = jobs.instance(row, db) if row is not None else None
-    if job is None:
+            rows = cursor.fetchall()
+    if not rows:
         raise JobNotFound(f"no job with id {job_id!r} that you can see", detail={"job_id": job_id})
-    return job
+    attempt_pk = jobs.width + attempts.attnames.index(JobAttempt._meta.pk.attname)
+    job = jobs.instance(rows[0], db)
+    return job, [attempts.instance(row, db, start=jobs.width) for row in rows if row[attempt_pk] is not None]
+
+
+def _visible_job_where(db: BaseDatabaseWrapper, *, user: AbstractUser, job_id: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) selecting job ``job_id`` when ``user`` may see it."""
+    table = table_name(db, Job)
+    where, params = f"{table}.{column_name(db, Job, 'pk')} = %s", [job_id]
+    if not user_sees_all_jobs(user):
+        where += f" AND {table}.{column_name(db, Job, 'owner')} = %s"
+        params.append(user.pk)
+    return where, params
+
+
+def _attempt_order(db: BaseDatabaseWrapper) -> str:
+    """``order_by("finished_at", "id")`` of attempts, as SQL."""
+    table = table_name(db, JobAttempt)
+    return (f"{table}.{column_name(db, JobAttempt, 'finished_at')} ASC, "
+            f"{table}.{column_name(db, JobAttempt, 'pk')} ASC")  # fmt: skip
 
 
 def job_list_for(
@@ -92,7 +128,7 @@ def job_attempt_list(*, job: Job) -> list[JobAttempt]:
     attempts = row_reader(JobAttempt, db)
     table = table_name(db, JobAttempt)
     sql = (f"SELECT {attempts.columns} FROM {table} WHERE {table}.{column_name(db, JobAttempt, 'job')} = %s "  # noqa: S608
-           f"ORDER BY {table}.{column_name(db, JobAttempt, 'finished_at')} ASC, {table}.{column_name(db, JobAttempt, 'pk')} ASC")  # fmt: skip
+           f"ORDER BY {_attempt_order(db)}")  # fmt: skip
     with db.cursor() as cursor:
         cursor.execute(sql, [job.pk])
         rows = cursor.fetchall()

@@ -41,6 +41,7 @@ from .schedules import declared, schedule_trigger
 from .selectors import (
     job_attempt_list,
     job_get_for,
+    job_get_with_attempts_for,
     job_list_for,
     job_type_names_enqueueable_by,
     jobs_overview,
@@ -344,7 +345,8 @@ def jobs_collection(request: HttpRequest) -> JsonResponse:
 def job_detail(request: HttpRequest, job_id: str) -> JsonResponse:
     """One job with its attempts; another user's job is 404."""
     user = authenticate(request, scope="read")
-    return _job_response(job_get_for(user=user, job_id=job_id), user=user, request=request)
+    job, attempts = job_get_with_attempts_for(user=user, job_id=job_id)
+    return JsonResponse(job_representation(job, user=user, request=request, attempts=attempts))
 
 
 @api_view(methods=("POST",))

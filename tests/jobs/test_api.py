@@ -394,7 +394,7 @@ def test_an_unexpected_failure_is_a_logged_json_500(client, alice, monkeypatch, 
     def broken(**kwargs):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("jobs.views.job_get_for", broken)
+    monkeypatch.setattr("jobs.views.job_get_with_attempts_for", broken)
     with caplog.at_level(logging.ERROR, logger="jobs.api"):
         response = client.get("/api/jobs/abc", **bearer(alice))
 

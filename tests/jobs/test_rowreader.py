@@ -6,9 +6,10 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
+from jobs.exceptions import JobNotFound
 from jobs.models import ApiToken, Job, JobAttempt
 from jobs.rowreader import row_reader, table_name
-from jobs.selectors import job_attempt_list
+from jobs.selectors import job_attempt_list, job_get_for, job_get_with_attempts_for
 from jobs.tokens import api_token_create
 
 
@@ -53,3 +54,26 @@ def test_attempts_come_in_the_order_the_orm_gives_ties_by_id(alice):
 
     expected = [attempt.pk for attempt in job.attempts.order_by("finished_at", "id")]
     assert [attempt.pk for attempt in job_attempt_list(job=job)] == expected
+
+
+@pytest.mark.django_db
+def test_the_status_polls_one_query_gives_what_the_job_and_attempt_reads_give(alice, bob, staff):
+    now = timezone.now()
+    job = Job.objects.create(type="jobs.canary", owner=alice, status=Job.Status.RUNNING, attempt=5)
+    for number, finished in ((1, now), (2, now + timedelta(seconds=1)), (3, now - timedelta(seconds=5)), (4, now),
+                             (5, now)):  # fmt: skip
+        JobAttempt.objects.create(job=job, number=number, finished_at=finished, started_at=now)
+    no_attempts = Job.objects.create(type="jobs.canary", owner=alice)
+
+    for user, job_id in ((alice, job.id), (alice, no_attempts.id), (staff, job.id)):
+        got_job, got_attempts = job_get_with_attempts_for(user=user, job_id=job_id)
+        expected_job = job_get_for(user=user, job_id=job_id)
+        assert values(got_job) == values(expected_job)
+        assert [values(attempt) for attempt in got_attempts] == [
+            values(attempt) for attempt in job_attempt_list(job=expected_job)
+        ]
+    assert [attempt.number for attempt in job_get_with_attempts_for(user=alice, job_id=job.id)[1]] == [3, 1, 4, 5, 2]
+    assert job_get_with_attempts_for(user=alice, job_id=no_attempts.id)[1] == []
+    for user, job_id in ((bob, job.id), (alice, "no-such-job"), (alice, "x" * 40 + "'")):
+        with pytest.raises(JobNotFound):
+            job_get_with_attempts_for(user=user, job_id=job_id)
