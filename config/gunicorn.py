@@ -2,16 +2,34 @@
 
 Every gunicorn worker records into the service's metrics directory (``PROMETHEUS_MULTIPROC_DIR``),
 so ``/metrics`` answers the same sums whichever worker serves the scrape.
+
+Both files a worker writes on every request, its heartbeat (gunicorn touches it each time round its
+loop) and its metrics, live in memory where the machine has a writable ``/dev/shm`` (Linux, and every
+Docker container): gunicorn's documentation warns that on a disk-backed directory, a container's
+overlay filesystem in particular, the heartbeat can block a worker. (On this project's test machines,
+whose ``/tmp`` is a plain local disk, it made no measurable difference: bench/README.md, api.)
 """
 
 import os
+import shutil
 import tempfile
+
+MEMORY_TMP = "/dev/shm"
+_memory_tmp = MEMORY_TMP if os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK) else None
+
+worker_tmp_dir = _memory_tmp
+
+
+# The metrics directory this master created (none configured), removed when it exits.
+_created_metrics_dir: list[str] = []
 
 
 def on_starting(server):
     # The master runs before any worker: give them one directory, emptied of an earlier run's files.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("JOBS_METRICS_PRIVATE_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobplatform-web-metrics-")
+        path = tempfile.mkdtemp(prefix="jobplatform-web-metrics-", dir=_memory_tmp)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        _created_metrics_dir.append(path)
     # Workers import the app after the fork: they must all use this directory, not one each.
     os.environ.pop("JOBS_METRICS_PRIVATE_DIR", None)
     from jobs.metrics import metrics_dir_reset
@@ -23,3 +41,9 @@ def child_exit(server, worker):
     from jobs.metrics import process_exited
 
     process_exited(worker.pid)
+
+
+def on_exit(server):
+    # A configured directory (compose's tmpfs) is the operator's; one this master made is its own.
+    for path in _created_metrics_dir:
+        shutil.rmtree(path, ignore_errors=True)

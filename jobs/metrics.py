@@ -45,7 +45,9 @@ def _multiprocess_dir() -> str:
     """The service's metrics directory; a private temporary one (removed at exit) when none is configured."""
     path = os.environ.get(MULTIPROC_ENV)
     if not path or os.environ.get(PRIVATE_DIR_ENV) == path:
-        path = tempfile.mkdtemp(prefix="jobplatform-metrics-")
+        # In memory where the machine allows (every job and request writes these files; config/gunicorn.py).
+        shm = "/dev/shm"
+        path = tempfile.mkdtemp(prefix="jobplatform-metrics-", dir=shm if os.access(shm, os.W_OK) else None)
         os.environ[MULTIPROC_ENV] = os.environ[PRIVATE_DIR_ENV] = path
         owner = os.getpid()
 

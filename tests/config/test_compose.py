@@ -344,3 +344,10 @@ def test_proxy_headers_are_believed_only_when_the_setting_says_so():
 def test_flower_is_published_on_loopback_unless_told_otherwise():
     (port,) = SERVICES["flower"]["ports"]
     assert interpolate(port).startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_metrics_files_are_written_to_memory_not_the_container_disk(name):
+    # Every request and job writes them: memory, not the container's overlay filesystem (config/gunicorn.py).
+    environment = SERVICES[name]["environment"]
+    assert environment["PROMETHEUS_MULTIPROC_DIR"] in SERVICES[name].get("tmpfs", []), name
