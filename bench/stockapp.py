@@ -8,7 +8,9 @@ Configured from ``BENCH_STOCK_VARIANT``, not from the project's settings:
   ``CELERY_DB_REUSE_MAX`` so the worker keeps its database connection between tasks;
 - ``results_late``: plus ``acks_late`` and a prefetch multiplier of 1.
 
-Django is set up with the project's settings only for the database and installed apps.
+Django is set up with the project's settings only for the database and installed apps, and with
+Django's default connection options (client-side parameter binding, no prepared statements), as a
+user's own project would have them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ["DATABASE_PREPARED_STATEMENTS"] = "0"  # Django's defaults, not this project's (config/settings/base.py)
 
 VARIANTS = ("defaults", "results", "results_late")
 VARIANT = os.environ.get("BENCH_STOCK_VARIANT", "defaults")

@@ -13,6 +13,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from . import metrics, registry
@@ -158,51 +159,78 @@ def _key_lock_name(idempotency_key: str) -> str:
 def _insert_while_key_free(job: Job, *, key_exclusive_among: Sequence[str]) -> bool:
     """Insert ``job`` in one round trip when nothing stands in its way; False (nothing written) otherwise.
 
-    PostgreSQL, when the type is not switched off in settings. One simple-protocol query: the key's
-    lock, then an INSERT guarded by "no job of ``key_exclusive_among`` holds the key within its window
-    and the type is not switched off" (``ON CONFLICT DO NOTHING`` for an expired holder), and, outside
-    a transaction, BEGIN and COMMIT around them: one round trip instead of six (BEGIN, the lock, the
-    holder, the switch, the INSERT, COMMIT). The lock is its own statement on
-    purpose: under READ COMMITTED each statement reads a snapshot taken when it starts, so the guard,
-    starting after the lock is held, sees a holder that a concurrent call committed while this one
-    waited; inside one statement the snapshot would predate the wait. COMMIT waits for the WAL flush
-    as before, so the row is durable before the caller answers.
+    PostgreSQL, when the type is not switched off in settings. The key's lock, then an INSERT guarded by
+    "no job of ``key_exclusive_among`` holds the key within its window and the type is not switched off"
+    (``ON CONFLICT DO NOTHING`` for an expired holder), and, outside a transaction, BEGIN and COMMIT
+    around them: one round trip instead of six (BEGIN, the lock, the holder, the switch, the INSERT,
+    COMMIT). With parameters bound on the server (settings: DATABASE_PREPARED_STATEMENTS) the statements
+    go as one pipeline, each prepared once per connection; with client-side binding, as one
+    simple-protocol query. The lock is its own statement on purpose: under READ COMMITTED each statement
+    reads a snapshot taken when it starts, so the guard, starting after the lock is held, sees a holder
+    that a concurrent call committed while this one waited; inside one statement the snapshot would
+    predate the wait. COMMIT waits for the WAL flush as before, so the row is durable before the caller
+    answers.
     """
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql" or job.type in getattr(settings, "JOBS_DISABLED_TYPES", ()):
         return False
-    if db.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
-        return False  # server-side binding prepares each query, and a prepared query holds one statement
     condition = (
         f"NOT EXISTS ({idempotency_holder_sql(db, type_count=len(key_exclusive_among))}) "
         f"AND NOT EXISTS ({switched_off_sql(db)})"
     )
     insert, values = insert_one_statement(job, condition=condition)
-    params = [ADVISORY_LOCK_NAMESPACE, _key_lock_name(cast(str, job.idempotency_key)), *values,
-              job.idempotency_key, *key_exclusive_among, job.enqueued_at, job.type]  # fmt: skip
     lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+    lock_params = [ADVISORY_LOCK_NAMESPACE, _key_lock_name(cast(str, job.idempotency_key))]
+    insert_params = [*values, job.idempotency_key, *key_exclusive_among, job.enqueued_at, job.type]
     own_transaction = not db.in_atomic_block and db.get_autocommit()
-    with db.cursor() as cursor:
-        if own_transaction:
-            try:
-                cursor.execute(f"BEGIN; {lock}; {insert}; COMMIT", params)
-            except Exception:
-                # A failed statement leaves the explicit transaction open and aborted: end it here, as
-                # Django's atomic would, so the connection is usable again (a broken one is discarded anyway).
-                if db.connection is not None and not db.connection.closed:
-                    with contextlib.suppress(Exception):
-                        db.connection.execute("ROLLBACK")
-                raise
-            cursor.nextset()  # past BEGIN's empty result
-        else:
-            # Inside the caller's transaction (or a test's): its BEGIN and COMMIT are its own.
-            with transaction.atomic():
-                cursor.execute(f"{lock}; {insert}", params)
-        cursor.nextset()  # past the lock's row, to the INSERT's RETURNING
-        inserted = cursor.fetchone() is not None
+    pipelined = bool(db.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+    if not own_transaction:
+        # Inside the caller's transaction (or a test's): its BEGIN and COMMIT are its own.
+        with transaction.atomic():
+            inserted = _lock_then_insert(db, lock, lock_params, insert, insert_params, pipelined=pipelined)
+    else:
+        try:
+            inserted = _lock_then_insert(db, lock, lock_params, insert, insert_params, pipelined=pipelined,
+                                         begin_and_commit=True)  # fmt: skip
+        except Exception:
+            # A failed statement leaves the explicit transaction open and aborted: end it here, as Django's
+            # atomic would, so the connection is usable again (a broken one is discarded anyway).
+            if db.connection is not None and not db.connection.closed:
+                with contextlib.suppress(Exception):
+                    db.connection.execute("ROLLBACK")
+            raise
     if inserted:
         job._state.adding, job._state.db = False, db.alias
     return inserted
+
+
+def _lock_then_insert(
+    db: BaseDatabaseWrapper, lock: str, lock_params: list[Any], insert: str, insert_params: list[Any], *, pipelined: bool,
+    begin_and_commit: bool = False,
+) -> bool:  # fmt: skip
+    """Send the lock and the guarded INSERT (between BEGIN and COMMIT if asked) in one round trip; True when
+    the INSERT returned its row."""
+    if not pipelined:
+        # Client-side binding: one simple-protocol query of several statements, one result each.
+        sql = f"BEGIN; {lock}; {insert}; COMMIT" if begin_and_commit else f"{lock}; {insert}"
+        with db.cursor() as cursor:
+            cursor.execute(sql, [*lock_params, *insert_params])
+            if begin_and_commit:
+                cursor.nextset()  # past BEGIN's empty result
+            cursor.nextset()  # past the lock's row, to the INSERT's RETURNING
+            return cursor.fetchone() is not None
+    # Server-side binding prepares each statement and a prepared statement holds one: a pipeline sends them
+    # all, then waits once for every result. psycopg raises the first error when it syncs, at the pipeline's
+    # end, outside any execute(): wrap_database_errors gives it Django's class there too.
+    with db.cursor() as control, db.cursor() as locking, db.cursor() as inserting:
+        with db.wrap_database_errors, db.connection.pipeline():
+            if begin_and_commit:
+                control.execute("BEGIN")
+            locking.execute(lock, lock_params)
+            inserting.execute(insert, insert_params)
+            if begin_and_commit:
+                control.execute("COMMIT")
+        return inserting.fetchone() is not None
 
 
 def _enqueue_one(wanted: _Wanted) -> EnqueueResult:

@@ -69,6 +69,30 @@ def test_database_url_selects_the_engine(database_url, engine, name):
     assert result.stdout.split() == [engine, name]
 
 
+@pytest.mark.parametrize(
+    "switch, binding",
+    [(None, "server 5"), ("1", "server 5"), ("0", "client None"), ("off", "client None")],
+    ids=["default", "on", "0", "off"],
+)
+def test_postgresql_binds_on_the_server_and_prepares_unless_switched_off(switch, binding):
+    # The connection's options as psycopg gets them (Django's get_connection_params), no server needed.
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.local", "DATABASE_URL": "postgres://app:secret@db.example/jobs"}
+    if switch is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = switch
+    code = DJANGO_SETUP + "\n".join([
+        "import psycopg",
+        "from django.db import connection",
+        "params = connection.get_connection_params()",
+        "client = issubclass(params['cursor_factory'], psycopg.ClientCursor)",
+        "print('client' if client else 'server', params['prepare_threshold'])",
+    ])  # fmt: skip
+
+    result = run_python(code, **env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == binding
+
+
 def test_sqlite_uses_wal_and_takes_the_write_lock_when_a_transaction_begins(tmp_path):
     path = tmp_path / "wal.sqlite3"
     code = DJANGO_SETUP + "\n".join([

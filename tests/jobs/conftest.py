@@ -44,3 +44,28 @@ def echo_type(monkeypatch):
     spec = JobType(name="tests.api_echo", handler=lambda ctx, payload: payload, api_schema=ECHO_SCHEMA)
     monkeypatch.setitem(registry._registry, spec.name, spec)
     return spec
+
+
+@pytest.fixture(params=["server-side", "client-side"])
+def parameter_binding(request, transactional_db):
+    """Run the test on each way PostgreSQL connections can bind parameters: on the server with prepared
+    statements (the default) and on the client (DATABASE_PREPARED_STATEMENTS=0, for old connection poolers).
+    Connections are reopened with the chosen options, so the test must not run inside a transaction."""
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("parameter binding is a PostgreSQL connection option")
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved = dict(options)
+    connection.close()
+    options.pop("server_side_binding", None)
+    options.pop("prepare_threshold", None)
+    if request.param == "server-side":
+        options.update(server_side_binding=True, prepare_threshold=settings.PREPARED_STATEMENT_THRESHOLD)
+    try:
+        yield request.param
+    finally:
+        connection.close()
+        options.clear()
+        options.update(saved)

@@ -4,9 +4,11 @@ Each request is made once to warm per-process caches (the token's last_used_at s
 type switch), then counted. A change that adds a query to a status poll shows up here.
 """
 
+import contextlib
 import json
 import re
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -23,15 +25,40 @@ TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
 
 
 def kinds(captured: CaptureQueriesContext) -> list[str]:
-    """``SELECT jobs_job``-style labels, savepoints left out (the test runs in a transaction); a query of
-    several statements (one round trip) is labelled ``SELECT + INSERT jobs_job``."""
-    labels = []
-    for query in captured.captured_queries:
+    """``SELECT jobs_job``-style labels, one per round trip, savepoints left out (the test runs in a transaction).
+    A query of several statements, or several statements sent as one pipeline (``capture`` tells which), is one
+    round trip, labelled ``SELECT + INSERT jobs_job``."""
+    pipelined = getattr(captured, "pipelined", [False] * len(captured.captured_queries))
+    labels: list[str] = []
+    in_pipeline = False
+    for query, was_pipelined in zip(captured.captured_queries, pipelined, strict=True):
         if "SAVEPOINT" in query["sql"]:
+            in_pipeline = False
             continue
         statements = [statement.strip() for statement in _top_level(query["sql"]).split(";") if statement.strip()]
-        labels.append(" + ".join(_label(statement) for statement in statements))
+        label = " + ".join(_label(statement) for statement in statements)
+        if was_pipelined and in_pipeline:
+            labels[-1] += f" + {label}"
+        else:
+            labels.append(label)
+        in_pipeline = was_pipelined
     return labels
+
+
+@contextlib.contextmanager
+def capture(db=connection):
+    """CaptureQueriesContext that also notes, per statement, whether it was sent in pipeline mode (queued with
+    the ones around it, one wait for all their results)."""
+    pipelined: list[bool] = []
+
+    def note(execute, sql, params, many, context):
+        raw = context["connection"].connection
+        pipelined.append(raw is not None and raw.info.pipeline_status != psycopg.pq.PipelineStatus.OFF)
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(db) as captured, db.execute_wrapper(note):
+        yield captured
+    captured.pipelined = pipelined
 
 
 def _label(statement: str) -> str:
@@ -63,7 +90,7 @@ def finished_jobs(alice):
 
 def count(client, method: str, path: str, **extra) -> list[str]:
     getattr(client, method)(path, **extra)  # warm: token stamp, caches
-    with CaptureQueriesContext(connection) as captured:
+    with capture() as captured:
         response = getattr(client, method)(path, **extra)
     assert response.status_code < 300, response.content
     return kinds(captured)
@@ -95,7 +122,7 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
     headers = bearer(staff)
     body = json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}})
     client.post("/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="warm", **headers)
-    with CaptureQueriesContext(connection) as captured, django_capture_on_commit_callbacks(execute=True):
+    with capture() as captured, django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             "/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="measured", **headers
         )
@@ -118,20 +145,40 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
     assert sum(query["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT")) for query in captured.captured_queries) == 2
 
 
-@pytest.mark.django_db(transaction=True)
-def test_enqueue_outside_a_transaction_is_one_round_trip_with_its_begin_and_commit(client, staff, redis_client):
-    # As under gunicorn: no surrounding transaction, so the lock, the guarded INSERT, BEGIN and COMMIT go together.
-    if connection.vendor != "postgresql":
-        pytest.skip("the one round trip is PostgreSQL's")
+def test_enqueue_outside_a_transaction_is_one_round_trip_with_its_begin_and_commit(
+    client, staff, redis_client, parameter_binding
+):
+    # As under gunicorn: no surrounding transaction, so the lock, the guarded INSERT, BEGIN and COMMIT go together:
+    # one pipeline on server-side binding, one simple-protocol query of four statements on client-side binding.
     headers = bearer(staff)
     body = json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}})
     client.post("/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="warm", **headers)
-    with CaptureQueriesContext(connection) as captured:
+    with capture() as captured:
         response = client.post(
             "/api/jobs", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="measured", **headers
         )
     assert response.status_code == 202, response.content
 
     assert kinds(captured) == ["SELECT jobs_apitoken", "BEGIN + SELECT + INSERT jobs_job + COMMIT", "UPDATE jobs_job"]
+    # server-side: four statements queued in one pipeline; client-side: one query string of four statements
+    pipelined = [True] * 4 if parameter_binding == "server-side" else [False]
+    assert captured.pipelined == [False, *pipelined, False]
     assert Job.objects.get(id=response.json()["id"]).published_at is not None  # published after the commit
     assert redis_client.llen("default") == 2
+
+
+def test_a_warm_status_poll_runs_prepared_statements_on_server_side_binding(client, alice, parameter_binding):
+    # PostgreSQL parses and plans a prepared statement once per connection: the token lookup and the job read are
+    # most of a poll's database time (bench/README.md, api). Client-side binding prepares nothing.
+    from django.conf import settings
+
+    job = job_bulk_enqueue(job_type="jobs.canary", payloads=[{}], owner=alice)[0].job
+    for _ in range(settings.PREPARED_STATEMENT_THRESHOLD + 1):
+        assert client.get(f"/api/jobs/{job.id}", **bearer(alice)).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    token_lookup = [statement for statement in prepared if 'FROM "jobs_apitoken"' in statement]
+    job_read = [statement for statement in prepared if statement.startswith('SELECT "jobs_job"."id"')]
+    expected = 1 if parameter_binding == "server-side" else 0
+    assert (len(token_lookup), len(job_read)) == (expected, expected), prepared
