@@ -15,7 +15,10 @@ its dead connection and fail every task with "the connection is closed". Here:
 - ``execute_or_requeue`` turns a database error before a job's body started (the claim) into
   a retry of the message with a short back-off, instead of a task failure that consumes it;
 - pool processes that cannot reach the database say so in Redis, where ``/healthz``, the
-  worker probe and the operations overview read it.
+  worker probe and the operations overview read it;
+- a statement a connection keeps prepared (settings: DATABASE_PREPARED_STATEMENTS) that a migration
+  made stale ("cached plan must not change result type", after a column changed type) is dropped
+  and, outside a transaction, run once more, instead of failing on that connection until it closes.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ from typing import Any, TypeVar
 from celery.signals import task_prerun
 from django.conf import settings
 from django.core.signals import request_started
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    NotSupportedError,
+    OperationalError,
+    close_old_connections,
+    connections,
+)
+from django.db.backends.signals import connection_created
 from redis import RedisError
 
 logger = logging.getLogger("jobs.dbresilience")
@@ -242,7 +253,52 @@ def describe_database_failures(failures: dict[str, str]) -> str | None:
     return f"{len(failures)} worker process(es) cannot reach the database, e.g. {process}: {error}"
 
 
+# PostgreSQL's answer to a prepared statement whose result columns changed type since it was prepared.
+STALE_PLAN_SQLSTATE = "0A000"
+STALE_PLAN_MESSAGE = "cached plan must not change result type"
+
+
+def _is_stale_plan(error: BaseException) -> bool:
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) == STALE_PLAN_SQLSTATE and STALE_PLAN_MESSAGE in str(cause)
+
+
+def replan_stale_prepared_statements(execute: Callable[..., Any], sql: str, params: Any, many: bool,
+                                     context: dict[str, Any]) -> Any:  # fmt: skip
+    """A connection's execute wrapper: survive a migration that changed a column's type under a prepared statement.
+
+    PostgreSQL refuses to run such a statement again, and psycopg forgets its prepared statements only on a
+    ROLLBACK: in autocommit (a web request's reads, most of a worker's statements) the connection would fail
+    that query until it closes. Here the connection's prepared statements are dropped (``DEALLOCATE ALL``,
+    which psycopg sees and forgets its own) and, outside a transaction, the statement runs once more: it
+    failed while being planned, before doing anything, so running it again is safe. Inside a transaction
+    the error stands (the transaction is aborted; its rollback drops them too).
+    """
+    try:
+        return execute(sql, params, many, context)
+    except NotSupportedError as error:
+        db = context["connection"]
+        if not _is_stale_plan(error) or db.connection is None:
+            raise
+        if db.in_atomic_block or not db.get_autocommit():
+            raise
+        logger.warning("a prepared statement was stale after a schema change: prepared statements dropped, "
+                       "statement run again")  # fmt: skip
+        db.connection.execute("DEALLOCATE ALL")
+        return execute(sql, params, many, context)
+
+
+def _wrap_prepared_statements(sender: Any, connection: Any, **_signal_kwargs: Any) -> None:
+    # Only where psycopg prepares (server-side binding with a threshold); once per connection wrapper.
+    options = connection.settings_dict.get("OPTIONS", {})
+    if connection.vendor != "postgresql" or options.get("prepare_threshold") is None:
+        return
+    if replan_stale_prepared_statements not in connection.execute_wrappers:
+        connection.execute_wrappers.append(replan_stale_prepared_statements)
+
+
 def install() -> None:
     """Connect the hooks (called once from the jobs app's ``ready``)."""
     task_prerun.connect(drop_unusable_connections, dispatch_uid="jobs.dbresilience.drop_unusable_connections")
     request_started.connect(skip_health_check_when_quiet, dispatch_uid=QUIET_CHECK_UID)
+    connection_created.connect(_wrap_prepared_statements, dispatch_uid="jobs.dbresilience.prepared_statements")

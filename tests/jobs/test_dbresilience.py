@@ -2,7 +2,14 @@
 
 import pytest
 from django.core.signals import request_finished, request_started
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    NotSupportedError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 
 from jobs.dbresilience import (
     QUIET_CHECK_UID,
@@ -203,3 +210,50 @@ def test_the_first_enqueue_after_the_server_ended_the_connection_succeeds_on_a_n
     assert health_checks == [False]  # the socket spoke: checked, found dead, replaced before the first query
     assert connection.connection.info.backend_pid != pid
     assert Job.objects.filter(idempotency_key=f"api:{staff.pk}:after-terminate").count() == 1
+
+
+def other_session():
+    """A second connection to the test database (a migration run by another process)."""
+    import psycopg
+
+    cfg = connection.settings_dict
+    return psycopg.connect(host=cfg.get("HOST") or "127.0.0.1", port=cfg.get("PORT") or 5432, user=cfg.get("USER"),
+                           password=cfg.get("PASSWORD") or None, dbname=cfg["NAME"], autocommit=True)  # fmt: skip
+
+
+@pytest.fixture
+def prepared_table(postgres, parameter_binding, settings):
+    """A table whose column ``c`` another session can change the type of; ``read()`` selects it through Django."""
+    with other_session() as admin:
+        admin.execute("DROP TABLE IF EXISTS jobs_test_replan")
+        admin.execute("CREATE TABLE jobs_test_replan (id integer PRIMARY KEY, c integer)")
+        admin.execute("INSERT INTO jobs_test_replan VALUES (1, 7)")
+
+    def read():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, c FROM jobs_test_replan WHERE id = %s", [1])
+            return cursor.fetchone()
+
+    for _ in range(settings.PREPARED_STATEMENT_THRESHOLD + 1):
+        assert read() == (1, 7)  # prepared by now on server-side binding
+    with other_session() as admin:
+        admin.execute("ALTER TABLE jobs_test_replan ALTER COLUMN c TYPE bigint")  # a migration elsewhere
+    yield read
+    connection.close()
+    with other_session() as admin:
+        admin.execute("DROP TABLE jobs_test_replan")
+
+
+def test_a_statement_a_migration_made_stale_runs_again_outside_a_transaction(prepared_table):
+    # Before: "cached plan must not change result type" on every run of it until the connection closed.
+    assert [prepared_table() for _ in range(3)] == [(1, 7)] * 3
+
+
+def test_inside_a_transaction_a_stale_statement_fails_and_the_rollback_clears_it(prepared_table, parameter_binding):
+    # A transaction that saw an error is aborted: nothing may be run again inside it. Its rollback drops the
+    # prepared statements, so the next transaction plans afresh.
+    if parameter_binding == "server-side":
+        with pytest.raises(NotSupportedError, match="cached plan must not change result type"), transaction.atomic():
+            prepared_table()
+    with transaction.atomic():
+        assert prepared_table() == (1, 7)
