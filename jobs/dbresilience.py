@@ -284,7 +284,8 @@ def replan_stale_prepared_statements(execute: Callable[..., Any], sql: str, para
             raise
         logger.warning("a prepared statement was stale after a schema change: prepared statements dropped, "
                        "statement run again")  # fmt: skip
-        db.connection.execute("DEALLOCATE ALL")
+        with db.wrap_database_errors:  # a failure here reads as Django's, like the statement's own
+            db.connection.execute("DEALLOCATE ALL")
         return execute(sql, params, many, context)
 
 

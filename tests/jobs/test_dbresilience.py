@@ -28,6 +28,15 @@ def postgres(transactional_db):
     connection.close()  # the test database's flush needs a live connection
 
 
+def other_session():
+    """A second connection to the test database: another process (an operator, a migration)."""
+    import psycopg
+
+    cfg = connection.settings_dict
+    return psycopg.connect(host=cfg.get("HOST") or "127.0.0.1", port=cfg.get("PORT") or 5432, user=cfg.get("USER"),
+                           password=cfg.get("PASSWORD") or None, dbname=cfg["NAME"], autocommit=True)  # fmt: skip
+
+
 def drop_our_connection_on_the_server() -> None:
     """What pg_terminate_backend or a failover does to a kept connection."""
     connection.close()
@@ -35,11 +44,7 @@ def drop_our_connection_on_the_server() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
-    import psycopg
-
-    cfg = connection.settings_dict
-    with psycopg.connect(host=cfg.get("HOST") or "127.0.0.1", port=cfg.get("PORT") or 5432, user=cfg.get("USER"),
-                         password=cfg.get("PASSWORD") or None, dbname=cfg["NAME"], autocommit=True) as admin:  # fmt: skip
+    with other_session() as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
@@ -210,15 +215,6 @@ def test_the_first_enqueue_after_the_server_ended_the_connection_succeeds_on_a_n
     assert health_checks == [False]  # the socket spoke: checked, found dead, replaced before the first query
     assert connection.connection.info.backend_pid != pid
     assert Job.objects.filter(idempotency_key=f"api:{staff.pk}:after-terminate").count() == 1
-
-
-def other_session():
-    """A second connection to the test database (a migration run by another process)."""
-    import psycopg
-
-    cfg = connection.settings_dict
-    return psycopg.connect(host=cfg.get("HOST") or "127.0.0.1", port=cfg.get("PORT") or 5432, user=cfg.get("USER"),
-                           password=cfg.get("PASSWORD") or None, dbname=cfg["NAME"], autocommit=True)  # fmt: skip
 
 
 @pytest.fixture
