@@ -8,7 +8,6 @@ import contextlib
 import json
 import re
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -48,17 +47,25 @@ def kinds(captured: CaptureQueriesContext) -> list[str]:
 @contextlib.contextmanager
 def capture(db=connection):
     """CaptureQueriesContext that also notes, per statement, whether it was sent in pipeline mode (queued with
-    the ones around it, one wait for all their results)."""
+    the ones around it, one wait for all their results). Pipeline mode is psycopg's: on SQLite every statement
+    is its own round trip."""
     pipelined: list[bool] = []
 
     def note(execute, sql, params, many, context):
-        raw = context["connection"].connection
-        pipelined.append(raw is not None and raw.info.pipeline_status != psycopg.pq.PipelineStatus.OFF)
+        pipelined.append(_in_pipeline(context["connection"]))
         return execute(sql, params, many, context)
 
     with CaptureQueriesContext(db) as captured, db.execute_wrapper(note):
         yield captured
     captured.pipelined = pipelined
+
+
+def _in_pipeline(db) -> bool:
+    if db.vendor != "postgresql" or db.connection is None:
+        return False
+    import psycopg  # the PostgreSQL driver; the embedded default (SQLite) runs without it
+
+    return db.connection.info.pipeline_status != psycopg.pq.PipelineStatus.OFF
 
 
 def _label(statement: str) -> str:
