@@ -86,11 +86,12 @@ def job_type(
 
         run.__name__ = handler.__name__
         run.__doc__ = handler.__doc__
+        # No "queue" option: Celery deprecates it; jobs.registry.route_job_type routes by the declared queue.
         # ignore_result: the result row is written with the job's own state (job_record_attempt).
         # throws: an attempt that failed is an expected outcome, logged without a traceback.
         # reconnects_on_its_own: its claim retries on a fresh connection (no health check needed first).
         task_options: dict[str, Any] = {
-            "name": name, "bind": True, "queue": queue, "ignore_result": True, "throws": (AttemptFailed,),
+            "name": name, "bind": True, "ignore_result": True, "throws": (AttemptFailed,),
             "reconnects_on_its_own": True,
         }  # fmt: skip
         if soft_time_limit:

@@ -80,3 +80,15 @@ def is_declared(name: str) -> bool:
 
 def all_types() -> list[JobType]:
     return [_registry[name] for name in sorted(_registry)]
+
+
+def route_job_type(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any
+) -> dict[str, str] | None:
+    """Celery router (``task_routes``): a job type's task goes to the queue it was declared with.
+
+    Celery deprecates the ``queue`` task attribute (no effect from 6.0), so the queue lives here instead. The
+    publisher names the queue on every message anyway; this covers any other sender (``send_task``, Flower).
+    Other tasks fall through to the routes after this one (``None``)."""
+    spec = _registry.get(name)
+    return {"queue": spec.queue} if spec is not None else None

@@ -184,14 +184,18 @@ JOB_QUEUES = ("default", "emails", "exports", "sync")
 HOUSEKEEPING_QUEUE = "housekeeping"
 HOUSEKEEPING_TASKS = ("jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule")
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in (*JOB_QUEUES, HOUSEKEEPING_QUEUE))
-# Routing by task name prefix: each domain app's tasks go to its queue (exact names win over patterns).
-CELERY_TASK_ROUTES = {
-    **{name: {"queue": HOUSEKEEPING_QUEUE} for name in HOUSEKEEPING_TASKS},
-    "emails.*": {"queue": "emails"},
-    "exports.*": {"queue": "exports"},
-    "sync.*": {"queue": "sync"},
-    "jobs.*": {"queue": "default"},
-}
+# Routing: a job type's task goes to the queue its @job_type declares (the router asks the registry);
+# the platform's own tasks by name, then by app prefix (exact names win over patterns).
+CELERY_TASK_ROUTES = (
+    "jobs.registry.route_job_type",
+    {
+        **{name: {"queue": HOUSEKEEPING_QUEUE} for name in HOUSEKEEPING_TASKS},
+        "emails.*": {"queue": "emails"},
+        "exports.*": {"queue": "exports"},
+        "sync.*": {"queue": "sync"},
+        "jobs.*": {"queue": "default"},
+    },
+)
 
 # At-least-once: a message is acknowledged after the task ran, and a task whose
 # worker process died is re-queued rather than lost. Tasks must be idempotent.

@@ -145,6 +145,30 @@ def test_celery_app_has_one_queue_per_domain_and_routes_by_task_name():
     }  # fmt: skip
 
 
+def test_job_types_route_to_their_declared_queue_without_the_deprecated_task_attribute(tmp_path):
+    # Celery warns that the `queue` task attribute has no effect from 6.0; job types route through task_routes.
+    # A fresh interpreter, so the tasks are bound (and would warn) as a worker binds them.
+    code = "\n".join([
+        "import warnings",
+        "warnings.simplefilter('error')",
+        "import django; django.setup()",
+        "from config.celery_app import app",
+        "app.loader.import_default_modules()",
+        "import tests.jobs.jobtypes",
+        "names = ['sync.notify_freshness', 'sync.fetch_page', 'emails.export_ready', 'exports.build', 'jobs.canary']",
+        "tasks = [app.tasks[name] for name in names]",
+        "assert not [task.name for task in tasks if 'queue' in type(task).__dict__]",
+        "print(' '.join(app.amqp.router.route({}, name)['queue'].name for name in names))",
+    ])  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # sync.notify_freshness is declared on "default": the "sync.*" prefix must not win over its declaration.
+    assert result.stdout.split() == ["default", "sync", "emails", "exports", "default"]
+
+
 def test_workers_reuse_their_database_connection(tmp_path):
     # Celery's Django fixup reads the literal key CELERY_DB_REUSE_MAX from app.conf when the
     # worker starts; unset, it closes the connection around every task. Build a worker
