@@ -357,7 +357,7 @@ def test_progress_total_is_the_planners_estimate_for_big_exports_else_the_count(
     from sync.export_sources import ProductsExport
 
     if connection.vendor != "postgresql":
-        pytest.skip("the planner's estimate is PostgreSQL's")
+        pytest.skip("the row estimate comes from PostgreSQL's planner; on SQLite the export counts rows instead")
     make_products(40, inactive_every=4)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE sync_product")

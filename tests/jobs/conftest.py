@@ -55,7 +55,9 @@ def parameter_binding(request, transactional_db):
     from django.db import connection
 
     if connection.vendor != "postgresql":
-        pytest.skip("parameter binding is a PostgreSQL connection option")
+        pytest.skip(
+            "server- vs client-side parameter binding is a PostgreSQL connection option; SQLite has one binding"
+        )
     options = connection.settings_dict.setdefault("OPTIONS", {})
     saved = dict(options)
     connection.close()

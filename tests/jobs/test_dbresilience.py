@@ -23,7 +23,9 @@ from jobs.models import Job
 @pytest.fixture
 def postgres(transactional_db):
     if connection.vendor != "postgresql":
-        pytest.skip("a connection dropped by the server is a PostgreSQL drill (set DATABASE_URL)")
+        pytest.skip(
+            "SQLite is a file opened in this process: no server can drop or terminate its connection (set DATABASE_URL)"
+        )
     yield
     connection.close()  # the test database's flush needs a live connection
 

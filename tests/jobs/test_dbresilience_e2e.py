@@ -21,7 +21,7 @@ S = Job.Status
 @pytest.fixture(autouse=True)
 def _postgres_only(transactional_db):
     if connection.vendor != "postgresql":
-        pytest.skip("terminating database backends needs PostgreSQL (set DATABASE_URL)")
+        pytest.skip("SQLite has no server backends to terminate: the drill needs PostgreSQL (set DATABASE_URL)")
 
 
 def terminate_other_backends() -> int:

@@ -9,7 +9,7 @@ from jobs.models import Job
 @pytest.mark.django_db
 def test_job_table_has_no_pattern_indexes_nothing_reads():
     if connection.vendor != "postgresql":
-        pytest.skip("varchar_pattern_ops indexes exist only on PostgreSQL")
+        pytest.skip("varchar_pattern_ops indexes exist only on PostgreSQL; SQLite never has them")
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [Job._meta.db_table])
         indexes = dict(cursor.fetchall())
