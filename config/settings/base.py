@@ -76,7 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "jobs.middleware.AdminLoginThrottleMiddleware",
+    "jobs.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -138,6 +138,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Django's ModelBackend with login attempts throttled (ADMIN_LOGIN_* below): every login page goes through it.
+AUTHENTICATION_BACKENDS = ["jobs.auth_backends.ThrottledModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -330,7 +333,8 @@ JOBS_API_ENQUEUE_RATE_LIMIT = env_int("JOBS_API_ENQUEUE_RATE_LIMIT", 120)
 JOBS_API_ENQUEUE_RATE_PERIOD = env_int("JOBS_API_ENQUEUE_RATE_PERIOD", 60)
 # New API tokens expire after this many days unless told otherwise (0: never).
 JOBS_API_TOKEN_TTL_DAYS = env_int("JOBS_API_TOKEN_TTL_DAYS", 90)
-# Admin login attempts per username and per client address in ADMIN_LOGIN_WINDOW_SECONDS; more are refused (429).
+# Login attempts (any login page: the admin's, the exports page's) per username and per client address in
+# ADMIN_LOGIN_WINDOW_SECONDS; more are refused (429) unchecked. Counted by the authentication backend.
 ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER = env_int("ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER", 5)
 ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS = env_int("ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS", 20)
 ADMIN_LOGIN_WINDOW_SECONDS = env_int("ADMIN_LOGIN_WINDOW_SECONDS", 900)
