@@ -419,6 +419,10 @@ EMAILS_SEND_MAX_ATTEMPTS = env_int("EMAILS_SEND_MAX_ATTEMPTS", 8)
 EMAILS_RETRY_BASE_SECONDS = float(os.environ.get("EMAILS_RETRY_BASE_SECONDS") or 5)
 EMAILS_RETRY_CAP_SECONDS = float(os.environ.get("EMAILS_RETRY_CAP_SECONDS") or 600)
 EMAILS_SEND_SOFT_TIME_LIMIT = env_int("EMAILS_SEND_SOFT_TIME_LIMIT", 100)
+# Emails one address may be sent per window (any template: a user creating exports gets one each); more are
+# kept in the outbox unsent, state "limited", with the reason. 0: no limit.
+EMAILS_PER_RECIPIENT_LIMIT = env_int("EMAILS_PER_RECIPIENT_LIMIT", 20)
+EMAILS_PER_RECIPIENT_WINDOW_SECONDS = env_int("EMAILS_PER_RECIPIENT_WINDOW_SECONDS", 3600)
 # Operators mailed the dead-letter digest (comma-separated); empty: no digest.
 JOBS_ALERT_EMAILS = env_list("JOBS_ALERT_EMAILS", [])
 # The digest runs this often and is sent at most once per window, only while the queue is not empty.
