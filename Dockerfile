@@ -32,4 +32,5 @@ RUN pip install . \
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000"]
+# config/gunicorn.py as compose uses it: X-Forwarded-Proto believed only with TRUST_PROXY_HEADERS, metrics across workers.
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--config", "python:config.gunicorn"]

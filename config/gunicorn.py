@@ -19,6 +19,13 @@ _memory_tmp = MEMORY_TMP if os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, 
 
 worker_tmp_dir = _memory_tmp
 
+# Which peers may mark a request as HTTPS with X-Forwarded-Proto (and set the other forwarding headers):
+# none unless TRUST_PROXY_HEADERS (read as config/settings/base.py reads it), else FORWARDED_ALLOW_IPS
+# (gunicorn's own default, 127.0.0.1 and ::1, when unset). gunicorn's default alone would let any client
+# on the machine claim HTTPS, and so receive HSTS and https:// links, whatever the setting says.
+_trust_proxy_headers = os.environ.get("TRUST_PROXY_HEADERS", "").strip().lower() in {"1", "true", "yes", "on"}
+forwarded_allow_ips = (os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1") if _trust_proxy_headers else ""
+
 
 # The metrics directory this master created (none configured), removed when it exits.
 _created_metrics_dir: list[str] = []

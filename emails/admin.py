@@ -20,7 +20,7 @@ from .models import EmailMessage, Suppression
 State = EmailMessage.State
 STATE_COLOURS = {
     State.PENDING: "#52606d", State.SENDING: "#2563eb", State.SENT: "#15803d", State.FAILED: "#b91c1c",
-    State.SUPPRESSED: "#92400e", State.UNCERTAIN: "#c2410c", State.DISMISSED: "#52606d",
+    State.SUPPRESSED: "#92400e", State.LIMITED: "#92400e", State.UNCERTAIN: "#c2410c", State.DISMISSED: "#52606d",
 }  # fmt: skip
 
 
@@ -58,14 +58,15 @@ class EmailMessageAdmin(ViewOnlyAdmin):
     actions = ["resend_emails", "dismiss_emails"]
     readonly_fields = ("key", "template", "delivery", "colored_state", "recipients", "from_email", "subject",
                        "message_id", "job_link", "claimed_by", "attempts", "resends", "smtp_code", "smtp_reply",
-                       "last_error", "suppressed_recipients", "html_preview", "text_preview", "context",
+                       "last_error", "suppressed_recipients", "limited_recipients", "html_preview", "text_preview", "context",
                        "transcript_display", "created_at", "claimed_at", "sent_at", "finished_at", "updated_at")  # fmt: skip
     fieldsets = (
         (None, {"fields": ("key", "template", "colored_state", "recipients", "from_email", "subject")}),
         ("Preview (what was rendered at enqueue time, and is what gets sent)",
          {"fields": ("html_preview", "text_preview", "context")}),
         ("Delivery", {"fields": ("delivery", "attempts", "resends", "smtp_code", "smtp_reply", "last_error",
-                                 "suppressed_recipients", "message_id", "job_link", "claimed_by")}),
+                                 "suppressed_recipients", "limited_recipients", "message_id", "job_link",
+                                 "claimed_by")}),
         ("SMTP transcript", {"fields": ("transcript_display",)}),
         ("Timeline", {"fields": ("created_at", "claimed_at", "sent_at", "finished_at", "updated_at")}),
     )  # fmt: skip
@@ -105,7 +106,7 @@ class EmailMessageAdmin(ViewOnlyAdmin):
             return "-"
         return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[email.job_id]), email.job_id)
 
-    @admin.action(description="Resend selected emails (failed, may have been sent, suppressed, dismissed)",
+    @admin.action(description="Resend selected emails (failed, may have been sent, suppressed, limited, dismissed)",
                   permissions=["resend"])  # fmt: skip
     def resend_emails(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return _confirmed(
@@ -113,7 +114,8 @@ class EmailMessageAdmin(ViewOnlyAdmin):
             verb="resend", done="resent",
             explanation="Each is queued again with the same content and Message-ID. An email that may have been "
                         "sent can reach its recipient twice: resend only when you believe it was not delivered. "
-                        "Sent emails are never resent; suppressed recipients stay left out.",
+                        "Sent emails are never resent; suppressed recipients stay left out; recipients over the "
+                        "per-recipient limit are sent to.",
             perform=lambda email: services.email_resend(email=email, actor=request.user),
         )  # fmt: skip
 

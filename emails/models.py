@@ -19,6 +19,8 @@ class EmailMessage(models.Model):
         FAILED = "failed", "Failed"
         # Every recipient is on the suppression list.
         SUPPRESSED = "suppressed", "Suppressed"
+        # Every recipient had been sent EMAILS_PER_RECIPIENT_LIMIT emails in the window already (last_error says so).
+        LIMITED = "limited", "Not sent: recipient limit"
         # The server may have accepted it, we never heard back: an operator resends or dismisses it.
         UNCERTAIN = "uncertain", "May have been sent"
         DISMISSED = "dismissed", "Dismissed"
@@ -52,6 +54,8 @@ class EmailMessage(models.Model):
     smtp_reply = models.TextField(blank=True)
     last_error = models.TextField(blank=True)
     suppressed_recipients = models.JSONField(default=list, blank=True)
+    # Recipients left out because they were over EMAILS_PER_RECIPIENT_LIMIT when it was queued (lower-cased).
+    limited_recipients = models.JSONField(default=list, blank=True)
     transcript = models.TextField(blank=True, help_text="the SMTP conversations, commands and replies")
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
@@ -89,3 +93,21 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return self.address
+
+
+class EmailRecipient(models.Model):
+    """One address an email was queued for: what EMAILS_PER_RECIPIENT_LIMIT counts, per address and window.
+
+    A row per recipient rather than a look inside ``EmailMessage.to`` (a JSON list, which SQLite cannot
+    search by element): the count is one indexed range query on both databases.
+    """
+
+    email = models.ForeignKey(EmailMessage, on_delete=models.CASCADE, related_name="+")
+    address = models.CharField(max_length=254, help_text="lower-cased")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["address", "created_at"], name="emails_recipient_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.created_at:%Y-%m-%d %H:%M:%S})"

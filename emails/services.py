@@ -16,7 +16,7 @@ import logging
 import smtplib
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import formataddr, parseaddr
 from typing import Any
 
@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from jobs.public import (
@@ -48,7 +48,7 @@ from .exceptions import (
     EmailSendingInTransaction,
     EmailTemporaryFailure,
 )
-from .models import EmailMessage, Suppression
+from .models import EmailMessage, EmailRecipient, Suppression
 from .registry import email_render, email_template_get
 
 logger = logging.getLogger("emails")
@@ -59,7 +59,7 @@ SEND_JOB_TYPE = "emails.send"
 RATE_LIMIT_NAME = "email-provider"
 TRANSCRIPT_MAX_CHARS = 20_000
 # An operator may resend from these states; never from pending/sending (it is on its way) or sent.
-RESENDABLE_STATES = (State.FAILED, State.UNCERTAIN, State.SUPPRESSED, State.DISMISSED)
+RESENDABLE_STATES = (State.FAILED, State.UNCERTAIN, State.SUPPRESSED, State.LIMITED, State.DISMISSED)
 
 
 # ---------------------------------------------------------------------------
@@ -78,6 +78,9 @@ def email_send(
     raises EmailKeyConflict. Malformed addresses raise EmailRecipientInvalid, an unknown template
     EmailTemplateUnknown, a context missing a required key EmailContextInvalid: nothing is stored then.
     Recipients on the suppression list are left out; if that leaves nobody, the email is ``suppressed``.
+    So are recipients already sent EMAILS_PER_RECIPIENT_LIMIT emails in the last
+    EMAILS_PER_RECIPIENT_WINDOW_SECONDS: if that leaves nobody, the email is kept unsent as ``limited``,
+    with the reason in ``last_error`` and a warning logged.
     """
     if not key or len(key) > 255:
         raise EmailKeyInvalid(f"an email key must be 1-255 characters, got {len(key or '')}", detail={"key": key})
@@ -89,20 +92,26 @@ def email_send(
     # No look-up first: a key used before is rare, and the insert below finds it (one query less per email).
     rendered = email_render(template=template, context=context)
     suppressed = suppressed_addresses(recipients)
-    everyone_suppressed = all(_address_of(recipient) in suppressed for recipient in recipients)
+    addresses = [address for address in dict.fromkeys(map(_address_of, recipients)) if address not in suppressed]
     now = timezone.now()
     try:
         # One savepoint (one transaction when the caller has none) for the row and its job: a concurrent
         # caller's row fails only this insert, and an error leaves the caller's transaction usable.
         with transaction.atomic():
+            limited = recipients_over_limit(addresses, now=now)
+            to_send = [address for address in addresses if address not in limited]
+            state = State.PENDING if to_send else State.LIMITED if addresses else State.SUPPRESSED
             email = EmailMessage.objects.create(
                 key=key, template=template, delivery=spec.delivery, from_email=sender, to=recipients,
                 context=context, fingerprint=fingerprint, subject=rendered.subject, text_body=rendered.text_body,
-                html_body=rendered.html_body, message_id=message_id_for(key),
-                state=State.SUPPRESSED if everyone_suppressed else State.PENDING,
-                suppressed_recipients=sorted(suppressed), finished_at=now if everyone_suppressed else None,
+                html_body=rendered.html_body, message_id=message_id_for(key), state=state,
+                suppressed_recipients=sorted(suppressed), limited_recipients=sorted(limited),
+                last_error=_recipient_limit_reason(limited), finished_at=None if to_send else now,
             )  # fmt: skip
-            if not everyone_suppressed:
+            if to_send:
+                EmailRecipient.objects.bulk_create(
+                    [EmailRecipient(email=email, address=address, created_at=now) for address in to_send]
+                )
                 email.job_id = _enqueue_send(email=email, key=f"emails:email:{email.pk}:send")
                 EmailMessage.objects.filter(pk=email.pk).update(job_id=email.job_id)
     except IntegrityError:
@@ -110,7 +119,33 @@ def email_send(
         if existing is None:
             raise
         return _same_email(existing, fingerprint)
+    if limited:
+        logger.warning("email %s (%s) not sent to %s: %s", email.pk, key, ", ".join(sorted(limited)), email.last_error)
     return email
+
+
+def recipients_over_limit(addresses: Sequence[str], *, now: datetime) -> set[str]:
+    """The (lower-cased) ``addresses`` already queued EMAILS_PER_RECIPIENT_LIMIT emails in the window before ``now``.
+
+    A count of the outbox's recipient rows, not a Redis limiter: it is what the admin shows, kept per test
+    and across a Redis flush. Two emails to one address queued at the same instant by two workers can both
+    see the last free place (the count and the insert are not one atomic step), so a burst may pass the
+    limit by as many as run at once; that bounds what an abuser gets at the limit plus a few, which is
+    what the limit is for, without a lock on every send.
+    """
+    limit, window = settings.EMAILS_PER_RECIPIENT_LIMIT, settings.EMAILS_PER_RECIPIENT_WINDOW_SECONDS
+    if not limit or not addresses:
+        return set()
+    counts = (EmailRecipient.objects.filter(address__in=addresses, created_at__gt=now - timedelta(seconds=window))
+              .values("address").annotate(sent=Count("pk")))  # fmt: skip
+    return {row["address"] for row in counts if row["sent"] >= limit}
+
+
+def _recipient_limit_reason(limited: set[str]) -> str:
+    if not limited:
+        return ""
+    limit, window = settings.EMAILS_PER_RECIPIENT_LIMIT, settings.EMAILS_PER_RECIPIENT_WINDOW_SECONDS
+    return f"recipient limit: {limit} per {window} s ({', '.join(sorted(limited))})"
 
 
 def message_id_for(key: str) -> str:
@@ -221,7 +256,8 @@ def email_deliver(*, email_id: int, claim: str) -> dict[str, Any]:
     if email.state != State.PENDING:
         return {"email_id": email.pk, "state": email.state, "skipped": f"already {email.state}"}
     suppressed = suppressed_addresses(email.to)
-    recipients = [recipient for recipient in email.to if _address_of(recipient) not in suppressed]
+    left_out = suppressed | set(email.limited_recipients)
+    recipients = [recipient for recipient in email.to if _address_of(recipient) not in left_out]
     if not recipients:
         _move(email, [State.PENDING], State.SUPPRESSED, suppressed_recipients=sorted(suppressed),
               finished_at=timezone.now())  # fmt: skip
@@ -420,16 +456,18 @@ def _transcript(email: EmailMessage, claim: str, recorder: SmtpRecorder) -> str:
 
 
 def email_resend(*, email: EmailMessage, actor: Any = None) -> bool:
-    """Queue a failed, uncertain, suppressed or dismissed email again (never a sent one), with an audit entry.
+    """Queue a failed, uncertain, suppressed, limited or dismissed email again (never a sent one), audited.
 
-    The same rendered message goes out with the same Message-ID. Suppressed recipients stay left out.
+    The same rendered message goes out with the same Message-ID. Suppressed recipients stay left out;
+    recipients the per-recipient limit left out are sent to (an operator's resend is not limited).
     """
     if email.state not in RESENDABLE_STATES:
         return False
     with transaction.atomic():
         resends = email.resends + 1
         previous = email.state
-        if not _move(email, RESENDABLE_STATES, State.PENDING, claimed_by="", resends=resends, finished_at=None):
+        if not _move(email, RESENDABLE_STATES, State.PENDING, claimed_by="", resends=resends, finished_at=None,
+                     limited_recipients=[]):  # fmt: skip
             return False
         email.resends = resends
         email.job_id = _enqueue_send(email=email, key=f"emails:email:{email.pk}:resend-{resends}")

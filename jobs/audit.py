@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from .models import Job, JobAuditEntry
 
@@ -47,3 +53,28 @@ def audit_record(
         job_count=len(job_ids),
         detail=detail or {},
     )
+
+
+def audit_record_counted(
+    *, action: str, actor_label: str, address: str, window_seconds: int, detail: dict[str, Any],
+    now: datetime | None = None,
+) -> None:  # fmt: skip
+    """Record an event anyone can cause (a throttled login) as one row per ``address`` and window.
+
+    The window's first event writes the row, with its ``actor_label`` and ``detail``; later ones from that
+    address only count (``occurrences``, ``last_seen_at``). However fast someone repeats the event, the trail
+    grows by one row per address and ``window_seconds``, not one per event.
+    """
+    now = now or timezone.now()
+    window_start = int(now.timestamp()) // window_seconds * window_seconds
+    digest = hashlib.sha256(address.encode("utf-8", "backslashreplace")).hexdigest()[:32]
+    key = f"{_action_value(action)}:{window_start}:{digest}"
+    rows = JobAuditEntry.objects.filter(aggregation_key=key)
+    if rows.update(occurrences=F("occurrences") + 1, last_seen_at=now):
+        return
+    try:
+        with transaction.atomic():  # a savepoint: losing the race below leaves the caller's transaction usable
+            JobAuditEntry.objects.create(actor_label=actor_label[:150] or "anonymous", action=action, detail=detail,
+                                         aggregation_key=key, occurrences=1, last_seen_at=now)  # fmt: skip
+    except IntegrityError:  # another process wrote the window's first row meanwhile: count into it
+        rows.update(occurrences=F("occurrences") + 1, last_seen_at=now)

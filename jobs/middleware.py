@@ -1,19 +1,15 @@
 from __future__ import annotations
 
-import hashlib
-import logging
 import math
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.urls import reverse
+from django.template.loader import select_template
 
 from .context import correlation_scope
 
 CORRELATION_HEADER = "X-Request-ID"
-security_logger = logging.getLogger("jobs.security")
 
 
 class CorrelationIdMiddleware:
@@ -50,51 +46,31 @@ class SecurityHeadersMiddleware:
         return response
 
 
-class AdminLoginThrottleMiddleware:
-    """Throttle admin login attempts per username and per client address, with an audit entry.
+class LoginThrottleMiddleware:
+    """Answer a login the authentication backend refused as throttled with a 429 page saying when to retry.
 
-    Each POST to the admin's login page takes a slot from two shared limiters (Redis, so every
-    web process counts together): ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER for the username tried and
-    ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS for the address, per ADMIN_LOGIN_WINDOW_SECONDS. Over
-    either, the attempt is not even checked: 429 with Retry-After and a page saying when to
-    retry, and a ``JobAuditEntry`` (action ``admin_login_throttled``) plus a warning log.
+    The throttle itself is in ``jobs.auth_backends.ThrottledModelBackend`` (every login path goes through
+    it); its LoginThrottled propagates out of the login view to here. The page is the view's app's
+    ``<namespace>/login_throttled.html`` (the admin's, the exports page's), with a Retry-After header.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        is_login = request.method == "POST" and request.path == reverse("admin:login")
-        if is_login and (refusal := self._refusal(request)) is not None:
-            return refusal
         return self.get_response(request)
 
-    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
-        from .http import client_address
-        from .models import JobAuditEntry
-        from .ratelimit import RateLimiter
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from .auth_backends import LoginThrottled
 
-        window = settings.ADMIN_LOGIN_WINDOW_SECONDS
-        address = client_address(request)
-        username = request.POST.get("username", "")[:150]
-        checks = (("address", address, settings.ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS),
-                  ("user", username.lower(), settings.ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER))  # fmt: skip
-        for scope, value, limit in checks:
-            if not limit:
-                continue
-            digest = hashlib.sha256(value.encode("utf-8", "backslashreplace")).hexdigest()[:32]
-            wait = RateLimiter(name=f"admin-login:{scope}:{digest}", limit=limit, period=window).try_acquire_or_allow()
-            if wait:
-                retry_after = max(1, math.ceil(wait))
-                security_logger.warning("admin login throttled: %s over %d attempts in %ds (user %r, address %s)",
-                                        scope, limit, window, username, address)  # fmt: skip
-                JobAuditEntry.objects.create(
-                    actor_label=username, action="admin_login_throttled",
-                    detail={"scope": scope, "address": address, "limit": limit, "window_seconds": window},
-                )  # fmt: skip
-                context = {"title": "Too many login attempts", "scope": scope, "retry_after": retry_after,
-                           "minutes": math.ceil(retry_after / 60), "site_header": "Django administration"}  # fmt: skip
-                response = render(request, "admin/login_throttled.html", context, status=429)
-                response["Retry-After"] = str(retry_after)
-                return response
-        return None
+        if not isinstance(exception, LoginThrottled):
+            return None
+        match = request.resolver_match
+        namespace = match.namespaces[0] if match and match.namespaces else "admin"
+        template = select_template([f"{namespace}/login_throttled.html", "admin/login_throttled.html"])
+        context = {"title": "Too many login attempts", "scope": exception.scope, "retry_after": exception.retry_after,
+                   "minutes": math.ceil(exception.retry_after / 60), "login_url": request.path,
+                   "site_header": "Django administration"}  # fmt: skip
+        response = HttpResponse(template.render(context, request), status=429)
+        response["Retry-After"] = str(exception.retry_after)
+        return response

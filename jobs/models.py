@@ -224,7 +224,12 @@ class JobTypeSwitch(models.Model):
 
 
 class JobAuditEntry(models.Model):
-    """Who did what to which jobs, from the admin, the API or a management command."""
+    """Who did what to which jobs, from the admin, the API or a management command.
+
+    An event anyone can cause (a throttled login) is one row per client address and window that counts
+    its repeats (``occurrences``, ``last_seen_at``; ``jobs.audit.audit_record_counted``), so nobody can fill
+    the trail by repeating it.
+    """
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
@@ -235,7 +240,8 @@ class JobAuditEntry(models.Model):
         CANCEL = "cancel", "Cancel"
         ENABLE_TYPE = "enable_type", "Switch a job type on"
         DISABLE_TYPE = "disable_type", "Switch a job type off"
-        ADMIN_LOGIN_THROTTLED = "admin_login_throttled", "Admin login throttled"
+        # Any login (the admin's, the exports page's): the value keeps its first name, from when only the admin's was.
+        ADMIN_LOGIN_THROTTLED = "admin_login_throttled", "Login throttled"
 
     actor_label = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=50, choices=Action.choices)
@@ -243,10 +249,19 @@ class JobAuditEntry(models.Model):
     job_count = models.PositiveIntegerField(default=0)
     detail = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # How many events the row stands for (1 unless counted), and when the last one happened.
+    occurrences = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Counted rows only: "<action>:<window start>:<address digest>"; later events in the window find the row by it.
+    aggregation_key = models.CharField(max_length=100, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "job audit entries"
+        constraints = [
+            models.UniqueConstraint(fields=["aggregation_key"], condition=models.Q(aggregation_key__isnull=False),
+                                    name="jobs_audit_aggregation_key_uniq"),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} ({self.job_count} jobs)"

@@ -114,11 +114,14 @@ def api_token_find(*, plaintext: str) -> ApiToken | None:
 # Between permission names ("app_label.codename") in the aggregated column: a control character, never in one.
 _NAME_SEPARATOR = "\x1f"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# Backends whose permissions are ModelBackend's own (the settings' default throttles logins, nothing else).
+_MODEL_PERMISSION_BACKENDS = {MODEL_BACKEND, "jobs.auth_backends.ThrottledModelBackend"}
 _token_sql_by_vendor: dict[tuple[str, bool], str] = {}
 
 
 def _model_backend_only() -> bool:
-    return list(getattr(settings, "AUTHENTICATION_BACKENDS", [MODEL_BACKEND])) == [MODEL_BACKEND]
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", [MODEL_BACKEND]))
+    return len(backends) == 1 and backends[0] in _MODEL_PERMISSION_BACKENDS
 
 
 def _token_sql(db: BaseDatabaseWrapper, *, with_permissions: bool) -> str:

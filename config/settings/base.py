@@ -76,7 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "jobs.middleware.AdminLoginThrottleMiddleware",
+    "jobs.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -138,6 +138,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Django's ModelBackend with login attempts throttled (ADMIN_LOGIN_* below): every login page goes through it.
+AUTHENTICATION_BACKENDS = ["jobs.auth_backends.ThrottledModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -334,7 +337,8 @@ JOBS_API_ENQUEUE_RATE_LIMIT = env_int("JOBS_API_ENQUEUE_RATE_LIMIT", 120)
 JOBS_API_ENQUEUE_RATE_PERIOD = env_int("JOBS_API_ENQUEUE_RATE_PERIOD", 60)
 # New API tokens expire after this many days unless told otherwise (0: never).
 JOBS_API_TOKEN_TTL_DAYS = env_int("JOBS_API_TOKEN_TTL_DAYS", 90)
-# Admin login attempts per username and per client address in ADMIN_LOGIN_WINDOW_SECONDS; more are refused (429).
+# Login attempts (any login page: the admin's, the exports page's) per username and per client address in
+# ADMIN_LOGIN_WINDOW_SECONDS; more are refused (429) unchecked. Counted by the authentication backend.
 ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER = env_int("ADMIN_LOGIN_MAX_ATTEMPTS_PER_USER", 5)
 ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS = env_int("ADMIN_LOGIN_MAX_ATTEMPTS_PER_ADDRESS", 20)
 ADMIN_LOGIN_WINDOW_SECONDS = env_int("ADMIN_LOGIN_WINDOW_SECONDS", 900)
@@ -419,6 +423,10 @@ EMAILS_SEND_MAX_ATTEMPTS = env_int("EMAILS_SEND_MAX_ATTEMPTS", 8)
 EMAILS_RETRY_BASE_SECONDS = float(os.environ.get("EMAILS_RETRY_BASE_SECONDS") or 5)
 EMAILS_RETRY_CAP_SECONDS = float(os.environ.get("EMAILS_RETRY_CAP_SECONDS") or 600)
 EMAILS_SEND_SOFT_TIME_LIMIT = env_int("EMAILS_SEND_SOFT_TIME_LIMIT", 100)
+# Emails one address may be sent per window (any template: a user creating exports gets one each); more are
+# kept in the outbox unsent, state "limited", with the reason. 0: no limit.
+EMAILS_PER_RECIPIENT_LIMIT = env_int("EMAILS_PER_RECIPIENT_LIMIT", 20)
+EMAILS_PER_RECIPIENT_WINDOW_SECONDS = env_int("EMAILS_PER_RECIPIENT_WINDOW_SECONDS", 3600)
 # Operators mailed the dead-letter digest (comma-separated); empty: no digest.
 JOBS_ALERT_EMAILS = env_list("JOBS_ALERT_EMAILS", [])
 # The digest runs this often and is sent at most once per window, only while the queue is not empty.

@@ -23,15 +23,17 @@ from .bases import ViewOnlyAdmin
 
 @admin.register(JobAuditEntry)
 class JobAuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ("created_at", "actor_label", "action", "subject", "job_count", "short_job_ids")
+    # occurrences: how many events a counted row stands for (throttled logins: one row per address and window).
+    list_display = ("created_at", "actor_label", "action", "subject", "occurrences", "job_count", "short_job_ids")
     list_filter = ("action", "created_at")
     search_fields = ("actor_label", "action")
-    readonly_fields = ("created_at", "actor", "actor_label", "action", "job_ids", "job_count", "detail")
+    readonly_fields = ("created_at", "actor", "actor_label", "action", "occurrences", "last_seen_at", "job_ids",
+                       "job_count", "detail")  # fmt: skip
 
-    @admin.display(description="type or reason")
+    @admin.display(description="type, reason or address")
     def subject(self, entry: JobAuditEntry) -> str:
         detail = entry.detail or {}
-        parts = [str(detail[key]) for key in ("type", "reason") if detail.get(key)]
+        parts = [str(detail[key]) for key in ("type", "reason", "address") if detail.get(key)]
         return " — ".join(parts) or "-"
 
     @admin.display(description="jobs")
