@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import register_converter
 from django.views.decorators.csrf import csrf_exempt
 
 from . import exceptions as errors
@@ -40,6 +41,32 @@ STATUS_FOR: list[tuple[type[errors.JobsError], int]] = [
 DISABLED_TYPE_RETRY_AFTER_SECONDS = 60
 
 JSON_CONTENT_TYPES = ("application/json",)
+# Ids in paths and query parameters are bounded by the column (bigint), so none can overflow it.
+BIGINT_MAX = 2**63 - 1
+
+
+class PathIdConverter:
+    """``<id:name>`` in a URL pattern: a database id, ASCII digits only, within a bigint.
+
+    Not ``\\d`` (in Python it matches every script's digits, and ``int("١")`` is 1, so ``/exports/١``
+    would name export 1) and not an unbounded ``int``. Anything else does not match the pattern, so the
+    path answers the API's JSON 404.
+    """
+
+    regex = "[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        number = int(value) if len(value) <= 19 else BIGINT_MAX + 1
+        if number > BIGINT_MAX:
+            raise ValueError(f"{value[:30]} is beyond a database id")  # Django reads this as "no match"
+        return number
+
+    def to_url(self, value: int | str) -> str:
+        return str(value)
+
+
+# Registered where the API helpers live: every URLconf with API views imports this module first.
+register_converter(PathIdConverter, "id")
 
 
 class ApiError(errors.JobsError):
@@ -220,6 +247,25 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
+def bearer_credentials(request: HttpRequest) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None when the header is absent, empty, of another scheme
+    or without a token. The one reading of the header (API, cron, /metrics): the scheme is case-insensitive
+    (RFC 9110 section 11.1), so ``bearer`` and ``BEARER`` are ``Bearer``."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    token = credentials.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def method_not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
+    """The API's 405: the error shape, with ``Allow``."""
+    response = error_response(
+        code="method_not_allowed", status=405, detail={"allowed": list(methods)},
+        message=f"{request.method} is not allowed here; allowed: {', '.join(methods)}",
+    )  # fmt: skip
+    response["Allow"] = ", ".join(methods)
+    return response
+
+
 def _response_for_django_error(error: Exception) -> JsonResponse:
     # Django's own exceptions would otherwise become HTML pages from the default handlers.
     if isinstance(error, Http404):
@@ -243,12 +289,7 @@ def api_view(*, methods: tuple[str, ...]) -> Callable[[Callable[..., HttpRespons
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                response = error_response(
-                    code="method_not_allowed", status=405, detail={"allowed": list(methods)},
-                    message=f"{request.method} is not allowed here; allowed: {', '.join(methods)}",
-                )  # fmt: skip
-                response["Allow"] = ", ".join(methods)
-                return response
+                return method_not_allowed(request, methods)
             try:
                 return view(request, *args, **kwargs)
             except errors.JobsError as error:
