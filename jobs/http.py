@@ -130,10 +130,15 @@ def _refuse_constant(name: str) -> NoReturn:
     raise JsonRefused(f"{name} is not valid JSON")
 
 
-def _number(text: str) -> float | int:
+def _finite(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
         raise JsonRefused(f"number {text[:40]} is out of range")
+    return number
+
+
+def _number(text: str) -> float | int:
+    number = _finite(text)
     # JSON has one number type: 0 and 0.0 are the same value, so they must be the same payload
     # (idempotency compares payloads by their canonical JSON, where 0.0 would differ from 0).
     return int(number) if number.is_integer() else number
@@ -178,12 +183,14 @@ def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
-def strict_json_loads(raw: bytes) -> Any:
+def strict_json_loads(raw: bytes, *, floats_as_written: bool = False) -> Any:
     """Parse ``raw`` as the strict JSON the platform stores, or raise JsonRefused saying why.
 
     UTF-8 only (no BOM, no UTF-16/32), no NaN/Infinity, no duplicate keys, and no string a
     PostgreSQL text or jsonb column refuses (NUL, lone surrogates): what SQLite would take and
-    PostgreSQL would fail on is refused on both.
+    PostgreSQL would fail on is refused on both. A number with a fraction or an exponent that is
+    whole (``1.0``, ``1e0``) becomes an int, unless ``floats_as_written``: then it stays a float, so
+    a caller can refuse it where only an integer literal will do (an id).
     """
     try:
         text = raw.decode("utf-8")
@@ -192,7 +199,7 @@ def strict_json_loads(raw: bytes) -> Any:
     if text.startswith("\ufeff"):
         raise JsonRefused("the body starts with a byte order mark; send UTF-8 JSON without one (RFC 8259)")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_number,
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite if floats_as_written else _number,
                            object_pairs_hook=_object_without_duplicate_keys)  # fmt: skip
     except JsonRefused:
         raise
@@ -200,7 +207,9 @@ def strict_json_loads(raw: bytes) -> Any:
         raise JsonRefused("the body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and ints beyond Python's digit limit
         raise JsonRefused(f"the body is not valid JSON: {str(exc)[:200]}") from None
-    if (found := find_unstorable(value)) is not None:
+    # A NUL or a lone surrogate can only arrive as a \u escape (a raw NUL is refused by the parser, a raw
+    # surrogate is not UTF-8): without one, there is nothing to look for in every string.
+    if "\\u" in text and (found := find_unstorable(value)) is not None:
         where, reason = found
         raise JsonRefused(f"{where}: {reason}", status=422, field=where)
     return value
