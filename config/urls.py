@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from exports.urls import api_urlpatterns as exports_api_urlpatterns
 from jobs.health import healthz
 from jobs.metrics_views import metrics_view
+from jobs.views import api_not_found
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -13,6 +14,9 @@ urlpatterns = [
     path("api/", include("sync.urls")),
     path("api/", include(exports_api_urlpatterns)),
     path("exports/", include("exports.urls")),
+    # Last: every other path under /api/ (a typo, a trailing slash, an id in other digits) is the API's JSON
+    # 404 in every mode. handler404 is not enough: with DEBUG on, Django answers its HTML page listing the URLs.
+    re_path(r"^api/", api_not_found, name="api-not-found"),
 ]
 
 handler404 = "jobs.errors_http.not_found"

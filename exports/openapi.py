@@ -25,7 +25,14 @@ LIMIT_REACHED = {
     "content": _json(_ref("schemas", "Error")),
     "headers": {"Retry-After": _ref("headers", "Retry-After")},
 }
-EXPORT_ID = {"name": "export_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+EXPORT_ID = {"name": "export_id", "in": "path", "required": True,
+             "description": "ASCII digits; anything else is a 404 (`not_found`)",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}  # fmt: skip
+# What a failed (or retrying) export's ``error`` says; exception text stays with operators (admin, logs).
+ERROR_DESCRIPTION = ("why the export failed, or why its last attempt did (status queued: it is retried). `code` is "
+                     "`export_failed` (details are logged for operators), `cancelled`, `export_too_large` or "
+                     "`time_limit_exceeded`; `message` is fixed per code")  # fmt: skip
+INSTANT_RANGE = "an ISO 8601 date-time with an offset (or in the server's time zone), within years 1 to 9999 in UTC"
 # The correlation middleware serves every path: the caller's id is carried into the export's job and logs.
 REQUEST_ID = _ref("parameters", "X-Request-ID")
 
@@ -46,8 +53,8 @@ EXPORT = {
         "sha256": {"type": ["string", "null"]},
         "file_name": {"type": ["string", "null"]},
         "job_id": {"type": ["string", "null"], "description": "the job building the file (GET /api/jobs/{id})"},
-        "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"},
-                                                              "message": {"type": "string"}}},
+        "error": {"type": ["object", "null"], "description": ERROR_DESCRIPTION,
+                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
         "created_at": {"type": "string", "format": "date-time"},
         "started_at": {"type": ["string", "null"], "format": "date-time"},
         "finished_at": {"type": ["string", "null"], "format": "date-time"},
@@ -62,6 +69,15 @@ EXPORT = {
 FORMATS = list(Export.Format.values)
 
 
+def _filters(source: ExportSource) -> dict:
+    """The source's filter schema, each date-time filter saying which instants are taken."""
+    schema = copy.deepcopy(source.filter_schema)
+    for spec in schema.get("properties", {}).values():
+        if spec.get("format") == "date-time":
+            spec["description"] = "; ".join(filter(None, [spec.get("description"), INSTANT_RANGE]))
+    return schema
+
+
 def _request_variant(source: ExportSource, export_format: str) -> dict:
     """One (source, format) pair a caller may ask for, with the options that format takes."""
     flag = {"type": "boolean", "default": False}
@@ -74,7 +90,7 @@ def _request_variant(source: ExportSource, export_format: str) -> dict:
             "source": {"const": source.name, "description": source.title + (" (staff only)" if source.staff_only
                                                                             else "")},
             "format": {"const": export_format},
-            "filters": copy.deepcopy(source.filter_schema),
+            "filters": _filters(source),
             # xlsx is already compressed; a byte order mark is for CSV read by spreadsheet programs.
             "gzip": {**flag, "description": "gzip the file"} if export_format != "xlsx" else {"const": False},
             "bom": {**flag, "description": "UTF-8 byte order mark for Excel"} if export_format == "csv"

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.storage import Storage, storages
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from jobs.public import (
@@ -121,22 +121,17 @@ def export_create(
     exports raises ExportLimitReached (429, Retry-After). Enqueued on commit: a rollback leaves nothing.
     """
     export_request_check(user=owner, wanted=wanted)
-    if idempotency_key:
-        existing = Export.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            if not wanted.same_as(existing):
-                raise ExportIdempotencyKeyConflict(
-                    f"Idempotency-Key {idempotency_key!r} was already used for export {existing.pk} with other "
-                    "options; use a new key for a different request",
-                    detail={"export_id": existing.pk, "idempotency_key": idempotency_key},
-                )
-            return existing, False
+    if (existing := _export_holding_key(owner=owner, wanted=wanted, idempotency_key=idempotency_key)) is not None:
+        return existing, False
     # One creation per user at a time, so two simultaneous requests cannot both pass the limit.
     lock = RedisLock(name=f"exports:owner:{owner.pk}:create", ttl=15)
     if not lock.acquire(blocking=True, timeout=5):
         raise LockNotAcquired("another export request of yours is being recorded; retry in a moment",
                               detail={"retry_after": 1})  # fmt: skip
     try:
+        # Asked again under the lock: a request with the same key may have created it while this one waited.
+        if (existing := _export_holding_key(owner=owner, wanted=wanted, idempotency_key=idempotency_key)) is not None:
+            return existing, False
         if enforce_limit:
             active = Export.objects.filter(owner=owner, status__in=Export.ACTIVE).count()
             limit = settings.EXPORTS_MAX_ACTIVE_PER_USER
@@ -147,19 +142,42 @@ def export_create(
                     f"retry after one finished, in about {retry_after}s",
                     detail={"active": active, "limit": limit}, headers={"Retry-After": str(retry_after)},
                 )  # fmt: skip
-        with transaction.atomic():
-            export = Export.objects.create(
-                owner=owner, source=wanted.source, format=wanted.format, filters=wanted.filters, gzip=wanted.gzip,
-                bom=wanted.bom, idempotency_key=idempotency_key or "", rerun_of=rerun_of,
-            )  # fmt: skip
-            job = job_enqueue(job_type=BUILD_JOB, payload={"export_id": export.pk}, owner=owner,
-                              idempotency_key=f"exports:export:{export.pk}:build",
-                              correlation_id=correlation_id).job  # fmt: skip
-            export.job_id = job.id
-            export.save(update_fields=["job_id"])
+        try:
+            with transaction.atomic():
+                export = Export.objects.create(
+                    owner=owner, source=wanted.source, format=wanted.format, filters=wanted.filters,
+                    gzip=wanted.gzip, bom=wanted.bom, idempotency_key=idempotency_key or "", rerun_of=rerun_of,
+                )  # fmt: skip
+                job = job_enqueue(job_type=BUILD_JOB, payload={"export_id": export.pk}, owner=owner,
+                                  idempotency_key=f"exports:export:{export.pk}:build",
+                                  correlation_id=correlation_id).job  # fmt: skip
+                export.job_id = job.id
+                export.save(update_fields=["job_id"])
+        except IntegrityError:
+            # The lock is a courtesy with a lifetime, and inside a caller's transaction the holder commits only
+            # after releasing it: the key's unique constraint decides. Losing it is a replay, not a fault.
+            existing = _export_holding_key(owner=owner, wanted=wanted, idempotency_key=idempotency_key)
+            if existing is None:
+                raise  # another integrity error: a fault to see, not a replay to answer
+            return existing, False
     finally:
         lock.release()
     return export, True
+
+
+def _export_holding_key(*, owner: Any, wanted: ExportRequest, idempotency_key: str | None) -> Export | None:
+    """The owner's export recorded under ``idempotency_key`` (None if none, or no key); a 422 if it was
+    recorded for a different request."""
+    if not idempotency_key:
+        return None
+    existing = Export.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+    if existing is not None and not wanted.same_as(existing):
+        raise ExportIdempotencyKeyConflict(
+            f"Idempotency-Key {idempotency_key!r} was already used for export {existing.pk} with other "
+            "options; use a new key for a different request",
+            detail={"export_id": existing.pk, "idempotency_key": idempotency_key},
+        )
+    return existing
 
 
 def export_rerun(*, export: Export, correlation_id: str | None = None) -> Export:

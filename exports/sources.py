@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -95,13 +95,29 @@ class ExportSource:
 
 
 def _parse_instant(field: str, value: str) -> datetime:
-    instant = parse_datetime(value)
+    """``value`` as an aware datetime in UTC, or a 422 naming ``filters.<field>``.
+
+    Refused: what is not ISO 8601, what is shaped like it but is no date (month 13, 30 February,
+    year 0, hour 25), and an instant outside years 1 to 9999 once in UTC (``9999-12-31T23:59:59-23:59``),
+    which neither Python nor the database can compare. In UTC, too, because PostgreSQL refuses UTC
+    offsets beyond 15:59 that ISO 8601 allows.
+    """
+
+    def refused(problem: str) -> ExportRequestInvalid:
+        return ExportRequestInvalid(f"filters.{field}: {problem}, got {value[:60]!r}",
+                                    detail={"errors": [{"field": f"filters.{field}", "message": problem}]})  # fmt: skip
+
+    try:
+        instant = parse_datetime(value)
+    except ValueError:  # well formed, but not a date or time of the calendar
+        raise refused("not a real date and time (check the month, the day and the hour)") from None
     if instant is None:
-        raise ExportRequestInvalid(
-            f"filters.{field}: expected an ISO 8601 date-time such as 2026-03-01T00:00:00Z, got {value!r}",
-            detail={"errors": [{"field": f"filters.{field}", "message": "expected an ISO 8601 date-time"}]},
-        )
-    return instant if timezone.is_aware(instant) else timezone.make_aware(instant, timezone.get_default_timezone())
+        raise refused("expected an ISO 8601 date-time such as 2026-03-01T00:00:00Z")
+    try:
+        aware = instant if timezone.is_aware(instant) else timezone.make_aware(instant, timezone.get_default_timezone())
+        return aware.astimezone(UTC)
+    except OverflowError:
+        raise refused("out of range: the instant must fall within years 1 to 9999 in UTC") from None
 
 
 def _load(path: str) -> ExportSource:

@@ -24,7 +24,7 @@ api_urlpatterns = (
     [
         path("exports", views.exports_collection, name="export-collection"),
         path("exports/sources", views.export_sources, name="export-sources"),
-        path("exports/<str:export_id>", views.export_detail, name="export-detail"),
+        path("exports/<id:export_id>", views.export_detail, name="export-detail"),
     ],
     "exports-api",
 )

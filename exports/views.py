@@ -33,7 +33,7 @@ from jobs.public import (
     api_view,
 )
 
-from .exceptions import ExportRequestInvalid
+from .exceptions import ExportRequestInvalid, ExportTooLarge
 from .formats import CONTENT_TYPES
 from .models import Export
 from .selectors import export_get_for, export_list_for
@@ -52,9 +52,28 @@ REQUEST_FIELDS = {"source": str, "format": str, "filters": dict, "gzip": bool, "
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 20, 100
 PAGE_MAX = 10**6  # as /api/jobs (and the OpenAPI document) bound it
 
+# What the owner is told about a failed attempt or export. An exception's text can hold SQL, paths or
+# settings: it stays in the export's record (the admin), the job's attempts and the log. Only the outcomes
+# written for users keep their words; everything else is one stable code and message.
+EXPORT_FAILED = {"code": "export_failed",
+                 "message": "the export could not be built; it was logged, and a new export may succeed"}  # fmt: skip
+ERRORS_FOR_USERS = {
+    "cancelled": "cancelled on request",
+    ExportTooLarge.code: "the export has more rows than allowed (EXPORTS_MAX_ROWS); narrow the filters",
+    "time_limit_exceeded": "the export took longer than allowed (EXPORTS_TIME_LIMIT_SECONDS); narrow the filters",
+}
+
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
+
+
+def _error_for_users(export: Export) -> dict | None:
+    if not export.error_code:
+        return None
+    if export.error_code in ERRORS_FOR_USERS:
+        return {"code": export.error_code, "message": ERRORS_FOR_USERS[export.error_code]}
+    return dict(EXPORT_FAILED)
 
 
 def export_representation(export: Export, *, request: HttpRequest) -> dict:
@@ -74,7 +93,7 @@ def export_representation(export: Export, *, request: HttpRequest) -> dict:
         "sha256": export.sha256 or None,
         "file_name": export.file_name or None,
         "job_id": export.job_id or None,
-        "error": {"code": export.error_code, "message": export.error_message} if export.error_code else None,
+        "error": _error_for_users(export),
         "created_at": _iso(export.created_at),
         "started_at": _iso(export.started_at),
         "finished_at": _iso(export.finished_at),
@@ -144,7 +163,7 @@ def exports_collection(request: HttpRequest) -> JsonResponse:
 
 
 @api_view(methods=("GET", "DELETE"))
-def export_detail(request: HttpRequest, export_id: str) -> JsonResponse:
+def export_detail(request: HttpRequest, export_id: int) -> JsonResponse:
     """GET: one of the caller's exports. DELETE: cancel it, or delete its file."""
     user = api_authenticate(request, scope="read" if request.method == "GET" else "enqueue")
     export = export_get_for(user=user, export_id=export_id)

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractUser
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
-from .http import ApiError
+from .http import ApiError, bearer_credentials
 from .models import ApiToken
 from .tokens import api_token_find, api_token_is_live, api_token_touch
 
@@ -67,12 +67,10 @@ def authenticate(request: HttpRequest, *, scope: str) -> AbstractUser:
     if scope not in ApiToken.Scope.values:
         raise ValueError(f"unknown scope {scope!r}; expected one of {ApiToken.Scope.values}")
     request.api_token = None  # type: ignore[attr-defined]
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
+    if request.headers.get("Authorization", ""):
+        if (credentials := bearer_credentials(request)) is None:
             raise _unauthenticated("expected 'Authorization: Bearer <token>'")
-        user = _token_user(request, credentials.strip(), scope=scope)
+        user = _token_user(request, credentials, scope=scope)
         request.user = user  # type: ignore[assignment]  # so logs and anything downstream see the token's user
         return user
     if request.user.is_authenticated:

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import register_converter
 from django.views.decorators.csrf import csrf_exempt
 
 from . import exceptions as errors
@@ -40,6 +41,32 @@ STATUS_FOR: list[tuple[type[errors.JobsError], int]] = [
 DISABLED_TYPE_RETRY_AFTER_SECONDS = 60
 
 JSON_CONTENT_TYPES = ("application/json",)
+# Ids in paths and query parameters are bounded by the column (bigint), so none can overflow it.
+BIGINT_MAX = 2**63 - 1
+
+
+class PathIdConverter:
+    """``<id:name>`` in a URL pattern: a database id, ASCII digits only, within a bigint.
+
+    Not ``\\d`` (in Python it matches every script's digits, and ``int("١")`` is 1, so ``/exports/١``
+    would name export 1) and not an unbounded ``int``. Anything else does not match the pattern, so the
+    path answers the API's JSON 404.
+    """
+
+    regex = "[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        number = int(value) if len(value) <= 19 else BIGINT_MAX + 1
+        if number > BIGINT_MAX:
+            raise ValueError(f"{value[:30]} is beyond a database id")  # Django reads this as "no match"
+        return number
+
+    def to_url(self, value: int | str) -> str:
+        return str(value)
+
+
+# Registered where the API helpers live: every URLconf with API views imports this module first.
+register_converter(PathIdConverter, "id")
 
 
 class ApiError(errors.JobsError):
@@ -103,10 +130,15 @@ def _refuse_constant(name: str) -> NoReturn:
     raise JsonRefused(f"{name} is not valid JSON")
 
 
-def _number(text: str) -> float | int:
+def _finite(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
         raise JsonRefused(f"number {text[:40]} is out of range")
+    return number
+
+
+def _number(text: str) -> float | int:
+    number = _finite(text)
     # JSON has one number type: 0 and 0.0 are the same value, so they must be the same payload
     # (idempotency compares payloads by their canonical JSON, where 0.0 would differ from 0).
     return int(number) if number.is_integer() else number
@@ -151,12 +183,14 @@ def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
-def strict_json_loads(raw: bytes) -> Any:
+def strict_json_loads(raw: bytes, *, floats_as_written: bool = False) -> Any:
     """Parse ``raw`` as the strict JSON the platform stores, or raise JsonRefused saying why.
 
     UTF-8 only (no BOM, no UTF-16/32), no NaN/Infinity, no duplicate keys, and no string a
     PostgreSQL text or jsonb column refuses (NUL, lone surrogates): what SQLite would take and
-    PostgreSQL would fail on is refused on both.
+    PostgreSQL would fail on is refused on both. A number with a fraction or an exponent that is
+    whole (``1.0``, ``1e0``) becomes an int, unless ``floats_as_written``: then it stays a float, so
+    a caller can refuse it where only an integer literal will do (an id).
     """
     try:
         text = raw.decode("utf-8")
@@ -165,7 +199,7 @@ def strict_json_loads(raw: bytes) -> Any:
     if text.startswith("\ufeff"):
         raise JsonRefused("the body starts with a byte order mark; send UTF-8 JSON without one (RFC 8259)")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_number,
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite if floats_as_written else _number,
                            object_pairs_hook=_object_without_duplicate_keys)  # fmt: skip
     except JsonRefused:
         raise
@@ -173,7 +207,9 @@ def strict_json_loads(raw: bytes) -> Any:
         raise JsonRefused("the body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and ints beyond Python's digit limit
         raise JsonRefused(f"the body is not valid JSON: {str(exc)[:200]}") from None
-    if (found := find_unstorable(value)) is not None:
+    # A NUL or a lone surrogate can only arrive as a \u escape (a raw NUL is refused by the parser, a raw
+    # surrogate is not UTF-8): without one, there is nothing to look for in every string.
+    if "\\u" in text and (found := find_unstorable(value)) is not None:
         where, reason = found
         raise JsonRefused(f"{where}: {reason}", status=422, field=where)
     return value
@@ -220,6 +256,25 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
+def bearer_credentials(request: HttpRequest) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None when the header is absent, empty, of another scheme
+    or without a token. The one reading of the header (API, cron, /metrics): the scheme is case-insensitive
+    (RFC 9110 section 11.1), so ``bearer`` and ``BEARER`` are ``Bearer``."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    token = credentials.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def method_not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
+    """The API's 405: the error shape, with ``Allow``."""
+    response = error_response(
+        code="method_not_allowed", status=405, detail={"allowed": list(methods)},
+        message=f"{request.method} is not allowed here; allowed: {', '.join(methods)}",
+    )  # fmt: skip
+    response["Allow"] = ", ".join(methods)
+    return response
+
+
 def _response_for_django_error(error: Exception) -> JsonResponse:
     # Django's own exceptions would otherwise become HTML pages from the default handlers.
     if isinstance(error, Http404):
@@ -243,12 +298,7 @@ def api_view(*, methods: tuple[str, ...]) -> Callable[[Callable[..., HttpRespons
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                response = error_response(
-                    code="method_not_allowed", status=405, detail={"allowed": list(methods)},
-                    message=f"{request.method} is not allowed here; allowed: {', '.join(methods)}",
-                )  # fmt: skip
-                response["Allow"] = ", ".join(methods)
-                return response
+                return method_not_allowed(request, methods)
             try:
                 return view(request, *args, **kwargs)
             except errors.JobsError as error:

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .http import bearer_credentials
 from .metrics_scrape import registry_for_scrape
 
 
@@ -25,8 +26,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             "metrics are off: set METRICS_TOKEN and scrape with Authorization: Bearer <token>\n",
             status=503, content_type="text/plain",
         )  # fmt: skip
-    sent = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+    # Read as the API reads it (any case of "Bearer"), compared in constant time.
+    sent = bearer_credentials(request)
+    if sent is None or not hmac.compare_digest(sent.encode(), token.encode()):
         response = HttpResponse("a valid bearer token is required\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response

@@ -17,13 +17,13 @@ from . import registry
 from .models import Job, JobAttempt
 
 ERROR_CODES = {
-    "unauthenticated": "401: no credentials, or not a Bearer scheme",
+    "unauthenticated": "401: no credentials, or not a Bearer scheme (the scheme is case-insensitive)",
     "invalid_token": "401: the bearer token is unknown, revoked or expired",
     "insufficient_scope": "403: the token lacks the scope this needs (read, enqueue or ops); detail.required_scope",
     "csrf_failed": "403: a session-authenticated write without the X-CSRFToken header",
     "forbidden": "403: the caller lacks the permission (e.g. a restricted job type, another user's job)",
     "job_not_found": "404: no such job, or not yours",
-    "not_found": "404: no such endpoint",
+    "not_found": "404: no such endpoint (any path under /api/ naming none, e.g. an id not in ASCII digits)",
     "method_not_allowed": "405",
     "illegal_transition": "409: the job's state does not allow this (e.g. cancelling a finished job)",
     "malformed_json": "400: the body is not JSON",

@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from . import views
 
@@ -13,6 +13,5 @@ urlpatterns = [
     path("ops/overview", views.ops_overview, name="ops-overview"),
     path("openapi.json", views.openapi_json, name="openapi"),
     path("docs", views.api_docs, name="docs"),
-    # Anything else under jobs/ (a trailing slash, a typo) gets a JSON 404 rather than Django's HTML page.
-    re_path(r"^jobs/", views.api_not_found, name="job-not-found"),
 ]
+# Anything else under /api/ is answered by config/urls.py's last pattern (jobs.views.api_not_found).

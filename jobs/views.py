@@ -25,13 +25,21 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
-from django.views.decorators.http import require_safe
 
 from . import registry
 from .auth import authenticate
 from .enqueue import job_enqueue, job_validate_payload
 from .exceptions import IdempotencyKeyConflict, RateLimited
-from .http import ApiError, api_view, client_address, json_type_name, parse_json_object
+from .http import (
+    BIGINT_MAX,
+    ApiError,
+    api_view,
+    bearer_credentials,
+    client_address,
+    json_type_name,
+    method_not_allowed,
+    parse_json_object,
+)
 from .lifecycle import job_cancel
 from .models import Job, JobAttempt
 from .openapi import openapi_document
@@ -50,8 +58,6 @@ from .selectors import (
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_MAX = 200
-# Query parameters naming database ids are bounded by the column (bigint), so none can overflow it.
-BIGINT_MAX = 2**63 - 1
 JOB_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
 RESULT_LINK_KEYS = ("download_url", "result_url", "url")
@@ -378,17 +384,18 @@ def openapi_json(request: HttpRequest) -> JsonResponse:
     return JsonResponse(openapi_document(server_url=request.build_absolute_uri("/")))
 
 
-@csrf_exempt  # GET and HEAD only: an unsafe method gets 405, not the CSRF middleware's 403
-@require_safe
+@csrf_exempt  # GET and HEAD only: an unsafe method gets the API's 405, not the CSRF middleware's 403
 @ensure_csrf_cookie  # the page's own "Send" buttons post with the session's CSRF token
 def api_docs(request: HttpRequest) -> HttpResponse:
     """Interactive docs built from /api/openapi.json by a self-contained page (no CDN)."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed(request, ("GET", "HEAD"))
     return render(request, "jobs/api_docs.html", {"schema_url": reverse("jobs:openapi")})
 
 
 @api_view(methods=("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 def api_not_found(request: HttpRequest) -> JsonResponse:
-    """Unknown paths under /api/jobs answer in JSON too (Django's 404 page is HTML)."""
+    """Unknown paths under /api/ answer in JSON too, DEBUG or not (Django's 404 pages are HTML)."""
     raise ApiError(f"no API endpoint at {request.path}; API paths have no trailing slash (see /api/openapi.json)",
                    code="not_found", status=404)  # fmt: skip
 
@@ -412,9 +419,9 @@ def cron_trigger(request: HttpRequest, name: str) -> JsonResponse:
     if wait := limiter.try_acquire_or_allow():
         raise RateLimited(f"too many calls to the cron endpoint from your address ({configured.limit} per "
                           f"{configured.period:g}s); retry after {wait:.1f}s", wait_seconds=wait)  # fmt: skip
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    presented = bearer_credentials(request)
     # Constant-time comparison: response timing must not reveal how much of a guess was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), secret.encode()):
+    if presented is None or not hmac.compare_digest(presented.encode(), secret.encode()):
         raise ApiError("missing or wrong cron secret: send 'Authorization: Bearer <CRON_SECRET>'", code="unauthenticated",
                        status=401, headers={"WWW-Authenticate": 'Bearer realm="cron"'})  # fmt: skip
     schedule = declared().get(name)

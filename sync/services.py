@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -439,7 +440,8 @@ _BIGINT_MAX = 2**63 - 1
 
 def _id_schema(max_length: int) -> dict:
     return {"oneOf": [{"type": "string", "minLength": 1, "maxLength": max_length, "pattern": "^[^\\x00-\\x1f]+$"},
-                      {"type": "integer", "minimum": 0, "maximum": _BIGINT_MAX}]}  # fmt: skip
+                      {"type": "integer", "minimum": 0, "maximum": _BIGINT_MAX,
+                       "description": "written as an integer: 1, not 1.0 or 1e0 (refused)"}]}  # fmt: skip
 
 
 def webhook_event_schema() -> dict:
@@ -523,21 +525,51 @@ def webhook_verify(*, body: bytes, signature_header: str, now: float | None = No
 def webhook_event_parse(body: bytes) -> WebhookEventData:
     """The event in ``body``, or WebhookRejected (422) naming each field and what was expected."""
     try:
-        event = strict_json_loads(body)
+        # Numbers as written: an id must be an integer literal, and 1.0 would otherwise arrive as 1.
+        event = strict_json_loads(body, floats_as_written=True)
     except JsonRefused as refused:
         raise WebhookRejected(f"the event is not acceptable JSON: {refused.message}", code="invalid_event",
                               status=422, detail={"errors": [{"field": refused.field or "body",
                                                               "message": refused.message}]}) from None  # fmt: skip
-    errors = schema_validate(event, webhook_event_schema(), path="")
+    # Counted before the schema, which checks every id against every alternative before it reports
+    # maxItems: 100,000 ids took seconds only to be refused. The answer is the schema's own.
+    errors = _too_many_product_ids(event) or [
+        *(error.as_dict() for error in schema_validate(event, webhook_event_schema(), path="")),
+        *_ids_not_written_as_integers(event),
+    ]
     if errors:
         raise WebhookRejected(
             "the event does not match the webhook schema (see /api/openapi.json): "
-            + "; ".join(f"{error.field}: {error.message}" for error in errors[:5]),
-            code="invalid_event", status=422, detail={"errors": [error.as_dict() for error in errors[:50]]},
+            + "; ".join(f"{error['field']}: {error['message']}" for error in errors[:5]),
+            code="invalid_event", status=422, detail={"errors": errors[:50]},
         )  # fmt: skip
     product_ids = (event.get("data") or {}).get("product_ids", [])
     return WebhookEventData(event_id=str(event["id"]), event_type=event["type"],
                             product_ids=tuple(dict.fromkeys(str(pid) for pid in product_ids)), payload=event)  # fmt: skip
+
+
+def _product_ids_of(event: Any) -> list | None:
+    data = event.get("data") if isinstance(event, dict) else None
+    product_ids = data.get("product_ids") if isinstance(data, dict) else None
+    return product_ids if isinstance(product_ids, list) else None
+
+
+def _too_many_product_ids(event: Any) -> list[dict[str, str]]:
+    limit = settings.SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS
+    product_ids = _product_ids_of(event) or []
+    if len(product_ids) <= limit:
+        return []
+    return [{"field": "data.product_ids", "message": f"expected at most {limit} items, got {len(product_ids)}"}]
+
+
+def _ids_not_written_as_integers(event: Any) -> list[dict[str, str]]:
+    """Ids written ``1.0`` or ``1e0``: JSON Schema calls them integers, the webhook's contract does not
+    (is ``1.0`` event ``"1"`` or ``"1.0"``?). Other fractions already fail the schema."""
+    ids = {"id": event.get("id")} if isinstance(event, dict) else {}
+    ids.update((f"data.product_ids[{index}]", value) for index, value in enumerate(_product_ids_of(event) or []))
+    return [{"field": field, "message": f"expected an integer written without a fraction or exponent, or a "
+             f"string; got {value!r}"} for field, value in ids.items()
+            if isinstance(value, float) and value.is_integer()]  # fmt: skip
 
 
 def webhook_accept(*, body: bytes, signature_header: str) -> WebhookOutcome:

@@ -506,3 +506,63 @@ class ViewAll:
 
     def has_perm(self, user_obj, perm, obj=None):
         return perm == "jobs.view_job"
+
+
+# ---------------------------------------------------------------------------
+# Paths (issue 22): ids are ASCII digits, and every /api/ miss is the API's JSON in every mode
+# ---------------------------------------------------------------------------
+
+
+def url_patterns(resolver=None, prefix: str = ""):
+    """Every (route text, pattern) in the project's URLconf, includes flattened."""
+    from django.urls import URLResolver, get_resolver
+
+    for entry in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from url_patterns(entry, route)
+        else:
+            yield route, entry.pattern
+
+
+def test_no_url_pattern_takes_digits_of_every_script_as_an_id():
+    # Python's \d matches "١" and "１", and int() reads both as 1: /api/exports/١ was export 1.
+    from django.urls.converters import get_converters
+
+    digit_classes = [route for route, pattern in url_patterns() if "\\d" in pattern.regex.pattern]
+    assert digit_classes == []
+    id_routes = [route for route, _ in url_patterns() if "<id:" in route]
+    assert "api/exports/<id:export_id>" in id_routes
+    assert get_converters()["id"].regex == "[0-9]+"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/exports/\u0661", "/api/exports/\uff11", "/api/exports/9223372036854775808",
+                                  "/api/exports/" + "1" * 40])  # fmt: skip
+def test_an_export_id_not_in_ascii_digits_or_beyond_a_bigint_is_the_apis_404(client, alice, path):
+    assert_error(client.get(path, **bearer(alice)), 404, "not_found")
+
+
+API_MISSES = ["/api/", "/api/nope", "/api/exports/", "/api/exports/1/extra", "/api/webhooks/", "/api/webhooks/other",
+              "/api/jobs/", "/api/jobs/abc/cancel/", "/api/ops", "/api/openapi.json/"]  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", API_MISSES)
+def test_every_path_under_api_that_names_no_endpoint_is_the_apis_json_404(client, settings, debug, path):
+    # before: with DEBUG on, Django's HTML page listing every URL pattern (outside /api/jobs/)
+    settings.DEBUG = debug
+    for method in ("get", "post", "delete"):
+        error = assert_error(getattr(client, method)(path), 404, "not_found")
+        assert path in error["message"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_method_an_api_path_does_not_take_is_the_apis_json_405(client, settings, debug):
+    settings.DEBUG = debug
+    for path, method in (("/api/docs", "post"), ("/api/openapi.json", "delete"), ("/api/exports/sources", "put")):
+        response = getattr(client, method)(path)
+        assert_error(response, 405, "method_not_allowed")
+        assert response["Allow"]

@@ -163,3 +163,12 @@ def test_attempt_outcomes_are_exported_with_issue_names(db):
     assert current("job_attempts_total", type="tests.metrics", outcome="retried") == retried + 1
     assert current("jobs_singleton_skips_total", type="tests.metrics") >= 1
     assert current("job_run_seconds_bucket", type="tests.metrics", le="2.5") >= 2
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
+def test_metrics_read_the_bearer_scheme_in_any_case_as_the_api_does(client, db, token, scheme):
+    # RFC 9110: the auth scheme is case-insensitive; the API took "bearer", /metrics answered 401.
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"{scheme} {TOKEN}").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"{scheme}  {TOKEN} ").status_code == 200
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"{scheme} {TOKEN}x").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401

@@ -157,6 +157,50 @@ def test_integer_ids_are_accepted_and_stored_as_text(deliver, redis_client):
     assert WebhookEvent.objects.get().event_id == "12345"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(event(id=1.0), "id"), (b'{"id": 1e0, "type": "t"}', "id"), (b'{"id": 10E-1, "type": "t"}', "id"),
+     (event(id=5, data={"product_ids": ["SUP-1", 2.0]}), "data.product_ids[1]")],
+)  # fmt: skip
+def test_an_id_written_with_a_fraction_or_exponent_is_not_an_integer(deliver, body, field):
+    # before: 1.0 was accepted as event "1" (JSON Schema calls 1.0 an integer; the webhook's contract does not)
+    response = deliver(body)
+    assert response.status_code == 422, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_event"
+    assert [e["field"] for e in error["detail"]["errors"]] == [field]
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_too_many_product_ids_are_counted_and_refused_before_the_schema_runs(deliver, settings, monkeypatch):
+    # before: 100,000 ids went through the whole schema (8.5 s) only to be refused; bench/webhook.py times it
+    from sync import services
+
+    limit = settings.SUPPLIER_WEBHOOK_MAX_PRODUCT_IDS
+    validated: list[object] = []
+    real_validate = services.schema_validate
+
+    def counting_validate(value, schema, **kwargs):
+        validated.append(value)
+        return real_validate(value, schema, **kwargs)
+
+    monkeypatch.setattr(services, "schema_validate", counting_validate)
+    response = deliver(event(data={"product_ids": [f"SUP-{n}" for n in range(100_000)]}))
+
+    assert response.status_code == 422, response.content
+    assert response.json()["error"] == {
+        "code": "invalid_event",
+        "message": "the event does not match the webhook schema (see /api/openapi.json): "
+        f"data.product_ids: expected at most {limit} items, got 100000",
+        "detail": {"errors": [{"field": "data.product_ids", "message": f"expected at most {limit} items, got 100000"}]},
+        "retryable": False,
+    }
+    assert validated == []  # refused on the count alone
+    assert not WebhookEvent.objects.exists()
+
+
 # ---------------------------------------------------------------------------
 # Property tests: whatever arrives, the parsers answer with a WebhookRejected or a bounded event
 # ---------------------------------------------------------------------------
