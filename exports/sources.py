@@ -32,7 +32,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
-from jobs.public import audit_entry_list, job_list_for, schema_validate, user_sees_all_jobs
+from jobs.public import (
+    audit_entry_list,
+    job_error_message_visible_to,
+    job_list_for,
+    schema_validate,
+    user_sees_all_jobs,
+)
 
 from .exceptions import ExportRequestInvalid, ExportSourceBroken, ExportSourceForbidden
 
@@ -223,7 +229,11 @@ class JobHistoryExport:
 
     @classmethod
     def queryset(cls, *, user: Any, filters: dict) -> Any:
-        return cls._queryset(user=user, filters=filters).values_list(*[name for name, _ in cls.columns])
+        # An unexpected exception's text (it can quote data or SQL) only for operators, as the jobs API shows it.
+        shown = {"error_message": job_error_message_visible_to(user=user)}
+        return cls._queryset(user=user, filters=filters).values_list(
+            *[shown.get(name, name) for name, _ in cls.columns]
+        )
 
     @classmethod
     def rows(cls, *, user: Any, filters: dict) -> Iterable[Sequence]:

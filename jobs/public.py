@@ -29,7 +29,8 @@ What is here, by concern:
   (an app's paths in /api/openapi.json) with ``openapi_error_responses(*statuses)`` (the shared error
   responses, 500 included);
 - reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``user_sees_all_jobs``
-  (holds the ``jobs.view_job`` permission: every user's jobs), ``audit_entry_list``;
+  (holds the ``jobs.view_job`` permission: every user's jobs), ``job_error_message_visible_to`` (a job's
+  error text as that user may read it: an unexpected exception's only for operators), ``audit_entry_list``;
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -69,7 +70,7 @@ from .registry import is_declared as job_type_is_declared
 from .retry import Backoff
 from .schedules import declare as schedule_declare
 from .schema import validate as schema_validate
-from .selectors import DeadLetterSummary, dead_letter_summary, job_get, job_list_for
+from .selectors import DeadLetterSummary, dead_letter_summary, job_error_message_visible_to, job_get, job_list_for
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -156,6 +157,7 @@ __all__ = [
     "job_enqueue",
     "job_get",
     "job_list_for",
+    "job_error_message_visible_to",
     "job_type",
     "job_type_is_declared",
     "openapi_error_responses",

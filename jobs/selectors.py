@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Case, Count, F, Min, Q, QuerySet, TextField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis import RedisError
@@ -20,7 +20,7 @@ from . import registry
 from .dbresilience import describe_database_failures, worker_database_failures
 from .exceptions import JobNotFound
 from .models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
-from .permissions import user_enqueues_restricted_types, user_sees_all_jobs
+from .permissions import UNEXPECTED_ERROR_MESSAGE, user_enqueues_restricted_types, user_sees_all_jobs
 from .publisher import queue_depths
 from .rowreader import column_name, row_reader, table_name
 from .switches import disabled_job_types
@@ -117,6 +117,18 @@ def job_list_for(
     if owner_id is not None:
         jobs = jobs.filter(owner_id=owner_id)
     return jobs
+
+
+def job_error_message_visible_to(*, user: AbstractUser) -> Any:
+    """A query expression for ``Job.error_message`` as ``user`` may read it (``permissions.error_message_for``
+    in SQL): an unexpected error's code is a class name, with an upper-case letter no declared code has."""
+    if user_sees_all_jobs(user):
+        return F("error_message")
+    return Case(
+        When(error_code__regex=r"[A-Z]", then=Value(UNEXPECTED_ERROR_MESSAGE)),
+        default=F("error_message"),
+        output_field=TextField(),
+    )
 
 
 def job_attempt_list(*, job: Job) -> list[JobAttempt]:

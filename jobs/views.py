@@ -43,7 +43,12 @@ from .http import (
 from .lifecycle import job_cancel
 from .models import Job, JobAttempt
 from .openapi import openapi_document
-from .permissions import user_cancels_any_job, user_enqueues_restricted_types, user_sees_all_jobs
+from .permissions import (
+    error_message_for,
+    user_cancels_any_job,
+    user_enqueues_restricted_types,
+    user_sees_all_jobs,
+)
 from .ratelimit import RateLimiter
 from .schedules import declared, schedule_trigger
 from .selectors import (
@@ -87,7 +92,7 @@ def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict:
         "finished_at": _iso(attempt.finished_at),
         "duration_ms": attempt.duration_ms,
         "error_code": attempt.error_code or None,
-        "error_message": attempt.error_message or None,
+        "error_message": error_message_for(user, code=attempt.error_code, message=attempt.error_message) or None,
     }
     # Tracebacks show code and sometimes data: operators (the admin's "view job" permission) need them.
     if user_sees_all_jobs(user):
@@ -113,7 +118,11 @@ def job_representation(
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "next_retry_at": _iso(job.next_retry_at),
-        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "error": (
+            {"code": job.error_code, "message": error_message_for(user, code=job.error_code, message=job.error_message)}
+            if job.error_code
+            else None
+        ),
         "result": job.result,
         "result_url": _result_url(job.result),
         "correlation_id": job.correlation_id,

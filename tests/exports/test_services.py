@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,6 +119,25 @@ def test_jobs_source_exports_only_the_callers_jobs(alice, bob, staff, media_root
     everyone, _ = export_create(owner=staff, wanted=ExportRequest(source="jobs", format="csv",
                                                                   filters={"all_users": True}))  # fmt: skip
     assert _build(everyone).row_count >= 4
+
+
+def test_jobs_source_shows_an_unexpected_errors_text_only_to_operators(alice, staff, media_root, redis_client):
+    from jobs.models import Job
+    from jobs.permissions import UNEXPECTED_ERROR_MESSAGE
+
+    leaked = 'relation "sync_product" LINE 1: SELECT secret'
+    failed = job_enqueue(job_type="exports.cleanup", owner=alice).job
+    declared = job_enqueue(job_type="exports.cleanup", owner=alice).job
+    Job.objects.filter(id=failed.id).update(status="failed", error_code="ProgrammingError", error_message=leaked)
+    Job.objects.filter(id=declared.id).update(status="failed", error_code="permanent_error", error_message="no rows")
+
+    def messages(owner, filters):
+        export, _ = export_create(owner=owner, wanted=ExportRequest(source="jobs", format="jsonl", filters=filters))
+        rows = [json.loads(line) for line in _read(_build(export)).decode().splitlines()]
+        return {row["id"]: row["error_message"] for row in rows if row["id"] in (failed.id, declared.id)}
+
+    assert messages(alice, {}) == {failed.id: UNEXPECTED_ERROR_MESSAGE, declared.id: "no rows"}
+    assert messages(staff, {"all_users": True}) == {failed.id: leaked, declared.id: "no rows"}
 
 
 def test_audit_source_for_staff(staff, alice, media_root, redis_client):

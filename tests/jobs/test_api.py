@@ -10,6 +10,7 @@ from django.utils import timezone
 from jobs import registry
 from jobs.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt
+from jobs.permissions import UNEXPECTED_ERROR_MESSAGE, error_code_is_unexpected
 from jobs.tokens import api_token_create
 from tests.processes import wait_for
 
@@ -255,6 +256,47 @@ def test_job_detail_shows_attempts_error_result_link_and_tracebacks_only_to_staf
     assert second["error_code"] is None and "traceback" not in first
     assert "secret internals" not in json.dumps(mine)
     assert as_staff["attempts"][0]["traceback"] == "Traceback: secret internals"
+
+
+@pytest.mark.django_db
+def test_an_unexpected_errors_text_is_shown_only_to_operators(client, alice, staff):
+    # A database error's text quotes SQL (issue 22: an export's filter leaked a PostgreSQL error through the
+    # export and its job). Its owner reads the code and a fixed message; operators read the text, as in the admin.
+    leaked = 'time zone displacement out of range: "9999-12-31T23:59:59-23:59" LINE 1: SELECT "sync_product"'
+    job = job_enqueue(job_type="tests.noop", owner=alice).job
+    now = timezone.now()
+    JobAttempt.objects.create(job=job, number=1, outcome=JobAttempt.Outcome.RETRY, finished_at=now,
+                              error_code="DataError", error_message=leaked)  # fmt: skip
+    JobAttempt.objects.create(job=job, number=2, outcome=JobAttempt.Outcome.FAILED, finished_at=now,
+                              error_code="permanent_error", error_message="the supplier refused product 7")  # fmt: skip
+    Job.objects.filter(id=job.id).update(status=S.FAILED, attempt=2, finished_at=now, error_code="DataError",
+                                         error_message=leaked)  # fmt: skip
+
+    mine = client.get(f"/api/jobs/{job.id}", **bearer(alice)).json()
+    listed = client.get("/api/jobs", **bearer(alice)).json()["results"][0]
+    as_staff = client.get(f"/api/jobs/{job.id}", **bearer(staff)).json()
+
+    for seen in (mine["error"], listed["error"]):
+        assert seen == {"code": "DataError", "message": UNEXPECTED_ERROR_MESSAGE}
+    assert [(a["error_code"], a["error_message"]) for a in mine["attempts"]] == [
+        ("DataError", UNEXPECTED_ERROR_MESSAGE), ("permanent_error", "the supplier refused product 7")]  # fmt: skip
+    assert "SELECT" not in json.dumps(mine) and "SELECT" not in json.dumps(listed)
+    assert as_staff["error"]["message"] == leaked and as_staff["attempts"][0]["error_message"] == leaked
+
+
+def test_every_declared_error_code_is_snake_case_so_unexpected_ones_are_told_apart():
+    # error_code_is_unexpected reads an upper-case letter as an exception's class name: no declared code has one.
+    from jobs.exceptions import JobsError
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    declared = {sub.code for sub in subclasses(JobsError)} | {JobsError.code, "worker_lost", "time_limit_exceeded"}
+    assert len(declared) > 10  # the domain apps' errors are loaded too (INSTALLED_APPS)
+    assert [code for code in declared if error_code_is_unexpected(code)] == []
+    assert error_code_is_unexpected("OperationalError") and error_code_is_unexpected("DataError")
 
 
 @pytest.mark.django_db
