@@ -79,6 +79,9 @@ ERROR = {
 # One key: bare (printable ASCII, no comma: two headers arrive joined by one) or an RFC 8941 sf-string.
 IDEMPOTENCY_KEY_PATTERN = r'^(?:[!#-+\--~][ -+\--~]{0,199}|"(?:[ !#-\[\]-~]|\\["\\]){1,200}")$'
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+UNEXPECTED_CODE = "snake_case for a declared error; an exception's class name (e.g. `DataError`) for an unexpected one."
+UNEXPECTED_TEXT = ("An unexpected error's text (it can quote data or SQL) only with *Can view job*; others read "
+                   "a fixed message.")  # fmt: skip
 ATTEMPT = {
     "type": "object",
     "properties": {
@@ -86,7 +89,8 @@ ATTEMPT = {
         "outcome": {"type": "string", "enum": list(JobAttempt.Outcome.values)},
         "started_at": TIMESTAMP, "finished_at": TIMESTAMP,
         "duration_ms": {"type": ["integer", "null"]},
-        "error_code": {"type": ["string", "null"]}, "error_message": {"type": ["string", "null"]},
+        "error_code": {"type": ["string", "null"], "description": UNEXPECTED_CODE},
+        "error_message": {"type": ["string", "null"], "description": UNEXPECTED_TEXT},
         "traceback": {"type": ["string", "null"], "description": "Staff only."},
     },
 }  # fmt: skip
@@ -103,7 +107,8 @@ JOB = {
         "created_at": TIMESTAMP, "enqueued_at": TIMESTAMP, "started_at": TIMESTAMP, "finished_at": TIMESTAMP,
         "next_retry_at": TIMESTAMP,
         "error": {"type": ["object", "null"], "description": "The last failure; null once the job succeeds.",
-                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+                  "properties": {"code": {"type": "string", "description": UNEXPECTED_CODE},
+                                 "message": {"type": "string", "description": UNEXPECTED_TEXT}}},
         "result": {"description": "What the job returned (JSON), once it succeeded."},
         "result_url": {"type": ["string", "null"], "description": "A link the result holds (e.g. a download)."},
         "correlation_id": {"type": "string"},
