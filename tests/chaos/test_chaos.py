@@ -19,6 +19,7 @@ import sys
 
 import pytest
 
+from tests.browser import ASYNC_UNSAFE
 from tests.processes import BASE_DIR
 
 pytestmark = [pytest.mark.worker, pytest.mark.chaos, pytest.mark.timeout(900)]
@@ -43,7 +44,7 @@ def needs_postgres(name: str) -> list[pytest.MarkDecorator]:
 @pytest.fixture(scope="module")
 def drills(tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("chaos") / "drills.json"
-    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    env = {key: value for key, value in os.environ.items() if key not in ("DJANGO_SETTINGS_MODULE", ASYNC_UNSAFE)}
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "chaos", "--small", "--json", str(out)],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=840, check=False,
