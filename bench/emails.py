@@ -11,6 +11,8 @@ waits until the server has them all. Reports:
   would otherwise spend);
 - the achieved rate at the server (messages per second from the first to the last) as a
   fraction of the limit, and the most the server saw in any 1-second window;
+- the delay from each email's rate-limit slot (Redis' clock, from its transcript) to its arrival at
+  the server: median, 95th percentile and the most (the suite asserts only that the slots keep the limit);
 - duplicates at the server (messages received minus distinct Message-IDs), and emails not sent.
 """
 
@@ -52,6 +54,7 @@ def main(argv: list[str]) -> int:
     from emails.smtp_catcher import SmtpCatcher
     from jobs.models import Job
     from jobs.public import RateLimiter
+    from tests.emails.test_delivery_e2e import slot_granted_at
     from tests.jobs.test_ratelimit import max_in_any_window
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
@@ -117,12 +120,21 @@ def main(argv: list[str]) -> int:
     limit_per_second = args.limit / args.period
     duplicates = len(received) - len({message.message_id for message in received})
     not_sent = EmailMessage.objects.exclude(state="sent").count()
+    granted = {email.message_id: slot_granted_at(email) for email in EmailMessage.objects.filter(state="sent")}
+    delays = sorted(
+        (message.received_at - granted[message.message_id]) * 1000
+        for message in received
+        if message.message_id in granted
+    )
     print(f"{args.count} emails, limit {args.limit} per {args.period:g}s, {WORKERS} workers x {PROCESSES_PER_WORKER} "
           f"processes, {Path(settings.DATABASES['default']['NAME']).name} ({settings.DATABASES['default']['ENGINE']})")  # fmt: skip
     print(f"enqueue (email_send, batches of {args.batch}): {enqueue_ms:.2f} ms/email; "
           f"inline send_mail baseline: {inline_ms:.2f} ms/email ({inline_ms / enqueue_ms:.1f}x the enqueue)")  # fmt: skip
     print(f"sending: {span:.1f} s, {rate:.1f}/s achieved = {rate / limit_per_second:.3f} of the limit; "
           f"most in any 1 s at the server: {max_in_any_window(arrivals, 1000)}")  # fmt: skip
+    if delays:
+        print(f"slot to server: median {delays[len(delays) // 2]:.0f} ms, 95th percentile "
+              f"{delays[int(len(delays) * 0.95)]:.0f} ms, most {delays[-1]:.0f} ms")  # fmt: skip
     print(f"received {len(received)}, duplicates {duplicates}, rows not sent {not_sent}")
     return 0 if duplicates == 0 and not_sent == 0 else 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,27 @@ PHONE = {"width": 390, "height": 844}
 _shared: dict[str, object] = {}
 _users: list[int] = [0]
 
+# Lets this process' ORM calls through while Playwright's event loop runs on its thread (see ``browser``).
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+
+
+@contextmanager
+def async_unsafe_allowed() -> Iterator[None]:
+    """Django's async-safety check off in this process for the block only; the environment as it was after.
+
+    Never for the processes tests start (workers, gunicorn): ``subprocess_env`` leaves it out, so their
+    check stays on.
+    """
+    previous = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ASYNC_UNSAFE, None)
+        else:
+            os.environ[ASYNC_UNSAFE] = previous
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
@@ -36,10 +58,9 @@ def browser() -> Iterator[object]:
     require_executable(os.path.basename(CHROMIUM), debian_package="chromium")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop running on this thread, which makes Django
+    # Playwright's sync API keeps an event loop running on this thread while it runs, which makes Django
     # refuse ORM calls from the test body ("async context"); the test itself is synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
+    with async_unsafe_allowed(), sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield instance

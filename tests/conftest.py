@@ -37,7 +37,9 @@ def redis_client():
 @pytest.fixture
 def subprocess_env(transactional_db) -> dict[str, str]:
     """Environment for child processes that must share this test's database and Redis."""
-    env = dict(os.environ)
+    # Not the browser fixture's exemption from Django's async-safety check (tests.browser.ASYNC_UNSAFE, not
+    # imported here: the plugin module would then load before pytest can rewrite it): it is for this process only.
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     env["DATABASE_URL"] = database_url_for_subprocess()
     env["REDIS_URL"] = settings.REDIS_URL

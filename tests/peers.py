@@ -47,3 +47,8 @@ def require_module(module: str, *, pypi_package: str) -> None:
         what=f"Python module `{module}`",
         install=f"pip install {pypi_package}",
     )
+
+
+def require_writable_directory(path: str, *, what: str, install: str) -> None:
+    """Skip (developer machine) or fail (CI) unless this process may write in ``path``."""
+    require_peer(os.access(path, os.W_OK), what=what, install=install)

@@ -4,7 +4,6 @@ worker process and a real SMTP server (the two apps only share the job type name
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,6 +15,7 @@ from jobs.models import Job
 from jobs.public import job_enqueue, job_type_is_declared
 from jobs.services import job_bulk_replay, publish_messages
 from tests.conftest import email_env
+from tests.emails.test_delivery_e2e import skipped_deliveries, wait_until_every_job_and_email_ended
 from tests.exports.conftest import make_products
 from tests.processes import wait_for
 
@@ -33,7 +33,7 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     start_worker, smtp_server, django_user_model, settings, tmp_path
 ):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    start_worker(queues="exports,emails", extra_env={
+    worker = start_worker(queues="exports,emails", extra_env={
         "MEDIA_ROOT": settings.MEDIA_ROOT, **email_env(smtp_server, SITE_URL=SITE_URL)})  # fmt: skip
     assert job_type_is_declared("emails.export_ready")  # else exports would (rightly) enqueue nothing
     make_products(20)
@@ -78,7 +78,11 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     publish_messages([(ready.id, ready.type, ready.queue, 1, ready.correlation_id)])
     replay = _finished(job_bulk_replay(jobs=[ready])[0].id)
     assert replay.status == Job.Status.SUCCEEDED and replay.result == {"email_id": email.pk, "state": "sent"}
-    time.sleep(0.5)  # give a wrongly re-sent message the time to arrive before counting
+    # Before counting: the replay's outcome (above), the worker's word that it consumed the duplicate message,
+    # and every job and outbox row ended (nothing queued that could still send).
+    wait_for(lambda: skipped_deliveries(worker, ready) == 1, timeout=30,
+             message="the worker to skip the duplicate message")  # fmt: skip
+    wait_until_every_job_and_email_ended()
     assert smtp_server.count() == 1
     assert EmailMessage.objects.filter(key=key).count() == 1 and EmailMessage.objects.get(pk=email.pk).attempts == 1
     assert Export.objects.get(pk=export_id).status == Export.Status.SUCCEEDED

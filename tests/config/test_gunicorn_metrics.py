@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests.jobs.metrics_helpers import free_port, scrape, value
+from tests.peers import require_writable_directory
 from tests.processes import BASE_DIR, wait_for
 
 
@@ -65,8 +66,8 @@ def open_files(pid: int) -> list[str]:
 
 def test_workers_write_their_heartbeat_and_metrics_files_in_memory(gunicorn, redis_client):
     # Both are written on every request: memory, not a disk-backed /tmp (config/gunicorn.py says why).
-    if not os.access("/dev/shm", os.W_OK):
-        pytest.skip("this machine has no writable /dev/shm")
+    require_writable_directory("/dev/shm", what="a writable /dev/shm (shared memory)",
+                               install="mount -t tmpfs tmpfs /dev/shm (in a container: drop --ipc=none)")  # fmt: skip
     url, master = gunicorn
     for _ in range(12):
         with urllib.request.urlopen(f"{url}/api/openapi.json", timeout=10) as response:

@@ -4,7 +4,9 @@ as an ordinary user and anonymously, then walks its links (enqueue -> get -> can
 Whatever the document holds when the tests run is fuzzed (other apps add paths and job types), through
 the real WSGI application on the test database (PostgreSQL in CI). Bounded so ``make test`` stays fast:
 FUZZ_MAX_EXAMPLES examples per operation and role, no per-example deadline, and a wall-clock budget
-per test after which no more examples are generated (FUZZ_BUDGET_SECONDS).
+per test after which no more examples are checked (FUZZ_BUDGET_SECONDS). The budget never shrinks a
+test silently: the run's summary says how many examples each test checked and how many the budget
+skipped, and a test whose budget ran out before FUZZ_MIN_EXAMPLES were checked fails.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from jobs.tokens import api_token_create
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 BUDGET_SECONDS = float(os.environ.get("FUZZ_BUDGET_SECONDS", "20"))
+# A test whose budget ran out before it checked this many examples (responses, in a stateful walk) fails.
+MIN_EXAMPLES = min(MAX_EXAMPLES, int(os.environ.get("FUZZ_MIN_EXAMPLES", "10")))
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported as found, fast
@@ -71,20 +75,56 @@ def callers(db, django_user_model, redis_client, settings, wsgi_keeps_the_test_c
 
 
 class Budget:
-    """Stops generating examples once the wall-clock budget of one test is spent."""
+    """One test's wall-clock budget, and how many examples it let through (checked) or not (skipped)."""
 
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
+        self.checked = self.skipped = 0
 
     def exhausted(self) -> bool:
-        return time.monotonic() > self.deadline
+        """Whether the budget is spent, for one more example: then it is skipped, else checked (counted either way)."""
+        if time.monotonic() > self.deadline:
+            self.skipped += 1
+            return True
+        self.checked += 1
+        return False
+
+    def verdict(self, nodeid: str) -> str | None:
+        """Says what the test checked in the run's summary; the failure message when the budget shrank it too far."""
+        line = f"{self.checked} examples checked, {self.skipped} skipped by the {BUDGET_SECONDS:g} s budget: {nodeid}"
+        FuzzReport.line(line)
+        if self.skipped and self.checked < MIN_EXAMPLES:
+            return (f"the fuzzing budget ran out after {self.checked} examples (floor {MIN_EXAMPLES}): this machine "
+                    f"is too slow for FUZZ_BUDGET_SECONDS={BUDGET_SECONDS:g}; raise it")  # fmt: skip
+        return None
 
 
-_budgets: dict[str, Budget] = {}
+class FuzzReport:
+    """A section of the run's terminal summary (shown with -q too): the examples each fuzz test checked."""
+
+    lines: list[str] = []
+
+    @classmethod
+    def line(cls, text: str) -> None:
+        cls.lines.append(text)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.lines:
+            terminalreporter.section("fuzzing: examples checked per test")
+            for text in self.lines:
+                terminalreporter.write_line(text)
 
 
-def _budget(request: pytest.FixtureRequest) -> Budget:
-    return _budgets.setdefault(request.node.nodeid, Budget(BUDGET_SECONDS))
+@pytest.fixture
+def budget(request: pytest.FixtureRequest):
+    """The test's budget (one for all its examples); its count goes to the summary, and under the floor it fails."""
+    if not request.config.pluginmanager.has_plugin("fuzz-report"):
+        request.config.pluginmanager.register(FuzzReport(), "fuzz-report")
+    spent = Budget(BUDGET_SECONDS)
+    yield spent
+    failure = spent.verdict(request.node.nodeid)
+    if failure:
+        pytest.fail(failure)
 
 
 def _excused_checks(case, response) -> list:
@@ -108,8 +148,8 @@ def _call(case, headers: dict[str, str]) -> None:
 @pytest.mark.parametrize("role", ["operator", "user", "anonymous"])
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_every_documented_operation_keeps_the_contract(case, role, callers, request):
-    if _budget(request).exhausted():
+def test_every_documented_operation_keeps_the_contract(case, role, callers, budget):
+    if budget.exhausted():
         return
     _call(case, callers[role])
 
@@ -127,10 +167,9 @@ WALKS = {
 
 
 @pytest.mark.parametrize("resource", list(WALKS))
-def test_stateful_links_keep_the_contract(resource, callers):
+def test_stateful_links_keep_the_contract(resource, callers, budget):
     """Walks the document's links between one resource's operations (create -> get -> cancel) as the operator."""
     path_regex, *expected = WALKS[resource]
-    budget = Budget(BUDGET_SECONDS)
 
     answered: list[tuple[str, int]] = []
 

@@ -102,11 +102,12 @@ def test_metrics_switched_off_record_nothing(transactional_db, redis_client, set
 def test_api_requests_are_counted_by_route_pattern_not_path(client, db):
     route = "/api/jobs/<str:job_id>"
     before = current("jobs_http_requests_total", route=route, method="GET", status="401")
+    timed = current("jobs_http_request_duration_seconds_count", route=route, method="GET")
     client.get("/api/jobs/abc")
     client.get("/api/jobs/def")
     client.get("/healthz")
     assert current("jobs_http_requests_total", route=route, method="GET", status="401") == before + 2
-    assert current("jobs_http_request_duration_seconds_count", route=route, method="GET") >= 2
+    assert current("jobs_http_request_duration_seconds_count", route=route, method="GET") == timed + 2
     assert current("jobs_http_requests_total", route="/healthz", method="GET", status="200") == 0
 
 
@@ -132,17 +133,21 @@ def test_canary_schedule_is_declared_and_switchable():
 
 
 def test_rate_limiter_waits_refusals_and_pauses(redis_client):
-    limiter = RateLimiter(name="metrics-test", limit=1, period=0.2)
+    # One slot a second: the second acquire waits for it however long this process is descheduled in between
+    # (up to the second).
+    limiter = RateLimiter(name="metrics-test", limit=1, period=1)
     waits = current("jobs_rate_limiter_waits_total", limiter="metrics-test")
     limited = current("jobs_rate_limiter_limited_total", limiter="metrics-test")
     pauses = current("jobs_rate_limiter_pauses_total", limiter="metrics-test")
-    limiter.acquire(max_wait=1)
-    limiter.acquire(max_wait=1)  # sleeps for the second slot
+    waited = current("jobs_rate_limiter_wait_seconds_total", limiter="metrics-test")
+    limiter.acquire(max_wait=2)
+    limiter.acquire(max_wait=2)  # sleeps for the second slot
     with pytest.raises(Exception, match="no free slot"):
         limiter.acquire(max_wait=0)
     limiter.pause_for(0.1)
     assert current("jobs_rate_limiter_waits_total", limiter="metrics-test") == waits + 1
-    assert current("jobs_rate_limiter_wait_seconds_total", limiter="metrics-test") > 0
+    # The one wait: until the first slot ages out of the 1 s window, so more than nothing and at most 1 s.
+    assert 0 < current("jobs_rate_limiter_wait_seconds_total", limiter="metrics-test") - waited <= 1
     assert current("jobs_rate_limiter_limited_total", limiter="metrics-test") == limited + 1
     assert current("jobs_rate_limiter_pauses_total", limiter="metrics-test") == pauses + 1
 
@@ -157,12 +162,16 @@ def test_relay_counts_what_it_published(transactional_db, redis_client):
 
 def test_attempt_outcomes_are_exported_with_issue_names(db):
     job = Job(type="tests.metrics", queue="default", started_at=timezone.now() - timedelta(seconds=2))
+    finished_at = job.started_at + timedelta(seconds=2)  # each attempt ran exactly 2 s
     retried = current("job_attempts_total", type="tests.metrics", outcome="retried")
-    metrics.attempt_finished(job=job, outcome="retry")
-    metrics.attempt_finished(job=job, outcome="skipped")
+    skips = current("jobs_singleton_skips_total", type="tests.metrics")
+    within = {le: current("job_run_seconds_bucket", type="tests.metrics", le=le) for le in ("1.0", "2.5")}
+    metrics.attempt_finished(job=job, outcome="retry", finished_at=finished_at)
+    metrics.attempt_finished(job=job, outcome="skipped", finished_at=finished_at)
     assert current("job_attempts_total", type="tests.metrics", outcome="retried") == retried + 1
-    assert current("jobs_singleton_skips_total", type="tests.metrics") >= 1
-    assert current("job_run_seconds_bucket", type="tests.metrics", le="2.5") >= 2
+    assert current("jobs_singleton_skips_total", type="tests.metrics") == skips + 1
+    assert current("job_run_seconds_bucket", type="tests.metrics", le="2.5") == within["2.5"] + 2
+    assert current("job_run_seconds_bucket", type="tests.metrics", le="1.0") == within["1.0"]
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])

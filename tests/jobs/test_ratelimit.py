@@ -3,11 +3,13 @@
 import multiprocessing
 import time
 from email.utils import formatdate
+from types import SimpleNamespace
 
 import pytest
 import time_machine
 from django.test import override_settings
 
+from jobs import ratelimit
 from jobs.exceptions import RateLimited, UnknownRateLimit
 from jobs.ratelimit import RateLimiter, parse_retry_after
 from tests.processes import wait_for
@@ -28,16 +30,27 @@ def max_in_any_window(times_ms: list[int], window_ms: int) -> int:
     return best
 
 
-def achieved_per_second(times_ms: list[int]) -> float:
-    """Grants per second over the whole seconds since the first grant.
+# Redis answers in whole milliseconds in places (grant and pause times): bounds allow that much.
+CLOCK_SLACK = 0.002
 
-    A sliding window grants in waves (`limit` at once, then again a period later), so a
-    run cut off mid-wave would understate a rate measured over its raw span.
-    """
-    times_ms = sorted(times_ms)
-    whole_seconds = max(1, (times_ms[-1] - times_ms[0]) // 1000)
-    end = times_ms[0] + whole_seconds * 1000
-    return sum(1 for t in times_ms if t < end) / whole_seconds
+
+def redis_now(client) -> float:
+    """Redis' clock, which the limiter reads (never the caller's)."""
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def record_sleeps(monkeypatch) -> list[float]:
+    """The seconds of every sleep the limiter takes from now on (it still sleeps): what acquire chose to wait."""
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        time.sleep(seconds)
+
+    # Only the limiter module's view of ``time``: other threads of this process sleep unrecorded.
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(sleep=sleep, time=time.time))
+    return sleeps
 
 
 def _run_children(target, args: tuple, *, count: int, timeout: float) -> list[list[int]]:
@@ -62,17 +75,13 @@ def _grant_ms(limiter: RateLimiter) -> int:
     return round(limiter.last_granted_at * 1000)
 
 
-def _hammer_for(barrier, name: str, limit: int, seconds: float, results) -> None:
-    """Child process: call acquire as fast as it returns for `seconds`; report grant times (Redis ms)."""
+def _acquire_slots(barrier, name: str, limit: int, slots: int, results) -> None:
+    """Child process: take `slots` slots, calling acquire as fast as it returns; report grant times (Redis ms)."""
     try:
-        limiter = RateLimiter(name=name, limit=limit, period=1)
+        limiter, grants = RateLimiter(name=name, limit=limit, period=1), []
         barrier.wait()
-        deadline, grants = time.monotonic() + seconds, []
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                limiter.acquire(max_wait=remaining)
-            except RateLimited:
-                break
+        for _ in range(slots):
+            limiter.acquire(max_wait=60)  # waits of a second at most here: never raises on a slow machine
             grants.append(_grant_ms(limiter))
         results.put(grants)
     except BaseException as error:  # noqa: BLE001 - reported to the parent instead of a bare exit code
@@ -85,7 +94,7 @@ def _hammer_until_stopped(started, stop, name: str, limit: int, results) -> None
         limiter, grants = RateLimiter(name=name, limit=limit, period=1), []
         limiter.acquire(max_wait=5)
         grants.append(_grant_ms(limiter))
-        started.wait(timeout=15)
+        started.wait(timeout=120)
         while not stop.is_set():
             limiter.acquire(max_wait=5)
             grants.append(_grant_ms(limiter))
@@ -94,20 +103,22 @@ def _hammer_until_stopped(started, stop, name: str, limit: int, results) -> None
         results.put(repr(error))
 
 
-def test_four_processes_never_exceed_the_limit_and_get_at_least_90_percent(redis_client):
-    limit, seconds, processes = 50, 4.0, 4
-    RateLimiter(name="hammer", limit=limit, period=1).reset()  # the parent's client exists before the fork
+def test_four_processes_never_exceed_the_limit_in_any_window(redis_client):
+    # Counts, not speed: four processes ask for four windows' worth of slots at once; every slot is granted
+    # (before a generous deadline), and Redis' grant times never put more than the limit in any 1 s window.
+    # How close to the limit they get (the achieved rate) is a benchmark figure: bench/ratelimit.py.
+    limit, slots_each, processes = 50, 50, 4
+    RateLimiter(name="hammer", limit=limit, period=1).reset()
 
     per_process = _run_children(
-        _hammer_for, (PROCESSES.Barrier(processes), "hammer", limit, seconds), count=processes, timeout=seconds + 30
+        _acquire_slots, (PROCESSES.Barrier(processes), "hammer", limit, slots_each), count=processes, timeout=120
     )
     grants = sorted(t for times in per_process for t in times)
 
-    assert all(times for times in per_process), "every process got slots"
+    assert [len(times) for times in per_process] == [slots_each] * processes
     assert max_in_any_window(grants, 1000) <= limit
-    assert grants[-1] - grants[0] >= 2000, "ran for several windows"
-    achieved = achieved_per_second(grants)
-    assert achieved >= 0.9 * limit, f"achieved {achieved:.1f}/s of {limit}/s"
+    # Four windows' demand: had the limiter let more through, some window would hold more than the limit.
+    assert len(grants) == processes * slots_each > 3 * limit
 
 
 def test_a_pause_stops_every_process_until_it_ends(redis_client):
@@ -119,18 +130,22 @@ def test_a_pause_stops_every_process_until_it_ends(redis_client):
     for child in children:
         child.start()
     try:
-        started.wait(timeout=15)  # every child holds a grant and goes on calling
+        started.wait(timeout=120)  # every child holds a grant and goes on calling (spawning is slow when busy)
         pause_end = limiter.pause_for(1.0)
         end_ms = round(pause_end * 1000)
         start_ms = end_ms - 1000
-        assert 0.8 < limiter.try_acquire() <= 1.0, "try_acquire reports the pause left"
+        before = redis_now(redis_client)
+        left = limiter.try_acquire()
+        after = redis_now(redis_client)
+        # What is left of the pause on Redis' clock when it answered, however long this process was descheduled.
+        assert pause_end - after - CLOCK_SLACK <= left <= pause_end - before + CLOCK_SLACK, "reports the pause left"
         wait_for(
-            lambda: redis_client.zcount(limiter.log_key, end_ms, "+inf") >= 100, timeout=10, interval=0.05,
+            lambda: redis_client.zcount(limiter.log_key, end_ms, "+inf") >= 100, timeout=60, interval=0.05,
             message="grants after the pause",
         )  # fmt: skip
     finally:
         stop.set()
-    per_process = [results.get(timeout=15) for _ in children]
+    per_process = [results.get(timeout=60) for _ in children]
     for child in children:
         child.join(timeout=10)
 
@@ -162,14 +177,16 @@ def test_a_pause_until_a_past_time_changes_nothing(redis_client):
 
 def test_pauses_and_grants_use_redis_clock_not_the_callers(redis_client):
     limiter = RateLimiter(name="api", limit=10, period=1)
+    before = redis_now(redis_client)
     with time_machine.travel(time.time() + 3600, tick=True):  # this machine's clock is an hour fast
         pause_end = limiter.pause_for(2)
-    redis_seconds, redis_micros = redis_client.time()
+        after = redis_now(redis_client)
+        limiter.reset()
+        assert limiter.try_acquire() == 0.0
+        granted_by = redis_now(redis_client)
 
-    assert pause_end == pytest.approx(redis_seconds + redis_micros / 1e6 + 2, abs=0.5)
-    limiter.reset()
-    assert limiter.try_acquire() == 0.0
-    assert limiter.last_granted_at == pytest.approx(redis_seconds + redis_micros / 1e6, abs=0.5)
+    assert before + 2 - CLOCK_SLACK <= pause_end <= after + 2 + CLOCK_SLACK
+    assert after - CLOCK_SLACK <= limiter.last_granted_at <= granted_by + CLOCK_SLACK
 
 
 def test_try_acquire_returns_zero_or_the_wait(redis_client):
@@ -188,27 +205,29 @@ def test_a_lowered_limit_waits_for_enough_grants_to_age_out(redis_client):
     assert 1.5 < RateLimiter(name="api", limit=1, period=2).try_acquire() <= 2.0
 
 
-def test_acquire_sleeps_for_short_waits(redis_client):
+def test_acquire_sleeps_for_short_waits(redis_client, monkeypatch):
     limiter = RateLimiter(name="api", limit=2, period=0.5)
     limiter.acquire(max_wait=0)
+    first = _grant_ms(limiter)
     limiter.acquire(max_wait=0)
-    started = time.monotonic()
+    sleeps = record_sleeps(monkeypatch)
 
-    limiter.acquire(max_wait=1.0)  # about 0.5 s until the oldest grant ages out
+    limiter.acquire(max_wait=1.0)  # at most 0.5 s until the oldest grant ages out: it sleeps, then takes the slot
 
-    assert 0.3 < time.monotonic() - started < 1.0
+    assert sleeps and all(0 < seconds <= 0.5 for seconds in sleeps), sleeps
+    assert _grant_ms(limiter) - first >= 500, "granted once the oldest grant had aged out (Redis' clock)"
 
 
-def test_acquire_raises_rate_limited_when_the_wait_is_longer_than_max_wait(redis_client):
+def test_acquire_raises_rate_limited_when_the_wait_is_longer_than_max_wait(redis_client, monkeypatch):
     limiter = RateLimiter(name="api", limit=2, period=10)
     limiter.acquire(max_wait=0)
     limiter.acquire(max_wait=0)
-    started = time.monotonic()
+    sleeps = record_sleeps(monkeypatch)
 
     with pytest.raises(RateLimited, match="no free slot.*safe to retry") as caught:
         limiter.acquire(max_wait=1.0)
 
-    assert time.monotonic() - started < 0.5, "did not sleep before giving up"
+    assert sleeps == [], "did not sleep before giving up"
     assert 9 < caught.value.wait_seconds <= 10
     assert caught.value.retryable is True
 

@@ -3,6 +3,7 @@
 import signal
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
@@ -128,10 +129,15 @@ def test_unknown_message_version_fails_the_job(start_worker):
 
 
 def test_switched_off_type_waits_and_runs_once_switched_on(start_worker):
+    # The type is switched off in the transaction that enqueues the job, so its message (published at
+    # commit) is already on its way when the switch is off. No worker runs yet: none can run the job
+    # before the switch, and the publisher's published_at stamp is in before any worker resets it.
+    with transaction.atomic():
+        job = job_enqueue(job_type="tests.noop").job
+        job_type_set_enabled(job_type="tests.noop", enabled=False)
+    assert Job.objects.filter(id=job.id, published_at__isnull=False).exists(), "the message was published"
     start_worker(queues="default")
-    job = job_enqueue(job_type="tests.noop").job
-    job_type_set_enabled(job_type="tests.noop", enabled=False)
-    # The message may already be on its way: the worker must leave the job waiting.
+    # The worker must leave the job waiting, unpublished, for the relay.
     wait_for(lambda: Job.objects.filter(id=job.id, published_at__isnull=True).exists() or None, timeout=20,
              message="the worker to put the job back to waiting")  # fmt: skip
     assert Job.objects.get(id=job.id).status == S.QUEUED

@@ -94,19 +94,22 @@ def test_run_resumes_after_the_worker_is_killed_without_refetching_done_pages(su
 def test_429_pauses_everyone_and_nothing_is_sent_during_the_pause(supplier_simulator, start_worker):
     # The supplier allows 4 requests per 2 s; our limiter is told 1000/s, so we overrun it and get 429s.
     sim = supplier_simulator(size=400, rate_limit=4, rate_period=2)
-    start_worker(queues="default,sync", concurrency=2, extra_env=sync_env(sim))
+    processes = 2
+    start_worker(queues="default,sync", concurrency=processes, extra_env=sync_env(sim))
 
     job, run = run_sync(timeout=120)
 
     assert run.status == "completed" and Product.objects.count() == 400
     stats = sim.stats()
     assert stats["rate_limited"] >= 1 and stats["served"] == 8
-    # After a 429 every worker waits out Retry-After: only a request already in flight when the
-    # 429 arrived (the other worker's, within a moment) may reach the supplier during the pause.
+    # After a 429 every worker waits out Retry-After: only a request already in flight when the 429 arrived may
+    # reach the supplier during the pause, and with two worker processes that is the other one's, at most one.
+    # Counted, however late a descheduled process sends it. (The pause ends Retry-After after the 429 reached the
+    # worker, later than the server sent it: the window ends a moment early, for the millisecond clocks.)
     for refusal in stats["refusals"]:
-        start, end = refusal["at"] + 0.2, refusal["at"] + refusal["retry_after"] - 0.05
+        start, end = refusal["at"], refusal["at"] + refusal["retry_after"] - 0.05
         during = [t for t in stats["request_times"] if start < t < end]
-        assert during == [], (refusal, during)
+        assert len(during) <= processes - 1, (refusal, during)
     # The pause postponed jobs without spending their attempts.
     assert Job.objects.filter(type="sync.fetch_page", attempts__outcome="snoozed").exists()
     assert not Job.objects.filter(type="sync.fetch_page", attempt__gt=1).exists()
