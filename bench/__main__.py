@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-NOT_BENCHMARKS = {"harness", "jobtasks", "tasks", "__main__", "drainprobe", "stockapp", "loadgen"}
+NOT_BENCHMARKS = {"harness", "jobtasks", "tasks", "__main__", "drainprobe", "stockapp", "stock_settings", "loadgen"}
 
 
 def available() -> list[str]:

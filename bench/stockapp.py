@@ -1,16 +1,11 @@
 """Stock Celery for bench jobs_throughput: the app a Django user writes from Celery's docs.
 
-Configured from ``BENCH_STOCK_VARIANT``, not from the project's settings:
-
-- ``defaults``: a broker URL and nothing else (no result backend, early acks, prefetch 4,
-  no task events);
-- ``results``: plus django-celery-results (``CELERY_RESULT_BACKEND = "django-db"``) and
-  ``CELERY_DB_REUSE_MAX`` so the worker keeps its database connection between tasks;
-- ``results_late``: plus ``acks_late`` and a prefetch multiplier of 1.
-
-Django is set up with the project's settings only for the database and installed apps, and with
-Django's default connection options (client-side parameter binding, no prepared statements), as a
-user's own project would have them.
+Django is set up with ``bench.stock_settings`` (a stock project's settings, the Celery variant
+picked by ``BENCH_STOCK_VARIANT``), never with this project's: the benchmark's environment carries
+``DJANGO_SETTINGS_MODULE=config.settings.local`` for the project's own workers, so it is replaced
+here rather than defaulted. A stock worker loads neither ``config`` nor ``jobs`` (whose per-task
+connection hooks and settings are the project's, not a stock user's); tests/test_bench_stock.py
+checks it on a real worker.
 """
 
 from __future__ import annotations
@@ -19,29 +14,12 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-os.environ["DATABASE_PREPARED_STATEMENTS"] = "0"  # Django's defaults, not this project's (config/settings/base.py)
-
-VARIANTS = ("defaults", "results", "results_late")
-VARIANT = os.environ.get("BENCH_STOCK_VARIANT", "defaults")
-if VARIANT not in VARIANTS:
-    raise RuntimeError(f"BENCH_STOCK_VARIANT must be one of {VARIANTS}, got {VARIANT!r}")
-
-
-class StockSettings:
-    """What ``app.config_from_object("django.conf:settings", namespace="CELERY")`` would read."""
-
-    CELERY_BROKER_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    if VARIANT != "defaults":
-        CELERY_RESULT_BACKEND = "django-db"
-        CELERY_DB_REUSE_MAX = 1000
-    if VARIANT == "results_late":
-        CELERY_TASK_ACKS_LATE = True
-        CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-
+# Before the app exists: Celery's Django fixup reads it when the app is created.
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.stock_settings"
 
 app = Celery("stock")
-app.config_from_object(StockSettings, namespace="CELERY")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
 
 
 @app.task(name="bench.stock_noop")
