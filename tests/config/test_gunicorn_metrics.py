@@ -116,6 +116,6 @@ def test_a_metrics_directory_gunicorn_made_itself_is_removed_when_it_stops(subpr
 
 def _metrics_dirs_of(pid: int) -> set[str]:
     """The web metrics directories whose files process ``pid`` has open or mapped."""
-    paths = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    paths = open_files(pid)
     paths += [line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()]
     return {os.path.dirname(path) for path in paths if "jobplatform-web-metrics-" in path}
