@@ -6,11 +6,9 @@ Each of these answered 500, leaked database text or returned another path's expo
 
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from exports import tasks as export_tasks
@@ -19,6 +17,7 @@ from exports.services import ExportRequest, export_build, export_create
 from jobs.models import Job
 from jobs.runner import execute
 from jobs.tokens import api_token_create
+from tests.concurrency import run_at_once
 from tests.exports.conftest import make_products
 
 # What the forced failure below raises: text a user must never see, an operator must.
@@ -138,28 +137,12 @@ def test_concurrent_creates_with_one_key_answer_one_export_and_replays(alice, re
     senders, rounds = 10, 3
     for round_number in range(rounds):
         key = f"export-race-{round_number}"
-        barrier = threading.Barrier(senders)
-        answers: list[tuple[int, str | None, dict]] = []
-        failures: list[BaseException] = []
 
-        def send(barrier: threading.Barrier = barrier, answers: list = answers, failures: list = failures,
-                 key: str = key) -> None:  # fmt: skip
-            try:
-                barrier.wait(timeout=10)
-                response = post_export({"source": "products", "format": "csv"}, HTTP_IDEMPOTENCY_KEY=key, **auth)
-                answers.append((response.status_code, response.get("Idempotent-Replayed"), response.json()))
-            except BaseException as error:  # reported on the test's thread
-                failures.append(error)
-            finally:
-                connection.close()
+        def send(key: str = key) -> tuple[int, str | None, dict]:
+            response = post_export({"source": "products", "format": "csv"}, HTTP_IDEMPOTENCY_KEY=key, **auth)
+            return response.status_code, response.get("Idempotent-Replayed"), response.json()
 
-        threads = [threading.Thread(target=send) for _ in range(senders)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-
-        assert failures == []
+        answers = run_at_once(*[send] * senders)
         assert sorted((status, replayed) for status, replayed, _ in answers) == [(202, "false")] + [(202, "true")] * (
             senders - 1
         ), [body for status, _, body in answers if status != 202][:1]

@@ -3,6 +3,7 @@
 Each answered 500, was accepted, or leaked before this change; the comment on each says which.
 """
 
+import functools
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ from jobs.locks import transaction_lock
 from jobs.models import ApiToken, Job, JobAttempt, JobAuditEntry
 from jobs.ratelimit import KEY_PREFIX
 from jobs.tokens import api_token_create
+from tests.concurrency import run_at_once
 from tests.jobs.test_api import assert_error, bearer, post_job
 
 S = Job.Status
@@ -257,21 +259,10 @@ def test_concurrent_requests_with_one_key_and_different_types_create_one_job(sta
     rounds = 5
     for round_number in range(rounds):
         headers["HTTP_IDEMPOTENCY_KEY"] = f"race-{round_number}"
-        barrier = threading.Barrier(len(bodies))
-        statuses: list[int] = []
-
-        def send(body: dict, barrier: threading.Barrier = barrier, statuses: list[int] = statuses) -> None:
-            try:
-                barrier.wait(timeout=10)
-                statuses.append(post_job(Client(), body, **headers).status_code)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        sends = [
+            functools.partial(lambda body: post_job(Client(), body, **headers).status_code, body) for body in bodies
+        ]
+        statuses = run_at_once(*sends)
         assert sorted(statuses) == [202, 422], statuses
         assert Job.objects.filter(idempotency_key=f"api:{staff.pk}:race-{round_number}").count() == 1
 

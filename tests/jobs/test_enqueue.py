@@ -1,11 +1,11 @@
 """Enqueue: transactional, durable, idempotent (also under concurrency), bulk, switchable."""
 
-import threading
+import functools
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from jobs.enqueue import job_bulk_enqueue, job_enqueue
 from jobs.exceptions import IdempotencyKeyConflict, JobTypeDisabled, UnknownJobType
 from jobs.models import Job, JobTypeSwitch
 from jobs.operations import job_type_set_enabled
+from tests.concurrency import run_at_once
 
 
 def queue_length(redis_client, queue="default") -> int:
@@ -104,26 +105,12 @@ def test_key_is_free_again_after_the_window(redis_client):
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_enqueues_with_one_key_create_one_job(redis_client):
     callers = 50
-    barrier = threading.Barrier(callers)
-    results, errors = [], []
 
     def enqueue():
-        try:
-            barrier.wait(timeout=30)
-            with transaction.atomic():
-                results.append(job_enqueue(job_type="tests.noop", payload={"order": 7}, idempotency_key="order-7"))
-        except Exception as error:  # collected and asserted below
-            errors.append(error)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            return job_enqueue(job_type="tests.noop", payload={"order": 7}, idempotency_key="order-7")
 
-    threads = [threading.Thread(target=enqueue) for _ in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
+    results = run_at_once(*[enqueue] * callers)
     assert len(results) == callers
     assert len({result.job.id for result in results}) == 1
     assert sum(result.created for result in results) == 1
@@ -217,31 +204,18 @@ def test_bulk_enqueue_reuses_a_key_once_its_window_has_passed(redis_client):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bulk_enqueues_with_overlapping_keys_create_each_job_once(redis_client):
     callers, keys = 4, [f"event-{i}" for i in range(2000)]
-    barrier = threading.Barrier(callers)
-    results, errors = [], []
 
     def enqueue(offset: int):
         # Each caller sends the same keys in a different order, so their inserts interleave.
         order = keys[offset:] + keys[:offset]
-        try:
-            barrier.wait(timeout=30)
-            with transaction.atomic():
-                batch = job_bulk_enqueue(
-                    job_type="tests.record", payloads=[{"event": key} for key in order], idempotency_keys=order
-                )
-            results.extend(zip(order, batch, strict=True))
-        except Exception as error:  # collected and asserted below
-            errors.append(error)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            batch = job_bulk_enqueue(
+                job_type="tests.record", payloads=[{"event": key} for key in order], idempotency_keys=order
+            )
+        return list(zip(order, batch, strict=True))
 
-    threads = [threading.Thread(target=enqueue, args=(offset * 500,)) for offset in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
+    batches = run_at_once(*[functools.partial(enqueue, offset * 500) for offset in range(callers)])
+    results = [pair for batch in batches for pair in batch]
     assert len(results) == callers * len(keys)
     job_for_key: dict[str, set[str]] = {}
     for key, result in results:

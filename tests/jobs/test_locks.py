@@ -10,6 +10,7 @@ from django.conf import settings
 
 from jobs.exceptions import LockNotAcquired
 from jobs.locks import RedisLock
+from tests.concurrency import run_at_once
 from tests.processes import wait_for
 
 
@@ -25,21 +26,10 @@ def test_only_one_holder_at_a_time(redis_client):
 
 
 def test_many_threads_one_winner(redis_client):
-    barrier, winners = threading.Barrier(20), []
+    def contend() -> bool:
+        return RedisLock(name="race", ttl=10).acquire()
 
-    def contend():
-        lock = RedisLock(name="race", ttl=10)
-        barrier.wait()
-        if lock.acquire():
-            winners.append(lock.token)
-
-    threads = [threading.Thread(target=contend) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert len(winners) == 1
+    assert sum(run_at_once(*[contend] * 20)) == 1
 
 
 def _hold_and_count(barrier, rounds: int, results) -> None:
