@@ -39,13 +39,13 @@ def on_starting(server):
         _created_metrics_dir.append(path)
     # Workers import the app after the fork: they must all use this directory, not one each.
     os.environ.pop("JOBS_METRICS_PRIVATE_DIR", None)
-    from jobs.metrics import metrics_dir_reset
+    from jobs.foundation.metrics import metrics_dir_reset
 
     metrics_dir_reset()
 
 
 def child_exit(server, worker):
-    from jobs.metrics import process_exited
+    from jobs.foundation.metrics import process_exited
 
     process_exited(worker.pid)
 
