@@ -14,8 +14,9 @@ import os
 import shutil
 import tempfile
 
-MEMORY_TMP = "/dev/shm"
-_memory_tmp = MEMORY_TMP if os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK) else None
+from jobs.foundation.processes import memory_tmp_dir
+
+_memory_tmp = memory_tmp_dir()
 
 worker_tmp_dir = _memory_tmp
 

@@ -31,6 +31,8 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter, Gauge, Histogram, multiprocess, values
 
+from jobs.foundation.processes import memory_tmp_dir
+
 logger = logging.getLogger("jobs.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -46,8 +48,7 @@ def _multiprocess_dir() -> str:
     path = os.environ.get(MULTIPROC_ENV)
     if not path or os.environ.get(PRIVATE_DIR_ENV) == path:
         # In memory where the machine allows (every job and request writes these files; config/gunicorn.py).
-        shm = "/dev/shm"
-        path = tempfile.mkdtemp(prefix="jobplatform-metrics-", dir=shm if os.access(shm, os.W_OK) else None)
+        path = tempfile.mkdtemp(prefix="jobplatform-metrics-", dir=memory_tmp_dir())
         os.environ[MULTIPROC_ENV] = os.environ[PRIVATE_DIR_ENV] = path
         owner = os.getpid()
 

@@ -10,7 +10,6 @@ out within ``JOBS_LEASE_SECONDS``, and the reaper rescues the attempts.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from jobs.core.lifecycle import job_renew_leases
+from jobs.foundation.processes import ProcessThread
 
 logger = logging.getLogger("jobs.leases")
 
@@ -33,15 +33,14 @@ class LeaseKeeper:
     def __init__(self) -> None:
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        self._heartbeat = ProcessThread(target=self._run, name="jobs-lease-heartbeat")
 
     @contextmanager
     def hold(self, *, job_id: str, attempt: int) -> Iterator[None]:
         """Renew the lease of ``attempt`` of ``job_id`` while the block runs."""
         with self._lock:
             self._held[job_id] = attempt
-            self._ensure_thread()
+            self._heartbeat.ensure_started()
         try:
             yield
         finally:
@@ -52,14 +51,6 @@ class LeaseKeeper:
     def held(self) -> dict[str, int]:
         with self._lock:
             return dict(self._held)
-
-    def _ensure_thread(self) -> None:
-        # A forked pool child inherits the keeper but not its thread: start one per process.
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="jobs-lease-heartbeat", daemon=True)
-        self._thread.start()
 
     def _run(self) -> None:
         stop = threading.Event()  # never set: the thread ends with its process

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from jobs.core.lifecycle import SucceededAttempt, job_succeed_many
+from jobs.foundation.processes import ProcessThread
 from jobs.models import Job
 
 logger = logging.getLogger("jobs.run")
@@ -64,8 +65,7 @@ class SuccessWriter:
         self._pending: list[PendingSuccess] = []
         self._writing = 0  # successes taken by the thread and not yet written
         self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+        self._thread = ProcessThread(target=self._run, name="jobs-success-writer")
         self._enabled_in: int | None = None  # the pid of the pool process that switched it on
 
     def enable(self) -> None:
@@ -78,8 +78,7 @@ class SuccessWriter:
         with self._changed:
             self._enabled_in = None
             self._changed.notify_all()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(timeout=10)
+        self._thread.join(timeout=10)
 
     @property
     def enabled(self) -> bool:
@@ -88,7 +87,7 @@ class SuccessWriter:
     def add(self, success: PendingSuccess) -> None:
         with self._changed:
             self._pending.append(success)
-            self._ensure_thread()
+            self._thread.ensure_started()
             self._changed.notify_all()
 
     def pending(self) -> int:
@@ -103,14 +102,6 @@ class SuccessWriter:
         self._write(batch)
         with self._changed:
             self._changed.wait_for(lambda: self._writing == 0, timeout=timeout)
-
-    def _ensure_thread(self) -> None:
-        # A forked pool child inherits the writer but not its thread: one thread per process.
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="jobs-success-writer", daemon=True)
-        self._thread.start()
 
     def _run(self) -> None:
         while True:
