@@ -37,6 +37,7 @@ def _confirmed(
         return None
     if request.POST.get("confirm") != "yes":
         return TemplateResponse(request, "admin/emails/confirm_action.html", {
+            **admin.site.each_context(request),
             "title": f"{verb.capitalize()} {len(targets)} email(s)?", "verb": verb, "action": action,
             "emails": targets[:100], "more": max(0, len(targets) - 100), "skipped": skipped,
             "explanation": explanation, "opts": queryset.model._meta,
@@ -148,6 +149,7 @@ class SuppressionAdmin(ViewOnlyAdmin):
         chosen = list(queryset)
         if request.POST.get("confirm") != "yes":
             return TemplateResponse(request, "admin/emails/confirm_action.html", {
+                **admin.site.each_context(request),
                 "title": f"Remove {len(chosen)} address(es) from the suppression list?", "verb": "remove",
                 "action": "remove_suppressions", "emails": [], "more": 0, "skipped": 0, "opts": queryset.model._meta,
                 "explanation": "Later emails to these addresses will be sent again. Emails already suppressed "

@@ -31,6 +31,8 @@ What is here, by concern:
 - reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``user_sees_all_jobs``
   (holds the ``jobs.view_job`` permission: every user's jobs), ``job_error_message_visible_to`` (a job's
   error text as that user may read it: an unexpected exception's only for operators), ``audit_entry_list``;
+- migrations: ``AddIndexConcurrently``, ``RemoveIndexConcurrently``, ``AddConstraintConcurrently``,
+  ``RemoveConstraintConcurrently`` (``CONCURRENTLY`` on PostgreSQL, plain on SQLite; see CONTRIBUTING.md);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -68,6 +70,12 @@ from jobs.foundation.exceptions import (
     RateLimited,
     TransientJobError,
     UnknownJobType,
+)
+from jobs.foundation.schema_operations import (
+    AddConstraintConcurrently,
+    AddIndexConcurrently,
+    RemoveConstraintConcurrently,
+    RemoveIndexConcurrently,
 )
 from jobs.ops.selectors import (
     DeadLetterSummary,
@@ -129,6 +137,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AddConstraintConcurrently",
+    "AddIndexConcurrently",
     "ApiError",
     "Backoff",
     "DeadLetterSummary",
@@ -146,6 +156,8 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "RedisLock",
+    "RemoveConstraintConcurrently",
+    "RemoveIndexConcurrently",
     "TransientJobError",
     "UnknownJobType",
     "ViewOnlyAdmin",
