@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from exports.urls import api_urlpatterns as exports_api_urlpatterns
-from jobs.health import healthz
-from jobs.metrics_views import metrics_view
-from jobs.views import api_not_found
+from jobs.api.metrics_views import metrics_view
+from jobs.api.views import api_not_found
+from jobs.ops.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -19,5 +19,5 @@ urlpatterns = [
     re_path(r"^api/", api_not_found, name="api-not-found"),
 ]
 
-handler404 = "jobs.errors_http.not_found"
-handler500 = "jobs.errors_http.server_error"
+handler404 = "jobs.api.errors_http.not_found"
+handler500 = "jobs.api.errors_http.server_error"
