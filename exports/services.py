@@ -418,7 +418,9 @@ def _copy_statement(*, queryset: Any, source: ExportSource) -> tuple[str, str, t
     return (queryset.db, statement, tuple(params)) if statement else None
 
 
-def _copy_blocks(alias: str, statement: str, params: tuple[Any, ...], *, separate: bool) -> Generator[bytes]:
+def _copy_blocks(
+    alias: str, statement: str, params: tuple[Any, ...], *, separate: bool
+) -> Generator[bytes, None, None]:
     """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked.
 
     The statement's rendering needs COPY_SETTINGS: set for the session on a connection of its own (closed after),

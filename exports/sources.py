@@ -80,7 +80,7 @@ class ExportSource:
     def count(self, *, user: Any, filters: dict[str, Any]) -> int:
         return int(self.definition.count(user=user, filters=self.parse_filters(filters)))
 
-    def queryset(self, *, user: Any, filters: dict[str, Any]) -> Any | None:
+    def queryset(self, *, user: Any, filters: dict[str, Any]) -> QuerySet[Any, tuple[Any, ...]] | None:
         """The rows as a values_list QuerySet (in column order) when the source offers one, else None."""
         make = getattr(self.definition, "queryset", None)
         return make(user=user, filters=self.parse_filters(filters)) if make else None
