@@ -20,7 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bench.harness import database_label, ensure_bench_database, setup_django
 
@@ -97,7 +99,7 @@ def throughput(args: argparse.Namespace) -> None:
             job_bulk_enqueue(job_type="bench.tracked_noop", payloads=[{} for _ in range(args.n)])
             wait_for(lambda: Job.objects.filter(status="succeeded").count() >= args.n, timeout=600, interval=0.05,
                      message=f"metrics {variant} to drain")  # fmt: skip
-            rate = args.n / (time.perf_counter() - started)
+            rate: float = args.n / (time.perf_counter() - started)
             cpu_per_job[variant].append((cpu_seconds(worker.pid) - cpu_before) / args.n)
             return rate
         finally:
@@ -172,8 +174,11 @@ def fill_jobs(rows: int) -> None:
         cursor.execute(f"ANALYZE {table}")
 
 
-def timed(function, repeat: int = 5) -> tuple[float, object]:
-    times, value = [], None
+_T = TypeVar("_T")
+
+
+def timed(function: Callable[[], _T], repeat: int = 5) -> tuple[float, _T]:
+    times = []
     for _ in range(repeat):
         started = time.perf_counter()
         value = function()

@@ -103,7 +103,11 @@ def main(argv: list[str]) -> int:
             with app.producer_or_acquire() as producer:
                 for _ in range(calls):
                     app.send_task(task_name, queue="bench", producer=producer)
-            wait_for(lambda key=key: redis.llen(key) >= calls, timeout=args.seconds * 4 + 60, interval=0.2,
+
+            def all_granted(key: str = key) -> bool:
+                return redis.llen(key) >= calls
+
+            wait_for(all_granted, timeout=args.seconds * 4 + 60, interval=0.2,
                      message=f"{calls} {variant} calls (worker logs in {logs})")  # fmt: skip
             times = [int(t) for t in redis.lrange(key, 0, -1)]
             results[variant] = (len(times), max_in_window(times), achieved_per_second(times))

@@ -10,11 +10,18 @@ overlay filesystem in particular, the heartbeat can block a worker. (On this pro
 whose ``/tmp`` is a plain local disk, it made no measurable difference: bench/README.md, api.)
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 from jobs.foundation.processes import memory_tmp_dir
+
+if TYPE_CHECKING:  # gunicorn has no types: these name what the hooks receive (mypy sees Any)
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 _memory_tmp = memory_tmp_dir()
 
@@ -32,7 +39,7 @@ forwarded_allow_ips = (os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1")
 _created_metrics_dir: list[str] = []
 
 
-def on_starting(server):
+def on_starting(server: Arbiter) -> None:
     # The master runs before any worker: give them one directory, emptied of an earlier run's files.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("JOBS_METRICS_PRIVATE_DIR"):
         path = tempfile.mkdtemp(prefix="jobplatform-web-metrics-", dir=_memory_tmp)
@@ -45,13 +52,13 @@ def on_starting(server):
     metrics_dir_reset()
 
 
-def child_exit(server, worker):
+def child_exit(server: Arbiter, worker: Worker) -> None:
     from jobs.foundation.metrics import process_exited
 
     process_exited(worker.pid)
 
 
-def on_exit(server):
+def on_exit(server: Arbiter) -> None:
     # A configured directory (compose's tmpfs) is the operator's; one this master made is its own.
     for path in _created_metrics_dir:
         shutil.rmtree(path, ignore_errors=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue  # where they are defined (kombu re-exports them lazily)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -85,7 +86,7 @@ ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
@@ -372,7 +373,7 @@ PERMISSIONS_POLICY = os.environ.get(
 # jobs.delivery.schedules.declare and written to django-celery-beat's tables by
 # `manage.py sync_schedules`; nothing goes through CELERY_BEAT_SCHEDULE, which beat
 # would re-apply over operators' edits on every start.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
 
 # ---------------------------------------------------------------------------
 # Product sync (sync app): the supplier API, its webhooks, freshness hooks
@@ -479,7 +480,7 @@ FLOWER_URL = os.environ.get("FLOWER_URL", f"http://127.0.0.1:{FLOWER_PORT}").rst
 # ---------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
