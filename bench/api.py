@@ -163,14 +163,14 @@ def _seed() -> tuple[str, str, list[str]]:
     from django.contrib.auth.models import Permission
     from django.utils import timezone
 
+    from jobs.api.tokens import api_token_create
     from jobs.models import Job, JobAttempt
     from jobs.services import job_bulk_enqueue
-    from jobs.tokens import api_token_create
 
     users = get_user_model()
     user = users.objects.create_user("bench-user", password="unused-bench-password")
     staff = users.objects.create_user("bench-staff", password="unused-bench-password", is_staff=True)
-    # The canary is staff-only over the API: that takes the permission (jobs.permissions), not is_staff.
+    # The canary is staff-only over the API: that takes the permission (jobs.core.permissions), not is_staff.
     staff.user_permissions.add(Permission.objects.get(content_type__app_label="jobs", codename="add_job"))
     results = job_bulk_enqueue(job_type="jobs.canary", payloads=[{"seconds": 0}] * SEEDED_JOBS, owner=user)
     job_ids = [result.job.id for result in results]

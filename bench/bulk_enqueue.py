@@ -31,8 +31,9 @@ def main(argv: list[str]) -> int:
 
     from bench.jobtasks import bare_noop
     from config.celery_app import app
-    from jobs import enqueue, publisher
-    from jobs.enqueue import job_bulk_enqueue
+    from jobs.core import publisher
+    from jobs.delivery import enqueue
+    from jobs.delivery.enqueue import job_bulk_enqueue
     from jobs.models import Job
 
     client = redis.Redis.from_url(settings.REDIS_URL)

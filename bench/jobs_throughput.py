@@ -149,9 +149,9 @@ def main(argv: list[str]) -> int:
     import bench.jobtasks  # noqa: F401 - registers bench.tracked_noop here too
     from bench.drainprobe import DONE_KEY, FIRST_KEY, LAST_KEY, PREFIX, SQL_KEY
     from config.celery_app import app
-    from jobs.enqueue import job_bulk_enqueue
+    from jobs.core.publisher import publish_batch
+    from jobs.delivery.enqueue import job_bulk_enqueue
     from jobs.models import Job
-    from jobs.publisher import publish_batch
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     project_env = dict(item.split("=", 1) for item in args.worker_env)

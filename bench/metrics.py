@@ -57,7 +57,7 @@ def throughput(args: argparse.Namespace) -> None:
 
     import bench.jobtasks  # noqa: F401 - registers bench.tracked_noop here too
     from config.celery_app import app
-    from jobs.enqueue import job_bulk_enqueue
+    from jobs.delivery.enqueue import job_bulk_enqueue
     from jobs.models import Job
     from tests.jobs.metrics_helpers import free_port
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
@@ -124,7 +124,7 @@ def recording_cost(calls: int = 20_000) -> None:
 
     from django.utils import timezone
 
-    from jobs import metrics
+    from jobs.foundation import metrics
     from jobs.models import Job
 
     now = timezone.now()
@@ -189,9 +189,9 @@ def scrape_cost(args: argparse.Namespace) -> None:
     from django.test import Client, override_settings
     from django.utils import timezone
 
-    from jobs import charts
     from jobs.models import Job
-    from jobs.selectors import LIVE_STATUSES
+    from jobs.ops import charts
+    from jobs.ops.selectors import LIVE_STATUSES
 
     if connection.vendor != "postgresql":
         print("scrape timing needs PostgreSQL (DATABASE_URL): skipped")

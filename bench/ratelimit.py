@@ -22,7 +22,7 @@ from bench.harness import ensure_bench_database, setup_django
 
 VARIANTS = (
     ("stock", "bench.stock_limited_call", "Celery rate_limit (per worker)"),
-    ("platform", "bench.platform_limited_call", "jobs.ratelimit (global)"),
+    ("platform", "bench.platform_limited_call", "jobs.coordination.ratelimit (global)"),
 )
 
 
@@ -66,8 +66,8 @@ def main(argv: list[str]) -> int:
 
     from bench.tasks import GRANTS_KEY, LIMITER_NAME
     from config.celery_app import app
-    from jobs.ratelimit import RateLimiter
-    from jobs.redis import get_redis
+    from jobs.coordination.ratelimit import RateLimiter
+    from jobs.foundation.redis import get_redis
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
     calls = int(args.limit * args.seconds)

@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     from django.conf import settings
 
     from config.celery_app import app
-    from jobs.enqueue import job_enqueue
+    from jobs.delivery.enqueue import job_enqueue
     from jobs.models import Job
     from sync.models import Product, SyncRun
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for

@@ -11,8 +11,8 @@ import time
 
 from celery import shared_task
 
-from jobs.ratelimit import RateLimiter
-from jobs.redis import get_redis
+from jobs.coordination.ratelimit import RateLimiter
+from jobs.foundation.redis import get_redis
 
 # Read when the worker imports this module: the benchmark passes it in the environment.
 LIMIT = int(os.environ.get("BENCH_RATE_LIMIT", "20"))

@@ -14,4 +14,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Worker metrics: a per-service multiprocess directory and its HTTP port (docs/metrics.md).
-import jobs.metrics_celery  # noqa: E402, F401
+import jobs.ops.metrics_celery  # noqa: E402, F401

@@ -14,8 +14,9 @@ import os
 import shutil
 import tempfile
 
-MEMORY_TMP = "/dev/shm"
-_memory_tmp = MEMORY_TMP if os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK) else None
+from jobs.foundation.processes import memory_tmp_dir
+
+_memory_tmp = memory_tmp_dir()
 
 worker_tmp_dir = _memory_tmp
 
@@ -39,13 +40,13 @@ def on_starting(server):
         _created_metrics_dir.append(path)
     # Workers import the app after the fork: they must all use this directory, not one each.
     os.environ.pop("JOBS_METRICS_PRIVATE_DIR", None)
-    from jobs.metrics import metrics_dir_reset
+    from jobs.foundation.metrics import metrics_dir_reset
 
     metrics_dir_reset()
 
 
 def child_exit(server, worker):
-    from jobs.metrics import process_exited
+    from jobs.foundation.metrics import process_exited
 
     process_exited(worker.pid)
 

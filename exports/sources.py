@@ -214,7 +214,7 @@ class JobHistoryExport:
 
     @staticmethod
     def authorize(*, user: Any, filters: dict) -> str:
-        # The API's permission model (jobs.permissions), not is_staff: who sees every job may export them.
+        # The API's permission model (jobs.core.permissions), not is_staff: who sees every job may export them.
         if filters.get("all_users") and not user_sees_all_jobs(user):
             return "exporting every user's jobs needs the jobs.view_job permission (given in the admin)"
         return ""

@@ -307,7 +307,7 @@ def redis_stopped_at_enqueue(platform: Platform, *, jobs: int, deadline: float) 
     """Redis is down while callers enqueue, five jobs per transaction; then it comes back."""
     from django.db import transaction
 
-    from jobs.publisher import breaker
+    from jobs.core.publisher import breaker
     from jobs.services import job_enqueue
 
     platform.start_worker("a")

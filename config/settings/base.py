@@ -68,15 +68,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "jobs.metrics_middleware.ApiMetricsMiddleware",
-    "jobs.middleware.CorrelationIdMiddleware",
+    "jobs.ops.metrics_middleware.ApiMetricsMiddleware",
+    "jobs.api.middleware.CorrelationIdMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, so preflights are answered
-    "jobs.middleware.SecurityHeadersMiddleware",
+    "jobs.api.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "jobs.middleware.LoginThrottleMiddleware",
+    "jobs.api.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -140,7 +140,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Django's ModelBackend with login attempts throttled (ADMIN_LOGIN_* below): every login page goes through it.
-AUTHENTICATION_BACKENDS = ["jobs.auth_backends.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["jobs.api.auth_backends.ThrottledModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -190,7 +190,7 @@ CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for nam
 # Routing: a job type's task goes to the queue its @job_type declares (the router asks the registry);
 # the platform's own tasks by name, then by app prefix (exact names win over patterns).
 CELERY_TASK_ROUTES = (
-    "jobs.registry.route_job_type",
+    "jobs.core.registry.route_job_type",
     {
         **{name: {"queue": HOUSEKEEPING_QUEUE} for name in HOUSEKEEPING_TASKS},
         "emails.*": {"queue": "emails"},
@@ -314,7 +314,7 @@ JOBS_CANARY_INTERVAL_SECONDS = env_int("JOBS_CANARY_INTERVAL_SECONDS", 300)
 # Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
 CRON_SECRET = os.environ.get("CRON_SECRET", "")
 
-# Global rate limits shared by every worker (jobs.ratelimit.RateLimiter.named(name)).
+# Global rate limits shared by every worker (jobs.coordination.ratelimit.RateLimiter.named(name)).
 JOBS_RATE_LIMITS = {
     "supplier-api": {
         "limit": env_int("SUPPLIER_API_RATE_LIMIT", 60),
@@ -369,7 +369,7 @@ PERMISSIONS_POLICY = os.environ.get(
 )
 
 # Periodic work (housekeeping and domain schedules) is declared in code with
-# jobs.schedules.declare and written to django-celery-beat's tables by
+# jobs.delivery.schedules.declare and written to django-celery-beat's tables by
 # `manage.py sync_schedules`; nothing goes through CELERY_BEAT_SCHEDULE, which beat
 # would re-apply over operators' edits on every start.
 CELERY_BEAT_SCHEDULE: dict = {}
@@ -483,12 +483,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "job_context": {"()": "jobs.logging.JobContextFilter"},
-        "deliberate_unavailable": {"()": "jobs.logging.DeliberateUnavailableFilter"},
+        "job_context": {"()": "jobs.foundation.logging.JobContextFilter"},
+        "deliberate_unavailable": {"()": "jobs.foundation.logging.DeliberateUnavailableFilter"},
     },
     "formatters": {
-        "text": {"()": "jobs.logging.TextFormatter"},
-        "json": {"()": "jobs.logging.JsonFormatter"},
+        "text": {"()": "jobs.foundation.logging.TextFormatter"},
+        "json": {"()": "jobs.foundation.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
