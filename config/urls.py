@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import TemplateView
 
 from exports.urls import api_urlpatterns as exports_api_urlpatterns
 from jobs.api.metrics_views import metrics_view
@@ -7,6 +8,8 @@ from jobs.api.views import api_not_found
 from jobs.ops.health import healthz
 
 urlpatterns = [
+    # A newcomer's first page: links to the exports page, the API docs, the admin and the overview.
+    path("", TemplateView.as_view(template_name="home/landing.html"), name="home"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),

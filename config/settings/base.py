@@ -2,7 +2,7 @@
 Base settings shared by every environment.
 
 Everything that differs between machines is read from the environment; see the
-configuration table in README.md. Per-environment modules (``local``, ``test``,
+configuration reference in docs/configuration.md. Per-environment modules (``local``, ``test``,
 ``production``) only override what they must.
 """
 
@@ -233,7 +233,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # ---------------------------------------------------------------------------
-# Jobs platform (see README "Jobs")
+# Jobs platform (see docs/configuration.md, "Jobs")
 # ---------------------------------------------------------------------------
 # Same (type, idempotency key) within this window returns the existing job.
 JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600)
@@ -300,7 +300,7 @@ JOBS_ALERT_LEASE_OVERDUE_SECONDS = env_int("JOBS_ALERT_LEASE_OVERDUE_SECONDS", 6
 JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)
 
 # ---------------------------------------------------------------------------
-# Metrics (see README "Metrics and alerts")
+# Metrics (see docs/metrics.md)
 # ---------------------------------------------------------------------------
 # GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it answers 503.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
@@ -331,7 +331,7 @@ JOBS_RATE_LIMITS = {
 }
 
 # ---------------------------------------------------------------------------
-# API hardening: abuse limits, tokens, CORS, proxy (see README "API security")
+# API hardening: abuse limits, tokens, CORS, proxy (see docs/api.md, "API security")
 # ---------------------------------------------------------------------------
 # Enqueue requests one API token (or one session user) may make per period; over it: 429 + Retry-After. 0: no limit.
 JOBS_API_ENQUEUE_RATE_LIMIT = env_int("JOBS_API_ENQUEUE_RATE_LIMIT", 120)
