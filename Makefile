@@ -21,7 +21,7 @@ run: $(INSTALLED)
 shell: $(INSTALLED)
 	$(VENV)/bin/python manage.py shell
 
-# The lint and type gate: ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).
+# The lint and type gate: ruff (lint + format check) over the project, mypy (strict on every app; see pyproject.toml).
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
