@@ -1,28 +1,49 @@
 PYTHON ?= python3
 VENV := .venv
-INSTALLED := $(VENV)/.installed
+# One stamp per install step, each redone when what it installs from changes (docs/dependencies.md).
+RUNTIME_INSTALLED := $(VENV)/.runtime-installed
+DEV_INSTALLED := $(VENV)/.dev-installed
+PROJECT_INSTALLED := $(VENV)/.project-installed
+PIP_INSTALL := $(VENV)/bin/python -m pip install --quiet
 
-.PHONY: run shell test lint bench install
+.PHONY: run shell test lint bench install lock
 
-# Create the virtualenv and install the project (with the dev extra) when pyproject.toml changes.
-$(INSTALLED): pyproject.toml
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
-	@touch $(INSTALLED)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 
-install: $(INSTALLED)
+# What running needs: the hashed runtime lock ([project] dependencies + the dev stack's embedded Redis and SMTP catcher).
+$(RUNTIME_INSTALLED): requirements/runtime.txt | $(VENV)/bin/python
+	$(PIP_INSTALL) --require-hashes -r requirements/runtime.txt
+	@touch $@
+
+# What testing needs: the hashed dev lock (the runtime pins + pytest, playwright, ruff, mypy, uv, ...).
+$(DEV_INSTALLED): requirements/dev.txt | $(VENV)/bin/python
+	$(PIP_INSTALL) --require-hashes -r requirements/dev.txt
+	@touch $@
+
+# The project itself, editable; its dependencies come from a lock, never from pip's resolver.
+$(PROJECT_INSTALLED): pyproject.toml | $(VENV)/bin/python
+	$(PIP_INSTALL) --no-deps -e .
+	@touch $@
+
+# Everything needed for tests.
+install: $(DEV_INSTALLED) $(PROJECT_INSTALLED)
+
+# Recompile requirements/*.txt from pyproject.toml, keeping every pin it can; UPGRADE=NAME moves one package.
+lock: install
+	$(VENV)/bin/python devtools/lock.py $(addprefix --upgrade-package ,$(UPGRADE))
 
 # Web, worker, beat and Flower together; embedded Redis/SQLite unless REDIS_URL/DATABASE_URL are set.
-run: $(INSTALLED)
+run: $(RUNTIME_INSTALLED) $(PROJECT_INSTALLED)
 	$(VENV)/bin/python devtools/devstack.py run
 
 # A Django shell on the same Redis and database as a running `make run` (it writes them to var/run.env).
-shell: $(INSTALLED)
+shell: $(RUNTIME_INSTALLED) $(PROJECT_INSTALLED)
 	$(VENV)/bin/python manage.py shell
 
-# The lint and type gate: ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).
-lint: $(INSTALLED)
+# The lint and type gate: the locks match pyproject.toml (devtools/lock.py), ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).
+lint: install
+	$(VENV)/bin/python devtools/lock.py --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -32,5 +53,5 @@ test: lint
 	$(VENV)/bin/python devtools/devstack.py exec -- $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks (see bench/README.md).
-bench: $(INSTALLED)
+bench: install
 	$(VENV)/bin/python devtools/devstack.py exec -- $(VENV)/bin/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,190 @@
+"""
+The two lock files compiled from pyproject.toml, and the check that they still match it.
+
+    python devtools/lock.py                          recompile both locks (make lock), keeping every pin it can
+    python devtools/lock.py --upgrade-package NAME   the same, moving NAME (and what it needs) to its newest release
+    python devtools/lock.py --check                  exit 1 when a lock no longer matches pyproject.toml (offline)
+
+requirements/runtime.txt  what `make run` installs: [project] dependencies + the `devstack` extra
+requirements/dev.txt      what `make test` installs: the above + the `test` extra
+
+Both are hashed pins for CPython 3.11 on Linux x86_64, compiled by uv (in the test extra, so pinned too).
+Each starts with a digest of the pyproject.toml entries it was compiled from; the check recomputes it,
+so it needs no network and no resolver: editing a dependency without `make lock` fails `make test`.
+Like devstack.py it imports nothing of the project and runs as a script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PYPROJECT = BASE_DIR / "pyproject.toml"
+# The interpreter and platform every lock resolves for (the Dockerfile's python:3.11-slim, CI, developers).
+TARGET = ("--python-version", "3.11", "--python-platform", "x86_64-manylinux_2_28")
+DIGEST_PREFIX = "# pyproject-digest: sha256:"
+COMPILE_COMMAND = "make lock"
+
+
+@dataclass(frozen=True)
+class Lock:
+    path: Path
+    extras: tuple[str, ...]
+
+
+# dev.txt first: runtime.txt is resolved inside its pins, so the two never disagree on a version.
+DEV = Lock(BASE_DIR / "requirements" / "dev.txt", ("devstack", "test"))
+RUNTIME = Lock(BASE_DIR / "requirements" / "runtime.txt", ("devstack",))
+LOCKS = (DEV, RUNTIME)
+
+
+def _project() -> dict[str, Any]:
+    project: dict[str, Any] = tomllib.loads(PYPROJECT.read_text())["project"]
+    return project
+
+
+def requirements_of(lock: Lock, project: dict[str, Any] | None = None) -> list[str]:
+    """The pyproject.toml requirement strings a lock is compiled from."""
+    project = project if project is not None else _project()
+    optional = project.get("optional-dependencies", {})
+    return [*project.get("dependencies", []), *(text for extra in lock.extras for text in optional[extra])]
+
+
+def expected_digest(lock: Lock) -> str:
+    """A digest of what the lock depends on: its requirements, requires-python and the target platform."""
+    project = _project()
+    inputs = {
+        "requires-python": project.get("requires-python"),
+        "requirements": requirements_of(lock, project),
+        "target": list(TARGET),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def recorded_digest(lock: Lock) -> str | None:
+    for line in lock.path.read_text().splitlines():
+        if line.startswith(DIGEST_PREFIX):
+            return line.removeprefix(DIGEST_PREFIX).strip()
+    return None
+
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins(lock: Lock) -> dict[str, str]:
+    """{canonical name: version} of every package the lock pins; raises on a line that is not `name==version`."""
+    found: dict[str, str] = {}
+    for line in lock.path.read_text().splitlines():
+        if not line or line[0] in "# ":
+            continue
+        match = _PIN.match(line)
+        if not match:
+            raise ValueError(f"{lock.path.name}: not an exact pin: {line!r}")
+        found[_canonical(match[1])] = match[2]
+    return found
+
+
+def unhashed(lock: Lock) -> list[str]:
+    """Pinned packages whose entry carries no --hash (pip's --require-hashes would refuse the file)."""
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.path.read_text())
+    return [entry.split("==")[0] for entry in entries if _PIN.match(entry) and "--hash=sha256:" not in entry]
+
+
+def problems() -> list[str]:
+    """Every way the locks disagree with pyproject.toml or each other; empty when they match."""
+    from packaging.requirements import Requirement
+
+    found: list[str] = []
+    environment = {"python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
+                   "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+                   "implementation_name": "cpython", "platform_python_implementation": "CPython"}  # fmt: skip
+    for lock in LOCKS:
+        name = lock.path.relative_to(BASE_DIR)
+        if not lock.path.exists():
+            found.append(f"{name} is missing")
+            continue
+        if recorded_digest(lock) != expected_digest(lock):
+            found.append(f"{name} was compiled from other pyproject.toml dependencies than today's")
+        try:
+            pinned = pins(lock)
+        except ValueError as exc:
+            found.append(str(exc))
+            continue
+        found.extend(f"{name}: {package} has no hash" for package in unhashed(lock))
+        for text in requirements_of(lock):
+            requirement = Requirement(text)
+            if requirement.marker and not requirement.marker.evaluate(environment):
+                continue
+            version = pinned.get(_canonical(requirement.name))
+            if version is None:
+                found.append(f"{name} pins nothing for {text!r}")
+            elif not requirement.specifier.contains(version, prereleases=True):
+                found.append(f"{name} pins {requirement.name}=={version}, outside {text!r}")
+    if RUNTIME.path.exists() and DEV.path.exists():
+        dev_pins = pins(DEV)
+        for package, version in pins(RUNTIME).items():
+            if dev_pins.get(package) != version:
+                found.append(f"runtime.txt pins {package}=={version} but dev.txt pins {dev_pins.get(package)}")
+    return found
+
+
+def compile_locks(upgrade: Sequence[str] = ()) -> None:
+    """Recompile both locks with uv, keeping existing pins unless named in ``upgrade``, and stamp their digests."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not uv:
+        raise SystemExit("uv is not installed: `make install` brings it (test extra).")
+    for lock in LOCKS:
+        lock.path.parent.mkdir(exist_ok=True)
+        command = [uv, "pip", "compile", "--quiet", str(PYPROJECT.relative_to(BASE_DIR)), *TARGET,
+                   "--generate-hashes", "--custom-compile-command", COMPILE_COMMAND,
+                   "--output-file", str(lock.path.relative_to(BASE_DIR))]  # fmt: skip
+        command += [arg for extra in lock.extras for arg in ("--extra", extra)]
+        command += [arg for package in upgrade for arg in ("--upgrade-package", package)]
+        if lock is RUNTIME:
+            command += ["--constraint", str(DEV.path.relative_to(BASE_DIR))]
+        subprocess.run(command, cwd=BASE_DIR, check=True)
+        _stamp_digest(lock)
+
+
+def _stamp_digest(lock: Lock) -> None:
+    lines = [line for line in lock.path.read_text().splitlines() if not line.startswith(DIGEST_PREFIX)]
+    # After uv's two header lines, so uv keeps reading the file as the previous pins.
+    header = 0
+    while header < len(lines) and lines[header].startswith("#"):
+        header += 1
+    lines.insert(header, DIGEST_PREFIX + expected_digest(lock))
+    lock.path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devtools/lock.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only check the locks against pyproject.toml")
+    parser.add_argument("--upgrade-package", "-P", action="append", default=[], metavar="NAME")
+    args = parser.parse_args(argv)
+    if not args.check:
+        compile_locks(args.upgrade_package)
+    found = problems()
+    for problem in found:
+        print(f"lock: {problem}", file=sys.stderr)
+    if found:
+        print(f"lock: run `{COMPILE_COMMAND}` and commit requirements/ (docs/dependencies.md)", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
