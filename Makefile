@@ -1,10 +1,12 @@
 PYTHON ?= python3
 VENV := .venv
-# One stamp per install step, each redone when what it installs from changes (docs/dependencies.md).
+# One stamp per lock, redone when the lock changes, or pyproject.toml (the project's own install) does.
 RUNTIME_INSTALLED := $(VENV)/.runtime-installed
 DEV_INSTALLED := $(VENV)/.dev-installed
-PROJECT_INSTALLED := $(VENV)/.project-installed
 PIP_INSTALL := $(VENV)/bin/python -m pip install --quiet
+# The project itself, editable, after a lock: its dependencies and setuptools come from the lock, never from
+# pip's resolver (so no build isolation either, which would fetch setuptools again).
+INSTALL_PROJECT := $(PIP_INSTALL) --no-deps --no-build-isolation -e .
 
 .PHONY: run shell test lint bench install lock
 
@@ -12,33 +14,30 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 # What running needs: the hashed runtime lock ([project] dependencies + the dev stack's embedded Redis and SMTP catcher).
-$(RUNTIME_INSTALLED): requirements/runtime.txt | $(VENV)/bin/python
+$(RUNTIME_INSTALLED): requirements/runtime.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP_INSTALL) --require-hashes -r requirements/runtime.txt
+	$(INSTALL_PROJECT)
 	@touch $@
 
 # What testing needs: the hashed dev lock (the runtime pins + pytest, playwright, ruff, mypy, uv, ...).
-$(DEV_INSTALLED): requirements/dev.txt | $(VENV)/bin/python
+$(DEV_INSTALLED): requirements/dev.txt pyproject.toml | $(VENV)/bin/python
 	$(PIP_INSTALL) --require-hashes -r requirements/dev.txt
-	@touch $@
-
-# The project itself, editable; its dependencies come from a lock, never from pip's resolver.
-$(PROJECT_INSTALLED): pyproject.toml | $(VENV)/bin/python
-	$(PIP_INSTALL) --no-deps -e .
+	$(INSTALL_PROJECT)
 	@touch $@
 
 # Everything needed for tests.
-install: $(DEV_INSTALLED) $(PROJECT_INSTALLED)
+install: $(DEV_INSTALLED)
 
 # Recompile requirements/*.txt from pyproject.toml, keeping every pin it can; UPGRADE=NAME moves one package.
 lock: install
 	$(VENV)/bin/python devtools/lock.py $(addprefix --upgrade-package ,$(UPGRADE))
 
 # Web, worker, beat and Flower together; embedded Redis/SQLite unless REDIS_URL/DATABASE_URL are set.
-run: $(RUNTIME_INSTALLED) $(PROJECT_INSTALLED)
+run: $(RUNTIME_INSTALLED)
 	$(VENV)/bin/python devtools/devstack.py run
 
 # A Django shell on the same Redis and database as a running `make run` (it writes them to var/run.env).
-shell: $(RUNTIME_INSTALLED) $(PROJECT_INSTALLED)
+shell: $(RUNTIME_INSTALLED)
 	$(VENV)/bin/python manage.py shell
 
 # The lint and type gate: the locks match pyproject.toml (devtools/lock.py), ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).

@@ -7,6 +7,7 @@ The two lock files compiled from pyproject.toml, and the check that they still m
 
 requirements/runtime.txt  what `make run` installs: [project] dependencies + the `devstack` extra
 requirements/dev.txt      what `make test` installs: the above + the `test` extra
+(both with [build-system] requires, so the project installs editable without build isolation)
 
 Both are hashed pins for CPython 3.11 on Linux x86_64, compiled by uv (in the test extra, so pinned too).
 Each starts with a digest of the pyproject.toml entries it was compiled from; the check recomputes it,
@@ -55,10 +56,17 @@ def _project() -> dict[str, Any]:
 
 
 def requirements_of(lock: Lock, project: dict[str, Any] | None = None) -> list[str]:
-    """The pyproject.toml requirement strings a lock is compiled from."""
+    """The pyproject.toml requirement strings a lock is compiled from, the build backend's included."""
     project = project if project is not None else _project()
     optional = project.get("optional-dependencies", {})
-    return [*project.get("dependencies", []), *(text for extra in lock.extras for text in optional[extra])]
+    extras = [text for extra in lock.extras for text in optional[extra]]
+    return [*project.get("dependencies", []), *extras, *build_requirements()]
+
+
+def build_requirements() -> list[str]:
+    """[build-system] requires: locked too, so the editable install of the project needs no build isolation."""
+    requires: list[str] = tomllib.loads(PYPROJECT.read_text())["build-system"]["requires"]
+    return requires
 
 
 def expected_digest(lock: Lock) -> str:
@@ -149,26 +157,37 @@ def compile_locks(upgrade: Sequence[str] = ()) -> None:
     if not uv:
         raise SystemExit("uv is not installed: `make install` brings it (test extra).")
     for lock in LOCKS:
-        lock.path.parent.mkdir(exist_ok=True)
-        command = [uv, "pip", "compile", "--quiet", str(PYPROJECT.relative_to(BASE_DIR)), *TARGET,
+        # uv writes a scratch copy (starting from the current pins); the lock is replaced only when it changes,
+        # so an unchanged lock keeps its mtime and make does not reinstall from it.
+        scratch = lock.path.with_name(f".{lock.path.name}.new")
+        if lock.path.exists():
+            shutil.copyfile(lock.path, scratch)
+        # "-": the build requirements, from standard input.
+        command = [uv, "pip", "compile", "--quiet", str(PYPROJECT.relative_to(BASE_DIR)), "-", *TARGET,
                    "--generate-hashes", "--custom-compile-command", COMPILE_COMMAND,
-                   "--output-file", str(lock.path.relative_to(BASE_DIR))]  # fmt: skip
+                   "--output-file", str(scratch.relative_to(BASE_DIR))]  # fmt: skip
         command += [arg for extra in lock.extras for arg in ("--extra", extra)]
         command += [arg for package in upgrade for arg in ("--upgrade-package", package)]
         if lock is RUNTIME:
             command += ["--constraint", str(DEV.path.relative_to(BASE_DIR))]
-        subprocess.run(command, cwd=BASE_DIR, check=True)
-        _stamp_digest(lock)
+        try:
+            subprocess.run(command, cwd=BASE_DIR, check=True, input="\n".join(build_requirements()), text=True)
+            _stamp_digest(scratch, expected_digest(lock))
+            if not lock.path.exists() or scratch.read_bytes() != lock.path.read_bytes():
+                scratch.replace(lock.path)
+                print(f"lock: wrote {lock.path.relative_to(BASE_DIR)}", file=sys.stderr)
+        finally:
+            scratch.unlink(missing_ok=True)
 
 
-def _stamp_digest(lock: Lock) -> None:
-    lines = [line for line in lock.path.read_text().splitlines() if not line.startswith(DIGEST_PREFIX)]
-    # After uv's two header lines, so uv keeps reading the file as the previous pins.
+def _stamp_digest(path: Path, digest: str) -> None:
+    lines = [line for line in path.read_text().splitlines() if not line.startswith(DIGEST_PREFIX)]
+    # After uv's header lines, where uv still reads the file as the previous pins.
     header = 0
     while header < len(lines) and lines[header].startswith("#"):
         header += 1
-    lines.insert(header, DIGEST_PREFIX + expected_digest(lock))
-    lock.path.write_text("\n".join(lines) + "\n")
+    lines.insert(header, DIGEST_PREFIX + digest)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
