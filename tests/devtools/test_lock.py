@@ -12,7 +12,8 @@ TEST_TOOLCHAIN = {"pytest", "playwright", "moto", "schemathesis", "ruff", "mypy"
 
 
 def test_locks_match_pyproject():
-    assert lock.problems() == [], "run `make lock` and commit requirements/ (docs/dependencies.md)"
+    found = lock.problems()
+    assert not found, "\n".join([*found, "run `make lock` and commit requirements/ (docs/dependencies.md)"])
 
 
 def test_runtime_lock_is_the_run_set_and_dev_lock_adds_the_toolchain():
@@ -25,6 +26,10 @@ def test_runtime_lock_is_the_run_set_and_dev_lock_adds_the_toolchain():
 @pytest.fixture
 def scratch_project(tmp_path, monkeypatch):
     """A copy of pyproject.toml and the locks that the check reads instead of the real ones."""
+    if lock.problems():
+        pytest.skip(
+            "the real locks are stale (test_locks_match_pyproject says how); the check is tested on a clean copy"
+        )
     shutil.copy(lock.PYPROJECT, tmp_path / "pyproject.toml")
     shutil.copytree(lock.DEV.path.parent, tmp_path / "requirements")
     monkeypatch.setattr(lock, "BASE_DIR", tmp_path)
@@ -34,7 +39,6 @@ def scratch_project(tmp_path, monkeypatch):
     for name, each in locks.items():
         monkeypatch.setattr(lock, name, each)
     monkeypatch.setattr(lock, "LOCKS", (locks["DEV"], locks["RUNTIME"]))
-    assert lock.problems() == []
     return tmp_path
 
 
