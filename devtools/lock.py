@@ -3,6 +3,7 @@ The two lock files compiled from pyproject.toml, and the check that they still m
 
     python devtools/lock.py                          recompile both locks (make lock), keeping every pin it can
     python devtools/lock.py --upgrade-package NAME   the same, moving NAME (and what it needs) to its newest release
+    python devtools/lock.py --upgrade                every package to its newest release within pyproject.toml
     python devtools/lock.py --check                  exit 1 when a lock no longer matches pyproject.toml (offline)
 
 requirements/runtime.txt  what `make run` installs: [project] dependencies + the `devstack` extra
@@ -151,7 +152,7 @@ def problems() -> list[str]:
     return found
 
 
-def compile_locks(upgrade: Sequence[str] = ()) -> None:
+def compile_locks(upgrade: Sequence[str] = (), *, upgrade_all: bool = False) -> None:
     """Recompile both locks with uv, keeping existing pins unless named in ``upgrade``, and stamp their digests."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not uv:
@@ -168,6 +169,7 @@ def compile_locks(upgrade: Sequence[str] = ()) -> None:
                    "--output-file", str(scratch.relative_to(BASE_DIR))]  # fmt: skip
         command += [arg for extra in lock.extras for arg in ("--extra", extra)]
         command += [arg for package in upgrade for arg in ("--upgrade-package", package)]
+        command += ["--upgrade"] if upgrade_all else []
         if lock is RUNTIME:
             command += ["--constraint", str(DEV.path.relative_to(BASE_DIR))]
         try:
@@ -194,9 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devtools/lock.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only check the locks against pyproject.toml")
     parser.add_argument("--upgrade-package", "-P", action="append", default=[], metavar="NAME")
+    parser.add_argument("--upgrade", action="store_true", help="every package to its newest allowed release")
     args = parser.parse_args(argv)
     if not args.check:
-        compile_locks(args.upgrade_package)
+        compile_locks(args.upgrade_package, upgrade_all=args.upgrade)
     found = problems()
     for problem in found:
         print(f"lock: {problem}", file=sys.stderr)
