@@ -3,25 +3,32 @@ VENV := .venv
 # One stamp per lock, redone when the lock changes, or pyproject.toml (the project's own install) does.
 RUNTIME_INSTALLED := $(VENV)/.runtime-installed
 DEV_INSTALLED := $(VENV)/.dev-installed
-PIP_INSTALL := $(VENV)/bin/python -m pip install --quiet
+# pip installs the installer (uv, hashed, requirements/installer.txt); uv installs the locks, a few times
+# faster than pip. Both refuse a file whose hash the lock does not list.
+UV := $(VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --quiet --python $(VENV)/bin/python
 # The project itself, editable, after a lock: its dependencies and setuptools come from the lock, never from
-# pip's resolver (so no build isolation either, which would fetch setuptools again).
-INSTALL_PROJECT := $(PIP_INSTALL) --no-deps --no-build-isolation -e .
+# a resolver (so no build isolation either, which would fetch setuptools again).
+INSTALL_PROJECT := $(UV_INSTALL) --no-deps --no-build-isolation -e .
 
 .PHONY: run shell test lint bench install lock
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(UV): requirements/installer.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/installer.txt
+	@touch $@
+
 # What running needs: the hashed runtime lock ([project] dependencies + the dev stack's embedded Redis and SMTP catcher).
-$(RUNTIME_INSTALLED): requirements/runtime.txt pyproject.toml | $(VENV)/bin/python
-	$(PIP_INSTALL) --require-hashes -r requirements/runtime.txt
+$(RUNTIME_INSTALLED): requirements/runtime.txt pyproject.toml $(UV)
+	$(UV_INSTALL) --require-hashes -r requirements/runtime.txt
 	$(INSTALL_PROJECT)
 	@touch $@
 
-# What testing needs: the hashed dev lock (the runtime pins + pytest, playwright, ruff, mypy, uv, ...).
-$(DEV_INSTALLED): requirements/dev.txt pyproject.toml | $(VENV)/bin/python
-	$(PIP_INSTALL) --require-hashes -r requirements/dev.txt
+# What testing needs: the hashed dev lock (the runtime pins + pytest, playwright, ruff, mypy, ...).
+$(DEV_INSTALLED): requirements/dev.txt pyproject.toml $(UV)
+	$(UV_INSTALL) --require-hashes -r requirements/dev.txt
 	$(INSTALL_PROJECT)
 	@touch $@
 

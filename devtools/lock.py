@@ -6,9 +6,10 @@ The two lock files compiled from pyproject.toml, and the check that they still m
     python devtools/lock.py --upgrade                every package to its newest release within pyproject.toml
     python devtools/lock.py --check                  exit 1 when a lock no longer matches pyproject.toml (offline)
 
-requirements/runtime.txt  what `make run` installs: [project] dependencies + the `devstack` extra
-requirements/dev.txt      what `make test` installs: the above + the `test` extra
+requirements/runtime.txt    what `make run` installs: [project] dependencies + the `devstack` extra
+requirements/dev.txt        what `make test` installs: the above + the `test` extra
 (both with [build-system] requires, so the project installs editable without build isolation)
+requirements/installer.txt  uv alone, as dev.txt pins it: pip installs it first, and uv installs the rest
 
 Both are hashed pins for CPython 3.11 on Linux x86_64, compiled by uv (in the test extra, so pinned too).
 Each starts with a digest of the pyproject.toml entries it was compiled from; the check recomputes it,
@@ -43,12 +44,15 @@ COMPILE_COMMAND = "make lock"
 class Lock:
     path: Path
     extras: tuple[str, ...]
+    # Lock only this package of those extras, without [project] dependencies (the installer).
+    only: str | None = None
 
 
 # dev.txt first: runtime.txt is resolved inside its pins, so the two never disagree on a version.
 DEV = Lock(BASE_DIR / "requirements" / "dev.txt", ("devstack", "test"))
 RUNTIME = Lock(BASE_DIR / "requirements" / "runtime.txt", ("devstack",))
-LOCKS = (DEV, RUNTIME)
+INSTALLER = Lock(BASE_DIR / "requirements" / "installer.txt", ("test",), only="uv")
+LOCKS = (DEV, RUNTIME, INSTALLER)
 
 
 def _project() -> dict[str, Any]:
@@ -61,6 +65,8 @@ def requirements_of(lock: Lock, project: dict[str, Any] | None = None) -> list[s
     project = project if project is not None else _project()
     optional = project.get("optional-dependencies", {})
     extras = [text for extra in lock.extras for text in optional[extra]]
+    if lock.only:
+        return [text for text in extras if _canonical(re.split(r"[^A-Za-z0-9._-]", text, maxsplit=1)[0]) == lock.only]
     return [*project.get("dependencies", []), *extras, *build_requirements()]
 
 
@@ -144,11 +150,14 @@ def problems() -> list[str]:
                 found.append(f"{name} pins nothing for {text!r}")
             elif not requirement.specifier.contains(version, prereleases=True):
                 found.append(f"{name} pins {requirement.name}=={version}, outside {text!r}")
-    if RUNTIME.path.exists() and DEV.path.exists():
-        dev_pins = pins(DEV)
-        for package, version in pins(RUNTIME).items():
-            if dev_pins.get(package) != version:
-                found.append(f"runtime.txt pins {package}=={version} but dev.txt pins {dev_pins.get(package)}")
+    for subset in (lock for lock in LOCKS if lock is not DEV):
+        if subset.path.exists() and DEV.path.exists() and not any("exact pin" in problem for problem in found):
+            dev_pins = pins(DEV)
+            for package, version in pins(subset).items():
+                if dev_pins.get(package) != version:
+                    found.append(
+                        f"{subset.path.name} pins {package}=={version} but dev.txt pins {dev_pins.get(package)}"
+                    )
     return found
 
 
@@ -163,17 +172,20 @@ def compile_locks(upgrade: Sequence[str] = (), *, upgrade_all: bool = False) -> 
         scratch = lock.path.with_name(f".{lock.path.name}.new")
         if lock.path.exists():
             shutil.copyfile(lock.path, scratch)
-        # "-": the build requirements, from standard input.
-        command = [uv, "pip", "compile", "--quiet", str(PYPROJECT.relative_to(BASE_DIR)), "-", *TARGET,
+        # "-": requirements from standard input (the build requirements; the installer's one package).
+        sources = ["-"] if lock.only else [str(PYPROJECT.relative_to(BASE_DIR)), "-"]
+        command = [uv, "pip", "compile", "--quiet", *sources, *TARGET,
                    "--generate-hashes", "--custom-compile-command", COMPILE_COMMAND,
                    "--output-file", str(scratch.relative_to(BASE_DIR))]  # fmt: skip
-        command += [arg for extra in lock.extras for arg in ("--extra", extra)]
+        if not lock.only:
+            command += [arg for extra in lock.extras for arg in ("--extra", extra)]
         command += [arg for package in upgrade for arg in ("--upgrade-package", package)]
         command += ["--upgrade"] if upgrade_all else []
-        if lock is RUNTIME:
+        if lock is not DEV:
             command += ["--constraint", str(DEV.path.relative_to(BASE_DIR))]
+        stdin = requirements_of(lock) if lock.only else build_requirements()
         try:
-            subprocess.run(command, cwd=BASE_DIR, check=True, input="\n".join(build_requirements()), text=True)
+            subprocess.run(command, cwd=BASE_DIR, check=True, input="\n".join(stdin), text=True)
             _stamp_digest(scratch, expected_digest(lock))
             if not lock.path.exists() or scratch.read_bytes() != lock.path.read_bytes():
                 scratch.replace(lock.path)

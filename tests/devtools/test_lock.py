@@ -21,6 +21,7 @@ def test_runtime_lock_is_the_run_set_and_dev_lock_adds_the_toolchain():
     assert RUNTIME_ONLY <= runtime.keys()
     assert not TEST_TOOLCHAIN & runtime.keys()
     assert TEST_TOOLCHAIN | RUNTIME_ONLY <= dev.keys()
+    assert lock.pins(lock.INSTALLER) == {"uv": dev["uv"]}
 
 
 @pytest.fixture
@@ -34,11 +35,11 @@ def scratch_project(tmp_path, monkeypatch):
     shutil.copytree(lock.DEV.path.parent, tmp_path / "requirements")
     monkeypatch.setattr(lock, "BASE_DIR", tmp_path)
     monkeypatch.setattr(lock, "PYPROJECT", tmp_path / "pyproject.toml")
-    locks = {name: lock.Lock(tmp_path / "requirements" / each.path.name, each.extras)
-             for name, each in (("DEV", lock.DEV), ("RUNTIME", lock.RUNTIME))}  # fmt: skip
+    locks = {name: lock.Lock(tmp_path / "requirements" / each.path.name, each.extras, each.only)
+             for name, each in (("DEV", lock.DEV), ("RUNTIME", lock.RUNTIME), ("INSTALLER", lock.INSTALLER))}  # fmt: skip
     for name, each in locks.items():
         monkeypatch.setattr(lock, name, each)
-    monkeypatch.setattr(lock, "LOCKS", (locks["DEV"], locks["RUNTIME"]))
+    monkeypatch.setattr(lock, "LOCKS", tuple(locks.values()))
     return tmp_path
 
 
@@ -68,3 +69,10 @@ def test_a_hand_edited_lock_fails(scratch_project):
     found = lock.problems()
     assert "requirements/runtime.txt pins Django==4.2.0, outside 'Django>=5.2,<5.3'" in found
     assert f"runtime.txt pins django==4.2.0 but dev.txt pins {version}" in found
+
+
+def test_an_installer_outside_the_dev_lock_fails(scratch_project):
+    installer = scratch_project / "requirements" / "installer.txt"
+    version = lock.pins(lock.INSTALLER)["uv"]
+    _edit(installer, f"uv=={version}", "uv==0.5.0")
+    assert f"installer.txt pins uv==0.5.0 but dev.txt pins {version}" in lock.problems()
