@@ -4,10 +4,9 @@ VENV := .venv
 RUNTIME_INSTALLED := $(VENV)/.runtime-installed
 DEV_INSTALLED := $(VENV)/.dev-installed
 # pip installs the installer (uv, hashed, requirements/installer.txt); uv installs the locks, a few times
-# faster than pip. Both refuse a file whose hash the lock does not list. Bytecode is compiled at install, as pip
-# does: left to the first start, web, workers, beat and Flower would all compile the same modules at once.
+# faster than pip. Both refuse a file whose hash the lock does not list.
 UV := $(VENV)/bin/uv
-UV_INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(VENV)/bin/python
+UV_INSTALL := $(UV) pip install --quiet --python $(VENV)/bin/python
 # The project itself, editable, after a lock: its dependencies and setuptools come from the lock, never from
 # a resolver (so no build isolation either, which would fetch setuptools again).
 INSTALL_PROJECT := $(UV_INSTALL) --no-deps --no-build-isolation -e .
