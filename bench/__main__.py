@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     if argv[0] not in names:
         print(f"unknown benchmark {argv[0]!r}; available: {', '.join(names)}", file=sys.stderr)
         return 2
-    return importlib.import_module(f"bench.{argv[0]}").main(argv[1:])
+    status: int = importlib.import_module(f"bench.{argv[0]}").main(argv[1:])
+    return status
 
 
 if __name__ == "__main__":

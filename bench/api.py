@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.harness import BASE_DIR, database_label, ensure_bench_database, setup_django
 from devtools.devstack import free_port
@@ -82,7 +83,7 @@ def main(argv: list[str]) -> int:
         )  # fmt: skip
     try:
         _wait_listening(port, server, log_dir / "gunicorn.log")
-        specs = {
+        specs: dict[str, dict[str, Any]] = {
             "healthz": {"method": "GET", "paths": ["/healthz"]},
             "status poll": {
                 "method": "GET", "paths": [f"/api/jobs/{job_id}" for job_id in job_ids],
@@ -163,14 +164,14 @@ def _seed() -> tuple[str, str, list[str]]:
     from django.contrib.auth.models import Permission
     from django.utils import timezone
 
+    from jobs.api.tokens import api_token_create
     from jobs.models import Job, JobAttempt
     from jobs.services import job_bulk_enqueue
-    from jobs.tokens import api_token_create
 
     users = get_user_model()
     user = users.objects.create_user("bench-user", password="unused-bench-password")
     staff = users.objects.create_user("bench-staff", password="unused-bench-password", is_staff=True)
-    # The canary is staff-only over the API: that takes the permission (jobs.permissions), not is_staff.
+    # The canary is staff-only over the API: that takes the permission (jobs.core.permissions), not is_staff.
     staff.user_permissions.add(Permission.objects.get(content_type__app_label="jobs", codename="add_job"))
     results = job_bulk_enqueue(job_type="jobs.canary", payloads=[{"seconds": 0}] * SEEDED_JOBS, owner=user)
     job_ids = [result.job.id for result in results]
@@ -187,17 +188,18 @@ def _seed() -> tuple[str, str, list[str]]:
     return api_token_create(user=user, name="bench")[1], api_token_create(user=staff, name="bench")[1], job_ids
 
 
-def _load(spec: dict, *, port: int, rate: float, seconds: float, log_dir: Path) -> dict:
+def _load(spec: dict[str, Any], *, port: int, rate: float, seconds: float, log_dir: Path) -> dict[str, Any]:
     path = log_dir / "spec.json"
     path.write_text(json.dumps({**spec, "host": "127.0.0.1", "port": port, "rate": rate, "seconds": seconds}))
     completed = subprocess.run(
         [sys.executable, "-m", "bench.loadgen", str(path)], cwd=BASE_DIR, capture_output=True, text=True, check=True
     )
-    return json.loads(completed.stdout)
+    outcome: dict[str, Any] = json.loads(completed.stdout)
+    return outcome
 
 
-def _percentiles(outcome: dict) -> tuple[float, float, float, float]:
-    values = sorted(outcome["latencies_ms"])
+def _percentiles(outcome: dict[str, Any]) -> tuple[float, float, float, float]:
+    values: list[float] = sorted(outcome["latencies_ms"])
     if not values:
         return (float("nan"),) * 4
 
@@ -207,7 +209,7 @@ def _percentiles(outcome: dict) -> tuple[float, float, float, float]:
     return at(0.50), at(0.95), at(0.99), values[-1]
 
 
-def _start_profile(pid: int, path: Path) -> subprocess.Popen:
+def _start_profile(pid: int, path: Path) -> subprocess.Popen[bytes]:
     """py-spy on gunicorn's master and workers (CPU samples only), raw stacks to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen(
@@ -265,7 +267,7 @@ def _database_cpu_since(before: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-def _wait_listening(port: int, server: subprocess.Popen, log: Path) -> None:
+def _wait_listening(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:

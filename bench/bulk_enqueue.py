@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 from bench.harness import database_label, ensure_bench_database, setup_django
 
@@ -31,8 +33,9 @@ def main(argv: list[str]) -> int:
 
     from bench.jobtasks import bare_noop
     from config.celery_app import app
-    from jobs import enqueue, publisher
-    from jobs.enqueue import job_bulk_enqueue
+    from jobs.core import publisher
+    from jobs.delivery import enqueue
+    from jobs.delivery.enqueue import job_bulk_enqueue
     from jobs.models import Job
 
     client = redis.Redis.from_url(settings.REDIS_URL)
@@ -110,8 +113,12 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _timed(function, stage: str, totals: dict[str, float]):
-    def timed(*args, **kwargs):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _timed(function: Callable[_P, _R], stage: str, totals: dict[str, float]) -> Callable[_P, _R]:
+    def timed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         started = time.perf_counter()
         try:
             return function(*args, **kwargs)

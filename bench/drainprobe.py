@@ -46,12 +46,12 @@ def statement_kind(sql: str) -> str:
     return f"{verb} {table.group(1)}" if table else verb
 
 
-def _count_sql(execute: Any, sql: str, params: Any, many: bool, context: dict) -> Any:
+def _count_sql(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
     _sql[statement_kind(sql)] += 1
     return execute(sql, params, many, context)
 
 
-@signals.worker_process_init.connect
+@signals.worker_process_init.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _install_sql_counter(**kwargs: Any) -> None:
     if os.environ.get("BENCH_COUNT_SQL") != "1":
         return
@@ -70,7 +70,7 @@ def _count_on_new_connection(sender: Any, connection: Any, **kwargs: Any) -> Non
         connection.execute_wrappers.append(_count_sql)
 
 
-@signals.task_prerun.connect
+@signals.task_prerun.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _first_start(**kwargs: Any) -> None:
     global _started_here
     if not _started_here:
@@ -79,7 +79,7 @@ def _first_start(**kwargs: Any) -> None:
         _redis().set(FIRST_KEY, repr(time.time()), nx=True)
 
 
-@signals.task_postrun.connect
+@signals.task_postrun.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _finished(**kwargs: Any) -> None:
     pipeline = _redis().pipeline(transaction=False)
     pipeline.incr(DONE_KEY)

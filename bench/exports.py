@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.harness import database_label, ensure_bench_database, setup_django
 
@@ -69,7 +70,9 @@ def _copy_baseline(path: Path, *, rendered: bool = False) -> float:
         from exports.sources import sources_all
 
         source = sources_all()["products"]
-        select_sql, params = source.queryset(user=None, filters={}).query.sql_with_params()
+        queryset = source.queryset(user=None, filters={})
+        assert queryset is not None  # the products source offers a values_list QuerySet
+        select_sql, params = queryset.query.sql_with_params()
         assert not params
         sql = copy_csv_statement(columns=source.columns, select_sql=select_sql)
     started = time.perf_counter()
@@ -149,11 +152,12 @@ def main(argv: list[str]) -> int:
     try:
         worker.wait_ready(app=app)
 
-        def run(format: str, filters: dict) -> Export:
+        def run(format: str, filters: dict[str, Any]) -> Export:
             wanted = ExportRequest(source="products", format=format, filters=filters)
             export, _ = export_create(owner=user, wanted=wanted, enforce_limit=False)
-            return wait_for(lambda: Export.objects.filter(pk=export.pk, status__in=["succeeded", "failed"]).first(),
-                            timeout=3600, interval=0.2, message=f"the {format} export")  # fmt: skip
+            ended: Export = wait_for(lambda: Export.objects.filter(pk=export.pk, status__in=["succeeded", "failed"]).first(),
+                                     timeout=3600, interval=0.2, message=f"the {format} export")  # fmt: skip
+            return ended
 
         # Warm the worker (imports, connections) so the idle figure is the steady state, not a cold process.
         run("csv", {"updated_since": "2999-01-01T00:00:00Z"})
@@ -167,6 +171,7 @@ def main(argv: list[str]) -> int:
             with sampler:
                 export = run(format, {})
             assert export.status == "succeeded", f"{format} export failed: {export.error_message}"
+            assert export.finished_at is not None and export.started_at is not None  # set on success
             seconds = (export.finished_at - export.started_at).total_seconds()
             results.append((format, export.row_count, seconds, export.byte_size, sampler.peak - idle))
     finally:

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -149,9 +150,9 @@ def main(argv: list[str]) -> int:
     import bench.jobtasks  # noqa: F401 - registers bench.tracked_noop here too
     from bench.drainprobe import DONE_KEY, FIRST_KEY, LAST_KEY, PREFIX, SQL_KEY
     from config.celery_app import app
-    from jobs.enqueue import job_bulk_enqueue
+    from jobs.core.publisher import publish_batch
+    from jobs.delivery.enqueue import job_bulk_enqueue
     from jobs.models import Job
-    from jobs.publisher import publish_batch
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     project_env = dict(item.split("=", 1) for item in args.worker_env)
@@ -193,7 +194,8 @@ def main(argv: list[str]) -> int:
             return None
         with connection.cursor() as cursor:
             cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-            return cursor.fetchone()[0]
+            committed: int = cursor.fetchone()[0]
+            return committed
 
     def drain(variant: Variant, *, profile: Path | None) -> Drain:
         reset()
@@ -235,7 +237,7 @@ def main(argv: list[str]) -> int:
             app.control.add_consumer(QUEUE, destination=[node], reply=True, timeout=5)
             _wait(lambda: int(client.get(DONE_KEY) or 0) >= args.n, timeout=900, what=f"{variant.key} to drain",
                   poll=0.005)  # fmt: skip
-            first, last = float(client.get(FIRST_KEY)), float(client.get(LAST_KEY))
+            first, last = _float(client.get(FIRST_KEY)), _float(client.get(LAST_KEY))
             if variant.key.startswith("tracked"):
                 # A success may be written behind (JOBS_SUCCESS_BATCH_MS): the drain ends when the
                 # database shows every job succeeded, not when the last task returned.
@@ -248,7 +250,7 @@ def main(argv: list[str]) -> int:
                            server_cpu_ms_per_task=server_cpu * 1000 / args.n)  # fmt: skip
             if monitor is not None:
                 result.redis = monitor.stop()
-                result.sql = Counter({k.decode(): int(v) for k, v in client.hgetall(SQL_KEY).items()})
+                result.sql = Counter({_text(k): int(v) for k, v in client.hgetall(SQL_KEY).items()})
         finally:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -286,31 +288,31 @@ def main(argv: list[str]) -> int:
     header += "".join(f" {'/' + key:>14}" for key in baselines)
     print(header)
     for variant in variants:
-        drain = best[variant.key]
-        line = f"{variant.label:40} {drain.rate:8.1f} {median(d.rate for d in results[variant.key]):8.1f}"
-        line += f" {drain.cpu_ms_per_task:11.2f} {drain.server_cpu_ms_per_task:7.2f}"
-        line += "".join(f" {drain.rate / best[key].rate:14.2f}" for key in baselines)
+        fastest = best[variant.key]
+        line = f"{variant.label:40} {fastest.rate:8.1f} {median(d.rate for d in results[variant.key]):8.1f}"
+        line += f" {fastest.cpu_ms_per_task:11.2f} {fastest.server_cpu_ms_per_task:7.2f}"
+        line += "".join(f" {fastest.rate / best[key].rate:14.2f}" for key in baselines)
         print(line)
     medians = {key: median(drain.rate for drain in drains) for key, drains in results.items()}
-    for tracked in ("tracked", "tracked_compose"):
-        if tracked not in best:
+    for tracked_key in ("tracked", "tracked_compose"):
+        if tracked_key not in best:
             continue
         for key, goal in (("results", 0.8), ("results_tuned", 0.8), ("celery", 0.5)):
             if key in best:
-                ratio, of_medians = best[tracked].rate / best[key].rate, medians[tracked] / medians[key]
-                print(f"{BY_KEY[tracked].name} / {BY_KEY[key].name}: {ratio:.2f} best, "
+                ratio, of_medians = best[tracked_key].rate / best[key].rate, medians[tracked_key] / medians[key]
+                print(f"{BY_KEY[tracked_key].name} / {BY_KEY[key].name}: {ratio:.2f} best, "
                       f"{of_medians:.2f} median  (goal >= {goal})")  # fmt: skip
     if args.count:
         print("\nper task: SQL statements sent by pool processes; transactions committed in the bench database")
         print("(read-only ones too); Redis commands in this db (the probe's own excluded)")
         for variant in variants:
-            drain = best[variant.key]
-            sql = sum(drain.sql.values()) / args.n
-            commands = sum(drain.redis.values()) / args.n
-            xact = f"{drain.transactions / args.n:.2f}" if drain.transactions is not None else "n/a"
+            fastest = best[variant.key]
+            sql = sum(fastest.sql.values()) / args.n
+            commands = sum(fastest.redis.values()) / args.n
+            xact = f"{fastest.transactions / args.n:.2f}" if fastest.transactions is not None else "n/a"
             print(f"  {variant.label:40} SQL {sql:5.2f}  transactions {xact:>5}  Redis {commands:5.2f}")
-            print(f"      SQL:   {_per_task(drain.sql, args.n)}")
-            print(f"      Redis: {_per_task(drain.redis, args.n)}")
+            print(f"      SQL:   {_per_task(fastest.sql, args.n)}")
+            print(f"      Redis: {_per_task(fastest.redis, args.n)}")
     if args.profile:
         for variant in variants:
             _summarize_profile(args.profile / f"{variant.key}.txt", variant.label)
@@ -324,7 +326,8 @@ def _cpu(process: Any) -> float:
         times = process.cpu_times()
     except psutil.Error:  # the process ended: its time is lost either way
         return 0.0
-    return times.user + times.system
+    seconds: float = times.user + times.system
+    return seconds
 
 
 def _server_cpu() -> float:
@@ -339,7 +342,18 @@ def _server_cpu() -> float:
     return total
 
 
-def _wait(condition, *, timeout: float, what: str, poll: float = 0.02) -> None:
+def _float(value: bytes | str | None) -> float:
+    """A time the drain probe wrote to Redis."""
+    if value is None:
+        raise RuntimeError("the drain probe wrote no time: did any task run?")
+    return float(value)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _wait(condition: Callable[[], object], *, timeout: float, what: str, poll: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -369,7 +383,7 @@ class _RedisMonitor:
     def _run(self) -> None:
         import redis
 
-        with redis.Redis.from_url(self.url).monitor() as monitor:
+        with redis.Redis.from_url(self.url).monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py leaves monitor() unannotated
             self._ready.set()
             for entry in monitor.listen():
                 if self._stopping.is_set():

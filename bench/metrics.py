@@ -20,7 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bench.harness import database_label, ensure_bench_database, setup_django
 
@@ -57,7 +59,7 @@ def throughput(args: argparse.Namespace) -> None:
 
     import bench.jobtasks  # noqa: F401 - registers bench.tracked_noop here too
     from config.celery_app import app
-    from jobs.enqueue import job_bulk_enqueue
+    from jobs.delivery.enqueue import job_bulk_enqueue
     from jobs.models import Job
     from tests.jobs.metrics_helpers import free_port
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
@@ -97,7 +99,7 @@ def throughput(args: argparse.Namespace) -> None:
             job_bulk_enqueue(job_type="bench.tracked_noop", payloads=[{} for _ in range(args.n)])
             wait_for(lambda: Job.objects.filter(status="succeeded").count() >= args.n, timeout=600, interval=0.05,
                      message=f"metrics {variant} to drain")  # fmt: skip
-            rate = args.n / (time.perf_counter() - started)
+            rate: float = args.n / (time.perf_counter() - started)
             cpu_per_job[variant].append((cpu_seconds(worker.pid) - cpu_before) / args.n)
             return rate
         finally:
@@ -124,7 +126,7 @@ def recording_cost(calls: int = 20_000) -> None:
 
     from django.utils import timezone
 
-    from jobs import metrics
+    from jobs.foundation import metrics
     from jobs.models import Job
 
     now = timezone.now()
@@ -172,8 +174,11 @@ def fill_jobs(rows: int) -> None:
         cursor.execute(f"ANALYZE {table}")
 
 
-def timed(function, repeat: int = 5) -> tuple[float, object]:
-    times, value = [], None
+_T = TypeVar("_T")
+
+
+def timed(function: Callable[[], _T], repeat: int = 5) -> tuple[float, _T]:
+    times = []
     for _ in range(repeat):
         started = time.perf_counter()
         value = function()
@@ -189,9 +194,9 @@ def scrape_cost(args: argparse.Namespace) -> None:
     from django.test import Client, override_settings
     from django.utils import timezone
 
-    from jobs import charts
     from jobs.models import Job
-    from jobs.selectors import LIVE_STATUSES
+    from jobs.ops import charts
+    from jobs.ops.selectors import LIVE_STATUSES
 
     if connection.vendor != "postgresql":
         print("scrape timing needs PostgreSQL (DATABASE_URL): skipped")

@@ -22,7 +22,7 @@ from bench.harness import ensure_bench_database, setup_django
 
 VARIANTS = (
     ("stock", "bench.stock_limited_call", "Celery rate_limit (per worker)"),
-    ("platform", "bench.platform_limited_call", "jobs.ratelimit (global)"),
+    ("platform", "bench.platform_limited_call", "jobs.coordination.ratelimit (global)"),
 )
 
 
@@ -66,8 +66,8 @@ def main(argv: list[str]) -> int:
 
     from bench.tasks import GRANTS_KEY, LIMITER_NAME
     from config.celery_app import app
-    from jobs.ratelimit import RateLimiter
-    from jobs.redis import get_redis
+    from jobs.coordination.ratelimit import RateLimiter
+    from jobs.foundation.redis import get_redis
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
 
     calls = int(args.limit * args.seconds)
@@ -103,7 +103,11 @@ def main(argv: list[str]) -> int:
             with app.producer_or_acquire() as producer:
                 for _ in range(calls):
                     app.send_task(task_name, queue="bench", producer=producer)
-            wait_for(lambda key=key: redis.llen(key) >= calls, timeout=args.seconds * 4 + 60, interval=0.2,
+
+            def all_granted(key: str = key) -> bool:
+                return redis.llen(key) >= calls
+
+            wait_for(all_granted, timeout=args.seconds * 4 + 60, interval=0.2,
                      message=f"{calls} {variant} calls (worker logs in {logs})")  # fmt: skip
             times = [int(t) for t in redis.lrange(key, 0, -1)]
             results[variant] = (len(times), max_in_window(times), achieved_per_second(times))

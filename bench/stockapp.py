@@ -22,7 +22,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.task(name="bench.stock_noop")
+@app.task(name="bench.stock_noop")  # type: ignore[untyped-decorator]  # celery has no types
 def stock_noop(index: int = 0) -> None:
     """The no-op every variant runs."""
 

@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.harness import BASE_DIR, ensure_bench_database, setup_django
 from devtools.devstack import free_port
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> int:
     from django.conf import settings
 
     from config.celery_app import app
-    from jobs.enqueue import job_enqueue
+    from jobs.delivery.enqueue import job_enqueue
     from jobs.models import Job
     from sync.models import Product, SyncRun
     from tests.processes import CeleryProcess, database_url_for_subprocess, wait_for
@@ -61,11 +63,12 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     sim_url = f"http://127.0.0.1:{port}"
 
-    def sim(path: str, body: dict | None = None) -> dict:
+    def sim(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         request = urllib.request.Request(sim_url + path, data=json.dumps(body).encode() if body is not None else None,
                                          method="POST" if body is not None else "GET")  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
 
     wait_for(lambda: _answers(sim), timeout=20, message="the simulator")
     results = {}
@@ -103,8 +106,12 @@ def main(argv: list[str]) -> int:
                 sim("/_sim/reset", {})
                 job = job_enqueue(job_type="sync.run", payload={"full": True}).job
                 started = time.perf_counter()
+
+                def run_ended(job: Job = job) -> SyncRun | None:
+                    return SyncRun.objects.filter(job_id=job.id).exclude(status="running").first()
+
                 run = wait_for(
-                    lambda job=job: SyncRun.objects.filter(job_id=job.id).exclude(status="running").first(),
+                    run_ended,
                     timeout=args.size / args.page_size / per_second * 6 + 300, interval=0.5, message=f"{variant} run",
                 )  # fmt: skip
                 elapsed = time.perf_counter() - started
@@ -136,7 +143,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _answers(sim) -> bool:
+def _answers(sim: Callable[[str], dict[str, Any]]) -> bool:
     try:
         sim("/_sim/stats")
         return True

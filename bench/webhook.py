@@ -21,6 +21,7 @@ import json
 import os
 import statistics
 import time
+from typing import Any
 
 from bench.harness import database_label, ensure_bench_database, setup_django
 
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
     secret = settings.SUPPLIER_WEBHOOK_SECRET
     client = Client(HTTP_HOST="localhost")
 
-    def post(event: dict, expected: int) -> float:
+    def post(event: dict[str, Any], expected: int) -> float:
         body = json.dumps(event).encode()
         at = int(time.time())
         signature = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()

@@ -13,5 +13,5 @@ app = Celery("jobplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Worker metrics: a per-service multiprocess directory and its HTTP port (README "Metrics and alerts").
-import jobs.metrics_celery  # noqa: E402, F401
+# Worker metrics: a per-service multiprocess directory and its HTTP port (docs/metrics.md).
+import jobs.ops.metrics_celery  # noqa: E402, F401

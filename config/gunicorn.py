@@ -10,12 +10,20 @@ overlay filesystem in particular, the heartbeat can block a worker. (On this pro
 whose ``/tmp`` is a plain local disk, it made no measurable difference: bench/README.md, api.)
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
-MEMORY_TMP = "/dev/shm"
-_memory_tmp = MEMORY_TMP if os.path.isdir(MEMORY_TMP) and os.access(MEMORY_TMP, os.W_OK) else None
+from jobs.foundation.processes import memory_tmp_dir
+
+if TYPE_CHECKING:  # gunicorn has no types: these name what the hooks receive (mypy sees Any)
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
+
+_memory_tmp = memory_tmp_dir()
 
 worker_tmp_dir = _memory_tmp
 
@@ -31,7 +39,7 @@ forwarded_allow_ips = (os.environ.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1")
 _created_metrics_dir: list[str] = []
 
 
-def on_starting(server):
+def on_starting(server: Arbiter) -> None:
     # The master runs before any worker: give them one directory, emptied of an earlier run's files.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("JOBS_METRICS_PRIVATE_DIR"):
         path = tempfile.mkdtemp(prefix="jobplatform-web-metrics-", dir=_memory_tmp)
@@ -39,18 +47,18 @@ def on_starting(server):
         _created_metrics_dir.append(path)
     # Workers import the app after the fork: they must all use this directory, not one each.
     os.environ.pop("JOBS_METRICS_PRIVATE_DIR", None)
-    from jobs.metrics import metrics_dir_reset
+    from jobs.foundation.metrics import metrics_dir_reset
 
     metrics_dir_reset()
 
 
-def child_exit(server, worker):
-    from jobs.metrics import process_exited
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    from jobs.foundation.metrics import process_exited
 
     process_exited(worker.pid)
 
 
-def on_exit(server):
+def on_exit(server: Arbiter) -> None:
     # A configured directory (compose's tmpfs) is the operator's; one this master made is its own.
     for path in _created_metrics_dir:
         shutil.rmtree(path, ignore_errors=True)

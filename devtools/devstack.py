@@ -29,6 +29,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -40,7 +42,8 @@ def free_port() -> int:
     """A loopback TCP port nothing listens on right now (tests and benchmarks use it too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _port_answers(port: int, host: str = "127.0.0.1") -> bool:
@@ -56,7 +59,14 @@ class ChildProcess:
     name: str
     argv: list[str]
     url: str | None = None
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def started(self) -> subprocess.Popen[bytes]:
+        """The process, for the calls that only run once it was started."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self.process
 
     def start(self, env: dict[str, str]) -> None:
         # Own session (process group): a signal to the group reaches the child's
@@ -106,7 +116,7 @@ class EmbeddedRedis:
         self.child.start(dict(os.environ))
         deadline = time.monotonic() + 10
         while not _port_answers(self.port):
-            if self.child.process.poll() is not None or time.monotonic() > deadline:
+            if self.child.started.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"embedded redis-server did not start on port {self.port}")
             time.sleep(0.05)
 
@@ -142,7 +152,7 @@ class _Stop(Exception):
     pass
 
 
-def _raise_stop(signum, frame):  # noqa: ANN001 - signal handler signature
+def _raise_stop(signum: int, frame: FrameType | None) -> NoReturn:
     raise _Stop()
 
 
@@ -271,9 +281,9 @@ def _run_children(redis_url: str, embedded: bool, children: list[ChildProcess]) 
             # Our parent (make) was killed without passing the signal on: stop too.
             return 0
         for child in children:
-            if child.process.poll() is not None:
+            if child.started.poll() is not None:
                 print(
-                    f"[devstack] {child.name} exited with code {child.process.returncode}; stopping the stack.",
+                    f"[devstack] {child.name} exited with code {child.started.returncode}; stopping the stack.",
                     file=sys.stderr,
                 )
                 return 1
@@ -293,17 +303,17 @@ def exec_with_redis(command: list[str]) -> int:
     executable = shutil.which(command[0], path=env.get("PATH")) or command[0]
     child = ChildProcess("command", [executable, *command[1:]])
 
-    def pass_on_interrupt(signum, frame):  # noqa: ANN001 - signal handler signature
+    def pass_on_interrupt(signum: int, frame: FrameType | None) -> None:
         # Ctrl-C at a terminal reaches the whole foreground process group, the command
         # included: sending another would make pytest abandon its teardown. Pass it on only
         # when it was sent to us alone (kill -INT, a supervisor).
         if not _in_terminal_foreground():
-            child.process.send_signal(signal.SIGINT)
+            child.started.send_signal(signal.SIGINT)
 
     try:
         child.process = subprocess.Popen(child.argv, cwd=BASE_DIR, env=env)
         # SIGTERM (a CI timeout) goes to the command; we wait for it, then stop Redis.
-        signal.signal(signal.SIGTERM, lambda signum, frame: child.process.send_signal(signal.SIGTERM))
+        signal.signal(signal.SIGTERM, lambda signum, frame: child.started.send_signal(signal.SIGTERM))
         signal.signal(signal.SIGINT, pass_on_interrupt)
         return child.process.wait()
     finally:

@@ -4,8 +4,10 @@ resend / dismiss actions (confirmed, audited); the suppression list with removal
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -18,14 +20,14 @@ from . import services
 from .models import EmailMessage, Suppression
 
 State = EmailMessage.State
-STATE_COLOURS = {
+STATE_COLOURS: dict[str, str] = {
     State.PENDING: "#52606d", State.SENDING: "#2563eb", State.SENT: "#15803d", State.FAILED: "#b91c1c",
     State.SUPPRESSED: "#92400e", State.LIMITED: "#92400e", State.UNCERTAIN: "#c2410c", State.DISMISSED: "#52606d",
 }  # fmt: skip
 
 
 def _confirmed(
-    *, request: HttpRequest, queryset: QuerySet, eligible_states: tuple[str, ...], action: str, verb: str,
+    *, request: HttpRequest, queryset: QuerySet[EmailMessage], eligible_states: tuple[str, ...], action: str, verb: str,
     done: str, explanation: str, perform: Callable[[EmailMessage], bool],
 ) -> HttpResponse | None:  # fmt: skip
     """Filter the selection to emails in a valid state, ask for confirmation, act on each, report counts."""
@@ -37,10 +39,11 @@ def _confirmed(
         return None
     if request.POST.get("confirm") != "yes":
         return TemplateResponse(request, "admin/emails/confirm_action.html", {
+            **admin.site.each_context(request),
             "title": f"{verb.capitalize()} {len(targets)} email(s)?", "verb": verb, "action": action,
             "emails": targets[:100], "more": max(0, len(targets) - 100), "skipped": skipped,
             "explanation": explanation, "opts": queryset.model._meta,
-            "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
         })  # fmt: skip
     count = sum(1 for email in targets if perform(email))
@@ -108,7 +111,7 @@ class EmailMessageAdmin(ViewOnlyAdmin):
 
     @admin.action(description="Resend selected emails (failed, may have been sent, suppressed, limited, dismissed)",
                   permissions=["resend"])  # fmt: skip
-    def resend_emails(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def resend_emails(self, request: HttpRequest, queryset: QuerySet[EmailMessage]) -> HttpResponse | None:
         return _confirmed(
             request=request, queryset=queryset, eligible_states=services.RESENDABLE_STATES, action="resend_emails",
             verb="resend", done="resent",
@@ -121,7 +124,7 @@ class EmailMessageAdmin(ViewOnlyAdmin):
 
     @admin.action(description="Dismiss selected emails that may have been sent (do not resend)",
                   permissions=["dismiss"])  # fmt: skip
-    def dismiss_emails(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def dismiss_emails(self, request: HttpRequest, queryset: QuerySet[EmailMessage]) -> HttpResponse | None:
         return _confirmed(
             request=request, queryset=queryset, eligible_states=(State.UNCERTAIN,), action="dismiss_emails",
             verb="dismiss", done="dismissed",
@@ -144,15 +147,16 @@ class SuppressionAdmin(ViewOnlyAdmin):
 
     @admin.action(description="Remove selected addresses from the suppression list (mail them again)",
                   permissions=["delete"])  # fmt: skip
-    def remove_suppressions(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def remove_suppressions(self, request: HttpRequest, queryset: QuerySet[Suppression]) -> HttpResponse | None:
         chosen = list(queryset)
         if request.POST.get("confirm") != "yes":
             return TemplateResponse(request, "admin/emails/confirm_action.html", {
+                **admin.site.each_context(request),
                 "title": f"Remove {len(chosen)} address(es) from the suppression list?", "verb": "remove",
                 "action": "remove_suppressions", "emails": [], "more": 0, "skipped": 0, "opts": queryset.model._meta,
                 "explanation": "Later emails to these addresses will be sent again. Emails already suppressed "
                                "stay so until resent. " + ", ".join(s.address for s in chosen[:100]),
-                "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
             })  # fmt: skip
         removed = services.suppression_remove(suppressions=chosen, actor=request.user)
@@ -162,7 +166,7 @@ class SuppressionAdmin(ViewOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Suppression | None = None) -> bool:
         return request.user.has_perm("emails.delete_suppression")
 
-    def get_actions(self, request: HttpRequest) -> dict:
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # removal goes through the service (audited)
         return actions

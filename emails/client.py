@@ -15,9 +15,9 @@ This module adds what the outbox needs to decide a send's outcome honestly:
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -48,21 +48,30 @@ class SmtpRecorder:
         return "\n".join(self.lines)
 
 
-class _RecordingMixin:
+if TYPE_CHECKING:
+    from _typeshed import SizedBuffer
+
+    _SMTPBase = smtplib.SMTP  # what the mixin is mixed into, so its super() calls are checked
+else:
+    _SMTPBase = object
+
+
+class _RecordingMixin(_SMTPBase):
     """Hooks on smtplib's command, reply and data calls; behaviour is otherwise smtplib's own."""
 
     recorder: SmtpRecorder
+    _in_auth: bool
 
     def putcmd(self, cmd: str, args: str = "") -> None:
         shown = f"{cmd} {args}".strip()
-        if cmd.lower() == "auth" or self._in_auth:  # type: ignore[attr-defined]
+        if cmd.lower() == "auth" or self._in_auth:
             shown = f"{cmd.split(' ')[0]} ***" if cmd.lower() == "auth" else "***"
         self.recorder.note("C:", shown)
-        super().putcmd(cmd, args)  # type: ignore[misc]
+        super().putcmd(cmd, args)
 
     def getreply(self) -> tuple[int, bytes]:
         try:
-            code, text = super().getreply()  # type: ignore[misc]
+            code, text = super().getreply()
         except smtplib.SMTPServerDisconnected as error:
             self.recorder.note("--", f"connection closed by the server: {error}")
             raise
@@ -75,30 +84,38 @@ class _RecordingMixin:
     def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
         self._in_auth = True
         try:
-            return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)  # type: ignore[misc]
+            return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)
         finally:
             self._in_auth = False
 
-    def data(self, msg: bytes) -> tuple[int, bytes]:
+    # Narrower than smtplib's (bytes only): smtplib.sendmail hands data() the message already encoded.
+    def data(self, msg: bytes) -> tuple[int, bytes]:  # type: ignore[override]
         # smtplib's data(), with a mark between "the whole message is on the wire" and the reply.
         self.putcmd("data")
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        quoted = smtplib._quote_periods(msg)
+        quoted = smtplib._quote_periods(msg)  # type: ignore[attr-defined]  # smtplib's private helper; not in typeshed
         if quoted[-2:] != smtplib.bCRLF:
             quoted += smtplib.bCRLF
         quoted += b"." + smtplib.bCRLF
         self.recorder.note("C:", f"<message, {len(quoted)} bytes, ending with '.'>")
-        self.send(quoted)  # type: ignore[attr-defined]
+        self.send(quoted)
         self.recorder.payload_sent = True
         code, reply = self.getreply()
         self.recorder.reply_code, self.recorder.reply_text = code, reply.decode("utf-8", "replace")
         self.recorder.accepted = code == 250
         return code, reply
 
-    def sendmail(self, from_addr: str, to_addrs: list[str], msg: bytes, *args: Any, **kwargs: Any) -> dict:
-        refused = super().sendmail(from_addr, to_addrs, msg, *args, **kwargs)  # type: ignore[misc]
+    def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Sequence[str],
+        msg: SizedBuffer | str,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        refused = super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
         self.recorder.refused = {
             address: (code, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
             for address, (code, text) in refused.items()

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.template import Context, Engine, TemplateDoesNotExist
@@ -98,7 +99,7 @@ def _engine() -> Engine:
     return Engine(dirs=[*_registry.extra_dirs, *project_dirs], app_dirs=True)
 
 
-def email_render(*, template: str, context: dict) -> RenderedEmail:
+def email_render(*, template: str, context: dict[str, Any]) -> RenderedEmail:
     """Render a declared template's subject, text and HTML with ``context`` (a JSON-compatible dict)."""
     spec = email_template_get(template)
     missing = [key for key in spec.required_context if key not in context]
@@ -116,7 +117,7 @@ def email_render(*, template: str, context: dict) -> RenderedEmail:
         ) from None
     engine, folder = _engine(), f"emails/{template}"
     try:
-        subject = engine.get_template(f"{folder}/subject.txt").render(Context(context, autoescape=False))
+        subject: str = engine.get_template(f"{folder}/subject.txt").render(Context(context, autoescape=False))
         text_body = engine.get_template(f"{folder}/body.txt").render(Context(context, autoescape=False))
     except TemplateDoesNotExist as error:
         raise EmailTemplateUnknown(
@@ -125,7 +126,7 @@ def email_render(*, template: str, context: dict) -> RenderedEmail:
             detail={"template": template},
         ) from None
     try:
-        html_body = engine.get_template(f"{folder}/body.html").render(Context(context, autoescape=True))
+        html_body: str = engine.get_template(f"{folder}/body.html").render(Context(context, autoescape=True))
     except TemplateDoesNotExist:
         html_body = ""
     # One line: a header cannot hold a line break (and a user-given value must not add headers).

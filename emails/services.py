@@ -168,7 +168,7 @@ def _same_email(existing: EmailMessage, fingerprint: str) -> EmailMessage:
     return existing
 
 
-def _fingerprint(*, template: str, to: list[str], context: dict, from_email: str) -> str:
+def _fingerprint(*, template: str, to: list[str], context: dict[str, Any], from_email: str) -> str:
     canonical = json.dumps([template, to, context, from_email], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -53,7 +53,7 @@ class ReceivedMessage:
 
     @property
     def parsed(self) -> email.message.EmailMessage:
-        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.raw, policy=email.policy.default)
 
     @property
     def message_id(self) -> str:
@@ -229,7 +229,7 @@ class _FaultySMTP(SMTP):
         if self.envelope is not None and self.envelope.rcpt_tos and self.catcher._take("drop_mid_data"):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             await self._reader.readuntil(b"\r\n")  # the first line of the message, then hang up
-            if self.transport is not None:
+            if isinstance(self.transport, asyncio.Transport):  # a socket's transport, the one that can abort
                 self.transport.abort()
             return
         await super().smtp_DATA(arg)
@@ -238,7 +238,8 @@ class _FaultySMTP(SMTP):
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def main(argv: list[str] | None = None) -> int:

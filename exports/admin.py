@@ -1,4 +1,7 @@
+from collections.abc import Callable
+
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import filesizeformat
@@ -13,7 +16,7 @@ from .services import export_expire, export_rerun
 
 
 def _confirm_then(request: HttpRequest, queryset: QuerySet[Export], *, action: str, title: str, explanation: str,
-                  targets: list[Export], perform) -> TemplateResponse | None:  # fmt: skip
+                  targets: list[Export], perform: Callable[[Export], object]) -> TemplateResponse | None:  # fmt: skip
     """Show what the action will touch; act (and report the count) once the operator confirmed."""
     if not targets:
         messages.warning(request, f"None of the selected exports can be {title.lower()}: {explanation}")
@@ -23,7 +26,7 @@ def _confirm_then(request: HttpRequest, queryset: QuerySet[Export], *, action: s
             **admin.site.each_context(request), "title": f"{title}: {len(targets)} export(s)",
             "explanation": explanation, "exports": targets[:100],
             "more": max(0, len(targets) - 100), "action": action, "opts": queryset.model._meta,
-            "selected_ids": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
         })  # fmt: skip
     done = sum(1 for export in targets if perform(export))

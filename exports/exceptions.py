@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobs.public import ApiError, PermanentJobError
 
 
@@ -12,7 +14,9 @@ class ExportError(ApiError):
     status = 400
     retryable = False
 
-    def __init__(self, message: str, *, detail: dict | None = None, headers: dict | None = None) -> None:
+    def __init__(
+        self, message: str, *, detail: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message, code=type(self).code, status=type(self).status, detail=detail,
                          retryable=type(self).retryable, headers=headers)  # fmt: skip
 

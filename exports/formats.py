@@ -97,13 +97,13 @@ def _xlsx_converters(kinds: Sequence[str]) -> list[Converter]:
     return [by_kind[kind] for kind in kinds]
 
 
-def _batches(rows: Iterable[Sequence], converters: list[Converter]) -> Iterator[list[list[Any]]]:
+def _batches(rows: Iterable[Sequence[Any]], converters: list[Converter]) -> Iterator[list[list[Any]]]:
     iterator = iter(rows)
     while batch := list(islice(iterator, BATCH_ROWS)):
         yield [[convert(value) for convert, value in zip(converters, row, strict=True)] for row in batch]
 
 
-def write_csv(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence], out: BinaryIO, bom: bool = False,
+def write_csv(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], out: BinaryIO, bom: bool = False,
               on_rows: Callable[[int], None] = lambda n: None) -> int:  # fmt: skip
     """RFC 4180: comma-separated, CRLF line ends, fields quoted when needed, UTF-8 (optionally with a BOM)."""
     text = io.TextIOWrapper(out, encoding="utf-8-sig" if bom else "utf-8", newline="", write_through=False)
@@ -119,7 +119,7 @@ def write_csv(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence], o
     return written
 
 
-def write_jsonl(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence], out: BinaryIO,
+def write_jsonl(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], out: BinaryIO,
                 on_rows: Callable[[int], None] = lambda n: None) -> int:  # fmt: skip
     """One JSON object per line, keys in column order, UTF-8, LF line ends."""
     names = [name for name, _ in columns]
@@ -131,7 +131,7 @@ def write_jsonl(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence],
     return written
 
 
-def write_xlsx(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence], out: BinaryIO,
+def write_xlsx(*, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]], out: BinaryIO,
                on_rows: Callable[[int], None] = lambda n: None) -> int:  # fmt: skip
     """One sheet, header row in bold, written row by row (XlsxWriter's constant-memory mode)."""
     import xlsxwriter

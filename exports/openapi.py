@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from jobs.public import openapi_error_responses as _errors
 
@@ -12,11 +13,11 @@ from .sources import ExportSource, sources_all
 STATUSES = list(Export.Status.values)
 
 
-def _ref(kind: str, name: str) -> dict:
+def _ref(kind: str, name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def _json(schema: dict) -> dict:
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
@@ -69,7 +70,7 @@ EXPORT = {
 FORMATS = list(Export.Format.values)
 
 
-def _filters(source: ExportSource) -> dict:
+def _filters(source: ExportSource) -> dict[str, Any]:
     """The source's filter schema, each date-time filter saying which instants are taken."""
     schema = copy.deepcopy(source.filter_schema)
     for spec in schema.get("properties", {}).values():
@@ -78,7 +79,7 @@ def _filters(source: ExportSource) -> dict:
     return schema
 
 
-def _request_variant(source: ExportSource, export_format: str) -> dict:
+def _request_variant(source: ExportSource, export_format: str) -> dict[str, Any]:
     """One (source, format) pair a caller may ask for, with the options that format takes."""
     flag = {"type": "boolean", "default": False}
     return {
@@ -99,7 +100,7 @@ def _request_variant(source: ExportSource, export_format: str) -> dict:
     }  # fmt: skip
 
 
-def export_request_schema() -> dict:
+def export_request_schema() -> dict[str, Any]:
     """What POST /exports accepts: one variant per configured source and format, each with that source's
     filter schema, so the document refuses what the API refuses (built when the document is made, so it
     follows EXPORTS_SOURCES)."""
@@ -110,7 +111,7 @@ def export_request_schema() -> dict:
     }  # fmt: skip
 
 
-PATHS = {
+PATHS: dict[str, dict[str, Any]] = {
     "/exports": {
         "post": {
             "operationId": "createExport",
@@ -207,7 +208,7 @@ PATHS = {
 SCHEMAS = {"Export": EXPORT}
 
 
-def collection_path_item() -> dict:
+def collection_path_item() -> dict[str, Any]:
     """/exports with its request body built from the sources configured now."""
     item = copy.deepcopy(PATHS["/exports"])
     item["post"]["requestBody"]["content"] = _json(export_request_schema())

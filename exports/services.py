@@ -11,12 +11,12 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import signing
@@ -82,7 +82,7 @@ def exports_storage() -> Storage:
 class ExportRequest:
     source: str
     format: str
-    filters: dict
+    filters: dict[str, Any]
     gzip: bool = False
     bom: bool = False
 
@@ -243,7 +243,7 @@ class _Progress:
         self.report(percent, f"{rows:,} of about {self.estimated:,} rows")
 
 
-def export_build(*, export_id: int, job_id: str, progress: Callable[..., None]) -> dict:
+def export_build(*, export_id: int, job_id: str, progress: Callable[..., None]) -> dict[str, Any]:
     """Write the export's file from its source, store it, and mark the export ready (the exports.build job).
 
     Each attempt starts from scratch into a fresh object name and sets ``storage_key`` only once
@@ -266,7 +266,7 @@ def export_build(*, export_id: int, job_id: str, progress: Callable[..., None]) 
         raise
 
 
-def _export_write(*, export: Export, progress: Callable[..., None]) -> dict:
+def _export_write(*, export: Export, progress: Callable[..., None]) -> dict[str, Any]:
     _delete_objects(export=export)  # a previous attempt's leftovers
     source = source_check(name=export.source, user=export.owner, filters=export.filters)
     queryset = source.queryset(user=export.owner, filters=export.filters)
@@ -367,7 +367,7 @@ def _local_file(*, storage: Storage, key: str) -> Iterator[tuple[Any, str | None
             pass
 
 
-def _stored_file(local: Any, name: str, *, path: str | None) -> File:
+def _stored_file(local: Any, name: str, *, path: str | None) -> File[bytes]:
     """The built file for ``Storage.save``: with its path FileSystemStorage moves it (``temporary_file_path``),
     without one the storage reads it from the start."""
     if path is None:
@@ -376,7 +376,13 @@ def _stored_file(local: Any, name: str, *, path: str | None) -> File:
     return _MovableFile(local, name, path=path)
 
 
-class _MovableFile(File):
+if TYPE_CHECKING:
+    _BinaryFile = File[bytes]
+else:  # Django's File is generic only in its stubs
+    _BinaryFile = File
+
+
+class _MovableFile(_BinaryFile):
     def __init__(self, file: Any, name: str, *, path: str) -> None:
         super().__init__(file, name)
         self._path = path
@@ -403,7 +409,7 @@ class _HashingWriter(io.BufferedIOBase):
         return int(self._out.write(data))
 
 
-def _copy_statement(*, queryset: Any, source: ExportSource) -> tuple[str, str, tuple] | None:
+def _copy_statement(*, queryset: Any, source: ExportSource) -> tuple[str, str, tuple[Any, ...]] | None:
     """``(database alias, COPY statement, params)`` when PostgreSQL can write this CSV itself, else None."""
     if queryset is None or connections[queryset.db].vendor != "postgresql":
         return None
@@ -412,7 +418,9 @@ def _copy_statement(*, queryset: Any, source: ExportSource) -> tuple[str, str, t
     return (queryset.db, statement, tuple(params)) if statement else None
 
 
-def _copy_blocks(alias: str, statement: str, params: tuple, *, separate: bool) -> Iterator[bytes]:
+def _copy_blocks(
+    alias: str, statement: str, params: tuple[Any, ...], *, separate: bool
+) -> Generator[bytes, None, None]:
     """COPY's output in blocks, streamed from the server (memory stays flat), on a connection of its own if asked.
 
     The statement's rendering needs COPY_SETTINGS: set for the session on a connection of its own (closed after),
@@ -562,5 +570,6 @@ def export_local_path(*, export: Export) -> str | None:
 
 def export_presigned_url(*, export: Export, content_disposition: str) -> str:
     """A short-lived URL of the object in S3-compatible storage that downloads it under its own file name."""
-    return exports_storage().url(export.storage_key, expire=settings.EXPORTS_PRESIGNED_URL_SECONDS,
+    # S3Storage.url takes expire and parameters; django-storages has no types, so mypy sees only Storage.url.
+    return exports_storage().url(export.storage_key, expire=settings.EXPORTS_PRESIGNED_URL_SECONDS,  # type: ignore[call-arg]
                                  parameters={"ResponseContentDisposition": content_disposition})  # fmt: skip

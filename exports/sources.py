@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
@@ -51,11 +52,11 @@ class SourceDefinition(Protocol):
     title: str
     staff_only: bool
     columns: Sequence[tuple[str, str]]
-    filter_schema: dict
+    filter_schema: dict[str, Any]
 
-    def rows(self, *, user: Any, filters: dict) -> Iterable[Sequence]: ...
+    def rows(self, *, user: Any, filters: dict[str, Any]) -> Iterable[Sequence[Any]]: ...
 
-    def count(self, *, user: Any, filters: dict) -> int: ...
+    def count(self, *, user: Any, filters: dict[str, Any]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -66,25 +67,25 @@ class ExportSource:
     title: str
     staff_only: bool
     columns: tuple[tuple[str, str], ...]
-    filter_schema: dict
+    filter_schema: dict[str, Any]
     definition: SourceDefinition
 
     @property
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
-    def rows(self, *, user: Any, filters: dict) -> Iterable[Sequence]:
+    def rows(self, *, user: Any, filters: dict[str, Any]) -> Iterable[Sequence[Any]]:
         return self.definition.rows(user=user, filters=self.parse_filters(filters))
 
-    def count(self, *, user: Any, filters: dict) -> int:
+    def count(self, *, user: Any, filters: dict[str, Any]) -> int:
         return int(self.definition.count(user=user, filters=self.parse_filters(filters)))
 
-    def queryset(self, *, user: Any, filters: dict) -> Any | None:
+    def queryset(self, *, user: Any, filters: dict[str, Any]) -> QuerySet[Any, tuple[Any, ...]] | None:
         """The rows as a values_list QuerySet (in column order) when the source offers one, else None."""
         make = getattr(self.definition, "queryset", None)
         return make(user=user, filters=self.parse_filters(filters)) if make else None
 
-    def parse_filters(self, filters: dict) -> dict:
+    def parse_filters(self, filters: dict[str, Any]) -> dict[str, Any]:
         """Checked filters with defaults applied and date-time strings turned into aware datetimes."""
         properties = self.filter_schema.get("properties", {})
         parsed = {name: spec["default"] for name, spec in properties.items() if "default" in spec}
@@ -94,7 +95,7 @@ class ExportSource:
             parsed[name] = value
         return parsed
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "staff_only": self.staff_only,
                 "columns": [{"name": name, "kind": kind} for name, kind in self.columns],
                 "filters": self.filter_schema}  # fmt: skip
@@ -213,14 +214,14 @@ class JobHistoryExport:
     }  # fmt: skip
 
     @staticmethod
-    def authorize(*, user: Any, filters: dict) -> str:
-        # The API's permission model (jobs.permissions), not is_staff: who sees every job may export them.
+    def authorize(*, user: Any, filters: dict[str, Any]) -> str:
+        # The API's permission model (jobs.core.permissions), not is_staff: who sees every job may export them.
         if filters.get("all_users") and not user_sees_all_jobs(user):
             return "exporting every user's jobs needs the jobs.view_job permission (given in the admin)"
         return ""
 
     @staticmethod
-    def _queryset(*, user: Any, filters: dict) -> Any:
+    def _queryset(*, user: Any, filters: dict[str, Any]) -> QuerySet[Any]:
         jobs = job_list_for(user=user, status=filters.get("status"),
                             owner_id=None if filters.get("all_users") and user_sees_all_jobs(user) else user.pk)  # fmt: skip
         if filters.get("created_since"):
@@ -228,7 +229,7 @@ class JobHistoryExport:
         return jobs.order_by("created_at", "id")
 
     @classmethod
-    def queryset(cls, *, user: Any, filters: dict) -> Any:
+    def queryset(cls, *, user: Any, filters: dict[str, Any]) -> QuerySet[Any, tuple[Any, ...]]:
         # An unexpected exception's text (it can quote data or SQL) only for operators, as the jobs API shows it.
         shown = {"error_message": job_error_message_visible_to(user=user)}
         return cls._queryset(user=user, filters=filters).values_list(
@@ -236,11 +237,11 @@ class JobHistoryExport:
         )
 
     @classmethod
-    def rows(cls, *, user: Any, filters: dict) -> Iterable[Sequence]:
+    def rows(cls, *, user: Any, filters: dict[str, Any]) -> Iterable[Sequence[Any]]:
         return cls.queryset(user=user, filters=filters).iterator(chunk_size=2000)
 
     @classmethod
-    def count(cls, *, user: Any, filters: dict) -> int:
+    def count(cls, *, user: Any, filters: dict[str, Any]) -> int:
         return cls._queryset(user=user, filters=filters).count()
 
 
@@ -263,7 +264,7 @@ class AuditExport:
     }
 
     @staticmethod
-    def _queryset(*, filters: dict) -> Any:
+    def _queryset(*, filters: dict[str, Any]) -> QuerySet[Any]:
         entries = audit_entry_list()
         if filters.get("since"):
             entries = entries.filter(created_at__gte=filters["since"])
@@ -274,10 +275,10 @@ class AuditExport:
         return entries
 
     @classmethod
-    def rows(cls, *, user: Any, filters: dict) -> Iterable[Sequence]:
+    def rows(cls, *, user: Any, filters: dict[str, Any]) -> Iterable[Sequence[Any]]:
         fields = ("created_at", "actor_label", "action", "job_count", "job_ids", "detail")
         return cls._queryset(filters=filters).values_list(*fields).iterator(chunk_size=2000)
 
     @classmethod
-    def count(cls, *, user: Any, filters: dict) -> int:
+    def count(cls, *, user: Any, filters: dict[str, Any]) -> int:
         return cls._queryset(filters=filters).count()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery.schedules import crontab
 from django.conf import settings
 from django.db import OperationalError
@@ -11,7 +13,7 @@ from jobs.public import Backoff, JobContext, job_type, schedule_declare
 from . import services
 
 
-def _build_gave_up(payload: dict, error_code: str, error_message: str) -> None:
+def _build_gave_up(payload: dict[str, Any], error_code: str, error_message: str) -> None:
     services.export_give_up(export_id=int(payload["export_id"]), error_code=error_code, error_message=error_message)
 
 
@@ -20,13 +22,13 @@ def _build_gave_up(payload: dict, error_code: str, error_message: str) -> None:
           retry_on=(OSError, OperationalError), on_give_up=_build_gave_up,
           soft_time_limit=settings.EXPORTS_TIME_LIMIT_SECONDS,
           time_limit=settings.EXPORTS_TIME_LIMIT_SECONDS + 60)  # fmt: skip
-def build(ctx: JobContext, payload: dict) -> dict:
+def build(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Build one export's file from its source and store it (progress = rows written of the estimate)."""
     return services.export_build(export_id=int(payload["export_id"]), job_id=ctx.job_id, progress=ctx.progress)
 
 
 @job_type("exports.cleanup", queue="exports", max_attempts=3, time_limit=600, soft_time_limit=540)
-def cleanup(ctx: JobContext, payload: dict) -> dict:
+def cleanup(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Delete the files of exports past their retention period."""
     return {"expired": services.exports_cleanup()}
 

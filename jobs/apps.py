@@ -13,6 +13,6 @@ class JobsConfig(AppConfig):
 
         autodiscover_modules("tasks", "schedules")
 
-        from . import dbresilience
+        from jobs.foundation import dbresilience
 
         dbresilience.install()

@@ -32,7 +32,7 @@ class JobQuerySet(models.QuerySet):
 class Job(models.Model):
     """One unit of background work and everything known about it.
 
-    State changes only through ``jobs.lifecycle`` (conditional updates), so two workers
+    State changes only through ``jobs.core.lifecycle`` (conditional updates), so two workers
     can never both move the same job.
     """
 
@@ -227,7 +227,7 @@ class JobAuditEntry(models.Model):
     """Who did what to which jobs, from the admin, the API or a management command.
 
     An event anyone can cause (a throttled login) is one row per client address and window that counts
-    its repeats (``occurrences``, ``last_seen_at``; ``jobs.audit.audit_record_counted``), so nobody can fill
+    its repeats (``occurrences``, ``last_seen_at``; ``jobs.core.audit.audit_record_counted``), so nobody can fill
     the trail by repeating it.
     """
 

@@ -31,6 +31,8 @@ What is here, by concern:
 - reads for exports of platform data: ``job_list_for`` (the jobs a user may see), ``user_sees_all_jobs``
   (holds the ``jobs.view_job`` permission: every user's jobs), ``job_error_message_visible_to`` (a job's
   error text as that user may read it: an unexpected exception's only for operators), ``audit_entry_list``;
+- migrations: ``AddIndexConcurrently``, ``RemoveIndexConcurrently``, ``AddConstraintConcurrently``,
+  ``RemoveConstraintConcurrently`` (``CONCURRENTLY`` on PostgreSQL, plain on SQLite; see CONTRIBUTING.md);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
   this module never pulls in ``django.contrib.admin``.
 """
@@ -39,11 +41,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .audit import audit_record as job_audit_record
-from .auth import authenticate as api_authenticate
-from .decorator import job_type
-from .enqueue import EnqueueResult, job_bulk_enqueue, job_enqueue
-from .exceptions import (
+from jobs.api.auth import authenticate as api_authenticate
+from jobs.api.http import ApiError, JsonRefused, api_view, strict_json_loads
+from jobs.api.http import parse_json_object as api_parse_json_object
+from jobs.api.openapi import _errors as openapi_error_responses
+from jobs.api.openapi import openapi_path_add
+from jobs.api.openapi import register_paths as openapi_register_paths
+from jobs.coordination.locks import RedisLock
+from jobs.coordination.ratelimit import RateLimiter, parse_retry_after
+from jobs.core.audit import audit_record as job_audit_record
+from jobs.core.job_context import JobContext
+from jobs.core.lifecycle import job_cancel
+from jobs.core.permissions import user_sees_all_jobs
+from jobs.core.registry import is_declared as job_type_is_declared
+from jobs.core.retry import Backoff
+from jobs.core.schema import validate as schema_validate
+from jobs.delivery.enqueue import EnqueueResult, job_bulk_enqueue, job_enqueue
+from jobs.delivery.schedules import declare as schedule_declare
+from jobs.foundation.exceptions import (
     IdempotencyKeyConflict,
     JobCancelled,
     JobsError,
@@ -56,33 +71,32 @@ from .exceptions import (
     TransientJobError,
     UnknownJobType,
 )
-from .http import ApiError, JsonRefused, api_view, strict_json_loads
-from .http import parse_json_object as api_parse_json_object
-from .job_context import JobContext
-from .lifecycle import job_cancel
-from .locks import RedisLock
-from .openapi import _errors as openapi_error_responses
-from .openapi import openapi_path_add
-from .openapi import register_paths as openapi_register_paths
-from .permissions import user_sees_all_jobs
-from .ratelimit import RateLimiter, parse_retry_after
-from .registry import is_declared as job_type_is_declared
-from .retry import Backoff
-from .schedules import declare as schedule_declare
-from .schema import validate as schema_validate
-from .selectors import DeadLetterSummary, dead_letter_summary, job_error_message_visible_to, job_get, job_list_for
+from jobs.foundation.schema_operations import (
+    AddConstraintConcurrently,
+    AddIndexConcurrently,
+    RemoveConstraintConcurrently,
+    RemoveIndexConcurrently,
+)
+from jobs.ops.selectors import (
+    DeadLetterSummary,
+    dead_letter_summary,
+    job_error_message_visible_to,
+    job_get,
+    job_list_for,
+)
+from jobs.worker.decorator import job_type
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
     from django.http import HttpRequest
 
-    from .admin.bases import ViewOnlyAdmin
-    from .models import JobAuditEntry
+    from jobs.admin.bases import ViewOnlyAdmin
+    from jobs.models import JobAuditEntry
 
 
 def api_idempotency_key(request: HttpRequest) -> str | None:
     """The request's ``Idempotency-Key`` (quoted or bare), None when absent; a malformed one raises a 422 ApiError."""
-    from .views import _idempotency_key
+    from jobs.api.views import _idempotency_key
 
     return _idempotency_key(request)
 
@@ -92,7 +106,7 @@ def api_query_int(
 ) -> int:
     """A whole-number query parameter as /api/jobs reads it: ``default`` when absent; empty, not a number or
     outside ``minimum``..``maximum`` raises a 422 ApiError (``invalid_parameter``)."""
-    from .views import BIGINT_MAX, _int_parameter
+    from jobs.api.views import BIGINT_MAX, _int_parameter
 
     return _int_parameter(request.GET, name, default=default, minimum=minimum,
                           maximum=BIGINT_MAX if maximum is None else maximum)  # fmt: skip
@@ -101,14 +115,14 @@ def api_query_int(
 def api_query_choice(request: HttpRequest, name: str, *, allowed: list[str]) -> str | None:
     """A query parameter that must be one of ``allowed``, as /api/jobs reads it: None when absent; empty or
     anything else raises a 422 ApiError (``invalid_parameter``)."""
-    from .views import _choice_parameter
+    from jobs.api.views import _choice_parameter
 
     return _choice_parameter(request.GET, name, allowed=allowed)
 
 
 def audit_entry_list() -> QuerySet[JobAuditEntry]:
     """Operator audit entries (who did what to which jobs), oldest first. Staff data: callers check who asks."""
-    from .models import JobAuditEntry
+    from jobs.models import JobAuditEntry
 
     return JobAuditEntry.objects.order_by("created_at", "id")
 
@@ -116,13 +130,15 @@ def audit_entry_list() -> QuerySet[JobAuditEntry]:
 def __getattr__(name: str) -> Any:
     # The admin base imports django.contrib.admin; only admin modules need it.
     if name == "ViewOnlyAdmin":
-        from .admin.bases import ViewOnlyAdmin
+        from jobs.admin.bases import ViewOnlyAdmin
 
         return ViewOnlyAdmin
     raise AttributeError(f"module 'jobs.public' has no attribute {name!r}")
 
 
 __all__ = [
+    "AddConstraintConcurrently",
+    "AddIndexConcurrently",
     "ApiError",
     "Backoff",
     "DeadLetterSummary",
@@ -140,6 +156,8 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "RedisLock",
+    "RemoveConstraintConcurrently",
+    "RemoveIndexConcurrently",
     "TransientJobError",
     "UnknownJobType",
     "ViewOnlyAdmin",

@@ -1,22 +1,21 @@
 """The jobs app's writes, by concern (an index: each lives in the module named here).
 
-- ``jobs.lifecycle``: every state transition and how an attempt ends (start, succeed,
+- ``jobs.core.lifecycle``: every state transition and how an attempt ends (start, succeed,
   snooze, retry or die, give up, rescue, cancel, retry by an operator);
-- ``jobs.enqueue``: creating jobs, one or many, idempotently;
-- ``jobs.publisher``: putting messages on the broker, and the relay;
-- ``jobs.operations``: operator actions on many jobs (replay, dead-letter queue, type switches);
-- ``jobs.attempts``: attempt rows and their Celery result rows;
-- ``jobs.audit``: the operator audit trail.
+- ``jobs.delivery.enqueue``: creating jobs, one or many, idempotently;
+- ``jobs.core.publisher``: putting messages on the broker, and the relay;
+- ``jobs.ops.operations``: operator actions on many jobs (replay, dead-letter queue, type switches);
+- ``jobs.core.attempts``: attempt rows and their Celery result rows;
+- ``jobs.core.audit``: the operator audit trail.
 
-Reads are in ``jobs.selectors``. Domain apps import none of these: they use ``jobs.public``.
+Reads are in ``jobs.ops.selectors``. Domain apps import none of these: they use ``jobs.public``.
 """
 
 from __future__ import annotations
 
-from .attempts import job_record_attempt
-from .audit import audit_record
-from .enqueue import EnqueueResult, job_bulk_enqueue, job_enqueue, job_validate_payload, payload_fingerprint
-from .lifecycle import (
+from jobs.core.attempts import job_record_attempt
+from jobs.core.audit import audit_record
+from jobs.core.lifecycle import (
     ALLOWED_TRANSITIONS,
     check_transition,
     job_cancel,
@@ -24,11 +23,18 @@ from .lifecycle import (
     job_start_attempt,
     job_transition,
 )
-from .operations import job_bulk_replay, job_bulk_replay_dead, job_replay_locked, job_type_set_enabled
-from .publisher import publish_messages
-from .relay import job_relay_unpublished
-from .selectors import job_get
-from .switches import disabled_job_types, job_type_is_enabled
+from jobs.core.publisher import publish_messages
+from jobs.core.switches import disabled_job_types, job_type_is_enabled
+from jobs.delivery.enqueue import (
+    EnqueueResult,
+    job_bulk_enqueue,
+    job_enqueue,
+    job_validate_payload,
+    payload_fingerprint,
+)
+from jobs.delivery.relay import job_relay_unpublished
+from jobs.ops.operations import job_bulk_replay, job_bulk_replay_dead, job_replay_locked, job_type_set_enabled
+from jobs.ops.selectors import job_get
 
 __all__ = [
     "ALLOWED_TRANSITIONS",

@@ -7,14 +7,14 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from . import metrics
-from .decorator import job_type
-from .exceptions import TransientJobError
-from .job_context import JobContext
-from .maintenance import job_prune_completions, job_prune_finished, job_rescue_orphans
-from .relay import job_relay_unpublished
-from .retry import Backoff
-from .schedules import declare, schedule_trigger
+from jobs.core.job_context import JobContext
+from jobs.core.retry import Backoff
+from jobs.delivery.relay import job_relay_unpublished
+from jobs.delivery.schedules import declare, schedule_trigger
+from jobs.foundation import metrics
+from jobs.foundation.exceptions import TransientJobError
+from jobs.worker.decorator import job_type
+from jobs.worker.maintenance import job_prune_completions, job_prune_finished, job_rescue_orphans
 
 
 @shared_task(name="jobs.ping")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from jobs.api import views
 
 app_name = "jobs"
 
@@ -14,4 +14,4 @@ urlpatterns = [
     path("openapi.json", views.openapi_json, name="openapi"),
     path("docs", views.api_docs, name="docs"),
 ]
-# Anything else under /api/ is answered by config/urls.py's last pattern (jobs.views.api_not_found).
+# Anything else under /api/ is answered by config/urls.py's last pattern (jobs.api.views.api_not_found).

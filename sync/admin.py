@@ -1,6 +1,9 @@
+from typing import Any
+
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Case, When
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -19,7 +22,9 @@ class SyncRunAdmin(ViewOnlyAdmin):
     list_filter = ("status", "full")
     change_form_template = "admin/sync/syncrun/change_form.html"
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         """The run's pages, failed first, a screen at a time (``?pages=N``)."""
         run = self.get_object(request, object_id)
         if run is not None:

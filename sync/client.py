@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
@@ -20,7 +21,7 @@ DEFAULT_PAUSE_SECONDS = 5.0
 @dataclass(frozen=True)
 class SupplierResponse:
     status: int
-    body: dict | None
+    body: dict[str, Any] | None
 
 
 class SupplierClient:
@@ -47,19 +48,19 @@ class SupplierClient:
         self.read_timeout = read_timeout or settings.SUPPLIER_READ_TIMEOUT
         self.max_wait = max_wait
 
-    def fetch_page(self, *, page: int, page_size: int) -> dict:
+    def fetch_page(self, *, page: int, page_size: int) -> dict[str, Any]:
         response = self._get("/products", {"page": page, "page_size": page_size})
         body = response.body or {}
         if not isinstance(body.get("products"), list) or not isinstance(body.get("total_pages"), int):
             raise SupplierTransientError(f"supplier page {page} came back without 'products'/'total_pages'")
         return body
 
-    def fetch_product(self, *, supplier_id: str) -> dict | None:
+    def fetch_product(self, *, supplier_id: str) -> dict[str, Any] | None:
         """The product, or None when the supplier no longer has it (404)."""
         response = self._get(f"/products/{supplier_id}", {}, allow_not_found=True)
         return response.body if response.status == 200 else None
 
-    def _get(self, path: str, query: dict, *, allow_not_found: bool = False) -> SupplierResponse:
+    def _get(self, path: str, query: dict[str, Any], *, allow_not_found: bool = False) -> SupplierResponse:
         self.limiter.acquire(max_wait=self.max_wait)
         target = f"{self.base_path}{path}" + (f"?{urlencode(query)}" if query else "")
         connection_class = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection

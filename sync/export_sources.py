@@ -31,7 +31,7 @@ class ProductsExport:
     }  # fmt: skip
 
     @staticmethod
-    def _queryset(filters: dict) -> QuerySet[Product]:
+    def _queryset(filters: dict[str, Any]) -> QuerySet[Product]:
         products = Product.objects.all()
         if filters.get("state") in ("active", "inactive"):
             products = products.filter(is_active=filters["state"] == "active")
@@ -40,15 +40,15 @@ class ProductsExport:
         return products.order_by("id")
 
     @classmethod
-    def queryset(cls, *, user: Any, filters: dict) -> QuerySet:
+    def queryset(cls, *, user: Any, filters: dict[str, Any]) -> QuerySet[Product, tuple[Any, ...]]:
         """The rows as a QuerySet too: CSV exports on PostgreSQL are then written by COPY."""
         return cls._queryset(filters).values_list(*[name for name, _ in cls.columns])
 
     @classmethod
-    def rows(cls, *, user: Any, filters: dict) -> Iterable[Sequence]:
+    def rows(cls, *, user: Any, filters: dict[str, Any]) -> Iterable[Sequence[Any]]:
         # A server-side cursor on PostgreSQL: memory stays flat however many products there are.
         return cls.queryset(user=user, filters=filters).iterator(chunk_size=5000)
 
     @classmethod
-    def count(cls, *, user: Any, filters: dict) -> int:
+    def count(cls, *, user: Any, filters: dict[str, Any]) -> int:
         return cls._queryset(filters).count()

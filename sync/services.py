@@ -48,7 +48,7 @@ PRODUCT_FIELDS = ("sku", "name", "description", "price", "currency", "stock", "s
 # ---------------------------------------------------------------------------
 
 
-def product_clean(record: dict) -> tuple[dict | None, str]:
+def product_clean(record: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The record as Product fields, or (None, reason) when it fails validation."""
     if not isinstance(record, dict):
         return None, "record is not an object"
@@ -95,7 +95,7 @@ class UpsertCounts:
     unchanged: int = 0
 
 
-def products_upsert(*, records: list[dict]) -> UpsertCounts:
+def products_upsert(*, records: list[dict[str, Any]]) -> UpsertCounts:
     """Insert new products and update changed ones; an unchanged record writes nothing."""
     counts = UpsertCounts()
     if not records:
@@ -239,7 +239,7 @@ def sync_page_fetch(*, run_id: int, number: int, client: SupplierClient | None =
     return sync_page_store(run=page.run, number=number, body=body)
 
 
-def sync_page_store(*, run: SyncRun, number: int, body: dict) -> str:
+def sync_page_store(*, run: SyncRun, number: int, body: dict[str, Any]) -> str:
     cleaned, rejections, seen = [], [], []
     for record in body.get("products", []):
         fields, reason = product_clean(record)
@@ -368,7 +368,7 @@ def freshness_notify(*, reason: str, product_ids: list[str] | None, version: str
     return len(hooks)
 
 
-def freshness_call(*, hook_index: int, payload: dict) -> int:
+def freshness_call(*, hook_index: int, payload: dict[str, Any]) -> int:
     """POST the notification to hook ``hook_index`` with its secret; raises for the retry policy."""
     import http.client
     from urllib.parse import urlsplit
@@ -379,6 +379,8 @@ def freshness_call(*, hook_index: int, payload: dict) -> int:
     url = urlsplit(hook["url"])
     body = json.dumps({k: v for k, v in payload.items() if k != "hook"}).encode()
     connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    if url.hostname is None:
+        raise SupplierPermanentError(f"freshness hook {hook['url']} has no host")
     connection = connection_class(url.hostname, url.port, timeout=settings.SUPPLIER_CONNECT_TIMEOUT)
     try:
         connection.request("POST", url.path or "/", body=body, headers={
@@ -402,7 +404,7 @@ def freshness_call(*, hook_index: int, payload: dict) -> int:
 
 
 class WebhookRejected(Exception):
-    def __init__(self, message: str, *, code: str, status: int, detail: dict | None = None):
+    def __init__(self, message: str, *, code: str, status: int, detail: dict[str, Any] | None = None):
         super().__init__(message)
         self.message, self.code, self.status, self.detail = message, code, status, detail or {}
 
@@ -426,7 +428,7 @@ class WebhookEventData:
     event_id: str
     event_type: str
     product_ids: tuple[str, ...]
-    payload: dict
+    payload: dict[str, Any]
 
 
 SIGNATURE_FORMAT = "t=<unix seconds>,v1=<64 hex digits of HMAC-SHA256(secret, t + '.' + body)>"
@@ -438,13 +440,13 @@ _MAX_TIMESTAMP_DIGITS = 12  # 12 digits reach year 33658: anything longer is not
 _BIGINT_MAX = 2**63 - 1
 
 
-def _id_schema(max_length: int) -> dict:
+def _id_schema(max_length: int | None) -> dict[str, Any]:
     return {"oneOf": [{"type": "string", "minLength": 1, "maxLength": max_length, "pattern": "^[^\\x00-\\x1f]+$"},
                       {"type": "integer", "minimum": 0, "maximum": _BIGINT_MAX,
                        "description": "written as an integer: 1, not 1.0 or 1e0 (refused)"}]}  # fmt: skip
 
 
-def webhook_event_schema() -> dict:
+def webhook_event_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of a supplier event: validated here and published in the OpenAPI document."""
     return {
         "type": "object",
@@ -548,7 +550,7 @@ def webhook_event_parse(body: bytes) -> WebhookEventData:
                             product_ids=tuple(dict.fromkeys(str(pid) for pid in product_ids)), payload=event)  # fmt: skip
 
 
-def _product_ids_of(event: Any) -> list | None:
+def _product_ids_of(event: Any) -> list[Any] | None:
     data = event.get("data") if isinstance(event, dict) else None
     product_ids = data.get("product_ids") if isinstance(data, dict) else None
     return product_ids if isinstance(product_ids, list) else None

@@ -31,11 +31,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 ID_PREFIX = "SUP-"
 MAX_PAGE_SIZE = 1000
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# What a simulator option holds: a flag, a count or rate, a string, or page -> forced failures.
+OptionValue = bool | int | float | str | dict[str, int]
 
 
 @dataclass
@@ -55,7 +61,7 @@ class SimulatorConfig:
     fail_pages: dict[str, int] = field(default_factory=dict)  # page -> answer 503 this many times first
     verbose: bool = False
 
-    def update(self, changes: dict) -> None:
+    def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial change; all of it or, on a bad option or value, none of it (ValueError)."""
         if not isinstance(changes, dict):
             raise ValueError("expected a JSON object of options")
@@ -69,7 +75,7 @@ class SimulatorConfig:
             setattr(self, key, value)
 
 
-def _coerce(key: str, value, current):
+def _coerce(key: str, value: Any, current: OptionValue) -> OptionValue:
     """``value`` as the type of the option's current value (JSON and the CLI both send loose types)."""
     if isinstance(current, bool):
         if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
@@ -91,7 +97,7 @@ def _coerce(key: str, value, current):
     return number
 
 
-def _fraction(*parts) -> float:
+def _fraction(*parts: object) -> float:
     """A deterministic number in [0, 1) from the parts."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -101,7 +107,7 @@ def product_id(index: int) -> str:
     return f"{ID_PREFIX}{index:07d}"
 
 
-def make_product(index: int, config: SimulatorConfig) -> dict:
+def make_product(index: int, config: SimulatorConfig) -> dict[str, Any]:
     """Product ``index`` (1-based) as the supplier serves it under this configuration."""
     changed = config.catalog_version > 1 and index % 1000 == 0
     cents = 100 + (index * 7919) % 99_900 + (config.catalog_version * 100 if changed else 0)
@@ -184,7 +190,7 @@ class SimulatorState:
         with self.lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "requests": self.requests, "served": self.served, "rate_limited": self.rate_limited,
@@ -200,11 +206,11 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "SupplierSimulator/1"
     state: SimulatorState  # set on the subclass made by make_server
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if self.state.config.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, Any] | None = None) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -214,7 +220,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _error(self, status: int, message: str, headers: dict | None = None) -> None:
+    def _error(self, status: int, message: str, headers: dict[str, Any] | None = None) -> None:
         self._send(status, {"error": message}, headers)
 
     # Control endpoints: never limited, never faulty.
@@ -262,7 +268,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._product(url.path.removeprefix("/products/"))
         return self._error(404, f"no such endpoint: GET {url.path}")
 
-    def _page(self, query: dict) -> None:
+    def _page(self, query: dict[str, Any]) -> None:
         config, state = self.state.config, self.state
         try:
             page = int(query.get("page", ["1"])[0])
@@ -313,7 +319,8 @@ def make_server(config: SimulatorConfig, *, host: str = "127.0.0.1", port: int =
         # A request stalled by timeout_rate must not hold up shutdown.
         "daemon_threads": True,
     })  # fmt: skip
-    return server_class((host, port), handler)
+    server: ThreadingHTTPServer = server_class((host, port), handler)
+    return server
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -351,7 +358,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 def serve(config: SimulatorConfig, *, host: str, port: int) -> None:
     server = make_server(config, host=host, port=port)
 
-    def stop(signum, frame):  # noqa: ANN001 - signal handler
+    def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.http import HttpRequest, JsonResponse
 
 from jobs.public import ApiError, api_view
@@ -17,11 +19,11 @@ def supplier_webhook(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if outcome.duplicate else 202)
 
 
-def _error(status: int) -> dict:
+def _error(status: int) -> dict[str, Any]:
     return {"$ref": f"#/components/responses/Error{status}"}
 
 
-def supplier_webhook_openapi() -> dict:
+def supplier_webhook_openapi() -> dict[str, Any]:
     """The webhook's OpenAPI path item; its body schema is the one ``webhook_accept`` validates with."""
     outcome = {
         "type": "object",

@@ -19,7 +19,7 @@ pytest_plugins = ["tests.browser"]
 @pytest.fixture(autouse=True)
 def _publish_breaker_closed():
     """Each test starts with publishing allowed, whatever broker outage an earlier test staged."""
-    from jobs.publisher import breaker
+    from jobs.core.publisher import breaker
 
     breaker.record_success()
 

@@ -1,16 +1,16 @@
-"""The import boundaries, read from the source with ``ast`` (imports under ``if TYPE_CHECKING:`` are ignored).
+"""The import boundaries, read from the source with ``ast`` (imports under ``if TYPE_CHECKING:`` count too).
 
 - a domain app (``sync``, ``exports``, ``emails``) imports ``jobs.public`` and nothing else of ``jobs``;
 - no domain app imports another;
 - the core (``jobs``) does not import the project package (``config``);
-- the modules of ``jobs`` import each other without a cycle.
+- the wings of ``jobs`` import downwards only (``WING_ORDER``), and never the faces at the top of ``jobs/``;
+- the modules of ``jobs`` import each other without a cycle, type-only imports included.
 """
 
 from __future__ import annotations
 
 import ast
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DOMAIN_APPS = ("sync", "exports", "emails")
 CORE = "jobs"
 PUBLIC_FACE = "jobs.public"
+# The wings of jobs/, lowest first: a wing imports only the wings before it in this list (and jobs.models, the
+# centre Django looks for). The modules at the top of jobs/ (public, services, tasks, urls, admin, apps,
+# management, templatetags) are the faces: they may import any wing, and no wing imports them.
+WING_ORDER = ("foundation", "core", "coordination", "delivery", "worker", "ops", "api")
+CENTRE = "jobs.models"
 
 
 @dataclass(frozen=True)
@@ -36,24 +41,6 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
-    """Every node except those under ``if TYPE_CHECKING:`` (their ``else`` branch is kept)."""
-    stack: list[ast.AST] = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-
-
 def _is_module(dotted: str) -> bool:
     path = ROOT.joinpath(*dotted.split("."))
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
@@ -63,7 +50,7 @@ def imports_of(path: Path) -> list[Import]:
     source = module_name(path)
     package = source if path.name == "__init__.py" else source.rpartition(".")[0]
     found = []
-    for node in _runtime_nodes(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Import):
             found.extend(Import(source, alias.name, where) for alias in node.names)
@@ -74,7 +61,7 @@ def imports_of(path: Path) -> list[Import]:
             else:
                 base = node.module or ""
             for alias in node.names:
-                # ``from jobs import registry`` imports the module jobs.registry; ``from jobs.x import f`` imports jobs.x.
+                # ``from jobs import registry`` imports the module jobs.core.registry; ``from jobs.x import f`` imports jobs.x.
                 candidate = f"{base}.{alias.name}"
                 found.append(Import(source, candidate if _is_module(candidate) else base, where))
     return found
@@ -102,7 +89,31 @@ def boundary_violations() -> list[str]:
     for found in imports_under(CORE):
         if _is_within(found.target, "config"):
             violations.append(f"{found.where}: the core imports {found.target}; it must not know the project (config)")
+        violations.extend(_wing_violations(found))
     return sorted(violations)
+
+
+def wing_of(module: str) -> str | None:
+    """The wing a module of jobs belongs to, or None for jobs.models and the faces at the top of jobs/."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == CORE and parts[1] in WING_ORDER else None
+
+
+def _wing_violations(found: Import) -> list[str]:
+    source_wing = wing_of(found.source)
+    if source_wing is None or not _is_within(found.target, CORE) or found.target == CORE:
+        return []
+    target_wing = wing_of(found.target)
+    if target_wing is None:
+        if found.target == CENTRE or (found.target.count(".") == 1 and found.target.split(".")[1] in WING_ORDER):
+            return []
+        return [f"{found.where}: wing {source_wing} imports {found.target}; wings never import the faces of jobs/"]
+    if WING_ORDER.index(target_wing) > WING_ORDER.index(source_wing):
+        return [
+            f"{found.where}: wing {source_wing} imports {found.target} from the higher wing {target_wing}; "
+            f"wings import only downwards ({' < '.join(WING_ORDER)})"
+        ]
+    return []
 
 
 def import_cycles(package: str) -> list[list[str]]:
@@ -146,7 +157,7 @@ def import_cycles(package: str) -> list[list[str]]:
     return cycles
 
 
-def test_domain_apps_use_only_the_public_face_and_the_core_does_not_import_config():
+def test_domain_apps_use_the_public_face_and_wings_import_downwards():
     assert boundary_violations() == []
 
 
@@ -154,28 +165,49 @@ def test_the_core_has_no_import_cycle():
     assert import_cycles(CORE) == []
 
 
+def test_the_wings_are_the_packages_of_jobs():
+    """WING_ORDER names every sub-package of jobs/ that is not one of Django's conventional places."""
+    django_places = {"admin", "management", "migrations", "templatetags", "static"}
+    packages = {path.parent.name for path in (ROOT / CORE).glob("*/__init__.py")} - django_places
+    assert packages == set(WING_ORDER)
+    for wing in WING_ORDER:
+        docstring = ast.get_docstring(ast.parse((ROOT / CORE / wing / "__init__.py").read_text()))
+        assert docstring and "Imports:" in docstring, f"jobs/{wing}/__init__.py must say what it owns and imports"
+
+
 def test_the_checks_see_what_they_look_for(tmp_path, monkeypatch):
-    """The parser finds a forbidden import, a TYPE_CHECKING-only import is not one, and a cycle is found."""
-    for name in ("jobs", "sync", "exports"):
+    """A forbidden import is found (type-only ones too), a back-import between wings is, and so is a cycle."""
+    for name in ("jobs", "jobs/core", "jobs/worker", "jobs/api", "sync", "exports"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / "jobs" / "public.py").write_text("")
-    (tmp_path / "jobs" / "models.py").write_text("from . import runner\n")
-    (tmp_path / "jobs" / "runner.py").write_text("from jobs.models import Job\nimport config.celery_app\n")
+    (tmp_path / "jobs" / "models.py").write_text("")
+    (tmp_path / "jobs" / "core" / "lifecycle.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom jobs.models import Job\nif TYPE_CHECKING:\n"
+        "    from jobs.worker.runner import run\n"
+    )
+    (tmp_path / "jobs" / "worker" / "runner.py").write_text(
+        "from jobs.core import lifecycle\nimport config.celery_app\nfrom jobs.public import job_enqueue\n"
+    )
+    (tmp_path / "jobs" / "api" / "views.py").write_text("from jobs.worker.runner import run\nfrom jobs import core\n")
     (tmp_path / "sync" / "services.py").write_text(
         "from typing import TYPE_CHECKING\nfrom jobs.public import job_enqueue\nfrom jobs import models\n"
-        "from exports.services import export_create\nif TYPE_CHECKING:\n    from jobs.registry import JobType\n"
+        "from exports.services import export_create\nif TYPE_CHECKING:\n    from jobs.core.registry import JobType\n"
     )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
 
     violations = boundary_violations()
 
     assert violations == [
-        "jobs/runner.py:2: the core imports config.celery_app; it must not know the project (config)",
+        "jobs/core/lifecycle.py:4: wing core imports jobs.worker.runner from the higher wing worker; "
+        "wings import only downwards (foundation < core < coordination < delivery < worker < ops < api)",
+        "jobs/worker/runner.py:2: the core imports config.celery_app; it must not know the project (config)",
+        "jobs/worker/runner.py:3: wing worker imports jobs.public; wings never import the faces of jobs/",
         "sync/services.py:3: sync imports jobs.models; domain apps import only jobs.public",
         "sync/services.py:4: sync imports exports.services; domain apps never import each other",
+        "sync/services.py:6: sync imports jobs.core.registry; domain apps import only jobs.public",
     ]
-    assert import_cycles("jobs") == [["jobs.models", "jobs.runner"]]
+    assert import_cycles("jobs") == [["jobs.core.lifecycle", "jobs.worker.runner"]]
 
 
 @pytest.mark.parametrize("app", DOMAIN_APPS)

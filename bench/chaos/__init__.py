@@ -24,6 +24,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.chaos.drills import DrillResult
+    from devtools.devstack import EmbeddedRedis
 
 DRILLS = ("storm", "sigterm", "redis-down", "redis-restart", "redis-wiped", "postgres", "postgres-down", "duplicates")
 FULL = {"storm_jobs": 1000, "kills": 30, "long_jobs": 4, "long_seconds": 10, "jobs": 200, "deadline": 300}
@@ -71,7 +76,14 @@ def main(argv: list[str]) -> int:
     return _run(selected, sizes, servers, workdir, args.json, database_label())
 
 
-def _run(selected: list[str], sizes: dict, servers: dict, workdir: Path, json_path: Path | None, db: str) -> int:
+def _run(
+    selected: list[str],
+    sizes: dict[str, Any],
+    servers: dict[bool, EmbeddedRedis],
+    workdir: Path,
+    json_path: Path | None,
+    db: str,
+) -> int:
     import redis
     from django.db import connection
 
@@ -131,7 +143,7 @@ def _run(selected: list[str], sizes: dict, servers: dict, workdir: Path, json_pa
     return 0
 
 
-def print_table(results: list) -> None:
+def print_table(results: list[DrillResult]) -> None:
     header = f"{'drill':42} {'jobs':>5} {'succeeded':>9} {'dead':>4} {'stuck':>5} {'run twice (earlier killed)':>26} " \
              f"{'lost':>4} {'settle s':>8}  done-when"  # fmt: skip
     print(header)

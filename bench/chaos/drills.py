@@ -15,8 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import psutil
+
+if TYPE_CHECKING:
+    from celery import Celery  # no types: Any to mypy
+
+    from devtools.devstack import EmbeddedRedis
+    from tests.processes import CeleryProcess
 
 # After the database drop, some job must succeed again within this many seconds, by itself.
 RESUME_WITHIN_SECONDS = 10
@@ -56,7 +63,7 @@ class DrillResult:
     # False when work did not resume by itself after the drill's fault (the database drop).
     resumed: bool = True
     notes: str = ""
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -69,14 +76,23 @@ class DrillResult:
             and self.resumed
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
+
+
+class ResultExtras(TypedDict, total=False):
+    """What a drill may add to its DrillResult."""
+
+    resumed: bool
+    notes: str
 
 
 class Platform:
     """Workers, the suite's Redis and the executions file of one drill."""
 
-    def __init__(self, *, name: str, redis_server, workdir: Path, env: dict[str, str], app):
+    def __init__(
+        self, *, name: str, redis_server: EmbeddedRedis, workdir: Path, env: dict[str, str], app: Celery
+    ) -> None:
         from tests.processes import CeleryProcess
 
         self._celery_process = CeleryProcess
@@ -87,7 +103,7 @@ class Platform:
         self.executions = workdir / f"{name}.executions"
         self.executions.unlink(missing_ok=True)
         self.env = {**env, **DRILL_SETTINGS, "REDIS_URL": redis_server.url, "CHAOS_EXECUTIONS": str(self.executions)}
-        self.workers: dict[str, object] = {}
+        self.workers: dict[str, CeleryProcess] = {}
         self.killed_pids: set[int] = set()
         self.failed_ticks = 0
         self.last_tick_error = ""
@@ -95,8 +111,8 @@ class Platform:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def start_worker(self, name: str, *, queues: str = "default", concurrency: int = 2):
-        worker = self._celery_process.worker(
+    def start_worker(self, name: str, *, queues: str = "default", concurrency: int = 2) -> CeleryProcess:
+        worker: CeleryProcess = self._celery_process.worker(
             name=f"{self.name}-{name}", queues=queues, concurrency=concurrency, env=self.env,
             log_path=self.workdir / f"{self.name}-{name}.log", include="bench.chaos.jobtypes",
         )  # fmt: skip
@@ -131,6 +147,7 @@ class Platform:
         worker = self.workers[name]
         self.killed_pids.update([worker.pid, *self.pool_children(name)])
         worker.kill_group(signal.SIGKILL)
+        assert worker.process is not None  # every worker in self.workers was started
         worker.process.wait()
         if restart:
             self.start_worker(name, concurrency=int(worker.argv[worker.argv.index("--concurrency") + 1]))
@@ -179,8 +196,8 @@ class Platform:
         job_ids: list[str],
         settle_seconds: float | None,
         *,
-        details_extra: dict | None = None,
-        **extra: object,
+        details_extra: dict[str, Any] | None = None,
+        **extra: Unpack[ResultExtras],
     ) -> DrillResult:
         from jobs.models import Job
 
@@ -234,7 +251,7 @@ def wait_redis_ready(url: str, *, timeout: float = 30) -> None:
         client.close()
 
 
-def reset_broker_connections(app) -> None:
+def reset_broker_connections(app: Celery) -> None:
     """Forget the broker connections this process pooled: after a Redis restart they are dead."""
     from kombu import pools
 
@@ -279,7 +296,11 @@ def sigkill_storm(platform: Platform, *, jobs: int, kills: int, deadline: float)
     for index in range(kills):
         # Spread the kills over the run: wait for some progress between two of them.
         target = bodies_started(platform) + max(1, jobs // (kills + 2))
-        wait_until(lambda target=target: bodies_started(platform) >= target, timeout=15)
+
+        def progressed(target: int = target) -> bool:
+            return bodies_started(platform) >= target
+
+        wait_until(progressed, timeout=15)
         victim = random.choice(["a", "b"])
         if index % 3 == 2:
             platform.kill_main(victim)
@@ -307,7 +328,7 @@ def redis_stopped_at_enqueue(platform: Platform, *, jobs: int, deadline: float) 
     """Redis is down while callers enqueue, five jobs per transaction; then it comes back."""
     from django.db import transaction
 
-    from jobs.publisher import breaker
+    from jobs.core.publisher import breaker
     from jobs.services import job_enqueue
 
     platform.start_worker("a")
@@ -364,8 +385,11 @@ def postgres_backends_terminated(platform: Platform, *, jobs: int, times: int, d
             terminated += cursor.fetchone()[0]
         dropped = time.monotonic()
         done_before = Job.objects.filter(id__in=job_ids, status="succeeded").count()
-        if wait_until(lambda done=done_before: Job.objects.filter(id__in=job_ids, status="succeeded").count() > done,
-                      timeout=30, interval=0.05):  # fmt: skip
+
+        def resumed(done: int = done_before) -> bool:
+            return Job.objects.filter(id__in=job_ids, status="succeeded").count() > done
+
+        if wait_until(resumed, timeout=30, interval=0.05):
             resumed_after.append(time.monotonic() - dropped)
         else:
             resumed_after.append(float("inf"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from jobs.public import JobContext, job_type
 
@@ -30,7 +31,7 @@ def record_execution(event: str, ctx: JobContext) -> None:
 
 
 @job_type("chaos.work", queue="default", time_limit=TIME_LIMIT, soft_time_limit=max(1, TIME_LIMIT - 2))
-def work(ctx: JobContext, payload: dict) -> dict:
+def work(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Sleeps ``seconds`` between recording its start and its end."""
     record_execution("start", ctx)
     time.sleep(float(payload.get("seconds", 0.05)))

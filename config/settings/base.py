@@ -2,7 +2,7 @@
 Base settings shared by every environment.
 
 Everything that differs between machines is read from the environment; see the
-configuration table in README.md. Per-environment modules (``local``, ``test``,
+configuration reference in docs/configuration.md. Per-environment modules (``local``, ``test``,
 ``production``) only override what they must.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue  # where they are defined (kombu re-exports them lazily)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -68,15 +69,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "jobs.metrics_middleware.ApiMetricsMiddleware",
-    "jobs.middleware.CorrelationIdMiddleware",
+    "jobs.ops.metrics_middleware.ApiMetricsMiddleware",
+    "jobs.api.middleware.CorrelationIdMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, so preflights are answered
-    "jobs.middleware.SecurityHeadersMiddleware",
+    "jobs.api.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "jobs.middleware.LoginThrottleMiddleware",
+    "jobs.api.middleware.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -85,7 +86,7 @@ ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
@@ -140,7 +141,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Django's ModelBackend with login attempts throttled (ADMIN_LOGIN_* below): every login page goes through it.
-AUTHENTICATION_BACKENDS = ["jobs.auth_backends.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["jobs.api.auth_backends.ThrottledModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -190,7 +191,7 @@ CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for nam
 # Routing: a job type's task goes to the queue its @job_type declares (the router asks the registry);
 # the platform's own tasks by name, then by app prefix (exact names win over patterns).
 CELERY_TASK_ROUTES = (
-    "jobs.registry.route_job_type",
+    "jobs.core.registry.route_job_type",
     {
         **{name: {"queue": HOUSEKEEPING_QUEUE} for name in HOUSEKEEPING_TASKS},
         "emails.*": {"queue": "emails"},
@@ -232,7 +233,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 
 # ---------------------------------------------------------------------------
-# Jobs platform (see README "Jobs")
+# Jobs platform (see docs/configuration.md, "Jobs")
 # ---------------------------------------------------------------------------
 # Same (type, idempotency key) within this window returns the existing job.
 JOBS_IDEMPOTENCY_WINDOW_SECONDS = env_int("JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600)
@@ -299,7 +300,7 @@ JOBS_ALERT_LEASE_OVERDUE_SECONDS = env_int("JOBS_ALERT_LEASE_OVERDUE_SECONDS", 6
 JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)
 
 # ---------------------------------------------------------------------------
-# Metrics (see README "Metrics and alerts")
+# Metrics (see docs/metrics.md)
 # ---------------------------------------------------------------------------
 # GET /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it answers 503.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
@@ -314,7 +315,7 @@ JOBS_CANARY_INTERVAL_SECONDS = env_int("JOBS_CANARY_INTERVAL_SECONDS", 300)
 # Shared secret for POST /api/cron/<name> (external schedulers); unset: endpoint off.
 CRON_SECRET = os.environ.get("CRON_SECRET", "")
 
-# Global rate limits shared by every worker (jobs.ratelimit.RateLimiter.named(name)).
+# Global rate limits shared by every worker (jobs.coordination.ratelimit.RateLimiter.named(name)).
 JOBS_RATE_LIMITS = {
     "supplier-api": {
         "limit": env_int("SUPPLIER_API_RATE_LIMIT", 60),
@@ -330,7 +331,7 @@ JOBS_RATE_LIMITS = {
 }
 
 # ---------------------------------------------------------------------------
-# API hardening: abuse limits, tokens, CORS, proxy (see README "API security")
+# API hardening: abuse limits, tokens, CORS, proxy (see docs/api.md, "API security")
 # ---------------------------------------------------------------------------
 # Enqueue requests one API token (or one session user) may make per period; over it: 429 + Retry-After. 0: no limit.
 JOBS_API_ENQUEUE_RATE_LIMIT = env_int("JOBS_API_ENQUEUE_RATE_LIMIT", 120)
@@ -369,10 +370,10 @@ PERMISSIONS_POLICY = os.environ.get(
 )
 
 # Periodic work (housekeeping and domain schedules) is declared in code with
-# jobs.schedules.declare and written to django-celery-beat's tables by
+# jobs.delivery.schedules.declare and written to django-celery-beat's tables by
 # `manage.py sync_schedules`; nothing goes through CELERY_BEAT_SCHEDULE, which beat
 # would re-apply over operators' edits on every start.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
 
 # ---------------------------------------------------------------------------
 # Product sync (sync app): the supplier API, its webhooks, freshness hooks
@@ -479,16 +480,16 @@ FLOWER_URL = os.environ.get("FLOWER_URL", f"http://127.0.0.1:{FLOWER_PORT}").rst
 # ---------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "job_context": {"()": "jobs.logging.JobContextFilter"},
-        "deliberate_unavailable": {"()": "jobs.logging.DeliberateUnavailableFilter"},
+        "job_context": {"()": "jobs.foundation.logging.JobContextFilter"},
+        "deliberate_unavailable": {"()": "jobs.foundation.logging.DeliberateUnavailableFilter"},
     },
     "formatters": {
-        "text": {"()": "jobs.logging.TextFormatter"},
-        "json": {"()": "jobs.logging.JsonFormatter"},
+        "text": {"()": "jobs.foundation.logging.TextFormatter"},
+        "json": {"()": "jobs.foundation.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {

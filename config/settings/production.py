@@ -17,7 +17,7 @@ LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 # X-Forwarded-Proto is believed only with TRUST_PROXY_HEADERS=true (base settings): compose publishes gunicorn
-# directly, and there any client could claim HTTPS. Put the TLS proxy in front and set it (README "TLS proxy").
+# directly, and there any client could claim HTTPS. Put the TLS proxy in front and set it (docs/operations.md, "TLS proxy").
 # HSTS is sent on HTTPS responses only (Django checks request.is_secure()), so it is safe as a default.
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)

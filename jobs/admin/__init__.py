@@ -6,7 +6,7 @@ from typing import cast
 from django.contrib import admin
 from django.urls import reverse_lazy
 
-from . import job, records, schedules
+from jobs.admin import job, records, schedules
 
 # "View site" leads somewhere real: the API's interactive documentation (there is no site at /).
 admin.site.site_url = cast(str, reverse_lazy("jobs:docs"))

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
-from ..models import Job, JobAttempt
+from jobs.models import Job, JobAttempt
 
 S = Job.Status
 O = JobAttempt.Outcome  # noqa: E741 - the outcome vocabulary, as S is the status one

@@ -30,16 +30,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django_celery_results.models import TaskResult
 
-from .. import registry
-from ..audit import Action, audit_record
-from ..exceptions import IllegalTransition, UnknownJobType
-from ..lifecycle import job_cancel, job_retry
-from ..models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
-from ..operations import job_replay_locked
-from ..selectors import jobs_overview
-from ..switches import disabled_job_types
-from .bases import EstimatedCountPaginator, ViewOnlyAdmin
-from .display import (
+from jobs.admin.bases import EstimatedCountPaginator, ViewOnlyAdmin
+from jobs.admin.display import (
     badge,
     duration,
     exact_time,
@@ -49,7 +41,15 @@ from .display import (
     status_badge,
     time_with_age,
 )
-from .workers import workers_by_queue
+from jobs.admin.workers import workers_by_queue
+from jobs.core import registry
+from jobs.core.audit import Action, audit_record
+from jobs.core.lifecycle import job_cancel, job_retry
+from jobs.core.switches import disabled_job_types
+from jobs.foundation.exceptions import IllegalTransition, UnknownJobType
+from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
+from jobs.ops.operations import job_replay_locked
+from jobs.ops.selectors import jobs_overview
 
 S = Job.Status
 # A search term matching more users than this is too vague to list their jobs by.

@@ -14,11 +14,11 @@ from django.utils.html import format_html
 from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 
-from .. import registry
-from ..models import ApiToken, JobAuditEntry, JobTypeSwitch
-from ..operations import job_type_set_enabled
-from ..tokens import api_token_create, api_token_revoke, default_token_lifetime
-from .bases import ViewOnlyAdmin
+from jobs.admin.bases import ViewOnlyAdmin
+from jobs.api.tokens import api_token_create, api_token_revoke, default_token_lifetime
+from jobs.core import registry
+from jobs.models import ApiToken, JobAuditEntry, JobTypeSwitch
+from jobs.ops.operations import job_type_set_enabled
 
 
 @admin.register(JobAuditEntry)

@@ -3,8 +3,14 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from jobs.foundation.schema_operations import AddConstraintConcurrently
+
 
 class Migration(migrations.Migration):
+    # The unique index on the audit table is built CONCURRENTLY on PostgreSQL, which needs no transaction.
+    # Databases that applied this migration when it was atomic have the same index under the same name.
+    atomic = False
+
     dependencies = [
         ("jobs", "0008_audit_action_admin_login_throttled"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -42,7 +48,7 @@ class Migration(migrations.Migration):
                 max_length=50,
             ),
         ),
-        migrations.AddConstraint(
+        AddConstraintConcurrently(
             model_name="jobauditentry",
             constraint=models.UniqueConstraint(
                 condition=models.Q(("aggregation_key__isnull", False)),

@@ -7,8 +7,8 @@ from typing import Any
 from django import template
 from django.conf import settings
 
-from ..charts import flower_task_url as _flower_task_url
-from ..charts import overview_charts, render_overview_charts
+from jobs.ops.charts import flower_task_url as _flower_task_url
+from jobs.ops.charts import overview_charts, render_overview_charts
 
 register = template.Library()
 

@@ -29,8 +29,8 @@ from gunicorn.config import Config as GunicornConfig
 from kombu.utils.imports import symbol_by_name
 
 from config.celery_app import app as project_app
-from jobs.health import healthz
-from jobs.workerprobe import expand_node_name
+from jobs.ops.health import healthz
+from jobs.ops.workerprobe import expand_node_name
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -325,7 +325,7 @@ def test_every_setting_production_reads_is_defaulted_or_passed(name):
     assert {"SECRET_KEY", "SUPPLIER_WEBHOOK_SECRET", "TRUST_PROXY_HEADERS"} <= set(reads)  # the scan finds reads
     assert not [var for var, defaulted in reads.items() if not defaulted and var not in passed]
     assert not DEPLOYMENT_VARIABLES - passed, "compose must pass these (the defaults suit a developer machine only)"
-    # Read outside the settings: Django's and prometheus_client's own variables (jobs.metrics, config/gunicorn.py).
+    # Read outside the settings: Django's and prometheus_client's own variables (jobs.foundation.metrics, config/gunicorn.py).
     read_elsewhere = {"DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR"}
     assert not passed - set(reads) - read_elsewhere, "compose passes a variable no setting reads"
 

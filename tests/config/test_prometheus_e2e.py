@@ -20,11 +20,11 @@ import yaml
 from django.utils import timezone
 
 import tests.jobs.jobtypes  # noqa: F401 - registers the test job types in this process too
-from jobs.enqueue import job_enqueue
+from jobs.coordination.ratelimit import RateLimiter
+from jobs.delivery.enqueue import job_enqueue
+from jobs.delivery.relay import job_relay_unpublished
+from jobs.delivery.schedules import schedule_trigger
 from jobs.models import Job
-from jobs.ratelimit import RateLimiter
-from jobs.relay import job_relay_unpublished
-from jobs.schedules import schedule_trigger
 from jobs.tasks import ping, rescue_orphans
 from tests.config.promql import metric_names
 from tests.jobs.metrics_helpers import free_port
@@ -41,7 +41,7 @@ def local(name: str, **labels: str) -> float:
     """A sample of this process's service as its own /metrics would show it (0 when absent)."""
     from prometheus_client import generate_latest
 
-    from jobs.metrics_scrape import registry_for_scrape
+    from jobs.ops.metrics_scrape import registry_for_scrape
     from tests.jobs.metrics_helpers import value
 
     return value(generate_latest(registry_for_scrape(with_overview=False)).decode(), name, **labels) or 0.0

@@ -51,8 +51,8 @@ def test_unit_tests_catch_a_changed_threshold(tmp_path):
     assert "JobsQueueBacklog" in result.stdout + result.stderr
 
 
-def test_every_issue_alert_exists_with_a_runbook_section_in_the_readme():
-    readme = (BASE_DIR / "README.md").read_text()
+def test_every_issue_alert_exists_with_a_runbook_section_in_the_operations_runbook():
+    readme = (BASE_DIR / "docs" / "operations.md").read_text()
     anchors = {re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
                for line in readme.splitlines() if line.startswith("#")}  # fmt: skip
     names = {rule["alert"] for rule in rules()}
@@ -62,6 +62,6 @@ def test_every_issue_alert_exists_with_a_runbook_section_in_the_readme():
     }  # fmt: skip
     for rule in rules():
         url = rule["annotations"]["runbook_url"]
-        assert url.startswith("README.md#"), url
-        assert url.split("#", 1)[1] in anchors, f"{rule['alert']}: no README section {url}"
+        assert url.startswith("docs/operations.md#"), url
+        assert url.split("#", 1)[1] in anchors, f"{rule['alert']}: no section {url} in docs/operations.md"
         assert rule["labels"]["severity"] in {"page", "ticket"}

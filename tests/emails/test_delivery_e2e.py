@@ -12,9 +12,9 @@ from django.test import override_settings
 
 from emails import services
 from emails.models import EmailMessage, Suppression
-from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job
 from jobs.services import job_bulk_replay, job_relay_unpublished, job_retry, publish_messages
+from jobs.worker.maintenance import job_rescue_orphans
 from tests.emails.conftest import FINAL_STATES, wait_for_state
 from tests.jobs.test_ratelimit import max_in_any_window
 from tests.processes import wait_for

@@ -18,7 +18,7 @@ from emails.exceptions import (
     EmailTemporaryFailure,
 )
 from emails.models import EmailMessage, Suppression
-from jobs.http import response_for
+from jobs.api.http import response_for
 from jobs.models import Job, JobAuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from exports.models import Export
-from jobs.tokens import api_token_create
+from jobs.api.tokens import api_token_create
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,9 @@ from django.test import Client
 from exports import tasks as export_tasks
 from exports.models import Export
 from exports.services import ExportRequest, export_build, export_create
+from jobs.api.tokens import api_token_create
 from jobs.models import Job
-from jobs.runner import execute
-from jobs.tokens import api_token_create
+from jobs.worker.runner import execute
 from tests.concurrency import run_at_once
 from tests.exports.conftest import make_products
 

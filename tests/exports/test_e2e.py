@@ -12,9 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from exports.models import Export
-from jobs.maintenance import job_rescue_orphans
 from jobs.models import Job
 from jobs.services import job_enqueue
+from jobs.worker.maintenance import job_rescue_orphans
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.worker

@@ -122,8 +122,8 @@ def test_jobs_source_exports_only_the_callers_jobs(alice, bob, staff, media_root
 
 
 def test_jobs_source_shows_an_unexpected_errors_text_only_to_operators(alice, staff, media_root, redis_client):
+    from jobs.core.permissions import UNEXPECTED_ERROR_MESSAGE
     from jobs.models import Job
-    from jobs.permissions import UNEXPECTED_ERROR_MESSAGE
 
     leaked = 'relation "sync_product" LINE 1: SELECT secret'
     failed = job_enqueue(job_type="exports.cleanup", owner=alice).job
@@ -236,7 +236,7 @@ def test_cancel_a_queued_export(alice, redis_client):
 
 
 def test_ready_email_enqueued_by_name_only_when_declared(alice, media_root, redis_client, monkeypatch):
-    from jobs import registry
+    from jobs.core import registry
     from jobs.models import Job
     from jobs.public import job_type
 

@@ -1,8 +1,8 @@
 import pytest
 
 import tests.jobs.jobtypes  # noqa: F401 - registers the test job types in this process too
-from jobs import registry
-from jobs.registry import JobType
+from jobs.core import registry
+from jobs.core.registry import JobType
 
 
 @pytest.fixture

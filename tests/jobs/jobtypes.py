@@ -69,7 +69,7 @@ def singleton(ctx: JobContext, payload: dict) -> dict:
 
 @job_type("tests.limited", max_attempts=2)
 def limited(ctx: JobContext, payload: dict) -> dict:
-    from jobs.ratelimit import RateLimiter
+    from jobs.coordination.ratelimit import RateLimiter
 
     # One call per 3 s for everyone; a job that finds no slot within 0.1 s is postponed.
     RateLimiter(name="tests-downstream", limit=1, period=3).acquire(max_wait=0.1)
@@ -94,7 +94,7 @@ def counted(ctx: JobContext, payload: dict) -> dict:
     """Counts its executions in Redis (outside the job tables), notes its process, then sleeps."""
     import os
 
-    from jobs.redis import get_redis
+    from jobs.foundation.redis import get_redis
 
     client = get_redis()
     client.incr(f"tests:runs:{ctx.job_id}")

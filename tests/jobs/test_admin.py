@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.enqueue import job_enqueue
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt, JobAuditEntry
 
 S = Job.Status

@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from jobs.enqueue import job_enqueue
+from jobs.core.registry import all_types
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobTypeSwitch
-from jobs.registry import all_types
 from tests.browser import DESKTOP, PHONE, admin_login, screenshot
 from tests.processes import wait_for
 

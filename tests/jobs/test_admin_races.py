@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.admin import job as job_admin
-from jobs.enqueue import job_enqueue
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAuditEntry, JobTypeSwitch
-from jobs.operations import job_type_set_enabled
+from jobs.ops.operations import job_type_set_enabled
 from tests.browser import DESKTOP, PHONE, admin_login, screenshot
 from tests.jobs.test_admin import dead_job, post_action
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import registry
-from jobs.enqueue import job_enqueue
+from jobs.api.tokens import api_token_create
+from jobs.core import registry
+from jobs.core.permissions import UNEXPECTED_ERROR_MESSAGE, error_code_is_unexpected
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt
-from jobs.permissions import UNEXPECTED_ERROR_MESSAGE, error_code_is_unexpected
-from jobs.tokens import api_token_create
 from tests.processes import wait_for
 
 S = Job.Status
@@ -286,7 +286,7 @@ def test_an_unexpected_errors_text_is_shown_only_to_operators(client, alice, sta
 
 def test_every_declared_error_code_is_snake_case_so_unexpected_ones_are_told_apart():
     # error_code_is_unexpected reads an upper-case letter as an exception's class name: no declared code has one.
-    from jobs.exceptions import JobsError
+    from jobs.foundation.exceptions import JobsError
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -436,7 +436,7 @@ def test_an_unexpected_failure_is_a_logged_json_500(client, alice, monkeypatch, 
     def broken(**kwargs):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("jobs.views.job_get_with_attempts_for", broken)
+    monkeypatch.setattr("jobs.api.views.job_get_with_attempts_for", broken)
     with caplog.at_level(logging.ERROR, logger="jobs.api"):
         response = client.get("/api/jobs/abc", **bearer(alice))
 

@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis import checks
 
 from exports.models import Export
+from jobs.api.tokens import api_token_create
+from jobs.coordination.ratelimit import KEY_PREFIX
+from jobs.core.schema import validate
 from jobs.models import Job
-from jobs.ratelimit import KEY_PREFIX
-from jobs.schema import validate
-from jobs.tokens import api_token_create
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 BUDGET_SECONDS = float(os.environ.get("FUZZ_BUDGET_SECONDS", "20"))

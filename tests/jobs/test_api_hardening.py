@@ -16,11 +16,11 @@ from django.db import OperationalError, connection, connections, transaction
 from django.test import Client
 from django.utils import timezone
 
-from jobs.enqueue import job_enqueue
-from jobs.locks import transaction_lock
+from jobs.api.tokens import api_token_create
+from jobs.coordination.locks import transaction_lock
+from jobs.coordination.ratelimit import KEY_PREFIX
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import ApiToken, Job, JobAttempt, JobAuditEntry
-from jobs.ratelimit import KEY_PREFIX
-from jobs.tokens import api_token_create
 from tests.concurrency import run_at_once
 from tests.jobs.test_api import assert_error, bearer, post_job
 
@@ -435,7 +435,7 @@ def test_hsts_is_sent_on_https_and_x_forwarded_proto_is_not_believed_by_default(
 def test_the_token_lookup_loads_the_same_permissions_model_backend_would(alice, django_user_model):
     from django.contrib.auth.models import Group
 
-    from jobs.tokens import api_token_find
+    from jobs.api.tokens import api_token_find
 
     grant(alice, "view_job")
     operators = Group.objects.create(name="operators")

@@ -17,9 +17,9 @@ from jobs.models import Job, JobAttempt
 from jobs.services import job_bulk_enqueue
 from tests.jobs.test_api import bearer
 
-# Who may see every job is a model permission (jobs.permissions, not is_staff). ModelBackend would load the
+# Who may see every job is a model permission (jobs.core.permissions, not is_staff). ModelBackend would load the
 # caller's own and its groups' permissions in two queries on the first has_perm; the token's query brings them
-# along instead (jobs.tokens.api_token_find), so a bearer request spends no query on them.
+# along instead (jobs.api.tokens.api_token_find), so a bearer request spends no query on them.
 TABLE = re.compile(r'\b(?:FROM|INTO|UPDATE)\s+"?(\w+)', re.IGNORECASE)
 
 
@@ -137,7 +137,7 @@ def test_enqueue_queries(client, staff, redis_client, django_capture_on_commit_c
 
     # the token (with the permissions); then on PostgreSQL one round trip: the key's advisory lock (so two
     # requests with one key cannot both pass the cross-type check), and the INSERT guarded by "no job of an API
-    # type holds the key, the type is not switched off" (jobs.enqueue._insert_while_key_free); after commit, the
+    # type holds the key, the type is not switched off" (jobs.delivery.enqueue._insert_while_key_free); after commit, the
     # published stamp. SQLite (writers already run one at a time): the key's holder (another type?), the type
     # switch and the INSERT, each on its own.
     if connection.vendor == "postgresql":

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from jobs.api.tokens import api_token_create, api_token_revoke, api_token_user
 from jobs.models import ApiToken
-from jobs.tokens import api_token_create, api_token_revoke, api_token_user
 
 CANARY = json.dumps({"type": "jobs.canary"})
 
@@ -160,7 +160,7 @@ def test_session_callers_need_the_csrf_token_for_posts(staff, redis_client):
 
 @pytest.mark.django_db
 def test_session_cancel_needs_the_csrf_token_too(alice, redis_client):
-    from jobs.enqueue import job_enqueue
+    from jobs.delivery.enqueue import job_enqueue
 
     job = job_enqueue(job_type="tests.noop", owner=alice).job
     browser = Client(enforce_csrf_checks=True)

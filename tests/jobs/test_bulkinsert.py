@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs.bulkinsert import bulk_insert_varying
+from jobs.foundation.bulkinsert import bulk_insert_varying
 from jobs.models import Job, new_job_id
 
 COMPARED_FIELDS = [field.attname for field in Job._meta.concrete_fields]

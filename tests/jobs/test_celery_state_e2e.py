@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from django_celery_results.models import TaskResult
 
-from jobs.enqueue import job_enqueue
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job
 from tests.processes import CeleryProcess, wait_for
 

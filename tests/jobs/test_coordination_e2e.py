@@ -4,10 +4,10 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from jobs import schedules
-from jobs.enqueue import job_enqueue
+from jobs.delivery import schedules
+from jobs.delivery.enqueue import job_enqueue
+from jobs.delivery.schedules import declare, schedule_trigger, schedules_sync
 from jobs.models import Job, JobAttempt
-from jobs.schedules import declare, schedule_trigger, schedules_sync
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.worker

@@ -2,9 +2,9 @@
 
 import pytest
 
-from jobs import schedules
+from jobs.delivery import schedules
+from jobs.delivery.schedules import declare
 from jobs.models import Job
-from jobs.schedules import declare
 
 SECRET = "s3cret-cron-token"
 
@@ -73,7 +73,7 @@ def test_endpoint_is_off_without_a_secret(client, cron_schedule, settings):
 def test_a_schedule_paused_in_the_admin_is_not_fired_by_the_endpoint(client, cron_schedule):
     from django_celery_beat.models import PeriodicTask
 
-    from jobs.schedules import schedules_sync
+    from jobs.delivery.schedules import schedules_sync
 
     schedules_sync()
     PeriodicTask.objects.filter(name="reports.hourly").update(enabled=False)
@@ -89,7 +89,7 @@ def test_a_schedule_paused_in_the_admin_is_not_fired_by_the_endpoint(client, cro
 def test_window_follows_the_frequency_an_operator_set_in_the_admin(client, cron_schedule, redis_client):
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-    from jobs.schedules import schedules_sync
+    from jobs.delivery.schedules import schedules_sync
 
     schedules_sync()  # declared hourly: a 30-minute window
     every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)

@@ -1,4 +1,4 @@
-"""jobs.dbresilience in one process: a broken connection is replaced, never inside a transaction."""
+"""jobs.foundation.dbresilience in one process: a broken connection is replaced, never inside a transaction."""
 
 import pytest
 from django.core.signals import request_finished, request_started
@@ -11,7 +11,7 @@ from django.db import (
     transaction,
 )
 
-from jobs.dbresilience import (
+from jobs.foundation.dbresilience import (
     QUIET_CHECK_UID,
     drop_unusable_connections,
     run_with_fresh_connection,
@@ -89,8 +89,8 @@ def test_an_eager_task_leaves_its_callers_connection_alone(db):
 def test_before_a_job_task_no_health_check_is_due_and_its_claim_replaces_a_dropped_connection(postgres, redis_client):
     from types import SimpleNamespace
 
-    from jobs.dbresilience import execute_or_requeue
-    from jobs.runner import execute
+    from jobs.foundation.dbresilience import execute_or_requeue
+    from jobs.worker.runner import execute
     from tests.jobs import jobtypes
 
     job = Job.objects.create(id="after-a-drop", type="tests.noop", queue="default")
@@ -193,7 +193,7 @@ def test_the_first_enqueue_after_the_server_ended_the_connection_succeeds_on_a_n
 ):
     import time
 
-    from jobs.dbresilience import _socket_quiet
+    from jobs.foundation.dbresilience import _socket_quiet
     from tests.jobs.test_api import bearer
 
     headers = bearer(staff)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection
 
-from jobs.dbresilience import worker_database_failures
+from jobs.foundation.dbresilience import worker_database_failures
 from jobs.models import Job
 from jobs.services import job_enqueue
 from tests.processes import wait_for

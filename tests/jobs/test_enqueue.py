@@ -9,11 +9,11 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs.context import correlation_scope
-from jobs.enqueue import job_bulk_enqueue, job_enqueue
-from jobs.exceptions import IdempotencyKeyConflict, JobTypeDisabled, UnknownJobType
+from jobs.delivery.enqueue import job_bulk_enqueue, job_enqueue
+from jobs.foundation.context import correlation_scope
+from jobs.foundation.exceptions import IdempotencyKeyConflict, JobTypeDisabled, UnknownJobType
 from jobs.models import Job, JobTypeSwitch
-from jobs.operations import job_type_set_enabled
+from jobs.ops.operations import job_type_set_enabled
 from tests.concurrency import run_at_once
 
 
@@ -157,7 +157,7 @@ def test_bulk_enqueue_returns_the_stored_jobs_and_publishes_one_message_each(red
     import base64
     import json
 
-    from jobs.enqueue import payload_fingerprint
+    from jobs.delivery.enqueue import payload_fingerprint
 
     with correlation_scope("webhook-9"), transaction.atomic():
         results = job_bulk_enqueue(job_type="tests.record", payloads=[{"index": i} for i in range(3)])
@@ -277,7 +277,7 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
 
     from django.utils import timezone
 
-    from jobs.relay import job_relay_unpublished
+    from jobs.delivery.relay import job_relay_unpublished
 
     settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
     waiting = job_enqueue(job_type="tests.noop").job
@@ -294,7 +294,7 @@ def test_relay_republishes_a_job_whose_message_went_missing(redis_client, settin
 
 @pytest.mark.django_db(transaction=True)
 def test_relay_does_not_republish_a_long_wait_while_its_queue_still_has_a_backlog(redis_client, settings):
-    from jobs.relay import job_relay_unpublished
+    from jobs.delivery.relay import job_relay_unpublished
 
     settings.JOBS_REPUBLISH_AFTER_SECONDS = 60
     waiting = job_bulk_enqueue(job_type="tests.record", payloads=[{"n": n} for n in range(3)])

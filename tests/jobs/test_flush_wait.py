@@ -1,7 +1,7 @@
 """Which commits wait for PostgreSQL's WAL flush.
 
 The claim (queued -> running) and the published stamp never do; a success does not when its
-completion is in Redis first (``jobs.completions``), which then finishes the job if a database
+completion is in Redis first (``jobs.core.completions``), which then finishes the job if a database
 crash forgets the commit: the reaper for a lost success, the relay for a lost claim and success.
 The job row's INSERT and every failure outcome wait for the flush.
 
@@ -18,11 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from jobs.completions import INDEX_KEY
-from jobs.maintenance import job_prune_completions, job_rescue_orphans
+from jobs.core.completions import INDEX_KEY
+from jobs.delivery.relay import job_relay_unpublished
 from jobs.models import Job, JobAttempt
-from jobs.relay import job_relay_unpublished
 from jobs.services import job_enqueue, job_start_attempt
+from jobs.worker.maintenance import job_prune_completions, job_rescue_orphans
 from tests.jobs import jobtypes
 from tests.jobs.test_runner import deliver
 from tests.processes import database_url_for_subprocess
@@ -172,7 +172,7 @@ def test_durable_success_setting_waits_for_the_flush_and_forgets_the_record(post
 def test_a_success_whose_completion_could_not_be_recorded_waits_for_the_flush(postgres_only, redis_client, monkeypatch):
     import redis
 
-    from jobs import completions
+    from jobs.core import completions
 
     # The completions' Redis answers nothing (a closed port); a no-op's run needs no other Redis.
     closed = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)

@@ -11,9 +11,9 @@ import time
 import pytest
 from django.conf import settings
 
-from jobs.enqueue import job_enqueue
-from jobs.maintenance import job_rescue_orphans
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt
+from jobs.worker.maintenance import job_rescue_orphans
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -107,7 +107,7 @@ def test_job_page_shows_the_running_attempts_lease_in_a_real_browser(browser, li
     from django.contrib.auth.models import User
     from django.urls import reverse
 
-    from jobs.lifecycle import job_start_attempt
+    from jobs.core.lifecycle import job_start_attempt
     from tests.browser import DESKTOP, PHONE, admin_login, screenshot
 
     User.objects.create_superuser("ops", "ops@example.com", "pw-for-tests-only")

@@ -5,10 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import registry
-from jobs.enqueue import job_enqueue
-from jobs.exceptions import IllegalTransition
-from jobs.lifecycle import (
+from jobs.core import registry
+from jobs.core.lifecycle import (
     Failure,
     job_cancel,
     job_fail_attempt,
@@ -19,6 +17,8 @@ from jobs.lifecycle import (
     job_stop_attempt,
     job_succeed,
 )
+from jobs.delivery.enqueue import job_enqueue
+from jobs.foundation.exceptions import IllegalTransition
 from jobs.models import Job, JobAttempt
 from tests.jobs import jobtypes
 
@@ -218,7 +218,7 @@ def test_operator_retry_gives_a_dead_job_a_fresh_budget(redis_client, django_cap
 
 @pytest.mark.django_db
 def test_a_late_attempt_never_overwrites_a_newer_one(redis_client):
-    from jobs.job_context import JobContext
+    from jobs.core.job_context import JobContext
     from jobs.public import JobCancelled
 
     first = started()  # attempt 1 of 2
@@ -228,7 +228,7 @@ def test_a_late_attempt_never_overwrites_a_newer_one(redis_client):
 
     # Attempt 1's worker was alive after all (a long GC pause, a network partition): it carries on.
     with pytest.raises(JobCancelled, match="moved on"):
-        JobContext(job=first, spec=registry.get(first.type)).progress(60, "late progress", force=True)
+        JobContext(job=first).progress(60, "late progress", force=True)
     late_success = job_succeed(job=first, finished_at=timezone.now(), result={"from": "attempt 1"})
     late_failure = job_fail_attempt(job=first, spec=registry.get(first.type), failure=BOOM, retryable=True)
 
@@ -259,7 +259,7 @@ def test_a_late_attempt_with_no_row_of_its_own_gets_a_superseded_row(redis_clien
 
 @pytest.mark.django_db
 def test_rescue_of_an_attempt_whose_completion_is_recorded_for_another_attempt_runs_it_again(redis_client):
-    from jobs.completions import completion_record
+    from jobs.core.completions import completion_record
 
     job = started("tests.counted", attempts_spent=1)  # attempt 2 of 3 runs
     completion_record(job_id=job.id, attempt=1, result={"from": "attempt 1"}, finished_at=timezone.now())
@@ -273,7 +273,7 @@ def test_rescue_of_an_attempt_whose_completion_is_recorded_for_another_attempt_r
 def test_rescue_waits_when_redis_cannot_say_whether_the_body_finished(redis_client, monkeypatch):
     from redis import RedisError
 
-    from jobs import lifecycle
+    from jobs.core import lifecycle
 
     job = started()
 
@@ -290,8 +290,8 @@ def test_rescue_waits_when_redis_cannot_say_whether_the_body_finished(redis_clie
 def test_a_snooze_write_tried_again_after_it_committed_gives_the_attempt_back_once(redis_client, monkeypatch):
     from django.db import OperationalError
 
-    from jobs import lifecycle
-    from jobs.job_context import tracking_write
+    from jobs.core import lifecycle
+    from jobs.core.job_context import tracking_write
 
     job = started(attempts_spent=1)  # attempt 2 runs; attempt 1 was taken for lost by the reaper
     JobAttempt.objects.create(

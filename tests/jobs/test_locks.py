@@ -8,8 +8,8 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from jobs.exceptions import LockNotAcquired
-from jobs.locks import RedisLock
+from jobs.coordination.locks import RedisLock
+from jobs.foundation.exceptions import LockNotAcquired
 from tests.concurrency import run_at_once
 from tests.processes import wait_for
 

@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from jobs.context import JobLogContext, correlation_scope, job_scope
-from jobs.logging import JobContextFilter, JsonFormatter, TextFormatter
+from jobs.foundation.context import JobLogContext, correlation_scope, job_scope
+from jobs.foundation.logging import JobContextFilter, JsonFormatter, TextFormatter
 
 
 def make_record(message="job finished", **extra) -> logging.LogRecord:
@@ -49,7 +49,7 @@ def test_unsafe_correlation_ids_are_replaced():
 
 @pytest.mark.django_db
 def test_a_deliberate_503_of_the_api_is_a_warning_and_a_failing_health_check_an_error(client, staff, settings, caplog):
-    from jobs.logging import DeliberateUnavailableFilter
+    from jobs.foundation.logging import DeliberateUnavailableFilter
     from tests.jobs.test_api import bearer, post_job
 
     settings.JOBS_DISABLED_TYPES = ["jobs.canary"]

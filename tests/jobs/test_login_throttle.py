@@ -85,7 +85,7 @@ def test_attempts_on_both_login_paths_count_together(client, operator):
 
 def test_any_caller_of_authenticate_is_throttled_by_the_backend(operator, rf):
     # A login view added later calls authenticate() like these do: the backend refuses it, not a view.
-    from jobs.auth_backends import LoginThrottled
+    from jobs.api.auth_backends import LoginThrottled
 
     request = rf.post("/some/future/login/", REMOTE_ADDR="10.4.4.4")
     assert [authenticate(request, username="operator", password="wrong") for _ in range(3)] == [None] * 3
@@ -115,7 +115,7 @@ def test_throttled_attempts_from_one_address_in_one_window_are_one_audit_row_wit
 
 
 def test_the_next_window_starts_a_new_audit_row(operator):
-    from jobs.audit import audit_record_counted
+    from jobs.core.audit import audit_record_counted
 
     start = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
     for minutes in (0, 5, 14, 15, 16):  # a 15-minute window: 10:00-10:15, then 10:15-10:30
@@ -141,7 +141,7 @@ def test_async_callers_of_authenticate_are_throttled_too(operator, rf):
     from asgiref.sync import async_to_sync
     from django.contrib.auth import aauthenticate
 
-    from jobs.auth_backends import LoginThrottled
+    from jobs.api.auth_backends import LoginThrottled
 
     request = rf.post("/some/async/login/", REMOTE_ADDR="10.4.4.5")
     check = async_to_sync(aauthenticate)

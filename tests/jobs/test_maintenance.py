@@ -7,9 +7,9 @@ import time_machine
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs.enqueue import job_enqueue
-from jobs.maintenance import job_prune_finished, job_rescue_orphans
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt, JobLogLine
+from jobs.worker.maintenance import job_prune_finished, job_rescue_orphans
 
 S = Job.Status
 
@@ -70,7 +70,7 @@ def test_job_claimed_before_leases_is_rescued_only_past_its_time_limit(redis_cli
 
 @pytest.mark.django_db
 def test_heartbeat_renews_the_leases_it_holds_and_no_others(redis_client):
-    from jobs.leases import LeaseKeeper
+    from jobs.worker.leases import LeaseKeeper
 
     held = running_job(started_ago=timedelta(seconds=10), lease_left=timedelta(seconds=2))
     moved_on = running_job(started_ago=timedelta(seconds=10), lease_left=timedelta(seconds=2), attempt=2)

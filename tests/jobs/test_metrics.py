@@ -7,13 +7,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import metrics, schedules
-from jobs.enqueue import job_enqueue
-from jobs.metrics_scrape import registry_for_scrape
+from jobs.coordination.ratelimit import RateLimiter
+from jobs.delivery import schedules
+from jobs.delivery.enqueue import job_enqueue
+from jobs.delivery.relay import job_relay_unpublished
+from jobs.delivery.schedules import schedule_trigger
+from jobs.foundation import metrics
 from jobs.models import Job
-from jobs.ratelimit import RateLimiter
-from jobs.relay import job_relay_unpublished
-from jobs.schedules import schedule_trigger
+from jobs.ops.metrics_scrape import registry_for_scrape
 from jobs.tasks import ping
 from tests.jobs.metrics_helpers import free_port
 from tests.jobs.metrics_helpers import value as parse_value

@@ -7,7 +7,7 @@ import os
 import pytest
 from django.test import override_settings
 
-from jobs.enqueue import job_bulk_enqueue, job_enqueue
+from jobs.delivery.enqueue import job_bulk_enqueue, job_enqueue
 from jobs.models import Job
 from tests.jobs.metrics_helpers import free_port, scrape, value
 from tests.processes import CeleryProcess, wait_for

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from jobs import registry
-from jobs.registry import JobType
+from jobs.core import registry
+from jobs.core.registry import JobType
 from jobs.tasks import CANARY_SCHEMA
 
 pytestmark = pytest.mark.django_db

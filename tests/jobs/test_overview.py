@@ -8,10 +8,10 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from devtools.devstack import free_port
+from jobs.api.openapi import OPS_OVERVIEW
 from jobs.models import Job
-from jobs.openapi import OPS_OVERVIEW
-from jobs.operations import job_type_set_enabled
-from jobs.selectors import jobs_overview
+from jobs.ops.operations import job_type_set_enabled
+from jobs.ops.selectors import jobs_overview
 
 S = Job.Status
 
@@ -157,7 +157,7 @@ def test_a_waiting_queue_with_a_worker_is_a_backlog_not_unconsumed(db, redis_cli
 
 
 def test_workers_that_cannot_reach_the_database_raise_an_alert(db, redis_client, settings):
-    from jobs.dbresilience import report_database_failure
+    from jobs.foundation.dbresilience import report_database_failure
 
     report_database_failure(OperationalError("connection refused"), hostname="default@box")
 
@@ -201,7 +201,7 @@ def test_running_jobs_past_their_lease_raise_an_alert(db, redis_client, settings
 def test_jobs_past_their_lease_are_read_through_an_index(db):
     from django.db import connection
 
-    from jobs.selectors import jobs_past_their_lease
+    from jobs.ops.selectors import jobs_past_their_lease
 
     if connection.vendor != "postgresql":
         pytest.skip("the index this checks is in PostgreSQL's plan; SQLite's planner and indexes differ")

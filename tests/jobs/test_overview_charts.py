@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from jobs.charts import overview_charts
 from jobs.models import Job
+from jobs.ops.charts import overview_charts
 from tests.browser import DESKTOP, PHONE, admin_login, screenshot
 
 S = Job.Status

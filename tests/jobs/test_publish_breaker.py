@@ -37,7 +37,7 @@ def test_five_enqueues_in_one_transaction_commit_fast_while_redis_is_down(subpro
 
 
 def test_breaker_opens_on_failure_and_closes_after_the_back_off(monkeypatch):
-    from jobs import publisher
+    from jobs.core import publisher
 
     breaker = publisher.PublishBreaker(back_off_seconds=0.3)
     assert breaker.allows()

@@ -4,7 +4,7 @@ import base64
 import json
 
 from config.celery_app import app
-from jobs.publisher import publish_batch
+from jobs.core.publisher import publish_batch
 
 
 def job_message(index: int, *, queue: str = "default", task: str = "tests.record") -> dict:
@@ -51,7 +51,7 @@ def test_each_message_is_the_one_celery_would_build(redis_client):
 
 
 def test_messages_leave_each_queue_in_the_order_given(redis_client, monkeypatch):
-    monkeypatch.setattr("jobs.publisher.PIPELINE_SIZE", 4)  # several LPUSH commands per queue
+    monkeypatch.setattr("jobs.core.publisher.PIPELINE_SIZE", 4)  # several LPUSH commands per queue
     messages = [job_message(index, queue="default" if index % 3 else "exports") for index in range(10)]
 
     publish_batch(app, messages)
@@ -70,7 +70,7 @@ def test_an_empty_batch_touches_nothing(redis_client):
 def test_one_at_a_time_each_message_is_still_celerys_and_the_template_is_built_once(redis_client, monkeypatch):
     # An API enqueue publishes one message per call: Celery's template for the task name is built on the first
     # call in this process and kept (it used to be built on every call).
-    from jobs import publisher
+    from jobs.core import publisher
 
     built: list[str] = []
     real_template = publisher._TaskMessageTemplate

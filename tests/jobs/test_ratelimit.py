@@ -9,9 +9,9 @@ import pytest
 import time_machine
 from django.test import override_settings
 
-from jobs import ratelimit
-from jobs.exceptions import RateLimited, UnknownRateLimit
-from jobs.ratelimit import RateLimiter, parse_retry_after
+from jobs.coordination import ratelimit
+from jobs.coordination.ratelimit import RateLimiter, parse_retry_after
+from jobs.foundation.exceptions import RateLimited, UnknownRateLimit
 from tests.processes import wait_for
 
 # spawn, not fork: by the time these tests run the pytest process has threads (Celery's and
@@ -282,7 +282,7 @@ def test_scripts_run_by_hash_and_a_redis_that_lacks_one_is_sent_its_text(redis_c
     import hashlib
     import secrets
 
-    from jobs.ratelimit import _run_script
+    from jobs.coordination.ratelimit import _run_script
 
     script = f"return ARGV[1] -- {secrets.token_hex(8)}"  # never seen by this Redis
     sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()

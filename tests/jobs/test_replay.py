@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs.enqueue import job_enqueue
-from jobs.exceptions import IllegalTransition, JobTypeDisabled
+from jobs.delivery.enqueue import job_enqueue
+from jobs.foundation.exceptions import IllegalTransition, JobTypeDisabled
 from jobs.models import Job, JobAuditEntry
-from jobs.operations import job_bulk_replay, job_bulk_replay_dead, job_type_set_enabled
+from jobs.ops.operations import job_bulk_replay, job_bulk_replay_dead, job_type_set_enabled
 
 S = Job.Status
 

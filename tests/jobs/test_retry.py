@@ -6,8 +6,8 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import OperationalError
 
-from jobs.exceptions import PermanentJobError, TransientJobError, UnsupportedMessageVersion
-from jobs.retry import Backoff, RetryPolicy
+from jobs.core.retry import Backoff, RetryPolicy
+from jobs.foundation.exceptions import PermanentJobError, TransientJobError, UnsupportedMessageVersion
 
 
 def test_ceiling_grows_exponentially_until_the_cap():

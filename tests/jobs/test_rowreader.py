@@ -1,4 +1,4 @@
-"""jobs.rowreader: hand-written SQL for the API's hot reads loads instances exactly as the ORM does."""
+"""jobs.foundation.rowreader: hand-written SQL for the API's hot reads loads instances exactly as the ORM does."""
 
 from datetime import timedelta
 
@@ -6,11 +6,11 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from jobs.exceptions import JobNotFound
+from jobs.api.tokens import api_token_create
+from jobs.foundation.exceptions import JobNotFound
+from jobs.foundation.rowreader import row_reader, table_name
 from jobs.models import ApiToken, Job, JobAttempt
-from jobs.rowreader import row_reader, table_name
-from jobs.selectors import job_attempt_list, job_get_for, job_get_with_attempts_for
-from jobs.tokens import api_token_create
+from jobs.ops.selectors import job_attempt_list, job_get_for, job_get_with_attempts_for
 
 
 def read_all(model):

@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
-from jobs.enqueue import job_enqueue
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobLogLine
-from jobs.runner import execute
+from jobs.worker.runner import execute
 from tests.jobs import jobtypes
 
 S = Job.Status
@@ -85,7 +85,7 @@ def test_message_for_a_deleted_job_is_dropped():
 def test_tracking_failure_does_not_fail_the_job(redis_client, monkeypatch):
     from django.db import DatabaseError
 
-    from jobs import job_context, lifecycle
+    from jobs.core import job_context, lifecycle
 
     job = job_enqueue(job_type="tests.noop").job
 
@@ -119,8 +119,8 @@ def test_a_body_whose_success_write_failed_is_finished_by_the_reaper_not_run_aga
     from django.db import OperationalError
     from django.utils import timezone
 
-    from jobs import lifecycle
-    from jobs.maintenance import job_rescue_orphans
+    from jobs.core import lifecycle
+    from jobs.worker.maintenance import job_rescue_orphans
 
     job = job_enqueue(job_type="tests.counted").job
 

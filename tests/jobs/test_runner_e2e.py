@@ -8,14 +8,14 @@ from django.test import override_settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
-from jobs.enqueue import job_enqueue
-from jobs.lifecycle import job_cancel
-from jobs.maintenance import job_rescue_orphans
+from jobs.core.lifecycle import job_cancel
+from jobs.core.retry import Backoff
+from jobs.delivery.enqueue import job_enqueue
+from jobs.delivery.schedules import schedules_sync
 from jobs.models import Job, JobAttempt
-from jobs.operations import job_type_set_enabled
-from jobs.retry import Backoff
-from jobs.schedules import schedules_sync
+from jobs.ops.operations import job_type_set_enabled
 from jobs.tasks import canary
+from jobs.worker.maintenance import job_rescue_orphans
 from tests.processes import run_django_snippet, wait_for
 
 pytestmark = pytest.mark.worker
@@ -181,7 +181,7 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(
     # A web process enqueues five jobs while Redis is unreachable: the request still succeeds.
     output = run_django_snippet(
         "from django.db import transaction\n"
-        "from jobs.enqueue import job_enqueue\n"
+        "from jobs.delivery.enqueue import job_enqueue\n"
         "with transaction.atomic():\n"
         "    ids = [job_enqueue(job_type='jobs.canary', payload={'message': str(i)}).job.id for i in range(5)]\n"
         "print(','.join(ids))\n",
@@ -193,7 +193,7 @@ def test_enqueue_while_broker_is_down_is_delivered_after_it_returns(
     broker.start()  # same port: Redis is back, empty
     start_worker(queues="default", extra_env={"REDIS_URL": broker.url})
     published = run_django_snippet(
-        "from jobs.relay import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
+        "from jobs.delivery.relay import job_relay_unpublished\nprint(job_relay_unpublished())", env=broker_env
     )
 
     assert published.strip().splitlines()[-1] == "5"

@@ -7,8 +7,8 @@ from celery.schedules import crontab
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from jobs import schedules
-from jobs.schedules import Schedule, declare, schedules_sync
+from jobs.delivery import schedules
+from jobs.delivery.schedules import Schedule, declare, schedules_sync
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 import pytest
 
-from jobs.registry import JobType, register
-from jobs.schema import SchemaDeclarationError, schema_check, validate, with_defaults
+from jobs.core.registry import JobType, register
+from jobs.core.schema import SchemaDeclarationError, schema_check, validate, with_defaults
 
 SCHEMA = {
     "type": "object",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.ratelimit import KEY_PREFIX
-from jobs.tokens import api_token_create
+from jobs.api.tokens import api_token_create
+from jobs.coordination.ratelimit import KEY_PREFIX
 from tests.browser import DESKTOP, PHONE, admin_login, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""Successes written behind by a worker process' writer thread (``jobs.success_batch``).
+"""Successes written behind by a worker process' writer thread (``jobs.worker.success_batch``).
 
 A success whose completion is in Redis is handed to the writer, which writes the successes of
 ``JOBS_SUCCESS_BATCH_MS`` in one statement. Until then the job reads running; if the process dies
@@ -14,10 +14,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 
-from jobs.enqueue import job_enqueue
-from jobs.maintenance import job_rescue_orphans
+from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt, JobLogLine
-from jobs.success_batch import writer
+from jobs.worker.maintenance import job_rescue_orphans
+from jobs.worker.success_batch import writer
 from tests.jobs import jobtypes
 from tests.jobs.test_flush_wait import record_of, waiting_job
 from tests.jobs.test_runner import deliver
@@ -155,7 +155,7 @@ def test_a_process_that_did_not_switch_it_on_writes_each_success_itself(subproce
 
     output = run_django_snippet(
         "from jobs.models import Job\n"
-        "from jobs.success_batch import writer\n"
+        "from jobs.worker.success_batch import writer\n"
         "from tests.jobs.test_runner import deliver\n"
         f"summary = deliver(Job.objects.get(id={job.id!r}), attempt=1)\n"
         f"print(writer.enabled, writer.pending(), summary['outcome'], Job.objects.get(id={job.id!r}).status)\n",

@@ -2,9 +2,9 @@
 
 import pytest
 
-from jobs.enqueue import job_enqueue
-from jobs.exceptions import IllegalTransition
-from jobs.lifecycle import ALLOWED_TRANSITIONS, check_transition, job_transition
+from jobs.core.lifecycle import ALLOWED_TRANSITIONS, check_transition, job_transition
+from jobs.delivery.enqueue import job_enqueue
+from jobs.foundation.exceptions import IllegalTransition
 from jobs.models import Job
 
 S = Job.Status

@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.db import OperationalError
 
-from jobs.dbresilience import report_database_failure
+from jobs.foundation.dbresilience import report_database_failure
 from tests.processes import BASE_DIR
 
 pytestmark = pytest.mark.worker

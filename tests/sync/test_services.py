@@ -212,8 +212,8 @@ def test_sync_admin_pages_render(client, django_user_model):
 
 @pytest.mark.django_db
 def test_a_sync_run_whose_job_gave_up_no_longer_blocks_later_syncs():
+    from jobs.core.registry import get
     from jobs.models import Job
-    from jobs.registry import get
     from sync.services import sync_run_for_job
 
     died = Job.objects.create(type="sync.run", queue="sync", status="running", attempt=1)
@@ -230,8 +230,8 @@ def test_a_sync_run_whose_job_gave_up_no_longer_blocks_later_syncs():
 
 @pytest.mark.django_db
 def test_a_give_up_never_ends_a_run_whose_job_still_lives():
+    from jobs.core.registry import get
     from jobs.models import Job
-    from jobs.registry import get
     from sync.exceptions import SyncRunInProgress
     from sync.services import sync_run_for_job
 

@@ -9,11 +9,11 @@ import time
 import pytest
 from django.test import override_settings
 
-from jobs.enqueue import job_enqueue
-from jobs.maintenance import job_rescue_orphans
+from jobs.delivery.enqueue import job_enqueue
+from jobs.delivery.relay import job_relay_unpublished
 from jobs.models import Job
-from jobs.operations import job_replay_locked
-from jobs.relay import job_relay_unpublished
+from jobs.ops.operations import job_replay_locked
+from jobs.worker.maintenance import job_rescue_orphans
 from sync.models import Product, SyncPage, SyncRun
 from tests.processes import wait_for
 

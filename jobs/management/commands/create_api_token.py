@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.tokens import SCOPES, api_token_create
+from jobs.api.tokens import SCOPES, api_token_create
 
 
 class Command(BaseCommand):

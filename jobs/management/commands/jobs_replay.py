@@ -10,12 +10,12 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from jobs.audit import Action, audit_record
-from jobs.exceptions import JobsError
-from jobs.lifecycle import job_retry
+from jobs.core.audit import Action, audit_record
+from jobs.core.lifecycle import job_retry
+from jobs.foundation.exceptions import JobsError
 from jobs.models import Job
-from jobs.operations import job_bulk_replay, job_bulk_replay_dead
-from jobs.selectors import job_get
+from jobs.ops.operations import job_bulk_replay, job_bulk_replay_dead
+from jobs.ops.selectors import job_get
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.workerprobe import worker_probe
+from jobs.ops.workerprobe import worker_probe
 
 
 class Command(BaseCommand):

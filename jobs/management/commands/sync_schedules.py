@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.schedules import declared, schedules_sync
+from jobs.delivery.schedules import declared, schedules_sync
 
 
 class Command(BaseCommand):

@@ -1,8 +1,9 @@
 """Run the supplier simulator (sync/simulator.py) from Django: same options."""
 
 import argparse
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sync.simulator import add_arguments, config_from_args, serve
 
@@ -10,10 +11,10 @@ from sync.simulator import add_arguments, config_from_args, serve
 class Command(BaseCommand):
     help = "Serve the simulated, rate-limited supplier catalog over HTTP (for development, tests and benchmarks)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         try:
             config = config_from_args(argparse.Namespace(**options))
         except (ValueError, TypeError) as exc:

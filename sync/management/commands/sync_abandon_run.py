@@ -1,6 +1,8 @@
 """Runbook: abandon a stuck sync run so a new one can start."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.public import JobsError
 from sync.models import SyncRun
@@ -10,10 +12,10 @@ from sync.services import sync_run_abandon
 class Command(BaseCommand):
     help = "Mark a running sync run failed (its pending pages too); page jobs still queued then find nothing to do."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("run_id", type=int)
 
-    def handle(self, *args, run_id: int, **options):
+    def handle(self, *args: str, run_id: int, **options: Any) -> None:
         try:
             run = sync_run_abandon(run_id=run_id)
         except SyncRun.DoesNotExist:

@@ -1,0 +1,409 @@
+"""Enqueueing jobs: one or many, transactional, durable, idempotent within a window."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from jobs.coordination.locks import ADVISORY_LOCK_NAMESPACE, transaction_lock
+from jobs.core import registry
+from jobs.core.publisher import publish_on_commit
+from jobs.core.schema import validate, with_defaults
+from jobs.core.switches import job_type_is_enabled, switched_off_sql
+from jobs.foundation import metrics
+from jobs.foundation.bulkinsert import bulk_insert_varying, insert_one_statement
+from jobs.foundation.context import get_correlation_id, new_correlation_id
+from jobs.foundation.exceptions import IdempotencyKeyConflict, JobTypeDisabled, PayloadInvalid
+from jobs.foundation.rowreader import column_name, table_name
+from jobs.models import Job, new_job_id
+
+
+def job_holding_idempotency_key(*, idempotency_key: str, job_types: list[str]) -> Job | None:
+    """The job among ``job_types`` whose idempotency key (still within its window) is ``idempotency_key``, if any.
+
+    ``job_types`` keeps the lookup on the (type, idempotency_key) unique index instead of a table scan.
+    """
+    if not job_types:
+        return None
+    # Hand-written SQL (jobs.foundation.rowreader's reasoning): every API enqueue with a key asks this.
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
+        cursor.execute(
+            idempotency_holder_sql(db, type_count=len(job_types)), [idempotency_key, *job_types, timezone.now()]
+        )
+        row = cursor.fetchone()
+    return Job.from_db(db.alias, ["id", "type"], list(row)) if row is not None else None  # the others deferred
+
+
+def idempotency_holder_sql(db: BaseDatabaseWrapper, *, type_count: int) -> str:
+    """SELECT id, type of the job holding a key within its window; parameters: the key, ``type_count`` types, now."""
+    table = table_name(db, Job)
+    column = {
+        name: f"{table}.{column_name(db, Job, name)}"
+        for name in ("pk", "type", "idempotency_key", "idempotency_expires_at")
+    }
+    return (f"SELECT {column['pk']}, {column['type']} FROM {table} WHERE {column['idempotency_key']} = %s "  # noqa: S608
+            f"AND {column['type']} IN ({', '.join(['%s'] * type_count)}) AND {column['idempotency_expires_at']} > %s")  # fmt: skip
+
+
+def payload_fingerprint(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    job: Job
+    created: bool
+
+
+def job_validate_payload(*, job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Check ``payload`` against the type's declared API schema; return it with defaults filled."""
+    spec = registry.get(job_type)
+    if spec.api_schema is None:
+        return payload
+    errors = validate(payload, spec.api_schema)
+    if errors:
+        raise PayloadInvalid(
+            f"payload for job type {job_type!r} is invalid: "
+            + "; ".join(f"{error.field}: {error.message}" for error in errors),
+            detail={"errors": [error.as_dict() for error in errors]},
+        )
+    return with_defaults(payload, spec.api_schema)
+
+
+def _idempotency_window() -> timedelta:
+    return timedelta(seconds=getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """One job_enqueue call's job, before it becomes a row."""
+
+    job_type: str
+    payload: dict[str, Any]
+    owner: AbstractUser | None
+    idempotency_key: str | None
+    correlation_id: str | None
+    replay_of: Job | None
+
+
+def _new_job(wanted: _Wanted, *, now: datetime) -> Job:
+    job_type, payload, idempotency_key = wanted.job_type, wanted.payload, wanted.idempotency_key
+    owner, correlation_id, replay_of = wanted.owner, wanted.correlation_id, wanted.replay_of
+    spec = registry.get(job_type)
+    return Job(
+        type=job_type,
+        queue=spec.queue,
+        max_attempts=spec.retry.max_attempts,
+        owner=cast(Any, owner),  # the project's user model, whichever it is
+        payload=payload,
+        payload_fingerprint=payload_fingerprint(payload),
+        idempotency_key=idempotency_key or None,
+        idempotency_expires_at=(now + _idempotency_window()) if idempotency_key else None,
+        correlation_id=correlation_id or get_correlation_id() or new_correlation_id(),
+        replay_of=replay_of,
+        enqueued_at=now,
+    )
+
+
+def ensure_enabled(job_type: str) -> None:
+    """Raise JobTypeDisabled when ``job_type`` is switched off."""
+    if not job_type_is_enabled(job_type=job_type):
+        raise JobTypeDisabled(
+            f"job type {job_type!r} is switched off; enqueue it again once an operator switches it back on",
+            detail={"type": job_type},
+        )
+
+
+def _release_expired_keys(*, job_type: str, keys: Sequence[str | None], now: datetime) -> None:
+    # Conditional: only keys whose window has passed are freed, so a racing enqueue
+    # that already re-used one is never disturbed.
+    Job.objects.filter(type=job_type, idempotency_key__in=keys, idempotency_expires_at__lte=now).update(
+        idempotency_key=None
+    )
+
+
+def job_enqueue(
+    *,
+    job_type: str,
+    payload: dict[str, Any] | None = None,
+    owner: AbstractUser | None = None,
+    idempotency_key: str | None = None,
+    correlation_id: str | None = None,
+    replay_of: Job | None = None,
+    key_exclusive_among: Sequence[str] = (),
+) -> EnqueueResult:
+    """Create a job and publish it when the surrounding transaction commits.
+
+    - Transactional: if the caller's transaction rolls back, no job exists and nothing runs.
+    - Durable: the row is written first; if the broker is down at commit time the
+      relay (``jobs.delivery.relay``) publishes it later.
+    - Idempotent: the same (type, idempotency_key) within the window returns the existing
+      job (``created=False``); the database's unique constraint settles concurrent calls.
+      The same key with a different payload raises IdempotencyKeyConflict.
+    - ``key_exclusive_among``: job types sharing one key space (the API's: a key is one request).
+      A key held within its window by another of these types raises IdempotencyKeyConflict too; a
+      lock on the key makes that check and the insert one step for concurrent calls.
+    """
+    registry.get(job_type)
+    wanted = _Wanted(job_type=job_type, payload=payload or {}, owner=owner, idempotency_key=idempotency_key,
+                     correlation_id=correlation_id, replay_of=replay_of)  # fmt: skip
+    if not (idempotency_key and key_exclusive_among):
+        return _enqueue_one(wanted)
+    job = _new_job(wanted, now=timezone.now())
+    if _insert_while_key_free(job, key_exclusive_among=key_exclusive_among):
+        publish_on_commit([job])
+        metrics.jobs_enqueued(job_type=job.type, queue=job.queue)
+        return EnqueueResult(job=job, created=True)
+    # Something stands in the way (a holder, a switch, an expired key): the general path says what.
+    with transaction.atomic():
+        transaction_lock(_key_lock_name(idempotency_key))
+        holder = job_holding_idempotency_key(idempotency_key=idempotency_key, job_types=list(key_exclusive_among))
+        if holder is not None and holder.type != job_type:
+            raise IdempotencyKeyConflict(
+                f"idempotency key {idempotency_key!r} was already used for job {holder.id} of type {holder.type!r}; "
+                "use a new key for a different request",
+                detail={"job_id": holder.id, "idempotency_key": idempotency_key},
+            )
+        return _enqueue_one(wanted)
+
+
+def _key_lock_name(idempotency_key: str) -> str:
+    # The name the API's view locked before this moved here: old and new processes agree during a deploy.
+    return f"api-idempotency:{idempotency_key}"
+
+
+def _insert_while_key_free(job: Job, *, key_exclusive_among: Sequence[str]) -> bool:
+    """Insert ``job`` in one round trip when nothing stands in its way; False (nothing written) otherwise.
+
+    PostgreSQL, when the type is not switched off in settings. The key's lock, then an INSERT guarded by
+    "no job of ``key_exclusive_among`` holds the key within its window and the type is not switched off"
+    (``ON CONFLICT DO NOTHING`` for an expired holder), and, outside a transaction, BEGIN and COMMIT
+    around them: one round trip instead of six (BEGIN, the lock, the holder, the switch, the INSERT,
+    COMMIT). With parameters bound on the server (settings: DATABASE_PREPARED_STATEMENTS) the statements
+    go as one pipeline, each prepared once per connection; with client-side binding, as one
+    simple-protocol query. The lock is its own statement on purpose: under READ COMMITTED each statement
+    reads a snapshot taken when it starts, so the guard, starting after the lock is held, sees a holder
+    that a concurrent call committed while this one waited; inside one statement the snapshot would
+    predate the wait. COMMIT waits for the WAL flush as before, so the row is durable before the caller
+    answers.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or job.type in getattr(settings, "JOBS_DISABLED_TYPES", ()):
+        return False
+    condition = (
+        f"NOT EXISTS ({idempotency_holder_sql(db, type_count=len(key_exclusive_among))}) "
+        f"AND NOT EXISTS ({switched_off_sql(db)})"
+    )
+    insert, values = insert_one_statement(job, condition=condition)
+    lock = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+    lock_params = [ADVISORY_LOCK_NAMESPACE, _key_lock_name(cast(str, job.idempotency_key))]
+    insert_params = [*values, job.idempotency_key, *key_exclusive_among, job.enqueued_at, job.type]
+    own_transaction = not db.in_atomic_block and db.get_autocommit()
+    pipelined = bool(db.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+    if not own_transaction:
+        # Inside the caller's transaction (or a test's): its BEGIN and COMMIT are its own.
+        with transaction.atomic():
+            inserted = _lock_then_insert(db, lock, lock_params, insert, insert_params, pipelined=pipelined)
+    else:
+        try:
+            inserted = _lock_then_insert(db, lock, lock_params, insert, insert_params, pipelined=pipelined,
+                                         begin_and_commit=True)  # fmt: skip
+        except Exception:
+            # A failed statement leaves the explicit transaction open and aborted: end it here, as Django's
+            # atomic would, so the connection is usable again (a broken one is discarded anyway).
+            if db.connection is not None and not db.connection.closed:
+                with contextlib.suppress(Exception):
+                    db.connection.execute("ROLLBACK")
+            raise
+    if inserted:
+        job._state.adding, job._state.db = False, db.alias
+    return inserted
+
+
+def _lock_then_insert(
+    db: BaseDatabaseWrapper, lock: str, lock_params: list[Any], insert: str, insert_params: list[Any], *, pipelined: bool,
+    begin_and_commit: bool = False,
+) -> bool:  # fmt: skip
+    """Send the lock and the guarded INSERT (between BEGIN and COMMIT if asked) in one round trip; True when
+    the INSERT returned its row."""
+    if not pipelined:
+        # Client-side binding: one simple-protocol query of several statements, one result each.
+        sql = f"BEGIN; {lock}; {insert}; COMMIT" if begin_and_commit else f"{lock}; {insert}"
+        with db.cursor() as cursor:
+            cursor.execute(sql, [*lock_params, *insert_params])
+            if begin_and_commit:
+                cursor.nextset()  # past BEGIN's empty result
+            cursor.nextset()  # past the lock's row, to the INSERT's RETURNING
+            return cursor.fetchone() is not None
+    # Server-side binding prepares each statement and a prepared statement holds one: a pipeline sends them
+    # all, then waits once for every result. psycopg raises the first error when it syncs, at the pipeline's
+    # end, outside any execute(): wrap_database_errors gives it Django's class there too.
+    with db.cursor() as control, db.cursor() as locking, db.cursor() as inserting:
+        with db.wrap_database_errors, db.connection.pipeline():
+            if begin_and_commit:
+                control.execute("BEGIN")
+            locking.execute(lock, lock_params)
+            inserting.execute(insert, insert_params)
+            if begin_and_commit:
+                control.execute("COMMIT")
+        return inserting.fetchone() is not None
+
+
+def _enqueue_one(wanted: _Wanted) -> EnqueueResult:
+    job_type, payload, idempotency_key = wanted.job_type, wanted.payload, wanted.idempotency_key
+    if not job_type_is_enabled(job_type=job_type):
+        # A retried request whose job already exists gets it back, switch or not.
+        replayed = _live_idempotent_job(job_type=job_type, key=idempotency_key, payload=payload)
+        if replayed is not None:
+            return EnqueueResult(job=replayed, created=False)
+        ensure_enabled(job_type)
+    now = timezone.now()
+    job = _new_job(wanted, now=now)
+    if idempotency_key:
+        existing = _insert_idempotent(job, now=now)
+        if existing is not None:
+            return EnqueueResult(job=existing, created=False)
+    else:
+        job.save(force_insert=True)
+    publish_on_commit([job])
+    metrics.jobs_enqueued(job_type=job.type, queue=job.queue)
+    return EnqueueResult(job=job, created=True)
+
+
+def _live_idempotent_job(*, job_type: str, key: str | None, payload: dict[str, Any]) -> Job | None:
+    if not key:
+        return None
+    return Job.objects.filter(
+        type=job_type, idempotency_key=key, idempotency_expires_at__gt=timezone.now(),
+        payload_fingerprint=payload_fingerprint(payload),
+    ).first()  # fmt: skip
+
+
+def _insert_idempotent(job: Job, *, now: datetime) -> Job | None:
+    """Insert ``job``; on a key collision return the job already holding the key.
+
+    ``ON CONFLICT DO NOTHING`` instead of catching the unique violation: no savepoint around the
+    INSERT, two round trips fewer inside the API's transaction. A concurrent holder that has not
+    committed yet is waited for, as the plain INSERT waited before raising.
+    """
+    for _ in range(3):
+        if bulk_insert_varying(template=job, varying={"id": [job.id]}, skip_conflicts=True):
+            job._state.adding, job._state.db = False, "default"  # saved (pre_save filled its timestamps)
+            return None
+        existing = Job.objects.filter(type=job.type, idempotency_key=job.idempotency_key).first()
+        if existing is None:
+            continue  # the holder was just released or pruned: try again
+        if existing.idempotency_expires_at and existing.idempotency_expires_at <= now:
+            _release_expired_keys(job_type=job.type, keys=[job.idempotency_key], now=now)
+            continue
+        if existing.payload_fingerprint != job.payload_fingerprint:
+            raise IdempotencyKeyConflict(
+                f"idempotency key {job.idempotency_key!r} was already used for job {existing.id} of type "
+                f"{job.type!r} with a different payload; use a new key for a different request",
+                detail={"job_id": existing.id, "idempotency_key": job.idempotency_key},
+            )
+        return existing
+    raise IntegrityError(f"could not settle idempotency key {job.idempotency_key!r} after 3 tries")
+
+
+def job_bulk_enqueue(
+    *,
+    job_type: str,
+    payloads: Sequence[dict[str, Any] | None],
+    idempotency_keys: Sequence[str | None] | None = None,
+    owner: AbstractUser | None = None,
+    correlation_id: str | None = None,
+    batch_size: int = 5000,
+) -> list[EnqueueResult]:
+    """Enqueue many jobs of one type: one multi-row insert per batch, one pipelined publish.
+
+    Same guarantees as ``job_enqueue``: nothing runs if the transaction rolls back, and
+    the rows are written before anything is published. A key already used within the
+    window returns the job holding it (``created=False``), whatever its payload: fan-out
+    callers derive keys from the event they handle, so a repeated key is a repeated event.
+    Results are in input order.
+    """
+    spec = registry.get(job_type)
+    ensure_enabled(job_type)
+    if idempotency_keys is not None and len(idempotency_keys) != len(payloads):
+        raise ValueError(
+            f"idempotency_keys has {len(idempotency_keys)} entries, payloads has {len(payloads)}; expected the same"
+        )
+    keys = [key or None for key in idempotency_keys] if idempotency_keys is not None else [None] * len(payloads)
+    present_keys = [key for key in keys if key]
+    if len(set(present_keys)) != len(present_keys):
+        raise ValueError("idempotency_keys repeat within one bulk call; each job needs its own key")
+    if not payloads:
+        return []
+    now = timezone.now()
+    filled: list[dict[str, Any]] = [payload or {} for payload in payloads]
+    # Everything but these columns is the same for every job of the call.
+    template = Job(
+        type=job_type, queue=spec.queue, max_attempts=spec.retry.max_attempts, owner=cast(Any, owner),
+        correlation_id=correlation_id or get_correlation_id() or new_correlation_id(), enqueued_at=now,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    varying: dict[str, list[Any]] = {
+        "id": [new_job_id() for _ in payloads],
+        "payload": filled,
+        "payload_fingerprint": [payload_fingerprint(payload) for payload in filled],
+    }
+    if present_keys:
+        expires_at = now + _idempotency_window()
+        varying["idempotency_key"] = keys
+        varying["idempotency_expires_at"] = [expires_at if key else None for key in keys]
+    settled: dict[int, EnqueueResult] = {}
+    pending = list(range(len(payloads)))
+    if present_keys:
+        # Rows go in in key order: concurrent calls with overlapping keys then wait for each
+        # other in one order instead of deadlocking on each other's unique-index entries.
+        pending.sort(key=lambda index: keys[index] or "")
+    with transaction.atomic():
+        if present_keys:
+            _release_expired_keys(job_type=job_type, keys=present_keys, now=now)
+        # A key that lost to a holder which then vanished (pruned, or released as expired by a
+        # concurrent call) is tried again, as job_enqueue does.
+        for _ in range(3):
+            subset = {name: [values[index] for index in pending] for name, values in varying.items()}
+            inserted = {
+                job.id: job
+                for job in bulk_insert_varying(
+                    template=template, varying=subset, batch_size=batch_size, skip_conflicts=bool(present_keys)
+                )
+            }
+            lost = [index for index in pending if varying["id"][index] not in inserted]
+            holders = {}
+            if lost:
+                lost_keys = [keys[index] for index in lost]
+                holders = {
+                    job.idempotency_key: job for job in Job.objects.filter(type=job_type, idempotency_key__in=lost_keys)
+                }
+            for index in pending:
+                job_id, key = varying["id"][index], keys[index]
+                if job_id in inserted:
+                    settled[index] = EnqueueResult(job=inserted[job_id], created=True)
+                elif key in holders:
+                    settled[index] = EnqueueResult(job=holders[key], created=False)
+            pending = [index for index in pending if index not in settled]
+            if not pending:
+                break
+        else:
+            raise IntegrityError(f"could not settle {len(pending)} idempotency key(s) of {job_type!r} after 3 tries")
+    results = [settled[index] for index in range(len(payloads))]
+    created = [result.job for result in results if result.created]
+    publish_on_commit(created)
+    metrics.jobs_enqueued(job_type=job_type, queue=created[0].queue if created else "", count=len(created))
+    return results
