@@ -1,5 +1,5 @@
 """
-The two lock files compiled from pyproject.toml, and the check that they still match it.
+The lock files compiled from pyproject.toml, and the check that they still match it.
 
     python devtools/lock.py                          recompile both locks (make lock), keeping every pin it can
     python devtools/lock.py --upgrade-package NAME   the same, moving NAME (and what it needs) to its newest release
@@ -7,6 +7,7 @@ The two lock files compiled from pyproject.toml, and the check that they still m
     python devtools/lock.py --check                  exit 1 when a lock no longer matches pyproject.toml (offline)
 
 requirements/runtime.txt    what `make run` installs: [project] dependencies + the `devstack` extra
+requirements/app.txt        what the production image (Dockerfile) installs: [project] dependencies alone
 requirements/dev.txt        what `make test` installs: the above + the `test` extra
 (both with [build-system] requires, so the project installs editable without build isolation)
 requirements/installer.txt  uv alone, as dev.txt pins it: pip installs it first, and uv installs the rest
@@ -51,8 +52,10 @@ class Lock:
 # dev.txt first: runtime.txt is resolved inside its pins, so the two never disagree on a version.
 DEV = Lock(BASE_DIR / "requirements" / "dev.txt", ("devstack", "test"))
 RUNTIME = Lock(BASE_DIR / "requirements" / "runtime.txt", ("devstack",))
+# The production image (Dockerfile): [project] dependencies alone, no embedded Redis or SMTP catcher.
+APP = Lock(BASE_DIR / "requirements" / "app.txt", ())
 INSTALLER = Lock(BASE_DIR / "requirements" / "installer.txt", ("test",), only="uv")
-LOCKS = (DEV, RUNTIME, INSTALLER)
+LOCKS = (DEV, RUNTIME, APP, INSTALLER)
 
 
 def _project() -> dict[str, Any]:
