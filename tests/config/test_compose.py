@@ -285,7 +285,13 @@ def test_dockerfile_copies_what_the_image_needs_and_nothing_local():
 
 def test_dockerfile_builds_a_non_root_image_with_static_files():
     assert [line.split()[1] for line in INSTRUCTIONS if line.startswith("FROM ")] == ["python:3.11-slim"]
-    assert any(re.search(r"^RUN .*\bpip install \.(\s|$)", line) for line in INSTRUCTIONS)
+    # The image installs the hashed production lock, then the project without resolving anything again.
+    (install,) = [line for line in INSTRUCTIONS if line.startswith("RUN ") and "pip install" in line]
+    assert re.search(r"\bpip install --require-hashes -r requirements/app\.txt\b", install)
+    assert re.search(r"\bpip install --no-deps --no-build-isolation \.(\s|$)", install)
+    assert "requirements/app.txt" in {
+        source for line in INSTRUCTIONS if line.startswith("COPY ") for source in line.split()[1:-1]
+    }
     users = [line.split()[1] for line in INSTRUCTIONS if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     # Production settings refuse the development key, so collectstatic needs a build-only one.
