@@ -47,7 +47,7 @@ run: $(RUNTIME_INSTALLED)
 shell: $(RUNTIME_INSTALLED)
 	$(VENV)/bin/python manage.py shell
 
-# The lint and type gate: the locks match pyproject.toml (devtools/lock.py), ruff (lint + format check) over the project, mypy (strict on jobs/; see pyproject.toml).
+# The lint and type gate: the locks match pyproject.toml (devtools/lock.py), ruff (lint + format check) over the project, mypy (strict on every app; see pyproject.toml).
 lint: install
 	$(VENV)/bin/python devtools/lock.py --check
 	$(VENV)/bin/ruff check .

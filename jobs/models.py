@@ -18,7 +18,7 @@ def new_job_id() -> str:
             return job_id
 
 
-class JobQuerySet(models.QuerySet):
+class JobQuerySet(models.QuerySet["Job"]):
     def dead_letter(self) -> JobQuerySet:
         """The dead-letter queue: dead jobs not yet replayed.
 

@@ -106,7 +106,8 @@ def api_query_int(
 ) -> int:
     """A whole-number query parameter as /api/jobs reads it: ``default`` when absent; empty, not a number or
     outside ``minimum``..``maximum`` raises a 422 ApiError (``invalid_parameter``)."""
-    from jobs.api.views import BIGINT_MAX, _int_parameter
+    from jobs.api.http import BIGINT_MAX
+    from jobs.api.views import _int_parameter
 
     return _int_parameter(request.GET, name, default=default, minimum=minimum,
                           maximum=BIGINT_MAX if maximum is None else maximum)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -17,19 +18,19 @@ from jobs.worker.decorator import job_type
 from jobs.worker.maintenance import job_prune_completions, job_prune_finished, job_rescue_orphans
 
 
-@shared_task(name="jobs.ping")
+@shared_task(name="jobs.ping")  # type: ignore[untyped-decorator]  # celery has no types
 def ping(value: str = "pong") -> str:
     """Round-trip check for the broker, a worker and the result store."""
     return value
 
 
-@shared_task(name="jobs.relay_unpublished", ignore_result=True)
+@shared_task(name="jobs.relay_unpublished", ignore_result=True)  # type: ignore[untyped-decorator]  # celery has no types
 def relay_unpublished() -> int:
     return job_relay_unpublished()
 
 
-@shared_task(name="jobs.rescue_orphans", ignore_result=True)
-def rescue_orphans() -> dict:
+@shared_task(name="jobs.rescue_orphans", ignore_result=True)  # type: ignore[untyped-decorator]  # celery has no types
+def rescue_orphans() -> dict[str, Any]:
     report = job_rescue_orphans()
     metrics.reaper_rescued(requeued=len(report.requeued), dead=len(report.dead))
     # After the rescue, which may still need a record; then the ones whose success the database holds go.
@@ -37,15 +38,18 @@ def rescue_orphans() -> dict:
     return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed, "pruned": pruned}
 
 
-@shared_task(name="jobs.prune_finished", ignore_result=True)
+@shared_task(name="jobs.prune_finished", ignore_result=True)  # type: ignore[untyped-decorator]  # celery has no types
 def prune_finished() -> int:
     return job_prune_finished()
 
 
-@shared_task(name="jobs.run_schedule")
+@shared_task(name="jobs.run_schedule")  # type: ignore[untyped-decorator]  # celery has no types
 def run_schedule(
-    schedule: str, job_type: str | None = None, payload: dict | None = None, window_seconds: float | None = None
-) -> dict:
+    schedule: str,
+    job_type: str | None = None,
+    payload: dict[str, Any] | None = None,
+    window_seconds: float | None = None,
+) -> dict[str, Any]:
     """Beat's entry point for job schedules: enqueue once per schedule window, nothing more."""
     return schedule_trigger(
         name=schedule, job_type=job_type, payload=payload, window_seconds=window_seconds, source="beat"
@@ -80,7 +84,7 @@ CANARY_SCHEMA = {
     time_limit=700,
     soft_time_limit=650,
 )
-def canary(ctx: JobContext, payload: dict) -> dict:
+def canary(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Sleeps, reports progress, and fails its first N attempts: an end-to-end pipeline check."""
     seconds = float(payload.get("seconds", 0))
     fail_first = int(payload.get("fail_first", 0))

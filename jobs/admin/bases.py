@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
+if TYPE_CHECKING:
+    # django-stubs makes these generic (by model, by item); Django's classes take no subscript at run time.
+    # Any: the shared bases serve every model, and their subclasses' methods take their own model's rows.
+    _ModelAdmin = admin.ModelAdmin[Any]
+    _Paginator = Paginator[Model]
+    _TabularInline = admin.TabularInline[Any, Any]
+else:
+    _ModelAdmin, _Paginator, _TabularInline = admin.ModelAdmin, Paginator, admin.TabularInline
 
-class ViewOnlyAdmin(admin.ModelAdmin):
+
+class ViewOnlyAdmin(_ModelAdmin):
     """Records nobody edits by hand: jobs change through services (actions), audit entries never."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -25,7 +34,7 @@ class ViewOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(_Paginator):
     """The unfiltered job list's size from PostgreSQL's statistics once the table is large.
 
     An exact ``COUNT(*)`` reads every row: seconds on tens of millions of jobs, on every
@@ -43,13 +52,13 @@ class EstimatedCountPaginator(Paginator):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
                                [queryset.model._meta.db_table])  # fmt: skip
-                row = cursor.fetchone()
+                row: tuple[int] | None = cursor.fetchone()
             if row and row[0] >= self.EXACT_BELOW:
                 return row[0]
         return super().count
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(_TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False

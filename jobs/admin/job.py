@@ -137,8 +137,8 @@ def _safe_return_to(request: HttpRequest) -> str:
 def _confirmed_action(
     *,
     request: HttpRequest,
-    queryset: QuerySet,
-    eligible: QuerySet,
+    queryset: QuerySet[Job],
+    eligible: QuerySet[Job],
     action: str,
     verb: str,
     explanation: str,
@@ -472,7 +472,7 @@ class JobAdmin(ViewOnlyAdmin):
         return _task_result_link(job.celery_task_id)
 
     @admin.action(permissions=["retry"], description="Retry selected failed or dead jobs")
-    def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             retried = [job for job in jobs if job_retry(job=job, actor=request.user, audit=False)]
             audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail={"via": "admin"})
@@ -490,7 +490,7 @@ class JobAdmin(ViewOnlyAdmin):
     replay_dead_letter_only = False
 
     @admin.action(permissions=["replay"], description="Replay selected finished jobs as new jobs")
-    def replay_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def replay_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             _, new_jobs = job_replay_locked(
                 job_ids=[job.id for job in jobs], dead_letter_only=self.replay_dead_letter_only, actor=request.user,
@@ -509,7 +509,7 @@ class JobAdmin(ViewOnlyAdmin):
         )  # fmt: skip
 
     @admin.action(permissions=["cancel"], description="Cancel selected queued, retrying or running jobs")
-    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             cancelled, finished_meanwhile = [], []
             for job in jobs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,6 +19,16 @@ from jobs.api.tokens import api_token_create, api_token_revoke, default_token_li
 from jobs.core import registry
 from jobs.models import ApiToken, JobAuditEntry, JobTypeSwitch
 from jobs.ops.operations import job_type_set_enabled
+
+if TYPE_CHECKING:
+    # django-stubs makes ModelForm and ModelAdmin generic by model; Django's classes take no subscript at run time.
+    _JobTypeSwitchModelForm = forms.ModelForm[JobTypeSwitch]
+    _JobTypeSwitchModelAdmin = admin.ModelAdmin[JobTypeSwitch]
+    _ApiTokenModelForm = forms.ModelForm[ApiToken]
+    _ApiTokenModelAdmin = admin.ModelAdmin[ApiToken]
+else:
+    _JobTypeSwitchModelForm = _ApiTokenModelForm = forms.ModelForm
+    _JobTypeSwitchModelAdmin = _ApiTokenModelAdmin = admin.ModelAdmin
 
 
 @admin.register(JobAuditEntry)
@@ -42,7 +52,7 @@ class JobAuditEntryAdmin(ViewOnlyAdmin):
         return ", ".join(ids) + (" …" if len(entry.job_ids) > 5 else "")
 
 
-class JobTypeSwitchForm(forms.ModelForm):
+class JobTypeSwitchForm(_JobTypeSwitchModelForm):
     """Only declared job types can be switched: a typo would otherwise switch off nothing, silently."""
 
     type = forms.ChoiceField(choices=())
@@ -59,7 +69,7 @@ class JobTypeSwitchForm(forms.ModelForm):
 
 
 @admin.register(JobTypeSwitch)
-class JobTypeSwitchAdmin(admin.ModelAdmin):
+class JobTypeSwitchAdmin(_JobTypeSwitchModelAdmin):
     """Switches change through ``job_type_set_enabled``: checked, audited, and waiting jobs relayed when on."""
 
     form = JobTypeSwitchForm
@@ -69,12 +79,14 @@ class JobTypeSwitchAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: JobTypeSwitch | None = None) -> tuple[str, ...]:
         return ("type",) if obj else ()
 
-    def save_model(self, request: HttpRequest, obj: JobTypeSwitch, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: JobTypeSwitch, form: forms.ModelForm[JobTypeSwitch], change: bool
+    ) -> None:
         switch = job_type_set_enabled(job_type=obj.type, enabled=obj.enabled, reason=obj.reason, actor=request.user)
         obj.pk = switch.pk
 
 
-class LinkedTaskResultAdmin(ViewOnlyAdmin, TaskResultAdmin):
+class LinkedTaskResultAdmin(ViewOnlyAdmin, TaskResultAdmin):  # type: ignore[misc]  # django-celery-results has no types
     """Celery's result rows, with a link back to the job whose attempt produced them.
 
     Records of what ran, not forms: nobody adds, edits or deletes them by hand (beat's
@@ -97,7 +109,7 @@ admin.site.unregister(TaskResult)
 admin.site.register(TaskResult, LinkedTaskResultAdmin)
 
 
-class ApiTokenForm(forms.ModelForm):
+class ApiTokenForm(_ApiTokenModelForm):
     scopes = forms.MultipleChoiceField(
         choices=ApiToken.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=["read", "enqueue"]
     )
@@ -108,7 +120,7 @@ class ApiTokenForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(_ApiTokenModelAdmin):
     """Tokens are created here (the plaintext is shown once) and revoked, never edited."""
 
     form = ApiTokenForm
@@ -130,7 +142,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         initial["expires_at"] = timezone.now() + lifetime if lifetime else None
         return initial
 
-    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm[ApiToken], change: bool) -> None:
         if change:
             return
         expires_at = form.cleaned_data.get("expires_at")

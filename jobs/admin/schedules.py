@@ -15,7 +15,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 
-class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):  # type: ignore[misc]  # django-celery-beat has no types
     def _log_pauses(self, request: HttpRequest, queryset: QuerySet[Any], how: str) -> None:
         for task in PeriodicTask.objects.filter(pk__in=list(queryset.values_list("pk", flat=True))):
             self.log_change(request, task, f"{'Resumed' if task.enabled else 'Paused'} ({how})")

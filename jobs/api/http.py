@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import register_converter
 from django.views.decorators.csrf import csrf_exempt
 
@@ -144,8 +144,8 @@ def _number(text: str) -> float | int:
     return int(number) if number.is_integer() else number
 
 
-def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    body: dict = {}
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
     for key, value in pairs:
         if key in body:
             # RFC 8259 leaves duplicates undefined; parsers disagree on which wins, so neither does.
@@ -215,7 +215,7 @@ def strict_json_loads(raw: bytes, *, floats_as_written: bool = False) -> Any:
     return value
 
 
-def parse_json_object(request: HttpRequest) -> dict:
+def parse_json_object(request: HttpRequest) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError saying what was wrong with it (400, 413, 415, 422)."""
     try:
         raw = request.body
@@ -249,7 +249,7 @@ def client_address(request: HttpRequest) -> str:
     whatever the client sent, so never trusted).
     """
     if getattr(settings, "TRUST_PROXY_HEADERS", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
             return last[:64]
@@ -286,17 +286,21 @@ def _response_for_django_error(error: Exception) -> JsonResponse:
     return error_response(code="bad_request", message=f"request refused: {error}", status=400)
 
 
-def api_view(*, methods: tuple[str, ...]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def api_view(
+    *, methods: tuple[str, ...]
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Wrap a view: allowed methods, JSON errors for every failure, never an HTML page.
+
+    Any response passes through: a download view returns a streaming ``FileResponse``.
 
     CSRF is enforced by the authentication step (for session callers only), so the
     middleware's HTML 403 is bypassed here.
     """
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @csrf_exempt
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 return method_not_allowed(request, methods)
             try:

@@ -148,24 +148,24 @@ HEADERS = {
 }  # fmt: skip
 
 
-def _ref(kind: str, name: str) -> dict:
+def _ref(kind: str, name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def _json(schema: dict) -> dict:
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _errors(*statuses: int) -> dict:
+def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _ref("responses", f"Error{status}") for status in (*statuses, 500)}
 
 
-def _ok(description: str, schema: dict, *headers: str) -> dict:
+def _ok(description: str, schema: dict[str, Any], *headers: str) -> dict[str, Any]:
     return {"description": description, "content": _json(schema),
             "headers": {name: _ref("headers", name) for name in ("X-Request-ID", *headers)}}  # fmt: skip
 
 
-def _linked(response: dict, *operation_ids: str) -> dict:
+def _linked(response: dict[str, Any], *operation_ids: str) -> dict[str, Any]:
     """``response`` with OpenAPI links from the job it returns to operations on that job (clients and the
     stateful fuzzer follow them: enqueue -> get -> cancel)."""
     response["links"] = {
@@ -176,7 +176,7 @@ def _linked(response: dict, *operation_ids: str) -> dict:
     return response
 
 
-def _error_response(status: int) -> dict:
+def _error_response(status: int) -> dict[str, Any]:
     headers = {"X-Request-ID": _ref("headers", "X-Request-ID")}
     if status == 401:
         headers["WWW-Authenticate"] = _ref("headers", "WWW-Authenticate")
@@ -185,7 +185,7 @@ def _error_response(status: int) -> dict:
     return {"description": ERROR_DESCRIPTIONS[status], "content": _json(_ref("schemas", "Error")), "headers": headers}
 
 
-def _query_parameter(name: str, schema: dict, description: str) -> dict:
+def _query_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 
@@ -193,7 +193,7 @@ def _enqueue_schema_name(job_type: str) -> str:
     return f"Enqueue_{job_type}"  # component names allow letters, digits, '.', '-' and '_'
 
 
-def _enqueue_variant(spec: registry.JobType) -> dict:
+def _enqueue_variant(spec: registry.JobType) -> dict[str, Any]:
     payload = copy.deepcopy(spec.api_schema) or {}
     return {
         "type": "object",
@@ -240,10 +240,10 @@ OPS_OVERVIEW = {
 
 
 # Paths other apps serve under /api/ (e.g. sync's supplier webhook), added with ``openapi_path_add``.
-_EXTRA_PATHS: dict[str, Callable[[], dict]] = {}
+_EXTRA_PATHS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
-def openapi_path_add(path: str, build: Callable[[], dict]) -> None:
+def openapi_path_add(path: str, build: Callable[[], dict[str, Any]]) -> None:
     """Document an API path another app serves: ``build()`` returns its OpenAPI path item.
 
     ``path`` is relative to /api (e.g. ``/webhooks/supplier``). ``build`` runs each time the
@@ -254,10 +254,10 @@ def openapi_path_add(path: str, build: Callable[[], dict]) -> None:
 
 
 # Component schemas apps add (see register_paths); keyed by name, so re-registering replaces.
-_app_schemas: dict[str, dict] = {}
+_app_schemas: dict[str, dict[str, Any]] = {}
 
 
-def register_paths(*, paths: dict[str, dict], schemas: dict[str, dict] | None = None) -> None:
+def register_paths(*, paths: dict[str, dict[str, Any]], schemas: dict[str, dict[str, Any]] | None = None) -> None:
     """Add a domain app's API paths (relative to /api) and component schemas to the OpenAPI document.
 
     Operations may reference the shared components: ``#/components/responses/Error<status>``,
@@ -279,7 +279,7 @@ HEALTH = {
 }  # fmt: skip
 
 
-def openapi_document(*, server_url: str = "/") -> dict:
+def openapi_document(*, server_url: str = "/") -> dict[str, Any]:
     """The OpenAPI 3.1 document for the API under ``server_url`` (an absolute URL of the site root)."""
     api_types = [spec for spec in registry.all_types() if spec.enqueueable_over_api]
     enqueue_schemas = {_enqueue_schema_name(spec.name): _enqueue_variant(spec) for spec in api_types}

@@ -84,7 +84,7 @@ def _result_url(result: Any) -> str | None:
     return next((result[key] for key in RESULT_LINK_KEYS if isinstance(result.get(key), str)), None)
 
 
-def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict:
+def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict[str, Any]:
     body = {
         "number": attempt.number,
         "outcome": attempt.outcome,
@@ -102,7 +102,7 @@ def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict:
 
 def job_representation(
     job: Job, *, user: AbstractUser, request: HttpRequest, attempts: list[JobAttempt] | None = None
-) -> dict:
+) -> dict[str, Any]:
     """The job as the API shows it; ``attempts`` (one job's detail) are left out of lists to keep them one query."""
     body = {
         "id": job.id,
@@ -224,7 +224,7 @@ def _sf_string(raw: str) -> str | None:
 @dataclass(frozen=True)
 class EnqueueRequest:
     job_type: str
-    payload: dict
+    payload: dict[str, Any]
     idempotency_key: str | None
 
 

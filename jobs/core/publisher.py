@@ -176,7 +176,7 @@ class PublishBreaker:
 breaker = PublishBreaker()
 
 
-def publish_batch(app: Celery, messages: Sequence[dict]) -> int:
+def publish_batch(app: Celery, messages: Sequence[dict[str, Any]]) -> int:
     """Publish ``messages`` (``task``, ``queue``, ``task_id``, ``kwargs``, ``headers``, ``countdown``).
 
     Raises whatever the broker client raises when it is unreachable, and PublishSkipped
@@ -199,7 +199,7 @@ def publish_batch(app: Celery, messages: Sequence[dict]) -> int:
     return published
 
 
-def _publish(app: Celery, messages: Sequence[dict]) -> int:
+def _publish(app: Celery, messages: Sequence[dict[str, Any]]) -> int:
     with app.pool.acquire(block=True) as connection:
         channel = connection.default_channel
         if _can_pipeline(channel, messages):
@@ -304,7 +304,7 @@ class _TaskMessageTemplate:
         self.task_id_properties = [key for key, value in self.properties.items() if value == _TASK_ID_SLOT]
         self.kwargsrepr_headers = [key for key, value in self.headers.items() if value == _KWARGSREPR_SLOT]
 
-    def fill(self, task_id: str, kwargs: dict) -> tuple[str, dict, dict]:
+    def fill(self, task_id: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         headers, properties = dict(self.headers), dict(self.properties)
         for key in self.task_id_headers:
             headers[key] = task_id
@@ -317,7 +317,7 @@ class _TaskMessageTemplate:
         return json.dumps([[], kwargs, self.embed]), headers, properties
 
 
-def _publish_with_producer(app: Celery, messages: Sequence[dict]) -> int:
+def _publish_with_producer(app: Celery, messages: Sequence[dict[str, Any]]) -> int:
     count = 0
     with app.producer_or_acquire() as producer, producer.batch(max_size=PIPELINE_SIZE):
         for message in messages:

@@ -9,7 +9,7 @@ another draft or an OpenAPI extension) is refused instead of being silently igno
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +65,7 @@ def _walk(schema: Any, where: str) -> Iterator[tuple[str, str]]:
                 yield from _walk(item, f"{where}/{keyword}/{name}")
 
 
-def schema_check(schema: dict, *, name: str) -> None:
+def schema_check(schema: dict[str, Any], *, name: str) -> None:
     """Refuse ``schema`` (raise SchemaDeclarationError) unless every keyword in it is enforced or an annotation."""
     try:
         DRAFT.check_schema(schema)
@@ -90,7 +90,7 @@ def schema_check(schema: dict, *, name: str) -> None:
             )
 
 
-def _schema_value(schema: dict, where: str, keyword: str) -> Any:
+def _schema_value(schema: dict[str, Any], where: str, keyword: str) -> Any:
     """The value of ``keyword`` in the subschema at JSON pointer ``where`` (as produced by ``_walk``)."""
     node: Any = schema
     for part in where.split("/")[1:]:
@@ -113,7 +113,7 @@ def _shown(value: Any) -> str:
 def _expected(error: ValidationError) -> str:
     """What the failed keyword expected, in the API's words ("expected ..., got ...")."""
     keyword, limit, value = error.validator, error.validator_value, error.instance
-    simple = {
+    simple: dict[str, Callable[[], str]] = {
         "type": lambda: f"expected {' or '.join(limit) if isinstance(limit, list) else limit}, got {_json_type(value)}",
         "minimum": lambda: f"expected a value >= {limit}, got {value}",
         "maximum": lambda: f"expected a value <= {limit}, got {value}",
@@ -134,7 +134,8 @@ def _expected(error: ValidationError) -> str:
     }
     if keyword in simple:
         return simple[keyword]()
-    return "expected " + (error.message if len(error.message) <= 200 else error.message[:197] + "...")
+    message: str = error.message  # jsonschema leaves it unannotated
+    return "expected " + (message if len(message) <= 200 else message[:197] + "...")
 
 
 def _errors_of(error: ValidationError, path: str) -> list[FieldError]:
@@ -153,7 +154,7 @@ def _errors_of(error: ValidationError, path: str) -> list[FieldError]:
     return [FieldError(join("") or "payload", _expected(error))]
 
 
-def validate(value: Any, schema: dict, *, path: str = "") -> list[FieldError]:
+def validate(value: Any, schema: dict[str, Any], *, path: str = "") -> list[FieldError]:
     """Return every way ``value`` breaks ``schema`` (empty list when it conforms), each naming its field."""
     validator = DRAFT(schema, format_checker=_FORMAT_CHECKER)
     found: list[FieldError] = []
@@ -162,7 +163,7 @@ def validate(value: Any, schema: dict, *, path: str = "") -> list[FieldError]:
     return found
 
 
-def with_defaults(payload: dict, schema: dict) -> dict:
+def with_defaults(payload: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Fill top-level defaults declared by the schema."""
     filled = dict(payload)
     for key, sub_schema in schema.get("properties", {}).items():

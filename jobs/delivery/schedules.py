@@ -85,6 +85,9 @@ def window_seconds_for(when: crontab | float, *, now: datetime | None = None) ->
 
 
 def _next_fire(when: crontab, *, after: datetime) -> datetime:
+    # celery has no types: say what remaining_delta gives.
+    start: datetime
+    delta: timedelta
     start, delta, _now = when.remaining_delta(after)
     return start + delta
 

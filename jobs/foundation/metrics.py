@@ -83,7 +83,7 @@ def metrics_dir() -> str:
 _remove_files(of_this_process=True)
 # prometheus_client picks its value class when first imported; whoever imported it first (before the
 # variable was set) must not leave this process counting in memory only.
-values.ValueClass = values.get_value_class()
+values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 
 def metrics_dir_reset() -> None:
@@ -96,7 +96,7 @@ def metrics_dir_reset() -> None:
 
 def process_exited(pid: int) -> None:
     """A web worker process exited (gunicorn's ``child_exit``): drop its live-only gauges."""
-    multiprocess.mark_process_dead(pid, metrics_dir())
+    multiprocess.mark_process_dead(pid, metrics_dir())  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 
 # Jobs run from 10 ms (an email render) to 30 minutes (the hard time limit).

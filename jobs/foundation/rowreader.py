@@ -83,4 +83,4 @@ def table_name(db: BaseDatabaseWrapper, model: type[Model]) -> str:
 def column_name(db: BaseDatabaseWrapper, model: type[Model], field_name: str) -> str:
     """The column of ``model``'s field ``field_name`` (``"pk"`` for the primary key), quoted for ``db``."""
     field = model._meta.pk if field_name == "pk" else model._meta.get_field(field_name)
-    return db.ops.quote_name(cast(Field, field).column)
+    return db.ops.quote_name(cast("Field[Any, Any]", field).column)

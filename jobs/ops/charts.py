@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Count, Min
@@ -158,17 +158,24 @@ def _dead_letter_over_time(since: datetime, now: datetime, *, step: timedelta = 
     tuple[datetime, int]
 ]:  # fmt: skip
     size_now = Job.objects.dead_letter().count()
-    deaths = list(
-        Job.objects.filter(status=S.DEAD, finished_at__gte=since).order_by().values_list("finished_at", flat=True)
+    # finished_at and Min() may be NULL in general; the filters on them (>= since) leave none here.
+    deaths = cast(
+        "list[datetime]",
+        list(
+            Job.objects.filter(status=S.DEAD, finished_at__gte=since).order_by().values_list("finished_at", flat=True)
+        ),
     )
     # When each dead job left the queue: its first replay.
-    replays = list(
-        Job.objects.filter(replay_of__isnull=False, replay_of__status=S.DEAD, created_at__gte=since)
-        .order_by()
-        .values("replay_of")
-        .annotate(first=Min("created_at"))
-        .filter(first__gte=since)
-        .values_list("first", flat=True)
+    replays = cast(
+        "list[datetime]",
+        list(
+            Job.objects.filter(replay_of__isnull=False, replay_of__status=S.DEAD, created_at__gte=since)
+            .order_by()
+            .values("replay_of")
+            .annotate(first=Min("created_at"))
+            .filter(first__gte=since)
+            .values_list("first", flat=True)
+        ),
     )
     points = []
     moment = now

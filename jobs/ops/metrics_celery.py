@@ -23,7 +23,7 @@ from jobs.foundation import metrics
 logger = logging.getLogger("jobs.metrics")
 
 
-@worker_init.connect
+@worker_init.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _serve_worker_metrics(sender: Any = None, **kwargs: Any) -> None:
     metrics.metrics_dir_reset()
     port = int(getattr(settings, "JOBS_WORKER_METRICS_PORT", 0) or 0)
@@ -39,7 +39,7 @@ def _serve_worker_metrics(sender: Any = None, **kwargs: Any) -> None:
     logger.info("worker metrics on http://%s:%s/metrics (dir %s)", address, port, metrics.metrics_dir())
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _record_consumed_queues(sender: Any = None, **kwargs: Any) -> None:
     try:
         queues = sorted(sender.app.amqp.queues.consume_from)
@@ -48,7 +48,7 @@ def _record_consumed_queues(sender: Any = None, **kwargs: Any) -> None:
     metrics.worker_consumes(queues=queues)
 
 
-@task_success.connect
+@task_success.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _record_schedule_fired(sender: Any = None, **kwargs: Any) -> None:
     request = getattr(sender, "request", None)
     # A worker merges message headers into the request; an eagerly applied task keeps them apart.

@@ -68,7 +68,7 @@ class OverviewCollector(Collector):
 def registry_for_scrape(*, with_overview: bool) -> CollectorRegistry:
     """Every process's samples of this service (from the directory), plus the overview's gauges if asked."""
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=metrics_dir())
+    multiprocess.MultiProcessCollector(registry, path=metrics_dir())  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
     if with_overview:
         registry.register(OverviewCollector())
     return registry

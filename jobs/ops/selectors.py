@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -41,7 +41,8 @@ def job_get(*, job_id: str) -> Job:
 def job_visible_to(*, user: AbstractUser) -> QuerySet[Job]:
     """Holders of the admin's "view job" permission see every job; everyone else only their own."""
     jobs = Job.objects.all()
-    return jobs if user_sees_all_jobs(user) else jobs.filter(owner=user)
+    # cast: the project's user model, whichever it is (the stubs expect the concrete User).
+    return jobs if user_sees_all_jobs(user) else jobs.filter(owner=cast(Any, user))
 
 
 def job_get_for(*, user: AbstractUser, job_id: str) -> Job:
@@ -205,7 +206,7 @@ class JobsOverview:
         judged = self.judged_count
         return self.ended_counts[Job.Status.SUCCEEDED] / judged if judged else None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "status": "alerting" if self.alerts else "ok",
             "generated_at": self.generated_at.isoformat(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from celery import current_app
 from redis import RedisError
@@ -27,7 +28,7 @@ class ProbeResult:
     def ok(self) -> bool:
         return not any(self.checks.values())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "node": self.node,
             "status": "ok" if self.ok else "failing",

@@ -154,12 +154,12 @@ def _write_with_retries(batch: list[PendingSuccess]) -> None:
 writer = SuccessWriter()
 
 
-@worker_process_init.connect
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _enable_in_pool_process(**_: Any) -> None:
     writer.enable()
 
 
-@worker_process_shutdown.connect
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]  # celery has no types
 def _flush_before_exit(**_: Any) -> None:
     if writer.enabled:
         writer.flush()

@@ -1,9 +1,10 @@
 """Create a bearer token for a server-side API caller (for example a Next.js backend)."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.api.tokens import SCOPES, api_token_create
 
@@ -11,7 +12,7 @@ from jobs.api.tokens import SCOPES, api_token_create
 class Command(BaseCommand):
     help = "Create an API token for USERNAME and print it once (only its hash is stored)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", required=True, help="what the token is for, e.g. 'storefront backend'")
         parser.add_argument("--scope", action="append", choices=SCOPES, dest="scopes",
@@ -19,8 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--expires-days", type=int, default=None,
                             help="days until the token expires (default: JOBS_API_TOKEN_TTL_DAYS; 0: never)")  # fmt: skip
 
-    def handle(self, *args, username: str, name: str, scopes: list[str] | None = None,
-               expires_days: int | None = None, **options):  # fmt: skip
+    def handle(self, *args: str, username: str, name: str, scopes: list[str] | None = None,
+               expires_days: int | None = None, **options: Any) -> None:  # fmt: skip
         User = get_user_model()
         try:
             user = User.objects.get(**{User.USERNAME_FIELD: username})

@@ -7,7 +7,9 @@ manage.py jobs_replay --job JOB_ID [JOB_ID ...]          replay finished jobs as
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from jobs.core.audit import Action, audit_record
@@ -21,7 +23,7 @@ from jobs.ops.selectors import job_get
 class Command(BaseCommand):
     help = "Replay the dead-letter queue, or retry/replay given jobs. Every run is written to the audit log."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--dead", action="store_true", help="replay every dead job (see --type)")
         target.add_argument("--retry", nargs="+", metavar="JOB_ID", help="retry these failed or dead jobs in place")
@@ -30,10 +32,21 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="list what would happen, change nothing")
         parser.add_argument("--actor", default="manage.py jobs_replay", help="name recorded in the audit log")
 
-    def handle(self, *args, dead, retry, job, type, dry_run, actor, **options):
+    def handle(
+        self,
+        *args: str,
+        dead: bool,
+        retry: list[str] | None,
+        job: list[str] | None,
+        type: str | None,
+        dry_run: bool,
+        actor: str,
+        **options: Any,
+    ) -> None:
         if dead:
             return self._replay_dead(job_type=type, dry_run=dry_run, actor=actor)
         ids = retry or job
+        assert ids is not None  # the required group gives --dead, --retry or --job
         jobs = []
         for job_id in ids:
             try:

@@ -1,6 +1,8 @@
 """Write the schedules declared in code into django-celery-beat's tables (run on every deploy)."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.delivery.schedules import declared, schedules_sync
 
@@ -11,13 +13,13 @@ class Command(BaseCommand):
         "edited in the admin since the last sync is left as the operator made it; pausing is always the operator's."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
         parser.add_argument("--take-code", nargs="+", default=[], metavar="NAME",
                             help="drop the operator's edits of these schedules for the code's definition "
                                  "(a pause stays)")  # fmt: skip
 
-    def handle(self, *args, dry_run: bool, take_code: list[str], **options):
+    def handle(self, *args: str, dry_run: bool, take_code: list[str], **options: Any) -> None:
         unknown = sorted(set(take_code) - set(declared()))
         if unknown:
             raise CommandError(f"--take-code: no schedule declared as {', '.join(unknown)}")
