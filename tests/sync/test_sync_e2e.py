@@ -200,8 +200,17 @@ def test_a_sync_run_that_dies_before_its_fan_out_does_not_block_the_next(supplie
 
     # 401 on page 1: the job fails at once, and its give-up hook ends the run it had started.
     assert (job.status, job.error_code) == (S.FAILED, "supplier_refused")
+    run = run_ended_by_give_up_hook(run)
     assert run.status == "failed" and run.total_pages == 0
     # The next sync is not refused as "still running": it fails on its own (the key is still wrong).
     next_job, next_run = run_sync()
     assert (next_job.status, next_job.error_code) == (S.FAILED, "supplier_refused")
-    assert next_run.pk != run.pk and next_run.status == "failed"
+    assert next_run.pk != run.pk and run_ended_by_give_up_hook(next_run).status == "failed"
+
+
+def run_ended_by_give_up_hook(run: SyncRun) -> SyncRun:
+    # The hook runs just after the job's final write commits (jobs.core.lifecycle._give_up), so a test that saw
+    # the job end may read the run a moment before the hook ends it: wait for the hook, do not race it.
+    ended: SyncRun = wait_for(lambda: SyncRun.objects.exclude(status="running").filter(pk=run.pk).first(),
+                              timeout=30, interval=0.1, message="the give-up hook to end the sync run")  # fmt: skip
+    return ended
