@@ -82,7 +82,7 @@ def test_cancel_of_a_job_that_finished_before_the_confirmation_answers_with_a_me
 
     body = response.content.decode()
     assert response.status_code == 200
-    assert "Cancelled or asked to stop 1 job." in body
+    assert "Cancelled 1 waiting job." in body
     assert f"1 job finished before the cancel was confirmed and was left alone: {finishing.id}" in body
     assert Job.objects.get(id=finishing.id).status == S.SUCCEEDED
     assert Job.objects.get(id=waiting.id).status == S.CANCELLED
