@@ -144,10 +144,12 @@ def _confirmed_action(
     explanation: str,
     consequence: str,
     perform: Callable[[list[Job]], tuple[str, list[Job]]],
+    causes_title: str = "Why these jobs ended",
 ) -> HttpResponse | None:
     """Shared flow of every job action: filter to eligible, confirm, act, report counts and new jobs.
 
     ``perform`` returns what was done, as a sentence, and the jobs it created (linked in the message).
+    The confirmation groups the jobs' errors under ``causes_title``; jobs without an error are not causes.
     """
     chosen = queryset.count()
     targets = list(eligible)
@@ -158,7 +160,9 @@ def _confirmed_action(
         messages.warning(request, f"{selected} cannot be {verb}ed: {explanation}")
         return HttpResponseRedirect(return_to) if return_to else None
     if request.POST.get("confirm") != "yes":
-        causes = Counter((job.type, job.error_code or "-", Truncator(job.error_message).chars(160)) for job in targets)
+        causes = Counter(
+            (job.type, job.error_code, Truncator(job.error_message).chars(160)) for job in targets if job.error_code
+        )
         return TemplateResponse(
             request,
             "admin/jobs/confirm_action.html",
@@ -173,6 +177,7 @@ def _confirmed_action(
                 "skipped_label": plural(skipped, "selected job") if skipped else "",
                 "explanation": explanation,
                 "consequence": consequence,
+                "causes_title": causes_title,
                 "causes": [
                     (job_type, code, message, count) for (job_type, code, message), count in causes.most_common(20)
                 ],  # fmt: skip
@@ -263,6 +268,20 @@ class JobAdmin(ViewOnlyAdmin):
         ),  # fmt: skip
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        """Only the sections that say something about this job: no empty "Last failure" on a healthy
+        job, and no lease once it stopped running (the lease is a running attempt's, and stays behind)."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        shown = []
+        for name, options in fieldsets:
+            if name == "Last failure" and not (obj.error_code or obj.error_message or obj.error_traceback):
+                continue
+            fields = [field for field in options["fields"] if field != "lease_expires_at" or obj.status == S.RUNNING]
+            shown.append((name, {**options, "fields": fields}))
+        return shown
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
@@ -339,7 +358,9 @@ class JobAdmin(ViewOnlyAdmin):
             buttons.append(
                 ("replay_jobs", "Replay as a new job", "A new job with the same payload, linked to this one")
             )
-        if job.status in CANCELLABLE and self.has_cancel_permission(request):
+        # Asked once, a running job stops at its next check: a second Cancel would change nothing.
+        cancel_pending = job.status == S.RUNNING and job.cancel_requested
+        if job.status in CANCELLABLE and not cancel_pending and self.has_cancel_permission(request):
             buttons.append(("cancel_jobs", "Cancel", "Stop this job (a running one stops at its next check)"))
         replays = list(job.replays.order_by("-created_at").values_list("id", "status")[:5])
         try:
@@ -356,6 +377,7 @@ class JobAdmin(ViewOnlyAdmin):
             "next_retry": relative_time(job.next_retry_at, now=now) if job.status == S.RETRYING else "",
             "finished": time_with_age(job.finished_at) if job.finished_at else "",
             "actions": buttons,
+            "cancel_pending": cancel_pending,
             "action_url": changelist,
             "return_to": request.get_full_path(),
             "replays": [(_job_link(replay_id), badge(status, S(status).label)) for replay_id, status in replays],
@@ -511,10 +533,10 @@ class JobAdmin(ViewOnlyAdmin):
     @admin.action(permissions=["cancel"], description="Cancel selected queued, retrying or running jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
-            cancelled, finished_meanwhile = [], []
+            cancelled, finished_meanwhile, asked_to_stop = [], [], 0
             for job in jobs:
                 try:
-                    job_cancel(job=job, actor=request.user, audit=False)
+                    asked_to_stop += job_cancel(job=job, actor=request.user, audit=False) == S.RUNNING
                     cancelled.append(job)
                 except IllegalTransition:
                     finished_meanwhile.append(job)
@@ -527,14 +549,24 @@ class JobAdmin(ViewOnlyAdmin):
                     f"{'was' if len(finished_meanwhile) == 1 else 'were'} left alone: "
                     f"{', '.join(job.id for job in finished_meanwhile[:10])}",
                 )
-            return f"Cancelled or asked to stop {plural(len(cancelled), 'job')}.", []
+            done = (
+                [f"Cancelled {plural(len(cancelled) - asked_to_stop, 'waiting job')}."]
+                if len(cancelled) > asked_to_stop
+                else []
+            )
+            if asked_to_stop:
+                done.append(
+                    f"Asked {plural(asked_to_stop, 'running job')} to stop at {'its' if asked_to_stop == 1 else 'their'}"
+                    " next progress check."
+                )
+            return " ".join(done) or "Cancelled no job.", []
 
         return _confirmed_action(
             request=request, queryset=queryset, eligible=queryset.filter(status__in=CANCELLABLE),
             action="cancel_jobs", verb="cancel",
             explanation="only queued, retrying or running jobs can be cancelled.",
             consequence="Waiting jobs are cancelled at once; running ones stop at their next progress check.",
-            perform=perform,
+            perform=perform, causes_title="Why the retrying ones failed last",
         )  # fmt: skip
 
     def has_retry_permission(self, request: HttpRequest) -> bool:

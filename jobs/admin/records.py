@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 from django_celery_results.admin import TaskResultAdmin
 from django_celery_results.models import TaskResult
 
 from jobs.admin.bases import ViewOnlyAdmin
 from jobs.api.tokens import api_token_create, api_token_revoke, default_token_lifetime
 from jobs.core import registry
+from jobs.foundation.exceptions import UnknownJobType
 from jobs.models import ApiToken, JobAuditEntry, JobTypeSwitch
 from jobs.ops.operations import job_type_set_enabled
 
@@ -84,6 +89,53 @@ class JobTypeSwitchAdmin(_JobTypeSwitchModelAdmin):
     ) -> None:
         switch = job_type_set_enabled(job_type=obj.type, enabled=obj.enabled, reason=obj.reason, actor=request.user)
         obj.pk = switch.pk
+
+    def get_urls(self) -> list[URLPattern]:
+        toggle = path("toggle/", self.admin_site.admin_view(require_POST(self.toggle_view)),
+                      name="jobs_jobtypeswitch_toggle")  # fmt: skip
+        return [toggle, *super().get_urls()]
+
+    def may_switch(self, request: HttpRequest, switch: JobTypeSwitch | None) -> bool:
+        """The admin's own rule: changing a switch takes the change permission, a first switch the add one."""
+        return self.has_change_permission(request, switch) if switch else self.has_add_permission(request)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Every declared type with its queue, its state and a toggle, not only the types switched once."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        switches = {switch.type: switch for switch in JobTypeSwitch.objects.all()}
+        off_by_settings = set(getattr(settings, "JOBS_DISABLED_TYPES", ()))
+        rows = []
+        for spec in registry.all_types():
+            switch = switches.pop(spec.name, None)
+            rows.append({
+                "type": spec.name, "queue": spec.queue, "description": spec.description, "switch": switch,
+                "enabled": spec.name not in off_by_settings and (switch is None or switch.enabled),
+                "by_settings": spec.name in off_by_settings,
+                "may_switch": spec.name not in off_by_settings and self.may_switch(request, switch),
+                "change_url": reverse("admin:jobs_jobtypeswitch_change", args=[switch.pk]) if switch else "",
+            })  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request), "title": "Job type switches", "opts": self.opts, "rows": rows,
+            "undeclared": sorted(switches.values(), key=lambda switch: switch.type),
+            "toggle_url": reverse("admin:jobs_jobtypeswitch_toggle"), **(extra_context or {}),
+        }  # fmt: skip
+        return TemplateResponse(request, "admin/jobs/jobtypeswitch/change_list.html", context)
+
+    def toggle_view(self, request: HttpRequest) -> HttpResponse:
+        """Switch one type on or off from the list, through the same service (and audit entry) as the form."""
+        job_type = request.POST.get("type", "")
+        enabled = request.POST.get("enabled") == "1"
+        reason = request.POST.get("reason", "").strip()[:255]
+        if not self.may_switch(request, JobTypeSwitch.objects.filter(type=job_type).first()):
+            raise PermissionDenied
+        try:
+            job_type_set_enabled(job_type=job_type, enabled=enabled, reason=reason, actor=request.user)
+        except UnknownJobType:
+            messages.error(request, f"{job_type} is not a declared job type; nothing was switched.")
+        else:
+            messages.success(request, f"Switched {job_type} {'on' if enabled else 'off'}.")
+        return HttpResponseRedirect(reverse("admin:jobs_jobtypeswitch_changelist"))
 
 
 class LinkedTaskResultAdmin(ViewOnlyAdmin, TaskResultAdmin):  # type: ignore[misc]  # django-celery-results has no types
