@@ -56,7 +56,8 @@ def runbook_html() -> str:
         text = RUNBOOK_FILE.read_text(encoding="utf-8")
     except FileNotFoundError:
         return f"<p>{escape(str(RUNBOOK_FILE))} is not on this server; set JOBS_RUNBOOK_URL to where the docs are.</p>"
-    parts, block = [], []
+    parts: list[str] = []
+    block: list[str] = []
     for line in text.splitlines():
         heading = re.match(r"^(#{1,4}) (.+)$", line)
         if heading:
