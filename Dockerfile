@@ -22,6 +22,8 @@ COPY exports ./exports
 COPY sync ./sync
 COPY emails ./emails
 COPY templates ./templates
+# docs/operations.md: the runbook the overview's alerts link to (JOBS_RUNBOOK_URL unset).
+COPY docs/operations.md ./docs/operations.md
 
 # Production settings refuse the development SECRET_KEY, so collectstatic gets a
 # build-only one; the real key comes from the environment at run time.

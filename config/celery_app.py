@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import beat_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -12,6 +13,14 @@ app = Celery("jobplatform")
 # connection between tasks (tests/config/test_settings.py checks it reaches a worker).
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@beat_init.connect  # type: ignore[untyped-decorator]  # celery has no types
+def _beat_sends_no_task_sent_events(sender: object = None, **_: object) -> None:
+    """Beat only sends housekeeping (relay, reaper, pruner, schedule triggers; the jobs a schedule makes are
+    published by the housekeeping worker): its task-sent events would bury real jobs in Flower's task list."""
+    app.conf.task_send_sent_event = False
+
 
 # Worker metrics: a per-service multiprocess directory and its HTTP port (docs/metrics.md).
 import jobs.ops.metrics_celery  # noqa: E402, F401

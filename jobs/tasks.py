@@ -24,12 +24,14 @@ def ping(value: str = "pong") -> str:
     return value
 
 
-@shared_task(name="jobs.relay_unpublished", ignore_result=True)  # type: ignore[untyped-decorator]  # celery has no types
+# Housekeeping sends no task events (send_events=False): Flower turns events on in every worker, and the relay
+# and reaper every few seconds would bury the real jobs in its task list (beat's task-sent: config/celery_app.py).
+@shared_task(name="jobs.relay_unpublished", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
 def relay_unpublished() -> int:
     return job_relay_unpublished()
 
 
-@shared_task(name="jobs.rescue_orphans", ignore_result=True)  # type: ignore[untyped-decorator]  # celery has no types
+@shared_task(name="jobs.rescue_orphans", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
 def rescue_orphans() -> dict[str, Any]:
     report = job_rescue_orphans()
     metrics.reaper_rescued(requeued=len(report.requeued), dead=len(report.dead))
@@ -38,12 +40,12 @@ def rescue_orphans() -> dict[str, Any]:
     return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed, "pruned": pruned}
 
 
-@shared_task(name="jobs.prune_finished", ignore_result=True)  # type: ignore[untyped-decorator]  # celery has no types
+@shared_task(name="jobs.prune_finished", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
 def prune_finished() -> int:
     return job_prune_finished()
 
 
-@shared_task(name="jobs.run_schedule")  # type: ignore[untyped-decorator]  # celery has no types
+@shared_task(name="jobs.run_schedule", send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
 def run_schedule(
     schedule: str,
     job_type: str | None = None,

@@ -295,6 +295,10 @@ JOBS_ALERT_MIN_ENDED = env_int("JOBS_ALERT_MIN_ENDED", 20)
 JOBS_ALERT_UNCONSUMED_SECONDS = env_int("JOBS_ALERT_UNCONSUMED_SECONDS", 60)
 # Alert on running jobs whose lease ran out this long ago and the reaper did not rescue (0: off).
 JOBS_ALERT_LEASE_OVERDUE_SECONDS = env_int("JOBS_ALERT_LEASE_OVERDUE_SECONDS", 60)
+# Where the overview's alerts link for their runbook: docs/operations.md's page, e.g.
+# https://<your git host>/<repo>/blob/main/docs/operations.md (section anchors are added). Empty: the
+# admin serves the repository's docs/operations.md itself (/admin/jobs/job/runbook/).
+JOBS_RUNBOOK_URL = os.environ.get("JOBS_RUNBOOK_URL", "")
 # A worker process's report that it cannot reach the database counts for this long (it clears
 # its own report once it reaches the database again; a killed process cannot).
 JOBS_WORKER_DB_REPORT_SECONDS = env_int("JOBS_WORKER_DB_REPORT_SECONDS", 120)

@@ -49,6 +49,7 @@ from jobs.core.switches import disabled_job_types
 from jobs.foundation.exceptions import IllegalTransition, UnknownJobType
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
 from jobs.ops.operations import job_replay_locked
+from jobs.ops.runbook import alert_guide, runbook_html, runbook_url
 from jobs.ops.selectors import jobs_overview
 
 S = Job.Status
@@ -311,7 +312,16 @@ class JobAdmin(ViewOnlyAdmin):
         if self.model is not Job:  # the dead-letter queue's admin inherits from this one
             return super().get_urls()
         overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="jobs_job_overview")
-        return [overview, *super().get_urls()]
+        runbook = path("runbook/", self.admin_site.admin_view(self.runbook_view), name="jobs_job_runbook")
+        return [overview, runbook, *super().get_urls()]
+
+    def runbook_view(self, request: HttpRequest) -> HttpResponse:
+        """docs/operations.md, for the overview's alert links when JOBS_RUNBOOK_URL is not set."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "title": "Operations runbook",
+                   "runbook": mark_safe(runbook_html())}  # noqa: S308 - runbook_html escapes every text  # fmt: skip
+        return TemplateResponse(request, "admin/jobs/runbook.html", context)
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         """Queue depths, backlog age, the dead-letter queue's size and the alerts, for operators."""
@@ -334,6 +344,9 @@ class JobAdmin(ViewOnlyAdmin):
                             for status, count in overview.ended_counts.items()],
             "disabled_types": sorted(disabled_job_types()), "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
             "refresh_seconds": _refresh_seconds(request),
+            "alert_rows": [(alert, alert_guide(alert.code).title,
+                            runbook_url(code=alert.code, local_url=reverse("admin:jobs_job_runbook")))
+                           for alert in overview.alerts],
         }  # fmt: skip
         return TemplateResponse(request, "admin/jobs/overview.html", context)
 

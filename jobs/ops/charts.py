@@ -10,6 +10,9 @@ so the page stays fast on a table of millions of jobs. The pictures are plain se
 - queue wait p50/p95/p99 per queue (enqueue to the first attempt's start, jobs that finished first time);
 - the dead-letter queue's size over the day, rebuilt from when its jobs died and were replayed
   (a job an operator *retried* left no trace of its stay, so it is not in the picture).
+
+The two time charts are drawn over the shortest of the last 1, 6 or 24 hours that holds everything
+that happened in the day, so a burst of recent work is drawn wide, not as a sliver at "now".
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from jobs.models import Job
 
 S = Job.Status
 WINDOW = timedelta(hours=24)
+# The time charts' spans, shortest first: the first that holds the day's events is drawn.
+SPANS = (timedelta(hours=1), timedelta(hours=6), WINDOW)
+# Points drawn for the dead-letter queue's size over the span.
+_DEAD_LETTER_STEPS = 96
 OUTCOMES = (S.SUCCEEDED, S.FAILED, S.DEAD, S.CANCELLED)
 PERCENTILES = (0.5, 0.95, 0.99)
 # At most this many durations per group are read on databases without percentile_cont (SQLite).
@@ -54,17 +61,33 @@ class OverviewCharts:
     run_time: list[Percentiles]
     queue_wait: list[Percentiles]
     dead_letter: list[tuple[datetime, int]]
+    # What the time charts show: the last ``span`` (all of the day's events fall in it).
+    span: timedelta = WINDOW
+
+    @property
+    def span_label(self) -> str:
+        hours = round(self.span.total_seconds() / 3600)
+        return "hour" if hours == 1 else f"{hours} hours"
 
 
 def overview_charts(*, now: datetime | None = None) -> OverviewCharts:
-    """The data behind the overview's charts, over the last 24 hours."""
+    """The data behind the overview's charts, over the last 24 hours (the time charts over the shortest
+    span in ``SPANS`` holding every event of the day)."""
     now = now or timezone.now()
     since = now - WINDOW
+    finished = _finished_per_minute(since)
+    deaths, replays = _dead_letter_changes(since)
+    events = [at for points in finished.values() for at, _ in points] + deaths + replays
+    earliest = min(events, default=since)
+    # A minute of margin: the per-minute buckets start at the minute, drawn a minute wide.
+    span = next(span for span in SPANS if now - span <= earliest - timedelta(minutes=1) or span == WINDOW)
     return OverviewCharts(
-        since=since, now=now, finished_per_minute=_finished_per_minute(since),
+        since=since, now=now, finished_per_minute=finished,
         run_time=_percentiles(since, group="type", start="started_at", attempts_only_first=False),
         queue_wait=_percentiles(since, group="queue", start="enqueued_at", attempts_only_first=True),
-        dead_letter=_dead_letter_over_time(since, now),
+        dead_letter=_dead_letter_over_time(now - span, now, deaths=deaths, replays=replays,
+                                           step=span / _DEAD_LETTER_STEPS),
+        span=span,
     )  # fmt: skip
 
 
@@ -154,10 +177,8 @@ def _from_sample(name: str, values: list[float]) -> Percentiles:
     return Percentiles(name=name, count=len(values), p50=at(0.5), p95=at(0.95), p99=at(0.99))
 
 
-def _dead_letter_over_time(since: datetime, now: datetime, *, step: timedelta = timedelta(minutes=15)) -> list[
-    tuple[datetime, int]
-]:  # fmt: skip
-    size_now = Job.objects.dead_letter().count()
+def _dead_letter_changes(since: datetime) -> tuple[list[datetime], list[datetime]]:
+    """When jobs died since ``since``, and when dead jobs were first replayed (so left the queue)."""
     # finished_at and Min() may be NULL in general; the filters on them (>= since) leave none here.
     deaths = cast(
         "list[datetime]",
@@ -177,6 +198,13 @@ def _dead_letter_over_time(since: datetime, now: datetime, *, step: timedelta = 
             .values_list("first", flat=True)
         ),
     )
+    return deaths, replays
+
+
+def _dead_letter_over_time(
+    since: datetime, now: datetime, *, deaths: list[datetime], replays: list[datetime], step: timedelta
+) -> list[tuple[datetime, int]]:
+    size_now = Job.objects.dead_letter().count()
     points = []
     moment = now
     while moment >= since:
@@ -194,35 +222,51 @@ def _dead_letter_over_time(since: datetime, now: datetime, *, step: timedelta = 
 
 COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828", "dead": "#6a1b9a", "cancelled": "#757575"}
 PERCENTILE_COLOURS = {"p50": "#1565c0", "p95": "#ef6c00", "p99": "#c62828"}
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 640, 240, 48, 12, 34, 28
+# Narrow enough that a phone (about 350 px of card) scales the text no smaller than about 9 px; no minimum
+# width, so a chart never scrolls inside its card.
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 560, 250, 44, 12, 52, 28
+FONT_SIZE, CHAR_WIDTH = 14, 7.6
 
 
 def _svg(body: list[str], *, title: str, height: int = HEIGHT) -> SafeString:
     return mark_safe(  # noqa: S308 - every text below is escaped
         f'<svg class="jobs-chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg" '
-        f'font-family="sans-serif" font-size="11"><title>{escape(title)}</title>{"".join(body)}</svg>'
+        f'font-family="sans-serif" font-size="{FONT_SIZE}"><title>{escape(title)}</title>{"".join(body)}</svg>'
     )
 
 
 def _time_axis(since: datetime, now: datetime, x: Any) -> list[str]:
+    """Four or five ticks back from "now": minutes over an hour, hours over longer spans."""
+    minutes = round((now - since).total_seconds() / 60)
+    intervals = 4 if minutes >= 24 * 60 else 3
     body = []
-    for hours_ago in range(24, -1, -6):
-        at = now - timedelta(hours=hours_ago)
-        px = x(at)
-        label = "now" if hours_ago == 0 else f"-{hours_ago} h"
+    for index in range(intervals, -1, -1):
+        ago = minutes * index / intervals
+        px = x(now - timedelta(minutes=ago))
+        label = "now" if index == 0 else f"-{ago:.0f} min" if minutes <= 60 else f"-{ago / 60:g} h"
         body.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{HEIGHT - BOTTOM}" stroke="#ddd"/>')
-        anchor = "end" if hours_ago == 0 else "middle" if hours_ago < 24 else "start"
-        body.append(f'<text x="{px:.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}" fill="#555">{label}</text>')
+        anchor = "end" if index == 0 else "middle" if index < intervals else "start"
+        body.append(f'<text x="{px:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" fill="#555">{label}</text>')
     return body
+
+
+def y_ticks(peak: int) -> list[int]:
+    """Whole, distinct counts for the y-axis, from 0 to a round top at or above ``peak`` (1, 2, 5 x 10^n)."""
+    if peak <= 2:
+        return list(range(max(1, peak) + 1))
+    magnitude = 10 ** math.floor(math.log10(peak))
+    top = next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= peak)
+    return [0, top // 2, top] if top % 2 == 0 else [0, top]
 
 
 def line_chart(
     series: dict[str, list[tuple[datetime, int]]], *, since: datetime, now: datetime, title: str, unit: str,
     colours: dict[str, str], step: bool = False,
 ) -> SafeString:  # fmt: skip
-    """Lines over the last 24 hours (missing minutes are zeros when ``step`` is False)."""
-    peak = max([count for points in series.values() for _, count in points] + [1])
+    """Lines from ``since`` to ``now`` (missing minutes are zeros when ``step`` is False)."""
+    ticks = y_ticks(max([count for points in series.values() for at, count in points if at >= since] + [0]))
+    peak = ticks[-1]
     span = (now - since).total_seconds()
 
     def x(at: datetime) -> float:
@@ -232,12 +276,14 @@ def line_chart(
         return HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * value / peak
 
     body = _time_axis(since, now, x)
-    for fraction in (0, 0.5, 1):
-        body.append(f'<text x="{LEFT - 6}" y="{y(peak * fraction) + 4:.1f}" text-anchor="end" fill="#555">'
-                    f"{peak * fraction:.0f}</text>")  # fmt: skip
-    body.append(f'<text x="2" y="12" fill="#555">{escape(unit)}:</text>')
-    legend_x = 16 + 6 * len(unit)
+    for tick in ticks:
+        body.append(f'<text class="y-tick" x="{LEFT - 6}" y="{y(tick) + 5:.1f}" text-anchor="end" fill="#555">'
+                    f"{tick}</text>")  # fmt: skip
+    body.append(f'<text x="2" y="14" fill="#555">{escape(unit)}:</text>')
+    # The legend under the unit, wrapping onto a second line rather than running off the picture.
+    legend_x, legend_y = 2.0, 34
     for name, points in series.items():
+        points = [(at, count) for at, count in points if at >= since - timedelta(minutes=1)]
         colour = colours.get(name, "#333")
         if step:
             coords = [f"{x(at):.1f},{y(count):.1f}" for at, count in points]
@@ -252,9 +298,12 @@ def line_chart(
                         f'stroke-width="1.5" points="{" ".join(coords)}"/>')  # fmt: skip
         total = sum(count for _, count in points)
         label = f"{name} ({total})" if not step else name
-        body.append(f'<rect x="{legend_x}" y="3" width="10" height="10" fill="{colour}"/>'
-                    f'<text x="{legend_x + 14}" y="12" fill="#333">{escape(label)}</text>')  # fmt: skip
-        legend_x += 24 + 7 * len(label)
+        width = 30 + CHAR_WIDTH * len(label)
+        if legend_x > 2 and legend_x + width > WIDTH:  # onto a second line, in the plot's top margin
+            legend_x, legend_y = 2.0, legend_y + 16
+        body.append(f'<rect x="{legend_x:.1f}" y="{legend_y - 11}" width="11" height="11" fill="{colour}"/>'
+                    f'<text x="{legend_x + 15:.1f}" y="{legend_y}" fill="#333">{escape(label)}</text>')  # fmt: skip
+        legend_x += width
     return _svg(body, title=title)
 
 
@@ -268,7 +317,7 @@ def _seconds_label(seconds: float) -> str:
 
 def percentile_chart(rows: list[Percentiles], *, title: str, empty: str) -> SafeString:
     """Horizontal bars (log scale, 10 ms to 30 min): p50, p95 and p99 for each row."""
-    label_width, row_height, top_margin = 150, 46, 8
+    label_width, row_height, top_margin = 150, 56, 8
     height = top_margin + BOTTOM + row_height * max(1, len(rows))
     low, high = math.log10(0.01), math.log10(1800)
 
@@ -287,8 +336,8 @@ def percentile_chart(rows: list[Percentiles], *, title: str, empty: str) -> Safe
         body.append(f'<text x="{label_width}" y="{top_margin + 20}" fill="#555">{escape(empty)}</text>')
     for index, row in enumerate(rows):
         top = top_margin + index * row_height
-        body.append(f'<text x="{label_width - 6}" y="{top + 14}" text-anchor="end" fill="#333">{escape(row.name)}</text>'
-                    f'<text x="{label_width - 6}" y="{top + 27}" text-anchor="end" fill="#777">{row.count} jobs</text>')  # fmt: skip
+        body.append(f'<text x="{label_width - 6}" y="{top + 15}" text-anchor="end" fill="#333">{escape(row.name)}</text>'
+                    f'<text x="{label_width - 6}" y="{top + 31}" text-anchor="end" fill="#777">{row.count} jobs</text>')  # fmt: skip
         for offset, (name, value) in enumerate((("p50", row.p50), ("p95", row.p95), ("p99", row.p99))):
             bar_top = top + 3 + offset * 9
             body.append(
@@ -296,25 +345,26 @@ def percentile_chart(rows: list[Percentiles], *, title: str, empty: str) -> Safe
                 f'height="8" fill="{PERCENTILE_COLOURS[name]}"><title>{escape(row.name)} {name}: '
                 f"{_seconds_label(value)}</title></rect>"
             )
-        body.append(f'<text x="{label_width}" y="{top + 40}" fill="#333">p50 {_seconds_label(row.p50)} · '
+        body.append(f'<text x="{label_width}" y="{top + 47}" fill="#333">p50 {_seconds_label(row.p50)} · '
                     f"p95 {_seconds_label(row.p95)} · p99 {_seconds_label(row.p99)}</text>")  # fmt: skip
     return _svg(body, title=title, height=height)
 
 
 def render_overview_charts(charts: OverviewCharts) -> dict[str, SafeString]:
     """The four SVG pictures, by name, for the overview's template."""
+    drawn_since = charts.now - charts.span
     return {
         "finished": line_chart(
-            charts.finished_per_minute, since=charts.since, now=charts.now, unit="jobs / minute",
-            title="Jobs finished per minute by outcome, last 24 hours", colours=COLOURS,
+            charts.finished_per_minute, since=drawn_since, now=charts.now, unit="jobs / minute",
+            title=f"Jobs finished per minute by outcome, last {charts.span_label}", colours=COLOURS,
         ),
         "run_time": percentile_chart(charts.run_time, title="Run time p50 / p95 / p99 per job type, last 24 hours",
                                      empty="no job finished in the last 24 hours"),
         "queue_wait": percentile_chart(charts.queue_wait, title="Queue wait p50 / p95 / p99 per queue, last 24 hours",
                                        empty="no job finished its first attempt in the last 24 hours"),
         "dead_letter": line_chart(
-            {"dead-letter queue": charts.dead_letter}, since=charts.since, now=charts.now, unit="dead jobs waiting",
-            title="Dead-letter queue size, last 24 hours", colours={"dead-letter queue": COLOURS["dead"]}, step=True,
+            {"dead-letter queue": charts.dead_letter}, since=drawn_since, now=charts.now, unit="dead jobs waiting",
+            title=f"Dead-letter queue size, last {charts.span_label}", colours={"dead-letter queue": COLOURS["dead"]}, step=True,
         ),
     }  # fmt: skip
 

@@ -248,7 +248,7 @@ def jobs_overview() -> JobsOverview:
         .annotate(count=Count("id"), since=Min(Coalesce("next_retry_at", "enqueued_at", "created_at")))
     )
     due_by_queue = {queue: (count, since) for queue, count, since in due}
-    names = sorted(set(settings.JOB_QUEUES) | set(due_by_queue))
+    names = sorted({*settings.JOB_QUEUES, settings.HOUSEKEEPING_QUEUE, *due_by_queue})
     depths = queue_depths(names)
     queues = []
     for name in names:

@@ -15,7 +15,8 @@ register = template.Library()
 
 @register.inclusion_tag("admin/jobs/overview_charts.html")
 def jobs_overview_charts() -> dict[str, Any]:
-    return {"charts": render_overview_charts(overview_charts())}
+    charts = overview_charts()
+    return {"charts": render_overview_charts(charts), "span_label": charts.span_label}
 
 
 @register.simple_tag

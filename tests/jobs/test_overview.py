@@ -51,7 +51,7 @@ def test_counts_queues_and_alerts(troubled):
     overview = jobs_overview()
 
     queues = {queue.name: queue for queue in overview.queues}
-    assert sorted(queues) == ["default", "emails", "exports", "sync"]
+    assert sorted(queues) == ["default", "emails", "exports", "housekeeping", "sync"]
     assert (queues["default"].broker_depth, queues["default"].due_jobs) == (3, 2)
     assert 599 <= queues["default"].oldest_due_seconds < 700
     assert (queues["exports"].broker_depth, queues["exports"].due_jobs) == (0, 1)
