@@ -106,11 +106,11 @@ def _page_replay_advice(payloads: Sequence[dict[str, Any]]) -> ReplayAdvice | No
     if not closed:
         return None
     runs = list(SyncRun.objects.filter(pk__in={run_id for run_id, _ in closed}).order_by("-started_at"))
-    named = ", ".join(f"#{run.pk} ({run.status})" for run in runs[:5])
+    named = "; ".join(f"run {run.pk}, {run.status}" for run in runs[:5])
     which = f"All {len(wanted)}" if len(closed) == len(wanted) else f"{len(closed)} of these {len(wanted)}"
     message = (
         f"{which} page jobs would end sync_page_closed and fetch nothing: their pages already failed, and a "
-        f"finished sync run is never reopened (run {named}). To fetch these pages again, start a new run:"
+        f"finished sync run is never reopened ({named}). To fetch these pages again, start a new run:"
     )
     latest = runs[0]
     if latest.job_id:
