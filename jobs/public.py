@@ -34,7 +34,9 @@ What is here, by concern:
 - migrations: ``AddIndexConcurrently``, ``RemoveIndexConcurrently``, ``AddConstraintConcurrently``,
   ``RemoveConstraintConcurrently`` (``CONCURRENTLY`` on PostgreSQL, plain on SQLite; see CONTRIBUTING.md);
 - admin: ``ViewOnlyAdmin`` (records nobody edits by hand), loaded lazily so that importing
-  this module never pulls in ``django.contrib.admin``.
+  this module never pulls in ``django.contrib.admin``; ``job_admin_hooks_register`` (per job type: the
+  ``AdminLink`` to the record a job works on, shown on its page, and ``ReplayAdvice`` shown before a replay
+  is confirmed), so the jobs admin links to domain records without knowing them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from jobs.api.openapi import openapi_path_add
 from jobs.api.openapi import register_paths as openapi_register_paths
 from jobs.coordination.locks import RedisLock
 from jobs.coordination.ratelimit import RateLimiter, parse_retry_after
+from jobs.core.admin_hooks import AdminLink, ReplayAdvice
+from jobs.core.admin_hooks import register as job_admin_hooks_register
 from jobs.core.audit import audit_record as job_audit_record
 from jobs.core.job_context import JobContext
 from jobs.core.lifecycle import job_cancel
@@ -140,6 +144,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AddConstraintConcurrently",
     "AddIndexConcurrently",
+    "AdminLink",
     "ApiError",
     "Backoff",
     "DeadLetterSummary",
@@ -159,6 +164,7 @@ __all__ = [
     "RedisLock",
     "RemoveConstraintConcurrently",
     "RemoveIndexConcurrently",
+    "ReplayAdvice",
     "TransientJobError",
     "UnknownJobType",
     "ViewOnlyAdmin",
@@ -170,6 +176,7 @@ __all__ = [
     "api_view",
     "audit_entry_list",
     "dead_letter_summary",
+    "job_admin_hooks_register",
     "job_audit_record",
     "job_bulk_enqueue",
     "job_cancel",

@@ -42,7 +42,7 @@ from jobs.admin.display import (
     time_with_age,
 )
 from jobs.admin.workers import workers_by_queue
-from jobs.core import registry
+from jobs.core import admin_hooks, registry
 from jobs.core.audit import Action, audit_record
 from jobs.core.lifecycle import job_cancel, job_retry
 from jobs.core.switches import disabled_job_types
@@ -146,10 +146,12 @@ def _confirmed_action(
     consequence: str,
     perform: Callable[[list[Job]], tuple[str, list[Job]]],
     causes_title: str = "Why these jobs ended",
+    advise: Callable[[list[Job]], list[admin_hooks.ReplayAdvice]] | None = None,
 ) -> HttpResponse | None:
     """Shared flow of every job action: filter to eligible, confirm, act, report counts and new jobs.
 
-    ``perform`` returns what was done, as a sentence, and the jobs it created (linked in the message).
+    ``perform`` returns what was done, as a sentence, and the jobs it created (linked in the message);
+    ``advise`` what the job types say about it, shown on the confirmation only.
     The confirmation groups the jobs' errors under ``causes_title``; jobs without an error are not causes.
     """
     chosen = queryset.count()
@@ -188,6 +190,7 @@ def _confirmed_action(
                 "back_url": return_to or request.get_full_path(),
                 "opts": queryset.model._meta,
                 "badge": status_badge,
+                "advice": advise(targets) if advise else [],
             },
         )
     done, created = perform(targets)
@@ -363,6 +366,10 @@ class JobAdmin(ViewOnlyAdmin):
         now = timezone.now()
         end = job.finished_at or (now if job.status == S.RUNNING else None)
         run_seconds = (end - job.started_at).total_seconds() if job.started_at and end else None
+        # From the first attempt's start: a job that postponed itself (polled) ran far longer than its last attempt.
+        first_start = job.attempts.exclude(started_at=None).order_by("started_at").values_list("started_at", flat=True)
+        began = min(filter(None, (first_start.first(), job.started_at)), default=None)
+        total_seconds = (end - began).total_seconds() if began and end else None
         changelist = reverse("admin:jobs_job_changelist")
         buttons = []
         if job.status in RETRYABLE and self.has_retry_permission(request):
@@ -387,6 +394,8 @@ class JobAdmin(ViewOnlyAdmin):
             "attempt_label": f"attempt {job.attempt} of {job.max_attempts}",
             "created": time_with_age(job.created_at),
             "run_time": duration(run_seconds),
+            "total_time": duration(total_seconds) if total_seconds != run_seconds else "",
+            "record_link": admin_hooks.record_link(job_type=job.type, job_id=job.id, payload=job.payload),
             "next_retry": relative_time(job.next_retry_at, now=now) if job.status == S.RETRYING else "",
             "finished": time_with_age(job.finished_at) if job.finished_at else "",
             "actions": buttons,
@@ -455,18 +464,19 @@ class JobAdmin(ViewOnlyAdmin):
             return mark_safe("No attempt has ended yet.")
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     attempt.number,
                     badge(attempt.outcome, attempt.get_outcome_display()),
-                    exact_time(attempt.started_at),
-                    duration(attempt.duration_ms / 1000 if attempt.duration_ms is not None else None),
+                    format_html('&nbsp;<strong class="attempt-repeats">×&nbsp;{}</strong>', count) if count > 1 else "",
+                    exact_time(attempt.started_at) + (" onwards" if count > 1 else ""),
+                    duration(seconds),
                     attempt.worker or "-",
                     _attempt_error(attempt),
                     _task_result_link(attempt.celery_task_id),
                 )
-                for attempt in attempts
+                for attempt, count, seconds in _attempt_rows(attempts)
             ),
         )
         return format_html(
@@ -540,7 +550,7 @@ class JobAdmin(ViewOnlyAdmin):
             explanation="only finished jobs (succeeded, failed, dead, cancelled) can be replayed.",
             consequence="Each job becomes a new job with the same payload, owner and correlation id, linked to it; "
                         "a dead job leaves the dead-letter queue.",
-            perform=perform,
+            perform=perform, advise=_replay_advice,
         )  # fmt: skip
 
     @admin.action(permissions=["cancel"], description="Cancel selected queued, retrying or running jobs")
@@ -598,6 +608,31 @@ def _refresh_seconds(request: HttpRequest) -> int:
         return min(300, max(5, int(request.GET.get("refresh", OVERVIEW_REFRESH_SECONDS))))
     except ValueError:
         return OVERVIEW_REFRESH_SECONDS
+
+
+def _replay_advice(jobs: list[Job]) -> list[admin_hooks.ReplayAdvice]:
+    """What each job type among these says about replaying them (a domain app's hook, see jobs.public)."""
+    payloads: dict[str, list[dict[str, Any]]] = {}
+    for job in jobs:
+        payloads.setdefault(job.type, []).append(job.payload)
+    found = (admin_hooks.replay_advice(job_type=job_type, payloads=of_type) for job_type, of_type in payloads.items())
+    return [advice for advice in found if advice is not None]
+
+
+def _attempt_rows(attempts: list[JobAttempt]) -> list[tuple[JobAttempt, int, float | None]]:
+    """Attempts as shown: a run of consecutive postponements (a job polling, a rate limit) is one row.
+
+    Each row is (first attempt of the run, how many, their summed duration in seconds).
+    """
+    rows: list[tuple[JobAttempt, int, float | None]] = []
+    for attempt in attempts:
+        seconds = attempt.duration_ms / 1000 if attempt.duration_ms is not None else None
+        if rows and attempt.outcome == JobAttempt.Outcome.SNOOZED and rows[-1][0].outcome == attempt.outcome:
+            first, count, total = rows[-1]
+            rows[-1] = (first, count + 1, None if total is None or seconds is None else total + seconds)
+        else:
+            rows.append((attempt, 1, seconds))
+    return rows
 
 
 def _attempt_error(attempt: JobAttempt) -> SafeString:
