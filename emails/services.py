@@ -492,8 +492,11 @@ def email_dismiss(*, email: EmailMessage, actor: Any = None) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def email_export_ready(*, export_id: int | str, user_id: int) -> EmailMessage:
-    """Tell a user their export is ready: a link to the exports page (the signed file link never goes in mail)."""
+def email_export_ready(
+    *, export_id: int | str, user_id: int, what: str = "", file_format: str = "", rows: int | None = None
+) -> EmailMessage:
+    """Tell a user which export is ready (``what``: the source's title, ``file_format``, ``rows``), with a link
+    to the exports page (the signed file link never goes in mail). Without them it says "your export"."""
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None or not getattr(user, "email", ""):
         raise EmailRecipientInvalid(
@@ -504,7 +507,8 @@ def email_export_ready(*, export_id: int | str, user_id: int) -> EmailMessage:
     return email_send(
         template="export_ready", to=user.email, key=f"exports:export:{export_id}:ready",
         context={"export_id": str(export_id), "exports_url": f"{settings.SITE_URL.rstrip('/')}/exports/",
-                 "recipient_name": name},
+                 "recipient_name": name, "what": what, "format": file_format,
+                 "rows": "" if rows is None else f"{rows:,} row{'' if rows == 1 else 's'}"},
     )  # fmt: skip
 
 

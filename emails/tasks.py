@@ -29,7 +29,10 @@ def send(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 @job_type("emails.export_ready", queue="emails", max_attempts=5, time_limit=60, soft_time_limit=50)
 def export_ready(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Queue the "your export is ready" email (enqueued by name by the exports app)."""
-    email = services.email_export_ready(export_id=payload["export_id"], user_id=int(payload["user_id"]))
+    # "what", "format" and "rows" describe the file; jobs enqueued before they were sent have only the ids.
+    email = services.email_export_ready(export_id=payload["export_id"], user_id=int(payload["user_id"]),
+                                        what=str(payload.get("what") or ""), file_format=str(payload.get("format") or ""),
+                                        rows=payload.get("rows"))  # fmt: skip
     return {"email_id": email.pk, "state": email.state}
 
 

@@ -320,8 +320,10 @@ def _export_write(*, export: Export, progress: Callable[..., None]) -> dict[str,
             expires_at=now + timedelta(seconds=settings.EXPORTS_RETENTION_SECONDS),
         )
         if finished and job_type_is_declared(READY_JOB):
-            job_enqueue(job_type=READY_JOB, payload={"export_id": export.pk, "user_id": export.owner_id},
-                        idempotency_key=f"exports:export:{export.pk}:ready")  # fmt: skip
+            # What is ready, in the words of the page: the email names it (the id means nothing to its owner).
+            ready = {"export_id": export.pk, "user_id": export.owner_id, "what": source.title, "rows": rows,
+                     "format": export.format.upper() + (".gz" if export.gzip else "")}  # fmt: skip
+            job_enqueue(job_type=READY_JOB, payload=ready, idempotency_key=f"exports:export:{export.pk}:ready")
     if not finished:  # cancelled or expired by an operator while it was being stored
         storage.delete(key)
         return {"export_id": export.pk, "status": Export.objects.get(pk=export.pk).status}

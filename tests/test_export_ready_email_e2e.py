@@ -56,7 +56,8 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     message = received.parsed
     assert received.rcpt_tos == ("ada@example.com",) and message["To"] == "ada@example.com"
     assert message["Message-ID"].strip("<>") == email.message_id.strip("<>")
-    assert message["Subject"] == f"Your export {export_id} is ready"
+    # What is ready, not its id.
+    assert message["Subject"] == "Your export is ready: Products (synced catalog), CSV, 20 rows"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert f"{SITE_URL}/exports/" in text and f'href="{SITE_URL}/exports/"' in html
@@ -66,12 +67,18 @@ def test_a_finished_export_mails_its_owner_the_exports_page_once(
     assert link == f"{SITE_URL}/exports/" and client.get(urlsplit(link).path).status_code == 200
     assert (email.to, email.template, email.attempts) == (["ada@example.com"], "export_ready", 1)
     ready = Job.objects.get(type="emails.export_ready")
-    assert ready.idempotency_key == key and ready.payload == {"export_id": export_id, "user_id": ada.pk}
+    assert ready.idempotency_key == key and ready.payload == {
+        "export_id": export_id,
+        "user_id": ada.pk,
+        "what": "Products (synced catalog)",
+        "format": "CSV",
+        "rows": 20,
+    }
     assert _finished(ready.id).status == Job.Status.SUCCEEDED
 
     # The notification asked for again: the same key (answered by the existing job), the job's message
     # delivered twice, and an operator replaying the finished job (a new job, same payload): nothing more is sent.
-    again = job_enqueue(job_type="emails.export_ready", payload={"export_id": export_id, "user_id": ada.pk},
+    again = job_enqueue(job_type="emails.export_ready", payload=ready.payload,
                         idempotency_key=key)  # fmt: skip
     assert (again.created, again.job.id) == (False, ready.id)
     # (One worker process: the duplicate message, published first, is consumed before the replay runs.)

@@ -21,7 +21,7 @@ from tests.processes import BASE_DIR
 pytestmark = pytest.mark.worker
 
 START_TIMEOUT = 120  # migrations on a fresh SQLite file plus five processes, on a loaded 2-core machine
-STOP_TIMEOUT = 25  # devstack allows its children 10 s to stop, then kills them
+STOP_TIMEOUT = 25  # idle workers stop at once (warm shutdown), the rest get 10 s before they are killed
 # Settings the test's own environment may carry that would point the stack elsewhere.
 INHERITED = {
     "REDIS_URL",
@@ -263,3 +263,98 @@ def wait_for_text_change(path: Path, old: str, timeout: float = 30) -> str:
             return text
         time.sleep(0.05)
     raise AssertionError(f"{path} still says {old!r} after {timeout} s")
+
+
+def stack_row(database: Path, query: str, *args: object) -> tuple | None:
+    """One row read straight from the stack's SQLite file (None until its tables exist)."""
+    try:
+        with sqlite3.connect(database, timeout=5) as connection:
+            return connection.execute(query, args).fetchone()
+    except sqlite3.OperationalError:
+        return None
+
+
+ENQUEUE_SLOW_EXPORT = """
+from django.contrib.auth import get_user_model
+from exports.services import ExportRequest, export_create
+owner = get_user_model().objects.create_user("stopper", password="pw")
+export, _ = export_create(owner=owner, wanted=ExportRequest(source="slow", format="csv",
+                                                            filters={"rows": 1500, "delay_ms": 4}))
+print("export", export.pk, export.job_id)
+"""
+
+
+def test_sigterm_lets_a_running_job_finish_before_the_stack_stops(tmp_path):
+    """A stop is a deploy's warm shutdown: the worker finishes the job it runs, then everything is gone."""
+    web_port = free_port()
+    database = tmp_path / "devstack.sqlite3"
+    env = {key: value for key, value in os.environ.items() if key not in INHERITED}
+    env.update(
+        PORT=str(web_port), FLOWER_PORT=str(free_port()), DATABASE_URL=f"sqlite:///{database}",
+        SUPPLIER_SIMULATOR_PORT=str(free_port()), EMAIL_CATCHER_PORT=str(free_port()),
+        EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1", DEVSTACK_RUN_ENV_FILE=str(tmp_path / "run.env"),
+        MEDIA_ROOT=str(tmp_path / "media"), DEVSTACK_WORKER_STOP_GRACE_SECONDS="60",
+        # A source that takes its time (tests/exports/slow_source.py): about 6 s for 1,500 rows.
+        EXPORTS_SOURCES="tests.exports.slow_source.SlowRows",
+    )  # fmt: skip
+    log = tmp_path / "devstack.log"
+    with open(log, "wb") as out:
+        stack = subprocess.Popen(
+            [sys.executable, "devtools/devstack.py", "run"], cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT
+    started: dict[int, str] = {}
+
+    def until(condition, what: str, *, stack_may_exit: bool = False):
+        while True:
+            value = condition()
+            if value:
+                return value
+            if (stack.poll() is not None and not stack_may_exit) or time.monotonic() > deadline:
+                pytest.fail(f"{what}: not seen; devstack's output:\n{log.read_text()[-6000:]}")
+            time.sleep(0.2)
+
+    try:
+        until(lambda: "Platform running" in log.read_text(), "the stack to start")
+        until(lambda: http_status(f"http://127.0.0.1:{web_port}/healthz") == 200, "web /healthz to answer 200")
+        enqueue = subprocess.run([sys.executable, "manage.py", "shell", "-c", ENQUEUE_SLOW_EXPORT], cwd=BASE_DIR,
+                                 env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert enqueue.returncode == 0, enqueue.stderr[-3000:]
+        _, export_id, job_id = enqueue.stdout.split()[-3:]
+        # Rows are being written (the job is well under way, several seconds from its end).
+        until(lambda: (row := stack_row(database, "SELECT row_count FROM exports_export WHERE id = ?", int(export_id)))
+              and row[0] > 0, "the export to write rows")  # fmt: skip
+        started = descendants(stack.pid)
+
+        stack.send_signal(signal.SIGTERM)
+        try:
+            returncode = stack.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"devstack still running 90 s after SIGTERM:\n{log.read_text()[-6000:]}")
+        assert returncode == 0, log.read_text()[-6000:]
+
+        job = stack_row(database, "SELECT status, attempt FROM jobs_job WHERE id = ?", job_id)
+        outcomes = [row[0] for row in sqlite3.connect(database).execute(
+            "SELECT outcome FROM jobs_jobattempt WHERE job_id = ? ORDER BY number", (job_id,))]  # fmt: skip
+        export = stack_row(database, "SELECT status, row_count FROM exports_export WHERE id = ?", int(export_id))
+        after = (job, outcomes, export)
+        expected = (("succeeded", 1), ["succeeded"], ("succeeded", 1500))
+        assert after == expected, f"after the stop: {after}; devstack's output:\n{log.read_text()[-4000:]}"
+        assert "WorkerLostError" not in log.read_text()
+        settle = time.monotonic() + 5
+        while (left := [pid for pid, at in started.items() if alive(pid, at)]) and time.monotonic() < settle:
+            time.sleep(0.1)
+        assert not left, [(pid, command_line(pid)) for pid in left]
+    finally:
+        if stack.poll() is None:
+            started.update(descendants(stack.pid))
+            stack.terminate()
+            try:
+                stack.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(stack.pid, signal.SIGKILL)
+                stack.wait()
+        for pid, started_at in started.items():
+            if alive(pid, started_at):
+                os.kill(pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ def test_export_ready_renders_subject_text_and_html_with_the_exports_page_link()
     rendered = email_render(template="export_ready", context={
         "export_id": "42", "exports_url": "https://shop.example/exports/", "recipient_name": "Ada"})  # fmt: skip
 
-    assert rendered.subject == "Your export 42 is ready"
+    assert rendered.subject == "Your export is ready"  # without what, format and rows (older jobs)
     assert "Hello Ada," in rendered.text_body and "https://shop.example/exports/" in rendered.text_body
     assert '<a href="https://shop.example/exports/"' in rendered.html_body
     assert rendered.html_body.startswith("<!DOCTYPE html>")

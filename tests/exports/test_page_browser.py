@@ -106,3 +106,63 @@ def test_admin_lists_exports_and_reruns_one(browser, live_server, alice, media_r
         assert (rerun.owner_id, rerun.source, rerun.format, rerun.status) == (alice.pk, "products", "xlsx", "queued")
     finally:
         page.close()
+
+
+# Every time the table is redrawn, what its row for the watched export says next to what the panel says.
+RECORD_TABLE_AND_PANEL = """() => {
+  window.seen = [];
+  new MutationObserver(() => {
+    const badge = document.querySelector("#recent tr:first-child [data-label=State]");
+    if (badge && !document.getElementById("current").hidden) {
+      window.seen.push({table: badge.innerText.trim(), panel: document.getElementById("current-label").innerText});
+    }
+  }).observe(document.getElementById("recent"), {childList: true, subtree: true, characterData: true});
+}"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_queued_export_says_it_waits_and_the_panel_and_table_agree_on_its_number_and_state(
+    browser, live_server, exports_worker, alice, bob, viewport
+):
+    # Another user's exports come first: their ids must not show through in alice's numbers.
+    for _ in range(2):
+        Export.objects.create(owner=bob, source="products", format="csv", status=Export.Status.FAILED)
+    name = "desktop" if viewport is DESKTOP else "phone"
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    errors: list[str] = []
+    # The browser's own favicon request is not the page's doing.
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error"
+            and not message.location["url"].endswith("/favicon.ico") else None)  # fmt: skip
+    try:
+        page.goto(f"{live_server.url}/exports/login/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", "pw")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/exports/")
+        page.evaluate(RECORD_TABLE_AND_PANEL)
+        page.select_option("#source", "slow")
+        page.fill("#filter-rows", "1500")
+        page.select_option("#format", "csv")
+        page.click("#submit")
+
+        # No worker yet: it waits, and says so (not "0 of about 0 rows").
+        page.wait_for_selector("#recent [data-label=State]:has-text('Queued')")
+        page.wait_for_selector("#current:not([hidden])")
+        panel = page.inner_text("#current")
+        assert "0 of about 0" not in panel and "Waiting for a worker" in panel, panel
+        assert page.inner_text("#current-label").startswith("Export #1 ")
+        assert page.inner_text("#recent tr:first-child [data-label='#']") == "1"
+        screenshot(page, f"exports-queued-{name}")
+
+        exports_worker()
+        page.wait_for_selector("#current-download:not([hidden])", timeout=90_000)
+        page.wait_for_selector("#recent a:text('Download')", timeout=10_000)
+        screenshot(page, f"exports-ready-numbered-{name}")
+        seen = page.evaluate("window.seen")
+        assert any(s["table"].startswith("Running") for s in seen), seen
+        disagreeing = [s for s in seen if not s["panel"].endswith(s["table"])]
+        assert not disagreeing, disagreeing
+        assert not errors, errors
+    finally:
+        context.close()

@@ -252,7 +252,9 @@ def test_ready_email_enqueued_by_name_only_when_declared(alice, media_root, redi
     _build(export)
 
     ready = Job.objects.get(type="emails.export_ready", idempotency_key=f"exports:export:{export.pk}:ready")
-    assert ready.payload == {"export_id": export.pk, "user_id": alice.pk}
+    # What is ready, for the email to name (the id means nothing to its owner).
+    assert ready.payload == {"export_id": export.pk, "user_id": alice.pk, "what": "Products (synced catalog)",
+                             "format": "CSV", "rows": 1}  # fmt: skip
 
 
 def test_copy_csv_is_byte_identical_to_the_python_writer(alice, media_root, redis_client):

@@ -84,16 +84,34 @@
     return cell;
   }
 
+  // What a person may be shown as an export's number: its place among their own exports (1 = their first),
+  // never the global id, which would tell them how many exports other users made. The list is newest first
+  // and counts only the caller's exports, so on its first page the i-th one is number count - i.
+  function numbered(list) {
+    return list.results.map((e, i) => Object.assign({}, e, { number: list.count - i }));
+  }
+
+  // The state as both the panel and the table word it, so the two always read the same.
+  function stateText(e) {
+    return LABELS[e.status] + (e.status === "running" ? " " + e.progress.percent + "%" : "");
+  }
+
+  // The source's title and the format, as the form names them ("Products, CSV.gz").
+  function what(e) {
+    const title = (sources.find((s) => s.name === e.source) || {}).title || e.source;
+    return title + ", " + e.format.toUpperCase() + (e.gzip ? ".gz" : "");
+  }
+
   function renderRecent(exports) {
     const body = $("recent");
     body.innerHTML = "";
     if (!exports.length) { body.innerHTML = '<tr><td colspan="7" class="muted">No exports yet.</td></tr>'; return; }
     exports.forEach((e) => {
       const row = document.createElement("tr");
-      row.appendChild(text("td", e.id, "#"));
-      row.appendChild(text("td", e.source + " · " + e.format + (e.gzip ? ".gz" : ""), "What"));
+      row.appendChild(text("td", e.number, "#"));
+      row.appendChild(text("td", what(e), "What"));
       const state = text("td", "", "State");
-      const badge = text("span", LABELS[e.status] + (e.status === "running" ? " " + e.progress.percent + "%" : ""));
+      const badge = text("span", stateText(e));
       badge.className = "state " + e.status;
       state.appendChild(badge);
       row.appendChild(state);
@@ -124,16 +142,21 @@
     return body;
   }
 
-  async function refreshRecent() {
-    try { renderRecent((await api(API + "?page_size=10")).results); } catch (error) { /* shown by the next poll */ }
+  function progressDetail(e) {
+    const p = e.progress;
+    if (e.status === "queued") return "Waiting for a worker to start it…";
+    if (e.status === "running" && !p.rows_estimated) return p.rows.toLocaleString() + " rows so far (counting the total…)";
+    if (e.status === "running") return p.rows.toLocaleString() + " of about " + p.rows_estimated.toLocaleString() + " rows";
+    if (e.status === "succeeded") return e.row_count.toLocaleString() + " rows · " + size(e.byte_size);
+    return "";
   }
 
   function showCurrent(e) {
     $("current").hidden = false;
-    $("current-label").textContent = "Export #" + e.id + " (" + e.source + ", " + e.format + "): " + LABELS[e.status];
+    $("current-label").textContent = "Export " + (e.number ? "#" + e.number + " " : "") + "(" + what(e) + "): " +
+      stateText(e);
     $("current-bar").value = e.status === "succeeded" ? 100 : e.progress.percent;
-    $("current-detail").textContent = e.progress.rows.toLocaleString() + " of about " +
-      e.progress.rows_estimated.toLocaleString() + " rows" + (e.byte_size ? " · " + size(e.byte_size) : "");
+    $("current-detail").textContent = progressDetail(e);
     // An error on a queued export is an attempt that failed and will be retried.
     $("current-error").hidden = !e.error || !["failed", "queued"].includes(e.status);
     $("current-error").textContent = !e.error ? "" : (e.status === "failed" ? "Failed: " : "Retrying after: ") + e.error.message;
@@ -142,17 +165,25 @@
     $("current-cancel").hidden = !(e.status === "queued" || e.status === "running");
   }
 
-  async function watch(url) {
-    watching = url;
-    while (watching === url) {
-      let e;
-      try { e = await api(url); } catch (error) { $("current-error").hidden = false; $("current-error").textContent = error.message; }
-      if (e) {
-        showCurrent(e);
-        if (!["queued", "running"].includes(e.status)) { watching = null; $("submit").disabled = false; refreshRecent(); return; }
-      }
+  // One snapshot for the table and the panel: the list is read once, and the watched export is taken from it
+  // (read on its own only when it is no longer among the ten newest), then both are drawn together.
+  async function refresh() {
+    const recent = numbered(await api(API + "?page_size=10"));
+    let current = null;
+    if (watching) current = recent.find((e) => e.id === watching.id) || await api(watching.url);
+    if (current) showCurrent(current);
+    renderRecent(recent);
+    return current;
+  }
+
+  async function watch(e) {
+    const target = { id: e.id, url: e.url };
+    watching = target;
+    while (watching === target) {
+      let current = null;
+      try { current = await refresh(); } catch (error) { $("current-error").hidden = false; $("current-error").textContent = error.message; }
+      if (current && !["queued", "running"].includes(current.status)) { watching = null; $("submit").disabled = false; return; }
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      refreshRecent();
     }
   }
 
@@ -165,9 +196,7 @@
                    gzip: format !== "xlsx" && $("gzip").checked, bom: format === "csv" && $("bom").checked };
     try {
       const e = await api(API, { method: "POST", body: JSON.stringify(body) });
-      showCurrent(e);
-      refreshRecent();
-      watch(e.url);
+      watch(e);
     } catch (error) {
       $("form-error").textContent = "Could not start the export: " + error.message;
       $("form-error").hidden = false;
@@ -177,12 +206,12 @@
 
   $("current-cancel").addEventListener("click", async () => {
     if (!watching) return;
-    try { await api(watching, { method: "DELETE" }); } catch (error) { $("form-error").textContent = error.message; $("form-error").hidden = false; }
+    try { await api(watching.url, { method: "DELETE" }); } catch (error) { $("form-error").textContent = error.message; $("form-error").hidden = false; }
   });
 
   $("source").addEventListener("change", showFilters);
   $("format").addEventListener("change", showOptions);
   showFilters();
   showOptions();
-  refreshRecent();
+  refresh().catch(() => { /* shown by the next poll */ });
 })();
