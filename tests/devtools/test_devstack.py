@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from devtools.devstack import free_port
+from devtools.devstack import free_ports
 from tests.processes import BASE_DIR
 
 pytestmark = pytest.mark.worker
@@ -106,12 +106,12 @@ def stored_result(database: Path, task_id: str) -> tuple[str, str] | None:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, stop_signal):
-    web_port, flower_port, simulator_port = free_port(), free_port(), free_port()
+    web_port, flower_port, simulator_port, catcher_port = free_ports(4)
     database = tmp_path / "devstack.sqlite3"
     env = {key: value for key, value in os.environ.items() if key not in INHERITED}
     env.update(
         PORT=str(web_port), FLOWER_PORT=str(flower_port), DATABASE_URL=f"sqlite:///{database}",
-        SUPPLIER_SIMULATOR_PORT=str(simulator_port), EMAIL_CATCHER_PORT=str(free_port()),
+        SUPPLIER_SIMULATOR_PORT=str(simulator_port), EMAIL_CATCHER_PORT=str(catcher_port),
         # A throwaway embedded Redis: never the append-only file of a developer's `make run`.
         EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1",
         DEVSTACK_RUN_ENV_FILE=str(tmp_path / "run.env"),
@@ -286,12 +286,12 @@ print("export", export.pk, export.job_id)
 
 def test_sigterm_lets_a_running_job_finish_before_the_stack_stops(tmp_path):
     """A stop is a deploy's warm shutdown: the worker finishes the job it runs, then everything is gone."""
-    web_port = free_port()
+    web_port, flower_port, simulator_port, catcher_port = free_ports(4)
     database = tmp_path / "devstack.sqlite3"
     env = {key: value for key, value in os.environ.items() if key not in INHERITED}
     env.update(
-        PORT=str(web_port), FLOWER_PORT=str(free_port()), DATABASE_URL=f"sqlite:///{database}",
-        SUPPLIER_SIMULATOR_PORT=str(free_port()), EMAIL_CATCHER_PORT=str(free_port()),
+        PORT=str(web_port), FLOWER_PORT=str(flower_port), DATABASE_URL=f"sqlite:///{database}",
+        SUPPLIER_SIMULATOR_PORT=str(simulator_port), EMAIL_CATCHER_PORT=str(catcher_port),
         EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), PYTHONUNBUFFERED="1", DEVSTACK_RUN_ENV_FILE=str(tmp_path / "run.env"),
         MEDIA_ROOT=str(tmp_path / "media"), DEVSTACK_WORKER_STOP_GRACE_SECONDS="60",
         # A source that takes its time (tests/exports/slow_source.py): about 6 s for 1,500 rows.
@@ -358,3 +358,9 @@ def test_sigterm_lets_a_running_job_finish_before_the_stack_stops(tmp_path):
         for pid, started_at in started.items():
             if alive(pid, started_at):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_free_ports_are_distinct():
+    # One after another, free_port() can repeat a port (it was let go); the stack's services then collide.
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
