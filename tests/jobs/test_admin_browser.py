@@ -103,7 +103,7 @@ def test_dead_job_page_shows_the_error_first_and_replays_from_there(page_for, li
     assert "Replayed 1 job as a new job" in message
     replay = Job.objects.get(replay_of=dead)
     page.click(f".messagelist a:has-text('{replay.id}')")
-    page.wait_for_url(f"**/admin/jobs/job/{replay.id}/change/")
+    page.wait_for_url(f"**/admin/jobs/job/{replay.id}/change/", wait_until="domcontentloaded")
     assert dead.id in page.locator("#job-summary").inner_text()  # "replay of" the original
     screenshot(page, "job-replay-new-desktop")
 
@@ -131,8 +131,10 @@ def test_dead_letter_queue_groups_by_cause_and_replays_a_group(page_for, live_se
     new_ids = set(Job.objects.filter(replay_of__isnull=False).values_list("id", flat=True))
     assert len(new_ids) == 2 and all(job_id in message for job_id in new_ids)
     first = sorted(new_ids)[0]
+    # The document is what the assertions read: waiting for the load event (every subresource) once timed out
+    # after 30 s in a loaded CI run on PostgreSQL, cause not found; it passed alone and in the other runs.
     page.click(f".messagelist a:has-text('{first}')")
-    page.wait_for_url(f"**/admin/jobs/job/{first}/change/")
+    page.wait_for_url(f"**/admin/jobs/job/{first}/change/", wait_until="domcontentloaded")
     assert "tests.always_fails" in page.locator("#job-summary").inner_text()
 
 
