@@ -180,17 +180,7 @@ def test_run_brings_everything_up_and_a_signal_stops_every_process(tmp_path, sto
     finally:
         if probe is not None:
             probe.close()
-        if stack.poll() is None:  # the test failed early: let devstack clean up, then make sure
-            started.update(descendants(stack.pid))
-            stack.terminate()
-            try:
-                stack.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(stack.pid, signal.SIGKILL)
-                stack.wait()
-        for pid, started_at in started.items():
-            if alive(pid, started_at):
-                os.kill(pid, signal.SIGKILL)
+        clean_up_after(stack, started)
 
 
 COUNT_INTERRUPTS = """
@@ -347,20 +337,25 @@ def test_sigterm_lets_a_running_job_finish_before_the_stack_stops(tmp_path):
             time.sleep(0.1)
         assert not left, [(pid, command_line(pid)) for pid in left]
     finally:
-        if stack.poll() is None:
-            started.update(descendants(stack.pid))
-            stack.terminate()
-            try:
-                stack.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(stack.pid, signal.SIGKILL)
-                stack.wait()
-        for pid, started_at in started.items():
-            if alive(pid, started_at):
-                os.kill(pid, signal.SIGKILL)
+        clean_up_after(stack, started)
 
 
 def test_free_ports_are_distinct():
     # One after another, free_port() can repeat a port (it was let go); the stack's services then collide.
     ports = free_ports(64)
     assert len(set(ports)) == 64
+
+
+def clean_up_after(stack: subprocess.Popen[bytes], started: dict[int, str]) -> None:
+    """Whatever a test leaves: if devstack still runs (the test failed early), let it clean up, then make sure."""
+    if stack.poll() is None:
+        started.update(descendants(stack.pid))
+        stack.terminate()
+        try:
+            stack.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait()
+    for pid, started_at in started.items():
+        if alive(pid, started_at):
+            os.kill(pid, signal.SIGKILL)
