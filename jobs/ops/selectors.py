@@ -13,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, Count, F, Min, Q, QuerySet, TextField, Value, When
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 from redis import RedisError
 
@@ -24,6 +25,7 @@ from jobs.foundation.dbresilience import describe_database_failures, worker_data
 from jobs.foundation.exceptions import JobNotFound
 from jobs.foundation.rowreader import column_name, row_reader, table_name
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
+from jobs.ops.runbook import alert_guide, runbook_url
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
 # (a NUL byte in a path segment would make PostgreSQL raise instead of answering "not found").
@@ -182,6 +184,19 @@ class Alert:
     code: str
     message: str
 
+    @property
+    def title(self) -> str:
+        """What the alert is about, in words (``Dead-letter queue not empty``), for people; ``code`` is for probes."""
+        return alert_guide(self.code).title
+
+    @property
+    def runbook_url(self) -> str:
+        """Where the runbook says what to do: ``JOBS_RUNBOOK_URL``'s section, or the admin's copy of it."""
+        return runbook_url(code=self.code, local_url=reverse("admin:jobs_job_runbook"))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "title": self.title, "message": self.message, "runbook_url": self.runbook_url}
+
 
 @dataclass(frozen=True)
 class JobsOverview:
@@ -210,7 +225,7 @@ class JobsOverview:
         return {
             "status": "alerting" if self.alerts else "ok",
             "generated_at": self.generated_at.isoformat(),
-            "alerts": [{"code": alert.code, "message": alert.message} for alert in self.alerts],
+            "alerts": [alert.as_dict() for alert in self.alerts],
             "queues": [
                 {"name": queue.name, "broker_depth": queue.broker_depth, "due_jobs": queue.due_jobs,
                  "oldest_due_seconds": queue.oldest_due_seconds}
