@@ -5,8 +5,31 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, TextField, Value
+from django.db.models.functions import Cast, Concat, Upper
+
+
+def job_search_text() -> Upper:
+    """What the admin's search by words reads: error code, error message and payload (as JSON text), upper-cased.
+
+    The same expression is the trigram index ``jobs_search_trgm_idx`` (PostgreSQL), so ``LIKE '%WORD%'`` on
+    it is answered from the index; a query must use this function, not an equivalent spelling, to match it.
+    """
+    text = Concat(
+        "error_code", Value(" "), "error_message", Value(" "), Cast("payload", TextField()), output_field=TextField()
+    )
+    return Upper(text)
+
+
+class PostgresOnlyGinIndex(GinIndex):
+    """A GIN index on PostgreSQL and none elsewhere: SQLite has no GIN (its search scans, fine at its sizes).
+
+    ``jobs.foundation.schema_operations`` skips it on other databases (``postgresql_only``).
+    """
+
+    postgresql_only = True
 
 
 def new_job_id() -> str:
@@ -118,6 +141,8 @@ class Job(models.Model):
                 condition=Q(status__in=["queued", "retrying"]),
             ),
             models.Index(fields=["started_at"], name="jobs_running_idx", condition=Q(status="running")),
+            # The admin's search by words in the error or the payload (pg_trgm; see job_search_text).
+            PostgresOnlyGinIndex(OpClass(job_search_text(), name="gin_trgm_ops"), name="jobs_search_trgm_idx"),
         ]
         constraints = [
             # Idempotency is enforced by the database: concurrent enqueues with one key

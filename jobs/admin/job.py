@@ -17,9 +17,8 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -31,8 +30,10 @@ from django.utils.text import Truncator
 from django_celery_results.models import TaskResult
 
 from jobs.admin.bases import EstimatedCountPaginator, ViewOnlyAdmin
+from jobs.admin.dashboard import dashboard_view, overview_figures, refresh_seconds
 from jobs.admin.display import (
     badge,
+    dead_letter_group_rows,
     duration,
     exact_time,
     flower_task_url,
@@ -41,20 +42,16 @@ from jobs.admin.display import (
     status_badge,
     time_with_age,
 )
-from jobs.admin.workers import workers_by_queue
 from jobs.core import admin_hooks, registry
 from jobs.core.audit import Action, audit_record
 from jobs.core.lifecycle import job_cancel, job_retry
-from jobs.core.switches import disabled_job_types
 from jobs.foundation.exceptions import IllegalTransition, UnknownJobType
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
 from jobs.ops.operations import job_replay_locked
-from jobs.ops.runbook import alert_guide, runbook_html, runbook_url
-from jobs.ops.selectors import jobs_overview
+from jobs.ops.runbook import runbook_html
+from jobs.ops.selectors import dead_letter_groups, job_search, jobs_overview
 
 S = Job.Status
-# A search term matching more users than this is too vague to list their jobs by.
-OWNER_SEARCH_LIMIT = 100
 # Log lines shown on a job's page (JOBS_LOG_MAX_LINES bounds what is kept per attempt).
 LOG_LINES_SHOWN = 500
 # Groups of the dead-letter queue listed above it.
@@ -216,7 +213,11 @@ class JobAdmin(ViewOnlyAdmin):
     show_full_result_count = False  # a second count of the whole table on every filtered view
     # Matched exactly by get_search_results below; listed so the admin shows its search box.
     search_fields = ("id", "idempotency_key", "correlation_id", "owner__username", "owner__email")
-    search_help_text = "A job id, idempotency key or correlation id (exact), or part of the owner's username or email."
+    search_help_text = (
+        "Words in the error code, error message or payload (all of them; field=value for a payload "
+        "field), a job id, idempotency key or correlation id (exact), or part of the owner's username "
+        "or email."
+    )
     list_select_related = ("owner",)
     actions = ["retry_jobs", "replay_jobs", "cancel_jobs"]
     change_list_template = "admin/jobs/job/change_list.html"
@@ -289,34 +290,17 @@ class JobAdmin(ViewOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
-        """Every branch on an index, so a search stays fast on millions of jobs.
-
-        The admin's own search ORs case-insensitive comparisons over a join with the owner,
-        which only a full scan of the job table can answer. Ids, keys and correlation ids are
-        pasted whole, so they are compared exactly; owners are looked up first (a few users,
-        then the owner index).
-        """
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        # The idempotency key's index starts with the type: name the types so it can be used.
-        types = [spec.name for spec in registry.all_types()]
-        owner_ids = list(
-            get_user_model()
-            .objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
-            .values_list("pk", flat=True)[:OWNER_SEARCH_LIMIT]
-        )
-        matches = Q(id=term) | Q(correlation_id=term) | Q(type__in=types, idempotency_key=term)
-        if owner_ids:
-            matches |= Q(owner_id__in=owner_ids)
-        return queryset.filter(matches), False
+        """``jobs.ops.selectors.job_search``: every branch on an index, so a search stays fast on millions of
+        jobs (the admin's own search ORs case-insensitive comparisons over a join, a full scan)."""
+        return job_search(jobs=queryset, term=search_term), False
 
     def get_urls(self) -> list[URLPattern]:
         if self.model is not Job:  # the dead-letter queue's admin inherits from this one
             return super().get_urls()
         overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="jobs_job_overview")
         runbook = path("runbook/", self.admin_site.admin_view(self.runbook_view), name="jobs_job_runbook")
-        return [overview, runbook, *super().get_urls()]
+        dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard), name="jobs_job_dashboard")
+        return [dashboard, overview, runbook, *super().get_urls()]
 
     def runbook_view(self, request: HttpRequest) -> HttpResponse:
         """docs/operations.md, for the overview's alert links when JOBS_RUNBOOK_URL is not set."""
@@ -330,28 +314,16 @@ class JobAdmin(ViewOnlyAdmin):
         """Queue depths, backlog age, the dead-letter queue's size and the alerts, for operators."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        overview = jobs_overview()
-        workers = workers_by_queue()
-        jobs_url = reverse("admin:jobs_job_changelist")
-        rate = overview.success_rate
         context = {
-            **self.admin_site.each_context(request), "title": "Jobs overview", "overview": overview,
-            "json_url": reverse("jobs:ops-overview"), "dead_letter_url": reverse("admin:jobs_deadjob_changelist"),
-            "jobs_url": jobs_url, "success_percent": None if rate is None else f"{rate * 100:.1f}",
-            "queue_rows": [(queue, f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}",
-                            None if workers is None else workers.get(queue.name, []))
-                           for queue in overview.queues],
-            "status_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
-                             for status, count in overview.live_counts.items()],
-            "ended_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
-                            for status, count in overview.ended_counts.items()],
-            "disabled_types": sorted(disabled_job_types()), "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
-            "refresh_seconds": _refresh_seconds(request),
-            "alert_rows": [(alert, alert_guide(alert.code).title,
-                            runbook_url(code=alert.code, local_url=reverse("admin:jobs_job_runbook")))
-                           for alert in overview.alerts],
+            **self.admin_site.each_context(request), **overview_figures(request, jobs_overview()),
+            "title": "Jobs overview",
+            "refresh_seconds": refresh_seconds(request, default=OVERVIEW_REFRESH_SECONDS),
         }  # fmt: skip
         return TemplateResponse(request, "admin/jobs/overview.html", context)
+
+    def dashboard(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_view(request, admin_context=self.admin_site.each_context(request),
+                              may_view=self.has_view_permission(request))  # fmt: skip
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -602,14 +574,6 @@ class JobAdmin(ViewOnlyAdmin):
         return request.user.has_perm("jobs.cancel_job")
 
 
-def _refresh_seconds(request: HttpRequest) -> int:
-    """How often the overview reloads itself: ``?refresh=N`` (5 to 300 s), 15 s by default."""
-    try:
-        return min(300, max(5, int(request.GET.get("refresh", OVERVIEW_REFRESH_SECONDS))))
-    except ValueError:
-        return OVERVIEW_REFRESH_SECONDS
-
-
 def _replay_advice(jobs: list[Job]) -> list[admin_hooks.ReplayAdvice]:
     """What each job type among these says about replaying them (a domain app's hook, see jobs.public)."""
     payloads: dict[str, list[dict[str, Any]]] = {}
@@ -667,19 +631,7 @@ class DeadJobAdmin(JobAdmin):
         return super().has_module_permission(request) or request.user.has_perm("jobs.view_job")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        url = reverse("admin:jobs_deadjob_changelist")
-        groups = (
-            Job.objects.dead_letter()
-            .values("type", "error_code")
-            .annotate(count=Count("id"), last=Max("finished_at"), message=Max("error_message"))
-            .order_by("-count", "type", "error_code")[:DEAD_LETTER_GROUPS_SHOWN]
-        )
-        rows = [
-            {**group, "message": Truncator(group["message"] or "").chars(140), "count_label": plural(group["count"], "job"),
-             "last": relative_time(group["last"]), "last_exact": exact_time(group["last"]),
-             "url": f"{url}?{urlencode({'type': group['type'], 'error_code': group['error_code']})}"}
-            for group in groups
-        ]  # fmt: skip
+        rows = dead_letter_group_rows(dead_letter_groups(limit=DEAD_LETTER_GROUPS_SHOWN))
         context = {
             "groups": rows,
             "can_replay": self.has_replay_permission(request),

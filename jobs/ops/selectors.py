@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Case, Count, F, Min, Q, QuerySet, TextField, Value, When
+from django.db.models import Case, Count, F, Max, Min, Q, QuerySet, TextField, Value, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +25,7 @@ from jobs.core.switches import disabled_job_types
 from jobs.foundation.dbresilience import describe_database_failures, worker_database_failures
 from jobs.foundation.exceptions import JobNotFound
 from jobs.foundation.rowreader import column_name, row_reader, table_name
-from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
+from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt, job_search_text
 from jobs.ops.runbook import alert_guide, runbook_url
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
@@ -120,6 +121,48 @@ def job_list_for(
     if owner_id is not None:
         jobs = jobs.filter(owner_id=owner_id)
     return jobs
+
+
+# A search term matching more users than this is too vague to list their jobs by.
+OWNER_SEARCH_LIMIT = 100
+# ``field=value`` in a search: a payload field (dots for nested ones) equal to a value.
+_PAYLOAD_FIELD = re.compile(r"^(?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)=(?P<value>.+)$")
+
+
+def job_search(*, jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
+    """The jobs among ``jobs`` that the admin's search box ``term`` finds, each branch on an index.
+
+    - the whole term as a job id, correlation id or idempotency key (exactly: they are pasted whole),
+      or part of an owner's username or email (a few users first, then the owner index);
+    - or every word of it in the job's error code, error message or payload (case-insensitive,
+      ``jobs.models.job_search_text``: a trigram index on PostgreSQL), where ``field=value`` also
+      asks that payload field (``sku=A-1``, ``page.number=3``) to equal the value.
+    """
+    term = term.strip()
+    if not term:
+        return jobs
+    # The idempotency key's index starts with the type: name the types so it can be used.
+    types = [spec.name for spec in registry.all_types()]
+    matches = Q(id=term) | Q(correlation_id=term) | Q(type__in=types, idempotency_key=term)
+    owner_ids = list(
+        get_user_model()
+        .objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
+        .values_list("pk", flat=True)[:OWNER_SEARCH_LIMIT]
+    )
+    if owner_ids:
+        matches |= Q(owner_id__in=owner_ids)
+    words = Q()
+    for word in term.split():
+        field = _PAYLOAD_FIELD.match(word)
+        if field:
+            path, value = field.group("path").replace(".", "__"), field.group("value")
+            same = Q(**{f"payload__{path}": value})
+            if re.fullmatch(r"-?\d{1,15}", value):
+                same |= Q(**{f"payload__{path}": int(value)})
+            words &= Q(search_text__contains=value.upper()) & same
+        else:
+            words &= Q(search_text__contains=word.upper())
+    return jobs.alias(search_text=job_search_text()).filter(matches | words)
 
 
 def job_error_message_visible_to(*, user: AbstractUser) -> Any:
@@ -360,6 +403,17 @@ def _lease_alerts() -> list[Alert]:
 # ---------------------------------------------------------------------------
 # Dead-letter queue summary (for digests a domain app mails, via jobs.public)
 # ---------------------------------------------------------------------------
+
+
+def dead_letter_groups(*, limit: int) -> list[dict[str, Any]]:
+    """The dead-letter queue by cause, largest first: ``type``, ``error_code``, ``count``, ``last`` (when the
+    newest died) and an example ``message``, for its page and the dashboard."""
+    return list(
+        Job.objects.dead_letter()
+        .values("type", "error_code")
+        .annotate(count=Count("id"), last=Max("finished_at"), message=Max("error_message"))
+        .order_by("-count", "type", "error_code")[:limit]
+    )
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,33 @@ def test_search_matches_ids_keys_and_correlation_ids_exactly_and_owners_by_part(
     assert searched(client, owned.id, type="tests.noop") == set()  # search and filters combine
 
 
+def failed_with(error_code: str, error_message: str, payload: dict) -> Job:
+    job = job_enqueue(job_type="tests.record", payload=payload).job
+    Job.objects.filter(id=job.id).update(status=S.FAILED, error_code=error_code, error_message=error_message)
+    return job
+
+
+@pytest.mark.django_db
+def test_search_finds_jobs_by_words_in_their_error_and_by_payload_fields(client, operator, redis_client):
+    refused = failed_with("supplier_refused", "Supplier answered 503 Service Unavailable", {"sku": "A-100", "page": 3})
+    timed_out = failed_with("smtp_timeout", "SMTP server timed out after 30 s", {"sku": "B-200", "page": 30})
+    healthy = job_enqueue(job_type="tests.record", payload={"sku": "C-300", "page": 3}).job
+    client.force_login(operator)
+
+    assert searched(client, "unavailable") == {refused.id}  # a word of the message, any case
+    assert searched(client, "SUPPLIER 503") == {refused.id}  # every word, anywhere in code or message
+    assert searched(client, "supplier timed") == set()
+    assert searched(client, "smtp_timeout") == {timed_out.id}  # the error code
+    assert searched(client, "B-200") == {timed_out.id}  # a payload value
+    assert searched(client, "sku=C-300") == {healthy.id}  # a payload field
+    assert searched(client, "page=3") == {refused.id, healthy.id}  # equal, not a part: page 30 is not page 3
+    assert searched(client, "page=3 unavailable") == {refused.id}
+    assert searched(client, "unavailable", status__exact="succeeded") == set()  # search and filters combine
+
+    dead_letter = client.get(reverse("admin:jobs_deadjob_changelist"), {"q": "unavailable"})
+    assert dead_letter.status_code == 200 and not dead_letter.context["cl"].result_list  # failed is not dead
+
+
 @pytest.mark.django_db
 def test_filters_offer_declared_types_and_configured_queues_without_reading_jobs(
     client, operator, django_assert_max_num_queries
