@@ -56,13 +56,22 @@ def overview_figures(request: HttpRequest, overview: JobsOverview) -> dict[str, 
         "jobs_url": jobs_url,
         "success_percent": None if rate is None else f"{rate * 100:.1f}",
         "window_label": _span_label(overview.window_seconds),
-        "queue_rows": [(queue, f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}",
-                        None if workers is None else workers.get(queue.name, []))
-                       for queue in overview.queues],  # fmt: skip
-        "status_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
-                         for status, count in overview.live_counts.items()],  # fmt: skip
-        "ended_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
-                        for status, count in overview.ended_counts.items()],  # fmt: skip
+        "queue_rows": [
+            (
+                queue,
+                f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}",
+                None if workers is None else workers.get(queue.name, []),
+            )
+            for queue in overview.queues
+        ],  # fmt: skip
+        "status_links": [
+            (status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
+            for status, count in overview.live_counts.items()
+        ],  # fmt: skip
+        "ended_links": [
+            (status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
+            for status, count in overview.ended_counts.items()
+        ],  # fmt: skip
         "disabled_types": sorted(disabled_job_types()),
         "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
     }

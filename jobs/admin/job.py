@@ -58,6 +58,11 @@ LOG_LINES_SHOWN = 500
 DEAD_LETTER_GROUPS_SHOWN = 50
 # How often the overview page reloads itself, unless ?refresh= says otherwise.
 OVERVIEW_REFRESH_SECONDS = 15
+# An action on a whole filter (select_across) refuses more jobs than this: narrow the filter, or use the
+# management commands (jobs_replay), which work in chunks.
+BULK_ACTION_LIMIT = 10_000
+# The actions offered on a whole filter, with their buttons' labels.
+BULK_ACTIONS = {"retry_jobs": "Retry all", "replay_jobs": "Replay all", "cancel_jobs": "Cancel all"}
 # Which statuses each action starts from; the job page shows a button only where it applies.
 RETRYABLE = (S.FAILED, S.DEAD)
 CANCELLABLE = (*WAITING_STATUSES, S.RUNNING)
@@ -125,6 +130,18 @@ def _job_link(job_id: str) -> SafeString:
     return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id)
 
 
+def _filter_label(request: HttpRequest) -> str:
+    """The list's filter and search, as its query string (where an action on a whole filter was asked)."""
+    return request.GET.urlencode()
+
+
+def _audit_detail(request: HttpRequest) -> dict[str, Any]:
+    """The audit entry's detail for an admin action: how it was asked, and on a whole filter, which one."""
+    if request.POST.get("select_across") == "1":
+        return {"via": "admin", "filter": _filter_label(request)}
+    return {"via": "admin"}
+
+
 def _safe_return_to(request: HttpRequest) -> str:
     target = request.POST.get("return_to", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -152,6 +169,12 @@ def _confirmed_action(
     The confirmation groups the jobs' errors under ``causes_title``; jobs without an error are not causes.
     """
     chosen = queryset.count()
+    across = request.POST.get("select_across") == "1"
+    if across and eligible.count() > BULK_ACTION_LIMIT:
+        messages.error(request, f"This filter finds {plural(eligible.count(), 'job')} to {verb}, more than "
+                                f"{BULK_ACTION_LIMIT:,} at once: narrow the filter (by type, error or time), or "
+                                "use the jobs_replay command, which works in chunks.")  # fmt: skip
+        return None
     targets = list(eligible)
     skipped = chosen - len(targets)
     return_to = _safe_return_to(request)
@@ -183,6 +206,7 @@ def _confirmed_action(
                 ],  # fmt: skip
                 "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
+                "filter_label": _filter_label(request) if across else "",
                 "return_to": return_to,
                 "back_url": return_to or request.get_full_path(),
                 "opts": queryset.model._meta,
@@ -492,7 +516,7 @@ class JobAdmin(ViewOnlyAdmin):
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             retried = [job for job in jobs if job_retry(job=job, actor=request.user, audit=False)]
-            audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail={"via": "admin"})
+            audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail=_audit_detail(request))
             return f"Retried {plural(len(retried), 'job')}; {'it is' if len(retried) == 1 else 'they are'} " \
                    "queued again.", []  # fmt: skip
 
@@ -511,7 +535,7 @@ class JobAdmin(ViewOnlyAdmin):
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             _, new_jobs = job_replay_locked(
                 job_ids=[job.id for job in jobs], dead_letter_only=self.replay_dead_letter_only, actor=request.user,
-                action=Action.REPLAY, detail={"via": "admin"},
+                action=Action.REPLAY, detail=_audit_detail(request),
             )  # fmt: skip
             as_new = "as a new job" if len(new_jobs) == 1 else "as new jobs"
             return f"Replayed {plural(len(new_jobs), 'job')} {as_new} with the same payload.", new_jobs
@@ -536,7 +560,7 @@ class JobAdmin(ViewOnlyAdmin):
                 except IllegalTransition:
                     finished_meanwhile.append(job)
             if cancelled:
-                audit_record(actor=request.user, action=Action.CANCEL, jobs=cancelled, detail={"via": "admin"})
+                audit_record(actor=request.user, action=Action.CANCEL, jobs=cancelled, detail=_audit_detail(request))
             if finished_meanwhile:
                 messages.warning(
                     request,
@@ -563,6 +587,11 @@ class JobAdmin(ViewOnlyAdmin):
             consequence="Waiting jobs are cancelled at once; running ones stop at their next progress check.",
             perform=perform, causes_title="Why the retrying ones failed last",
         )  # fmt: skip
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        offered = self.get_actions(request)
+        bulk = [(name, label) for name, label in BULK_ACTIONS.items() if name in offered]
+        return super().changelist_view(request, {"bulk_actions": bulk, **(extra_context or {})})
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.retry_job")

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt, JobAuditEntry
@@ -222,6 +223,44 @@ def test_search_finds_jobs_by_words_in_their_error_and_by_payload_fields(client,
 
     dead_letter = client.get(reverse("admin:jobs_deadjob_changelist"), {"q": "unavailable"})
     assert dead_letter.status_code == 200 and not dead_letter.context["cl"].result_list  # failed is not dead
+
+
+def post_on_filter(client, action: str, query: dict, *, confirm: bool):
+    data = {"action": action, "select_across": "1", "index": "0", "_selected_action": "filter"}
+    if confirm:
+        data["confirm"] = "yes"
+    return client.post(f"{reverse('admin:jobs_job_changelist')}?{urlencode(query)}", data)
+
+
+@pytest.mark.django_db
+def test_actions_on_a_whole_filter_confirm_the_count_and_leave_one_audit_entry(client, operator, redis_client):
+    matching = [failed_with("supplier_refused", f"Supplier answered 503 for page {n}", {"page": n}) for n in range(5)]
+    other = failed_with("smtp_timeout", "SMTP server timed out", {"page": 9})
+    client.force_login(operator)
+
+    listed = client.get(reverse("admin:jobs_job_changelist"), {"q": "supplier 503"}).content.decode()
+    assert 'id="bulk-actions"' in listed and "<strong>5</strong> jobs this filter finds" in listed
+    unfiltered = client.get(reverse("admin:jobs_job_changelist")).content.decode()
+    assert 'id="bulk-actions"' not in unfiltered  # never "everything" by one click
+
+    asked = post_on_filter(client, "retry_jobs", {"q": "supplier 503"}, confirm=False)
+    page = asked.content.decode()
+    assert "Retry 5 jobs?" in page and "Yes, retry 5 jobs" in page and "q=supplier+503" in page
+    assert not JobAuditEntry.objects.exists() and Job.objects.filter(status=S.FAILED).count() == 6
+
+    post_on_filter(client, "retry_jobs", {"q": "supplier 503"}, confirm=True)
+    assert set(Job.objects.filter(status=S.QUEUED).values_list("id", flat=True)) == {job.id for job in matching}
+    assert Job.objects.get(id=other.id).status == S.FAILED
+    entry = JobAuditEntry.objects.get()  # one entry for the whole action
+    assert (entry.action, entry.job_count, entry.detail) == ("retry", 5, {"via": "admin", "filter": "q=supplier+503"})
+
+    post_on_filter(client, "cancel_jobs", {"q": "supplier", "status__exact": "queued"}, confirm=True)
+    assert Job.objects.filter(status=S.CANCELLED).count() == 5
+    post_on_filter(client, "replay_jobs", {"q": "supplier"}, confirm=True)
+    assert Job.objects.filter(replay_of__in=[job.id for job in matching]).count() == 5
+    assert list(JobAuditEntry.objects.order_by("id").values_list("action", "job_count")) == [
+        ("retry", 5), ("cancel", 5), ("replay", 5)
+    ]  # fmt: skip
 
 
 @pytest.mark.django_db
