@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from jobs.core import registry
 from jobs.core.permissions import UNEXPECTED_ERROR_MESSAGE, user_enqueues_restricted_types, user_sees_all_jobs
 from jobs.core.publisher import queue_depths
 from jobs.core.switches import disabled_job_types
+from jobs.delivery.schedules import RUN_SCHEDULE_TASK, schedule_correlation_id
 from jobs.foundation.dbresilience import describe_database_failures, worker_database_failures
 from jobs.foundation.exceptions import JobNotFound
 from jobs.foundation.rowreader import column_name, row_reader, table_name
@@ -414,6 +416,44 @@ def dead_letter_groups(*, limit: int) -> list[dict[str, Any]]:
         .annotate(count=Count("id"), last=Max("finished_at"), message=Max("error_message"))
         .order_by("-count", "type", "error_code")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class ScheduleGlance:
+    """A beat schedule at a glance: when it fires next, and what its last firing made."""
+
+    # The job type it enqueues; None for a platform task (relay, reaper...), which makes no job.
+    job_type: str | None
+    next_run_at: datetime | None
+    # The newest job of ``job_type`` the schedule enqueued, if any is still kept.
+    last_job: Job | None
+    # The correlation id its jobs (and the jobs those enqueued) carry; "" for a platform task.
+    correlation_id: str
+
+
+def schedule_glance(*, task: Any, now: datetime | None = None) -> ScheduleGlance:
+    """``task`` (a django-celery-beat ``PeriodicTask``) at a glance. Its jobs are found through the correlation
+    id ``jobs.delivery.schedules.schedule_trigger`` gives them (one index lookup)."""
+    now = now or timezone.now()
+    next_run_at = None
+    if task.enabled and not (task.one_off and task.total_run_count):
+        try:
+            remaining = task.schedule.remaining_estimate(task.last_run_at or task.start_time or now)
+        except (AttributeError, ValueError, TypeError):  # a schedule kind celery cannot estimate
+            remaining = None
+        if remaining is not None:
+            next_run_at = max(now, now + remaining)
+    if task.task != RUN_SCHEDULE_TASK:
+        return ScheduleGlance(job_type=None, next_run_at=next_run_at, last_job=None, correlation_id="")
+    try:
+        kwargs = json.loads(task.kwargs or "{}")
+    except ValueError:
+        kwargs = {}
+    job_type = kwargs.get("job_type")
+    correlation_id = schedule_correlation_id(str(kwargs.get("schedule") or task.name))
+    jobs = Job.objects.filter(correlation_id=correlation_id)
+    last_job = (jobs.filter(type=job_type) if job_type else jobs).order_by("-created_at").first()
+    return ScheduleGlance(job_type=job_type, next_run_at=next_run_at, last_job=last_job, correlation_id=correlation_id)
 
 
 @dataclass(frozen=True)
