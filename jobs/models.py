@@ -7,20 +7,27 @@ import secrets
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, TextField, Value
-from django.db.models.functions import Cast, Concat, Upper
+from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models.functions import Cast
 
 
-def job_search_text() -> Upper:
-    """What the admin's search by words reads: error code, error message and payload (as JSON text), upper-cased.
+class JobSearchText(models.Func):
+    """``UPPER(error_code || ' ' || error_message || ' ' || payload::text)``: what the admin's search by words reads.
 
-    The same expression is the trigram index ``jobs_search_trgm_idx`` (PostgreSQL), so ``LIKE '%WORD%'`` on
-    it is answered from the index; a query must use this function, not an equivalent spelling, to match it.
+    The separators are SQL literals, not parameters: an index expression matches a query's only when they are
+    the same, and a prepared statement's generic plan sees parameters as unknowns (``Value`` would be one).
+    Every column is NOT NULL, so no ``COALESCE``; PostgreSQL and SQLite both concatenate with ``||``.
     """
-    text = Concat(
-        "error_code", Value(" "), "error_message", Value(" "), Cast("payload", TextField()), output_field=TextField()
-    )
-    return Upper(text)
+
+    template = "UPPER(%(expressions)s)"
+    arg_joiner = " || ' ' || "
+    output_field = TextField()
+
+
+def job_search_text() -> JobSearchText:
+    """The search text's expression, as the trigram index ``jobs_search_trgm_idx`` (PostgreSQL) is built on it:
+    ``LIKE '%WORD%'`` on it is answered from the index. A query must use this, not an equivalent spelling."""
+    return JobSearchText("error_code", "error_message", Cast("payload", TextField()))
 
 
 class PostgresOnlyGinIndex(GinIndex):

@@ -6,7 +6,6 @@ PostgreSQL and is a trusted extension (13+): the database's owner may create it 
 
 import django.contrib.postgres.indexes
 import django.db.models.functions.comparison
-import django.db.models.functions.text
 from django.db import migrations, models
 
 import jobs.models
@@ -32,15 +31,10 @@ class Migration(migrations.Migration):
             model_name="job",
             index=jobs.models.PostgresOnlyGinIndex(
                 django.contrib.postgres.indexes.OpClass(
-                    django.db.models.functions.text.Upper(
-                        django.db.models.functions.text.Concat(
-                            "error_code",
-                            models.Value(" "),
-                            "error_message",
-                            models.Value(" "),
-                            django.db.models.functions.comparison.Cast("payload", models.TextField()),
-                            output_field=models.TextField(),
-                        )
+                    jobs.models.JobSearchText(
+                        "error_code",
+                        "error_message",
+                        django.db.models.functions.comparison.Cast("payload", models.TextField()),
                     ),
                     name="gin_trgm_ops",
                 ),
