@@ -157,7 +157,7 @@ def main(argv: list[str]) -> int:
     baseline = {name: _timings(ask, terms, args.baseline_repeat) for name, ask in
                 (("admin", admin_list), ("sql", sql_only))}  # fmt: skip
     print(f"index build (CREATE INDEX CONCURRENTLY): {_build_index():.1f} s")
-    for label, term in terms[:1]:  # warm the index's pages once, as a running server has them
+    for _label, term in terms[:1]:  # warm the index's pages once, as a running server has them
         sql_only(term)
     indexed = {name: _timings(ask, terms, args.repeat) for name, ask in (("admin", admin_list), ("sql", sql_only))}
     # The plan after the repeats (prepared by now: server-side binding keeps a query run 5 times).

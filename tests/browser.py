@@ -92,5 +92,8 @@ def admin_login(page, live_server_url: str, *, username: str, password: str) -> 
     if urlsplit(page.url).path.startswith("/admin/login/"):
         said = page.locator(".errornote, .errorlist, #content h1, #content p").all_inner_texts()
         status = response.status if response is not None else "no response"
-        pytest.fail(f"admin login as {username!r} failed: the login page came back (HTTP {status}): "
-                    f"{' / '.join(text.strip() for text in said if text.strip()) or 'no message'}", pytrace=False)
+        pytest.fail(
+            f"admin login as {username!r} failed: the login page came back (HTTP {status}): "
+            f"{' / '.join(text.strip() for text in said if text.strip()) or 'no message'}",
+            pytrace=False,
+        )

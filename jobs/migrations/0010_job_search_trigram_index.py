@@ -1,7 +1,7 @@
 """The admin's search by words in a job's error and payload: a pg_trgm GIN index, built without blocking writes.
 
-PostgreSQL only (``PostgresOnlyGinIndex``): SQLite has no GIN and its search scans. ``pg_trgm`` ships with
-PostgreSQL and is a trusted extension (13+): the database's owner may create it without being a superuser.
+PostgreSQL only (``PostgresOnlyGinIndex``): SQLite has no GIN and its search scans. The extension comes from
+0010_pg_trgm_extension, in a migration of its own: this one is not atomic (CONCURRENTLY).
 """
 
 import django.contrib.postgres.indexes
@@ -12,21 +12,14 @@ import jobs.models
 from jobs.foundation.schema_operations import AddIndexConcurrently
 
 
-def create_pg_trgm(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-
-
 class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("jobs", "0009_audit_counted_events"),
+        ("jobs", "0010_pg_trgm_extension"),
     ]
 
     operations = [
-        # Left in place on the way back: other tables may use it, and it costs nothing unused.
-        migrations.RunPython(create_pg_trgm, migrations.RunPython.noop, elidable=False),
         AddIndexConcurrently(
             model_name="job",
             index=jobs.models.PostgresOnlyGinIndex(

@@ -39,7 +39,9 @@ def a_busy_platform(redis_client, settings):
     make_job(S.RUNNING, started_at=now)
     for minutes_ago, status in ((2, S.SUCCEEDED), (5, S.SUCCEEDED), (8, S.FAILED), (30, S.SUCCEEDED),
                                 (200, S.SUCCEEDED), (60 * 30, S.SUCCEEDED), (60 * 24 * 3, S.FAILED)):  # fmt: skip
-        make_job(status, finished_at=now - timedelta(minutes=minutes_ago), error_code="boom" if status == S.FAILED else "")
+        make_job(
+            status, finished_at=now - timedelta(minutes=minutes_ago), error_code="boom" if status == S.FAILED else ""
+        )
     for code in ("supplier_unavailable", "supplier_unavailable", "smtp_refused"):
         make_job(S.DEAD, type="tests.always_fails", finished_at=now - timedelta(minutes=3), error_code=code,
                  error_message=f"{code} while testing")  # fmt: skip
@@ -48,7 +50,9 @@ def a_busy_platform(redis_client, settings):
 
 def figures(page) -> dict[str, str]:
     """Every figure the dashboard shows, by the path of the same figure in /api/ops/overview's answer."""
-    return dict(page.eval_on_selector_all("[data-figure]", "els => els.map(e => [e.dataset.figure, e.innerText.trim()])"))
+    return dict(
+        page.eval_on_selector_all("[data-figure]", "els => els.map(e => [e.dataset.figure, e.innerText.trim()])")
+    )
 
 
 def api_figures(body: dict) -> dict[str, str]:
@@ -75,7 +79,11 @@ def same_as_the_api(page, body: dict) -> None:
     for key, value in shown.items():
         if key.endswith("oldest_due_seconds") and value != "-":
             # Both rounded to whole seconds: one second either way.
-            assert abs(int(answered[key].split()[0]) - between - int(value.split()[0])) <= 1.5, (key, value, answered[key])
+            assert abs(int(answered[key].split()[0]) - between - int(value.split()[0])) <= 1.5, (
+                key,
+                value,
+                answered[key],
+            )
         else:
             assert value == answered[key], (key, value, answered[key])
 
@@ -101,7 +109,10 @@ def test_dashboard_shows_the_overview_figures_and_refreshes_in_place(browser, li
         # The admin's home links the dashboard first, above the apps; every admin page has it in the header.
         page.goto(f"{live_server.url}/admin/")
         callout = page.locator("#index-dashboard")
-        assert callout.is_visible() and callout.bounding_box()["y"] < page.locator("#content-main .module").first.bounding_box()["y"]
+        assert (
+            callout.is_visible()
+            and callout.bounding_box()["y"] < page.locator("#content-main .module").first.bounding_box()["y"]
+        )
         page.goto(f"{live_server.url}/admin/jobs/job/?status__exact=dead")
         page.click("#nav-dashboard")
         page.wait_for_url(re.compile(r"/admin/jobs/job/dashboard/$"))
@@ -132,7 +143,9 @@ def test_dashboard_shows_the_overview_figures_and_refreshes_in_place(browser, li
         assert page.locator("[data-throughput=succeeded]").inner_text() == "3"
         assert page.locator("[data-throughput=failed]").inner_text() == "1"
         page.click("#dashboard-ranges a[data-range='24h']")
-        page.wait_for_function("() => document.querySelector('#dashboard-ranges a[aria-current=true]').innerText === '24h'")
+        page.wait_for_function(
+            "() => document.querySelector('#dashboard-ranges a[aria-current=true]').innerText === '24h'"
+        )
         assert page.locator("[data-throughput=succeeded]").inner_text() == "4"  # not the one 30 h ago
         page.click("#dashboard-ranges a[data-range='7d']")
         page.wait_for_function("() => document.querySelector('[data-throughput=failed]').innerText === '2'")
