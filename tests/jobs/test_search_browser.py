@@ -76,6 +76,7 @@ def test_search_by_error_then_retry_all_it_found(browser, live_server, failures,
         page.wait_for_selector("#confirm-action")
         assert page.locator("h1").inner_text() == "Retry 3 jobs?"
         assert "q=503+unavailable" in page.locator("#bulk-filter").inner_text()
+        assert sideways(page) <= 1 and sideways(page, ".job-table-wrap:has(.causes-table)") <= 1
         screenshot(page, f"job-search-retry-all-confirm-{width}")
         page.click("#confirm-action")
         page.wait_for_selector(".messagelist .success")
