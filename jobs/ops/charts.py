@@ -241,14 +241,16 @@ def _svg(body: list[str], *, title: str, height: int = HEIGHT) -> SafeString:
 
 
 def _time_axis(since: datetime, now: datetime, x: Any) -> list[str]:
-    """Four or five ticks back from "now": minutes over an hour, hours over longer spans."""
+    """Four or five ticks back from "now": minutes over an hour, hours over longer spans, days over a week."""
     minutes = round((now - since).total_seconds() / 60)
-    intervals = 4 if minutes >= 24 * 60 else 3
+    days = minutes > 2 * 24 * 60  # the dashboard's week: a tick a day
+    intervals = round(minutes / (24 * 60)) if days else 4 if minutes >= 24 * 60 else 3
     body = []
     for index in range(intervals, -1, -1):
         ago = minutes * index / intervals
         px = x(now - timedelta(minutes=ago))
-        label = "now" if index == 0 else f"-{ago:.0f} min" if minutes <= 60 else f"-{ago / 60:g} h"
+        label = ("now" if index == 0 else f"-{ago:.0f} min" if minutes <= 60 else f"-{ago / 1440:g} d" if days
+                 else f"-{ago / 60:g} h")  # fmt: skip
         body.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{HEIGHT - BOTTOM}" stroke="#ddd"/>')
         anchor = "end" if index == 0 else "middle" if index < intervals else "start"
         body.append(f'<text x="{px:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" fill="#555">{label}</text>')
