@@ -5,8 +5,38 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models.functions import Cast
+
+
+class JobSearchText(models.Func):
+    """``UPPER(error_code || ' ' || error_message || ' ' || payload::text)``: what the admin's search by words reads.
+
+    The separators are SQL literals, not parameters: an index expression matches a query's only when they are
+    the same, and a prepared statement's generic plan sees parameters as unknowns (``Value`` would be one).
+    Every column is NOT NULL, so no ``COALESCE``; PostgreSQL and SQLite both concatenate with ``||``.
+    """
+
+    template = "UPPER(%(expressions)s)"
+    arg_joiner = " || ' ' || "
+    output_field = TextField()
+
+
+def job_search_text() -> JobSearchText:
+    """The search text's expression, as the trigram index ``jobs_search_trgm_idx`` (PostgreSQL) is built on it:
+    ``LIKE '%WORD%'`` on it is answered from the index. A query must use this, not an equivalent spelling."""
+    return JobSearchText("error_code", "error_message", Cast("payload", TextField()))
+
+
+class PostgresOnlyGinIndex(GinIndex):
+    """A GIN index on PostgreSQL and none elsewhere: SQLite has no GIN (its search scans, fine at its sizes).
+
+    ``jobs.foundation.schema_operations`` skips it on other databases (``postgresql_only``).
+    """
+
+    postgresql_only = True
 
 
 def new_job_id() -> str:
@@ -118,6 +148,8 @@ class Job(models.Model):
                 condition=Q(status__in=["queued", "retrying"]),
             ),
             models.Index(fields=["started_at"], name="jobs_running_idx", condition=Q(status="running")),
+            # The admin's search by words in the error or the payload (pg_trgm; see job_search_text).
+            PostgresOnlyGinIndex(OpClass(job_search_text(), name="gin_trgm_ops"), name="jobs_search_trgm_idx"),
         ]
         constraints = [
             # Idempotency is enforced by the database: concurrent enqueues with one key

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -77,9 +78,22 @@ def screenshot(page, name: str) -> Path:
 
 
 def admin_login(page, live_server_url: str, *, username: str, password: str) -> None:
-    """Log in through the real admin login form."""
+    """Log in through the real admin login form; fail the test at once, saying why, if that did not log in.
+
+    Landing back on the login page is a failure (a wrong password, a throttled login answered 429), not a
+    success: the test would otherwise go on logged out and fail later, somewhere that says nothing of it.
+    """
     page.goto(f"{live_server_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server_url}/admin/**")
+    with page.expect_navigation(wait_until="domcontentloaded") as navigation:
+        page.click("input[type=submit]")
+    response = navigation.value
+    if urlsplit(page.url).path.startswith("/admin/login/"):
+        said = page.locator(".errornote, .errorlist, #content h1, #content p").all_inner_texts()
+        status = response.status if response is not None else "no response"
+        pytest.fail(
+            f"admin login as {username!r} failed: the login page came back (HTTP {status}): "
+            f"{' / '.join(text.strip() for text in said if text.strip()) or 'no message'}",
+            pytrace=False,
+        )

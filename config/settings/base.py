@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Its OpClass in index expressions: the trigram index of the admin's job search (jobs_search_trgm_idx).
+    "django.contrib.postgres",
     "django_celery_beat",
     "django_celery_results",
     "corsheaders",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
 from jobs.models import Job, JobAttempt
@@ -79,3 +83,15 @@ def duration(seconds: float | None) -> str:
 def flower_task_url(task_id: str) -> str:
     base = getattr(settings, "FLOWER_URL", "")
     return f"{base}/task/{task_id}" if base and task_id else ""
+
+
+def dead_letter_group_rows(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``jobs.ops.selectors.dead_letter_groups`` as shown: counts in words, times with their age, and the
+    dead-letter queue filtered to the group (to view it, or to post an action on all of it)."""
+    url = reverse("admin:jobs_deadjob_changelist")
+    return [
+        {**group, "message": Truncator(group["message"] or "").chars(140), "count_label": plural(group["count"], "job"),
+         "last": relative_time(group["last"]), "last_exact": exact_time(group["last"]),
+         "url": f"{url}?{urlencode({'type': group['type'], 'error_code': group['error_code']})}"}
+        for group in groups
+    ]  # fmt: skip

@@ -17,9 +17,8 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -31,8 +30,10 @@ from django.utils.text import Truncator
 from django_celery_results.models import TaskResult
 
 from jobs.admin.bases import EstimatedCountPaginator, ViewOnlyAdmin
+from jobs.admin.dashboard import dashboard_view, overview_figures, refresh_seconds
 from jobs.admin.display import (
     badge,
+    dead_letter_group_rows,
     duration,
     exact_time,
     flower_task_url,
@@ -41,26 +42,27 @@ from jobs.admin.display import (
     status_badge,
     time_with_age,
 )
-from jobs.admin.workers import workers_by_queue
 from jobs.core import admin_hooks, registry
 from jobs.core.audit import Action, audit_record
 from jobs.core.lifecycle import job_cancel, job_retry
-from jobs.core.switches import disabled_job_types
 from jobs.foundation.exceptions import IllegalTransition, UnknownJobType
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
 from jobs.ops.operations import job_replay_locked
-from jobs.ops.runbook import alert_guide, runbook_html, runbook_url
-from jobs.ops.selectors import jobs_overview
+from jobs.ops.runbook import runbook_html
+from jobs.ops.selectors import dead_letter_groups, job_search, jobs_overview
 
 S = Job.Status
-# A search term matching more users than this is too vague to list their jobs by.
-OWNER_SEARCH_LIMIT = 100
 # Log lines shown on a job's page (JOBS_LOG_MAX_LINES bounds what is kept per attempt).
 LOG_LINES_SHOWN = 500
 # Groups of the dead-letter queue listed above it.
 DEAD_LETTER_GROUPS_SHOWN = 50
 # How often the overview page reloads itself, unless ?refresh= says otherwise.
 OVERVIEW_REFRESH_SECONDS = 15
+# An action on a whole filter (select_across) refuses more jobs than this: narrow the filter, or use the
+# management commands (jobs_replay), which work in chunks.
+BULK_ACTION_LIMIT = 10_000
+# The actions offered on a whole filter, with their buttons' labels.
+BULK_ACTIONS = {"retry_jobs": "Retry all", "replay_jobs": "Replay all", "cancel_jobs": "Cancel all"}
 # Which statuses each action starts from; the job page shows a button only where it applies.
 RETRYABLE = (S.FAILED, S.DEAD)
 CANCELLABLE = (*WAITING_STATUSES, S.RUNNING)
@@ -128,6 +130,18 @@ def _job_link(job_id: str) -> SafeString:
     return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[job_id]), job_id)
 
 
+def _filter_label(request: HttpRequest) -> str:
+    """The list's filter and search, as its query string (where an action on a whole filter was asked)."""
+    return request.GET.urlencode()
+
+
+def _audit_detail(request: HttpRequest) -> dict[str, Any]:
+    """The audit entry's detail for an admin action: how it was asked, and on a whole filter, which one."""
+    if request.POST.get("select_across") == "1":
+        return {"via": "admin", "filter": _filter_label(request)}
+    return {"via": "admin"}
+
+
 def _safe_return_to(request: HttpRequest) -> str:
     target = request.POST.get("return_to", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
@@ -155,6 +169,12 @@ def _confirmed_action(
     The confirmation groups the jobs' errors under ``causes_title``; jobs without an error are not causes.
     """
     chosen = queryset.count()
+    across = request.POST.get("select_across") == "1"
+    if across and eligible.count() > BULK_ACTION_LIMIT:
+        messages.error(request, f"This filter finds {plural(eligible.count(), 'job')} to {verb}, more than "
+                                f"{BULK_ACTION_LIMIT:,} at once: narrow the filter (by type, error or time), or "
+                                "use the jobs_replay command, which works in chunks.")  # fmt: skip
+        return None
     targets = list(eligible)
     skipped = chosen - len(targets)
     return_to = _safe_return_to(request)
@@ -186,6 +206,7 @@ def _confirmed_action(
                 ],  # fmt: skip
                 "selected_ids": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
                 "select_across": request.POST.get("select_across", "0"),
+                "filter_label": _filter_label(request) if across else "",
                 "return_to": return_to,
                 "back_url": return_to or request.get_full_path(),
                 "opts": queryset.model._meta,
@@ -216,7 +237,11 @@ class JobAdmin(ViewOnlyAdmin):
     show_full_result_count = False  # a second count of the whole table on every filtered view
     # Matched exactly by get_search_results below; listed so the admin shows its search box.
     search_fields = ("id", "idempotency_key", "correlation_id", "owner__username", "owner__email")
-    search_help_text = "A job id, idempotency key or correlation id (exact), or part of the owner's username or email."
+    search_help_text = (
+        "Words in the error code, error message or payload (all of them; field=value for a payload "
+        "field), a job id, idempotency key or correlation id (exact), or part of the owner's username "
+        "or email."
+    )
     list_select_related = ("owner",)
     actions = ["retry_jobs", "replay_jobs", "cancel_jobs"]
     change_list_template = "admin/jobs/job/change_list.html"
@@ -289,34 +314,17 @@ class JobAdmin(ViewOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
     ) -> tuple[QuerySet[Job], bool]:
-        """Every branch on an index, so a search stays fast on millions of jobs.
-
-        The admin's own search ORs case-insensitive comparisons over a join with the owner,
-        which only a full scan of the job table can answer. Ids, keys and correlation ids are
-        pasted whole, so they are compared exactly; owners are looked up first (a few users,
-        then the owner index).
-        """
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        # The idempotency key's index starts with the type: name the types so it can be used.
-        types = [spec.name for spec in registry.all_types()]
-        owner_ids = list(
-            get_user_model()
-            .objects.filter(Q(username__icontains=term) | Q(email__icontains=term))
-            .values_list("pk", flat=True)[:OWNER_SEARCH_LIMIT]
-        )
-        matches = Q(id=term) | Q(correlation_id=term) | Q(type__in=types, idempotency_key=term)
-        if owner_ids:
-            matches |= Q(owner_id__in=owner_ids)
-        return queryset.filter(matches), False
+        """``jobs.ops.selectors.job_search``: every branch on an index, so a search stays fast on millions of
+        jobs (the admin's own search ORs case-insensitive comparisons over a join, a full scan)."""
+        return job_search(jobs=queryset, term=search_term), False
 
     def get_urls(self) -> list[URLPattern]:
         if self.model is not Job:  # the dead-letter queue's admin inherits from this one
             return super().get_urls()
         overview = path("overview/", self.admin_site.admin_view(self.overview_view), name="jobs_job_overview")
         runbook = path("runbook/", self.admin_site.admin_view(self.runbook_view), name="jobs_job_runbook")
-        return [overview, runbook, *super().get_urls()]
+        dashboard = path("dashboard/", self.admin_site.admin_view(self.dashboard), name="jobs_job_dashboard")
+        return [dashboard, overview, runbook, *super().get_urls()]
 
     def runbook_view(self, request: HttpRequest) -> HttpResponse:
         """docs/operations.md, for the overview's alert links when JOBS_RUNBOOK_URL is not set."""
@@ -330,28 +338,16 @@ class JobAdmin(ViewOnlyAdmin):
         """Queue depths, backlog age, the dead-letter queue's size and the alerts, for operators."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        overview = jobs_overview()
-        workers = workers_by_queue()
-        jobs_url = reverse("admin:jobs_job_changelist")
-        rate = overview.success_rate
         context = {
-            **self.admin_site.each_context(request), "title": "Jobs overview", "overview": overview,
-            "json_url": reverse("jobs:ops-overview"), "dead_letter_url": reverse("admin:jobs_deadjob_changelist"),
-            "jobs_url": jobs_url, "success_percent": None if rate is None else f"{rate * 100:.1f}",
-            "queue_rows": [(queue, f"{jobs_url}?{urlencode({'queue': queue.name, 'status__in': 'queued,retrying'})}",
-                            None if workers is None else workers.get(queue.name, []))
-                           for queue in overview.queues],
-            "status_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
-                             for status, count in overview.live_counts.items()],
-            "ended_links": [(status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
-                            for status, count in overview.ended_counts.items()],
-            "disabled_types": sorted(disabled_job_types()), "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
-            "refresh_seconds": _refresh_seconds(request),
-            "alert_rows": [(alert, alert_guide(alert.code).title,
-                            runbook_url(code=alert.code, local_url=reverse("admin:jobs_job_runbook")))
-                           for alert in overview.alerts],
+            **self.admin_site.each_context(request), **overview_figures(request, jobs_overview()),
+            "title": "Jobs overview",
+            "refresh_seconds": refresh_seconds(request, default=OVERVIEW_REFRESH_SECONDS),
         }  # fmt: skip
         return TemplateResponse(request, "admin/jobs/overview.html", context)
+
+    def dashboard(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_view(request, admin_context=self.admin_site.each_context(request),
+                              may_view=self.has_view_permission(request))  # fmt: skip
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -520,7 +516,7 @@ class JobAdmin(ViewOnlyAdmin):
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             retried = [job for job in jobs if job_retry(job=job, actor=request.user, audit=False)]
-            audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail={"via": "admin"})
+            audit_record(actor=request.user, action=Action.RETRY, jobs=retried, detail=_audit_detail(request))
             return f"Retried {plural(len(retried), 'job')}; {'it is' if len(retried) == 1 else 'they are'} " \
                    "queued again.", []  # fmt: skip
 
@@ -539,7 +535,7 @@ class JobAdmin(ViewOnlyAdmin):
         def perform(jobs: list[Job]) -> tuple[str, list[Job]]:
             _, new_jobs = job_replay_locked(
                 job_ids=[job.id for job in jobs], dead_letter_only=self.replay_dead_letter_only, actor=request.user,
-                action=Action.REPLAY, detail={"via": "admin"},
+                action=Action.REPLAY, detail=_audit_detail(request),
             )  # fmt: skip
             as_new = "as a new job" if len(new_jobs) == 1 else "as new jobs"
             return f"Replayed {plural(len(new_jobs), 'job')} {as_new} with the same payload.", new_jobs
@@ -564,7 +560,7 @@ class JobAdmin(ViewOnlyAdmin):
                 except IllegalTransition:
                     finished_meanwhile.append(job)
             if cancelled:
-                audit_record(actor=request.user, action=Action.CANCEL, jobs=cancelled, detail={"via": "admin"})
+                audit_record(actor=request.user, action=Action.CANCEL, jobs=cancelled, detail=_audit_detail(request))
             if finished_meanwhile:
                 messages.warning(
                     request,
@@ -592,6 +588,11 @@ class JobAdmin(ViewOnlyAdmin):
             perform=perform, causes_title="Why the retrying ones failed last",
         )  # fmt: skip
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        offered = self.get_actions(request)
+        bulk = [(name, label) for name, label in BULK_ACTIONS.items() if name in offered]
+        return super().changelist_view(request, {"bulk_actions": bulk, **(extra_context or {})})
+
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.retry_job")
 
@@ -600,14 +601,6 @@ class JobAdmin(ViewOnlyAdmin):
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("jobs.cancel_job")
-
-
-def _refresh_seconds(request: HttpRequest) -> int:
-    """How often the overview reloads itself: ``?refresh=N`` (5 to 300 s), 15 s by default."""
-    try:
-        return min(300, max(5, int(request.GET.get("refresh", OVERVIEW_REFRESH_SECONDS))))
-    except ValueError:
-        return OVERVIEW_REFRESH_SECONDS
 
 
 def _replay_advice(jobs: list[Job]) -> list[admin_hooks.ReplayAdvice]:
@@ -667,19 +660,7 @@ class DeadJobAdmin(JobAdmin):
         return super().has_module_permission(request) or request.user.has_perm("jobs.view_job")
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        url = reverse("admin:jobs_deadjob_changelist")
-        groups = (
-            Job.objects.dead_letter()
-            .values("type", "error_code")
-            .annotate(count=Count("id"), last=Max("finished_at"), message=Max("error_message"))
-            .order_by("-count", "type", "error_code")[:DEAD_LETTER_GROUPS_SHOWN]
-        )
-        rows = [
-            {**group, "message": Truncator(group["message"] or "").chars(140), "count_label": plural(group["count"], "job"),
-             "last": relative_time(group["last"]), "last_exact": exact_time(group["last"]),
-             "url": f"{url}?{urlencode({'type': group['type'], 'error_code': group['error_code']})}"}
-            for group in groups
-        ]  # fmt: skip
+        rows = dead_letter_group_rows(dead_letter_groups(limit=DEAD_LETTER_GROUPS_SHOWN))
         context = {
             "groups": rows,
             "can_replay": self.has_replay_permission(request),

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from jobs.core import registry
 from jobs.models import Job, JobAttempt
+from jobs.ops.runbook import ALERT_GUIDES
 
 ERROR_CODES = {
     "unauthenticated": "401: no credentials, or not a Bearer scheme (the scheme is case-insensitive)",
@@ -212,11 +213,14 @@ OPS_OVERVIEW = {
         "status": {"type": "string", "enum": ["ok", "alerting"]},
         "generated_at": {"type": "string", "format": "date-time"},
         "alerts": {"type": "array", "items": {
-            "type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string", "enum": ["broker_unreachable", "dead_letter_queue",
-                                                              "queue_backlog", "success_rate", "queue_unconsumed",
-                                                              "workers_database_unreachable"]},
-                           "message": {"type": "string"}}}},
+            "type": "object", "required": ["code", "title", "message", "runbook_url"],
+            "properties": {"code": {"type": "string", "enum": list(ALERT_GUIDES),
+                                    "description": "Stable, for probes to match on."},
+                           "title": {"type": "string", "description": "What the alert is about, in words, "
+                                                                     "e.g. 'Dead-letter queue not empty'."},
+                           "message": {"type": "string", "description": "The figures behind it."},
+                           "runbook_url": {"type": "string", "description": "The runbook section saying what "
+                                           "to do: under JOBS_RUNBOOK_URL, or the admin's copy of the runbook."}}}},
         "queues": {"type": "array", "items": {
             "type": "object", "required": ["name", "broker_depth", "due_jobs", "oldest_due_seconds"],
             "properties": {

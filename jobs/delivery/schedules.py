@@ -180,9 +180,15 @@ def schedule_trigger(
         logger.info("schedule %s fired again within its %.0fs window (%s): skipped", name, window, source)
         return TriggerResult(schedule=name, enqueued_job_id=None, skipped_reason="already fired in this window")
     with transaction.atomic():
-        job = job_enqueue(job_type=job_type, payload=payload).job
+        job = job_enqueue(job_type=job_type, payload=payload, correlation_id=schedule_correlation_id(name)).job
     logger.info("schedule %s enqueued job %s (%s)", name, job.id, source)
     return TriggerResult(schedule=name, enqueued_job_id=job.id)
+
+
+def schedule_correlation_id(name: str) -> str:
+    """The correlation id of every job schedule ``name`` enqueues (and of the jobs those enqueue in turn), so the
+    admin finds the jobs a schedule made through the correlation id's index."""
+    return f"schedule:{name}"[:128]
 
 
 def _beat_row(name: str) -> Any:

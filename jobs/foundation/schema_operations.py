@@ -77,7 +77,14 @@ class RemoveIndexConcurrently(RemoveIndex):
             _add_index(schema_editor, model, index, concurrently=_concurrently(self, schema_editor))
 
 
+def _builds_here(schema_editor: BaseDatabaseSchemaEditor, index: Any) -> bool:
+    """An index marked ``postgresql_only`` (a GIN index, say) exists on PostgreSQL only."""
+    return not getattr(index, "postgresql_only", False) or schema_editor.connection.vendor == "postgresql"
+
+
 def _add_index(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], index: Any, *, concurrently: bool) -> None:
+    if not _builds_here(schema_editor, index):
+        return
     if concurrently:  # only PostgreSQL's schema editor takes the flag
         schema_editor.add_index(model, index, concurrently=True)  # type: ignore[call-arg]
     else:
@@ -87,6 +94,8 @@ def _add_index(schema_editor: BaseDatabaseSchemaEditor, model: type[Model], inde
 def _remove_index(
     schema_editor: BaseDatabaseSchemaEditor, model: type[Model], index: Any, *, concurrently: bool
 ) -> None:
+    if not _builds_here(schema_editor, index):
+        return
     if concurrently:
         schema_editor.remove_index(model, index, concurrently=True)  # type: ignore[call-arg]
     else:

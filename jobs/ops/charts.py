@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from django.db import connection
 from django.db.models import Count, Min
-from django.db.models.functions import TruncMinute
+from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -95,19 +95,23 @@ def _finished_recently(since: datetime) -> Any:
     return Job.objects.filter(finished_at__gte=since).order_by()
 
 
-def finished_per_minute_query(since: datetime) -> Any:
-    """(status, minute, count) of jobs finished since ``since``: a range scan of the ``finished_at`` index."""
+def finished_per_minute_query(since: datetime, *, trunc: type[TruncMinute | TruncHour] = TruncMinute) -> Any:
+    """(status, minute, count) of jobs finished since ``since``: a range scan of the ``finished_at`` index.
+
+    ``trunc=TruncHour`` counts per hour instead (the dashboard's week)."""
     return (
         _finished_recently(since)
         .filter(status__in=OUTCOMES)
-        .annotate(minute=TruncMinute("finished_at"))
+        .annotate(minute=trunc("finished_at"))
         .values_list("status", "minute")
         .annotate(count=Count("id"))
     )
 
 
-def _finished_per_minute(since: datetime) -> dict[str, list[tuple[datetime, int]]]:
-    rows = finished_per_minute_query(since)
+def _finished_per_minute(
+    since: datetime, *, trunc: type[TruncMinute | TruncHour] = TruncMinute
+) -> dict[str, list[tuple[datetime, int]]]:
+    rows = finished_per_minute_query(since, trunc=trunc)
     series: dict[str, list[tuple[datetime, int]]] = {status.value: [] for status in OUTCOMES}
     for status, minute, count in rows:
         series[status].append((minute, count))
@@ -237,14 +241,16 @@ def _svg(body: list[str], *, title: str, height: int = HEIGHT) -> SafeString:
 
 
 def _time_axis(since: datetime, now: datetime, x: Any) -> list[str]:
-    """Four or five ticks back from "now": minutes over an hour, hours over longer spans."""
+    """Four or five ticks back from "now": minutes over an hour, hours over longer spans, days over a week."""
     minutes = round((now - since).total_seconds() / 60)
-    intervals = 4 if minutes >= 24 * 60 else 3
+    days = minutes > 2 * 24 * 60  # the dashboard's week: a tick a day
+    intervals = round(minutes / (24 * 60)) if days else 4 if minutes >= 24 * 60 else 3
     body = []
     for index in range(intervals, -1, -1):
         ago = minutes * index / intervals
         px = x(now - timedelta(minutes=ago))
-        label = "now" if index == 0 else f"-{ago:.0f} min" if minutes <= 60 else f"-{ago / 60:g} h"
+        label = ("now" if index == 0 else f"-{ago:.0f} min" if minutes <= 60 else f"-{ago / 1440:g} d" if days
+                 else f"-{ago / 60:g} h")  # fmt: skip
         body.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{HEIGHT - BOTTOM}" stroke="#ddd"/>')
         anchor = "end" if index == 0 else "middle" if index < intervals else "start"
         body.append(f'<text x="{px:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" fill="#555">{label}</text>')
@@ -262,9 +268,9 @@ def y_ticks(peak: int) -> list[int]:
 
 def line_chart(
     series: dict[str, list[tuple[datetime, int]]], *, since: datetime, now: datetime, title: str, unit: str,
-    colours: dict[str, str], step: bool = False,
+    colours: dict[str, str], step: bool = False, bucket: timedelta = timedelta(minutes=1),
 ) -> SafeString:  # fmt: skip
-    """Lines from ``since`` to ``now`` (missing minutes are zeros when ``step`` is False)."""
+    """Lines from ``since`` to ``now`` (missing buckets, minutes by default, are zeros when ``step`` is False)."""
     ticks = y_ticks(max([count for points in series.values() for at, count in points if at >= since] + [0]))
     peak = ticks[-1]
     span = (now - since).total_seconds()
@@ -283,7 +289,7 @@ def line_chart(
     # The legend under the unit, wrapping onto a second line rather than running off the picture.
     legend_x, legend_y = 2.0, 34
     for name, points in series.items():
-        points = [(at, count) for at, count in points if at >= since - timedelta(minutes=1)]
+        points = [(at, count) for at, count in points if at >= since - bucket]
         colour = colours.get(name, "#333")
         if step:
             coords = [f"{x(at):.1f},{y(count):.1f}" for at, count in points]
@@ -291,8 +297,8 @@ def line_chart(
             # Zero between the minutes that saw jobs, so a quiet hour reads as zero, not a slope.
             coords = []
             for at, count in points:
-                coords += [f"{x(at - timedelta(minutes=1)):.1f},{y(0):.1f}", f"{x(at):.1f},{y(count):.1f}",
-                           f"{x(at + timedelta(minutes=1)):.1f},{y(0):.1f}"]  # fmt: skip
+                coords += [f"{x(at - bucket):.1f},{y(0):.1f}", f"{x(at):.1f},{y(count):.1f}",
+                           f"{x(at + bucket):.1f},{y(0):.1f}"]  # fmt: skip
         if coords:
             body.append(f'<polyline class="series series-{escape(name)}" fill="none" stroke="{colour}" '
                         f'stroke-width="1.5" points="{" ".join(coords)}"/>')  # fmt: skip
@@ -367,6 +373,59 @@ def render_overview_charts(charts: OverviewCharts) -> dict[str, SafeString]:
             title=f"Dead-letter queue size, last {charts.span_label}", colours={"dead-letter queue": COLOURS["dead"]}, step=True,
         ),
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# The dashboard's throughput: jobs finished by outcome over a range an operator picks
+# ---------------------------------------------------------------------------
+
+# Range key -> (span, counted per minute or per hour); the first is the default.
+THROUGHPUT_RANGES: dict[str, tuple[timedelta, type[TruncMinute | TruncHour]]] = {
+    "1h": (timedelta(hours=1), TruncMinute), "6h": (timedelta(hours=6), TruncMinute),
+    "24h": (WINDOW, TruncMinute), "7d": (timedelta(days=7), TruncHour),
+}  # fmt: skip
+DEFAULT_THROUGHPUT_RANGE = "1h"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    range_key: str
+    since: datetime
+    now: datetime
+    # Jobs finished per minute (per hour over 7 days), by outcome.
+    per_bucket: dict[str, list[tuple[datetime, int]]]
+
+    @property
+    def bucket(self) -> timedelta:
+        return timedelta(hours=1) if THROUGHPUT_RANGES[self.range_key][1] is TruncHour else timedelta(minutes=1)
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {status: sum(count for _, count in points) for status, points in self.per_bucket.items()}
+
+    @property
+    def failure_percent(self) -> float | None:
+        """Failed and dead among the jobs that succeeded, failed or died (cancelled ones say nothing)."""
+        totals = self.totals
+        judged = totals[S.SUCCEEDED] + totals[S.FAILED] + totals[S.DEAD]
+        return 100 * (totals[S.FAILED] + totals[S.DEAD]) / judged if judged else None
+
+
+def throughput(*, range_key: str = DEFAULT_THROUGHPUT_RANGE, now: datetime | None = None) -> Throughput:
+    """Jobs finished by outcome over the last ``range_key`` (``THROUGHPUT_RANGES``; unknown keys read as the
+    default), through the ``finished_at`` index like the overview's charts."""
+    range_key = range_key if range_key in THROUGHPUT_RANGES else DEFAULT_THROUGHPUT_RANGE
+    now = now or timezone.now()
+    span, trunc = THROUGHPUT_RANGES[range_key]
+    since = now - span
+    return Throughput(range_key=range_key, since=since, now=now,
+                      per_bucket=_finished_per_minute(since, trunc=trunc))  # fmt: skip
+
+
+def render_throughput(found: Throughput) -> SafeString:
+    unit = "jobs / hour" if found.bucket == timedelta(hours=1) else "jobs / minute"
+    return line_chart(found.per_bucket, since=found.since, now=found.now, unit=unit, colours=COLOURS,
+                      title=f"Jobs finished by outcome, last {found.range_key}", bucket=found.bucket)  # fmt: skip
 
 
 def flower_task_url(*, flower_url: str, celery_task_id: str) -> str:

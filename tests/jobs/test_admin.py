@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from jobs.delivery.enqueue import job_enqueue
 from jobs.models import Job, JobAttempt, JobAuditEntry
@@ -195,6 +196,71 @@ def test_search_matches_ids_keys_and_correlation_ids_exactly_and_owners_by_part(
     assert searched(client, "req-abc-123") == {by_correlation.id}
     assert searched(client, "cooper") == searched(client, "ALICE@example") == {owned.id}
     assert searched(client, owned.id, type="tests.noop") == set()  # search and filters combine
+
+
+def failed_with(error_code: str, error_message: str, payload: dict) -> Job:
+    job = job_enqueue(job_type="tests.record", payload=payload).job
+    Job.objects.filter(id=job.id).update(status=S.FAILED, error_code=error_code, error_message=error_message)
+    return job
+
+
+@pytest.mark.django_db
+def test_search_finds_jobs_by_words_in_their_error_and_by_payload_fields(client, operator, redis_client):
+    refused = failed_with("supplier_refused", "Supplier answered 503 Service Unavailable", {"sku": "A-100", "page": 3})
+    timed_out = failed_with("smtp_timeout", "SMTP server timed out after 30 s", {"sku": "B-200", "page": 30})
+    healthy = job_enqueue(job_type="tests.record", payload={"sku": "C-300", "page": 3}).job
+    client.force_login(operator)
+
+    assert searched(client, "unavailable") == {refused.id}  # a word of the message, any case
+    assert searched(client, "SUPPLIER 503") == {refused.id}  # every word, anywhere in code or message
+    assert searched(client, "supplier timed") == set()
+    assert searched(client, "smtp_timeout") == {timed_out.id}  # the error code
+    assert searched(client, "B-200") == {timed_out.id}  # a payload value
+    assert searched(client, "sku=C-300") == {healthy.id}  # a payload field
+    assert searched(client, "page=3") == {refused.id, healthy.id}  # equal, not a part: page 30 is not page 3
+    assert searched(client, "page=3 unavailable") == {refused.id}
+    assert searched(client, "unavailable", status__exact="succeeded") == set()  # search and filters combine
+
+    dead_letter = client.get(reverse("admin:jobs_deadjob_changelist"), {"q": "unavailable"})
+    assert dead_letter.status_code == 200 and not dead_letter.context["cl"].result_list  # failed is not dead
+
+
+def post_on_filter(client, action: str, query: dict, *, confirm: bool):
+    data = {"action": action, "select_across": "1", "index": "0", "_selected_action": "filter"}
+    if confirm:
+        data["confirm"] = "yes"
+    return client.post(f"{reverse('admin:jobs_job_changelist')}?{urlencode(query)}", data)
+
+
+@pytest.mark.django_db
+def test_actions_on_a_whole_filter_confirm_the_count_and_leave_one_audit_entry(client, operator, redis_client):
+    matching = [failed_with("supplier_refused", f"Supplier answered 503 for page {n}", {"page": n}) for n in range(5)]
+    other = failed_with("smtp_timeout", "SMTP server timed out", {"page": 9})
+    client.force_login(operator)
+
+    listed = client.get(reverse("admin:jobs_job_changelist"), {"q": "supplier 503"}).content.decode()
+    assert 'id="bulk-actions"' in listed and "<strong>5</strong> jobs this filter finds" in listed
+    unfiltered = client.get(reverse("admin:jobs_job_changelist")).content.decode()
+    assert 'id="bulk-actions"' not in unfiltered  # never "everything" by one click
+
+    asked = post_on_filter(client, "retry_jobs", {"q": "supplier 503"}, confirm=False)
+    page = asked.content.decode()
+    assert "Retry 5 jobs?" in page and "Yes, retry 5 jobs" in page and "q=supplier+503" in page
+    assert not JobAuditEntry.objects.exists() and Job.objects.filter(status=S.FAILED).count() == 6
+
+    post_on_filter(client, "retry_jobs", {"q": "supplier 503"}, confirm=True)
+    assert set(Job.objects.filter(status=S.QUEUED).values_list("id", flat=True)) == {job.id for job in matching}
+    assert Job.objects.get(id=other.id).status == S.FAILED
+    entry = JobAuditEntry.objects.get()  # one entry for the whole action
+    assert (entry.action, entry.job_count, entry.detail) == ("retry", 5, {"via": "admin", "filter": "q=supplier+503"})
+
+    post_on_filter(client, "cancel_jobs", {"q": "supplier", "status__exact": "queued"}, confirm=True)
+    assert Job.objects.filter(status=S.CANCELLED).count() == 5
+    post_on_filter(client, "replay_jobs", {"q": "supplier"}, confirm=True)
+    assert Job.objects.filter(replay_of__in=[job.id for job in matching]).count() == 5
+    assert list(JobAuditEntry.objects.order_by("id").values_list("action", "job_count")) == [
+        ("retry", 5), ("cancel", 5), ("replay", 5)
+    ]  # fmt: skip
 
 
 @pytest.mark.django_db

@@ -111,6 +111,12 @@ def test_api_is_for_staff_only(client, troubled, alice, staff):
     assert {alert["code"] for alert in body["alerts"]} == {
         "dead_letter_queue", "queue_backlog", "queue_unconsumed", "success_rate"
     }  # fmt: skip
+    # Each alert reads as words and links to its runbook section, beside the code probes match on.
+    dead_letter = next(alert for alert in body["alerts"] if alert["code"] == "dead_letter_queue")
+    assert dead_letter["title"] == "Dead-letter queue not empty"
+    assert dead_letter["runbook_url"] == "/admin/jobs/job/runbook/#operator-runbook-the-dead-letter-queue"
+    alert_schema = OPS_OVERVIEW["properties"]["alerts"]["items"]
+    assert all(set(alert) == set(alert_schema["required"]) for alert in body["alerts"])
     assert body["last_window"]["success_rate"] == round(19 / 22, 4)
     assert next(queue for queue in body["queues"] if queue["name"] == "default")["broker_depth"] == 3
     # The answer has what the OpenAPI document promises.
