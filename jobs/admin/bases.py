@@ -38,10 +38,15 @@ class EstimatedCountPaginator(_Paginator):
     """The unfiltered job list's size from PostgreSQL's statistics once the table is large.
 
     An exact ``COUNT(*)`` reads every row: seconds on tens of millions of jobs, on every
-    page view. A filtered list is still counted exactly (its filters narrow it first).
+    page view. A filtered list (a search for a common word can match a few per cent of a
+    million jobs) is counted up to ``FILTERED_COUNT_CAP`` only; past it ``count_capped`` is
+    set and the pages say "more than" (bench/job_search.py: the exact count was most of
+    such a search's time).
     """
 
     EXACT_BELOW = 100_000
+    FILTERED_COUNT_CAP = 10_000
+    count_capped = False
 
     @cached_property
     def count(self) -> int:
@@ -55,6 +60,11 @@ class EstimatedCountPaginator(_Paginator):
                 row: tuple[int] | None = cursor.fetchone()
             if row and row[0] >= self.EXACT_BELOW:
                 return row[0]
+        if query.where:
+            # COUNT(*) over a subquery that stops at the cap; its order is irrelevant to a count.
+            counted = queryset.order_by()[: self.FILTERED_COUNT_CAP + 1].count()
+            self.count_capped = counted > self.FILTERED_COUNT_CAP
+            return counted
         return super().count
 
 

@@ -137,8 +137,8 @@ class _TextContains(Func):
     With server-side binding a query run five times is prepared, and PostgreSQL may then plan it once for any
     word (a generic plan): unable to tell a rare word from a common one, it walks every job newest first rather
     than asking the trigram index (8 s instead of 25 ms on a million jobs, bench/job_search.py). A literal is
-    planned for the word it holds. ``'`` is doubled (standard_conforming_strings, PostgreSQL's default since 9.1,
-    so a backslash is an ordinary character) and ``%`` written ``%%`` for the driver's placeholder syntax.
+    planned for the word it holds. The driver quotes it (``psycopg.sql.quote`` with the open connection, so libpq
+    escapes it for that server's settings), never this code; ``%`` is then written ``%%`` for the placeholder syntax.
     """
 
     output_field = BooleanField()
@@ -151,8 +151,11 @@ class _TextContains(Func):
         text_sql, params = compiler.compile(self.source_expressions[0])
         pattern = f"%{connection.ops.prep_for_like_query(self.word)}%"
         if connection.vendor == "postgresql":
-            literal = pattern.replace("\x00", "").replace("'", "''").replace("%", "%%")
-            return f"({text_sql} LIKE '{literal}')", list(params)
+            from psycopg import sql as psycopg_sql  # PostgreSQL only: SQLite installs need not have the driver
+
+            connection.ensure_connection()
+            literal = psycopg_sql.quote(pattern.replace("\x00", ""), connection.connection).replace("%", "%%")
+            return f"({text_sql} LIKE {literal})", list(params)
         return f"({text_sql} LIKE %s ESCAPE '\\')", [*params, pattern]
 
 

@@ -225,6 +225,22 @@ def test_search_finds_jobs_by_words_in_their_error_and_by_payload_fields(client,
     assert dead_letter.status_code == 200 and not dead_letter.context["cl"].result_list  # failed is not dead
 
 
+@pytest.mark.django_db
+def test_search_words_with_quotes_and_like_wildcards_match_only_themselves(client, operator, redis_client):
+    # On PostgreSQL the word reaches the SQL as a quoted literal (a generic plan skips the trigram index): a quote,
+    # a backslash or a LIKE wildcard in it must match that character, never end the string or match anything.
+    quoted = failed_with("supplier_refused", "Customer O'Brien refused: 100% over quota", {"path": "C:\\temp\\x_1"})
+    other = failed_with("supplier_refused", "Customer OBrien refused: 1000 over quota", {"path": "C:/temp/xa1"})
+    client.force_login(operator)
+
+    assert searched(client, "o'brien") == {quoted.id}
+    assert searched(client, "100%") == {quoted.id}  # % is a percent sign, not "anything"
+    assert searched(client, "x_1") == {quoted.id}  # _ is an underscore, not "any one character"
+    assert searched(client, "'); DELETE FROM jobs_job; --") == set()
+    assert searched(client, "temp\\\\x") == {quoted.id}  # the payload's JSON text escapes the backslash
+    assert Job.objects.filter(id__in=[quoted.id, other.id]).count() == 2
+
+
 def post_on_filter(client, action: str, query: dict, *, confirm: bool):
     data = {"action": action, "select_across": "1", "index": "0", "_selected_action": "filter"}
     if confirm:
@@ -298,6 +314,25 @@ def test_unfiltered_list_of_a_large_table_uses_the_planner_estimate(monkeypatch,
 
     assert EstimatedCountPaginator(Job.objects.all(), 100).count == 12345678
     assert EstimatedCountPaginator(Job.objects.filter(type="tests.noop"), 100).count == 3  # filtered: exact
+
+
+@pytest.mark.django_db
+def test_a_filtered_list_is_counted_up_to_a_cap_and_then_reads_more_than(client, operator, monkeypatch, redis_client):
+    from jobs.admin.bases import EstimatedCountPaginator
+
+    for _ in range(4):
+        failed_with("supplier_refused", "Supplier answered 503", {})
+    client.force_login(operator)
+    exact = client.get(reverse("admin:jobs_job_changelist"), {"q": "supplier"})
+    assert exact.context["cl"].result_count == 4 and 'id="count-capped"' not in exact.content.decode()
+
+    monkeypatch.setattr(EstimatedCountPaginator, "FILTERED_COUNT_CAP", 3)
+    capped = client.get(reverse("admin:jobs_job_changelist"), {"q": "supplier"})
+    page = capped.content.decode()
+    assert capped.context["cl"].paginator.count_capped and capped.context["cl"].result_count == 4
+    assert '<span id="count-capped">more than 3</span> jobs' in page
+    assert "More than <strong>3</strong> jobs this filter finds" in page
+    assert len(capped.context["cl"].result_list) == 4  # the page itself still lists what it finds
 
 
 @pytest.mark.django_db
