@@ -1,7 +1,8 @@
 """API latency under gunicorn with production settings: enqueue, status poll, list, against /healthz.
 
-    DATABASE_URL=postgres://... make bench BENCH_ARGS="api"                  # rates 100 and 300 req/s, 20 s each
-    make bench BENCH_ARGS="api --rates 100,300 --seconds 20 --workers 3"
+    DATABASE_URL=postgres://... make bench BENCH_ARGS="api"                  # rates 100, 300, 500 req/s, 20 s each
+    make bench BENCH_ARGS="api --rates 100,300,500 --seconds 20 --endpoints 'healthz,status poll,enqueue'"
+    make bench BENCH_ARGS="api --rates 300 --endpoints 'enqueue,bulk enqueue' --bulk-size 1000 --bulk-rate 2"
 
 gunicorn (``config.settings.production``, DEBUG off, access log off, ``--workers 3`` as in
 compose.yaml) listens on loopback; a separate load generator process (``bench.loadgen``)
@@ -9,7 +10,9 @@ sends each endpoint alone at a fixed arrival rate, a new connection per request 
 sync workers want: ``GET /healthz`` (the floor), ``GET /api/jobs/{id}`` (a status poll, cycling
 through 1,000 finished jobs of one user, each with an attempt), ``GET /api/jobs?page=1`` (that
 user's newest 20 of 1,000), ``POST /api/jobs`` (a canary job, by a staff token, a new
-``Idempotency-Key`` each). Phases alternate endpoint by endpoint within each rate. Latency
+``Idempotency-Key`` each), ``POST /api/jobs/bulk`` (``--bulk-size`` canary jobs per request, sent at
+``--bulk-rate`` requests a second whatever the rate, once after the rates; jobs/s and CPU per job against the
+single enqueue's at its highest rate). Phases alternate endpoint by endpoint within each rate. Latency
 runs from each request's due time to the end of its response (no coordinated omission).
 CPU ms/req is gunicorn's (master and workers, user + system) over the phase, per answered request; db ms/req
 the same for the PostgreSQL backends serving gunicorn's connections (when PostgreSQL runs on this machine);
@@ -33,7 +36,8 @@ from typing import Any
 from bench.harness import BASE_DIR, database_label, ensure_bench_database, setup_django
 from devtools.devstack import free_port
 
-ENDPOINTS = ("healthz", "status poll", "list page 1", "enqueue")
+ENDPOINTS = ("healthz", "status poll", "list page 1", "enqueue", "bulk enqueue")
+DEFAULT_ENDPOINTS = ("healthz", "status poll", "list page 1", "enqueue")
 SEEDED_JOBS = 1000
 ENQUEUE_LIMIT_FOR_BENCH = 1_000_000
 
@@ -43,11 +47,21 @@ def main(argv: list[str]) -> int:
     if exit_code is not None:
         return exit_code
     parser = argparse.ArgumentParser(prog="bench api")
-    parser.add_argument("--rates", default="100,300", help="requests per second, comma-separated")
+    parser.add_argument("--rates", default="100,300,500", help="requests per second, comma-separated")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (more than 1: gthread workers)")
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help=f"comma-separated subset of {ENDPOINTS}")
+    parser.add_argument(
+        "--endpoints", default=",".join(DEFAULT_ENDPOINTS), help=f"comma-separated subset of {ENDPOINTS}"
+    )
+    parser.add_argument("--bulk-size", type=int, default=1000, help="jobs per bulk enqueue request")
+    parser.add_argument("--bulk-rate", type=float, default=2, help="bulk enqueue requests per second")
+    parser.add_argument(
+        "--app-tree",
+        type=Path,
+        default=BASE_DIR,
+        help="serve another checkout's application (its .venv), e.g. a baseline worktree, with this bench",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy gunicorn (CPU samples) during each phase into this folder")
     args = parser.parse_args(argv)
     setup_django()
@@ -76,10 +90,10 @@ def main(argv: list[str]) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     with open(log_dir / "gunicorn.log", "ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            [str(_python_of(args.app_tree)), "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(args.workers), "--threads", str(args.threads), "--timeout", "30",
              "--config", "python:config.gunicorn"],
-            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=args.app_tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
         _wait_listening(port, server, log_dir / "gunicorn.log")
@@ -97,28 +111,42 @@ def main(argv: list[str]) -> int:
                 "headers": {"Authorization": f"Bearer {staff_token}", "Content-Type": "application/json"},
                 "body": json.dumps({"type": "jobs.canary", "payload": {"seconds": 0}}),
             },
+            "bulk enqueue": {
+                "method": "POST", "paths": ["/api/jobs/bulk"],
+                "headers": {"Authorization": f"Bearer {staff_token}", "Content-Type": "application/json"},
+                "body": json.dumps({"jobs": [{"type": "jobs.canary", "payload": {"seconds": 0}}] * args.bulk_size}),
+            },
         }  # fmt: skip
+        wanted = args.endpoints.split(",")
         # Warm every gunicorn worker's connections and imports before measuring.
-        for spec in specs.values():
-            _load(spec, port=port, rate=50, seconds=1, log_dir=log_dir)
+        for name in {"healthz", *wanted}:
+            _load(
+                specs[name],
+                port=port,
+                rate=args.bulk_rate if name == "bulk enqueue" else 50,
+                seconds=1,
+                log_dir=log_dir,
+            )
         rows = []
-        for rate in [float(value) for value in args.rates.split(",")]:
-            for name in args.endpoints.split(","):
-                client.delete("default")  # enqueued canaries: no worker runs in this benchmark
-                cpu_before, db_before = _tree_cpu(server.pid), _database_cpu()
-                spy = (
-                    _start_profile(server.pid, args.profile / f"{name.replace(' ', '_')}-{rate:.0f}.txt")
-                    if args.profile
-                    else None
-                )
-                outcome = _load(specs[name], port=port, rate=rate, seconds=args.seconds, log_dir=log_dir)
-                if spy is not None:
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(timeout=60)
-                answered = max(1, len(outcome["latencies_ms"]))
-                outcome["cpu_ms"] = (_tree_cpu(server.pid) - cpu_before) * 1000 / answered
-                outcome["db_cpu_ms"] = _database_cpu_since(db_before) * 1000 / answered
-                rows.append((rate, name, outcome))
+        phases = [(float(value), name) for value in args.rates.split(",") for name in wanted if name != "bulk enqueue"]
+        if "bulk enqueue" in wanted:
+            phases.append((args.bulk_rate, "bulk enqueue"))
+        for rate, name in phases:
+            client.delete("default")  # enqueued canaries: no worker runs in this benchmark
+            cpu_before, db_before = _tree_cpu(server.pid), _database_cpu()
+            spy = (
+                _start_profile(server.pid, args.profile / f"{name.replace(' ', '_')}-{rate:.0f}.txt")
+                if args.profile
+                else None
+            )
+            outcome = _load(specs[name], port=port, rate=rate, seconds=args.seconds, log_dir=log_dir)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
+            answered = max(1, len(outcome["latencies_ms"]))
+            outcome["cpu_ms"] = (_tree_cpu(server.pid) - cpu_before) * 1000 / answered
+            outcome["db_cpu_ms"] = _database_cpu_since(db_before) * 1000 / answered
+            rows.append((rate, name, outcome))
         client.delete("default")
     finally:
         server.terminate()
@@ -129,11 +157,12 @@ def main(argv: list[str]) -> int:
             server.wait()
 
     worker_class = f"gthread, --threads {args.threads}" if args.threads > 1 else "sync"
-    print(f"database: {database_label()}, redis: {settings.REDIS_URL}; gunicorn --workers {args.workers} ({worker_class}), "
+    print(f"application: {args.app_tree}; database: {database_label()}, redis: {settings.REDIS_URL}; gunicorn --workers {args.workers} ({worker_class}), "
           f"config.settings.production, 127.0.0.1; {args.seconds:.0f} s per endpoint and rate, endpoints one at a time")  # fmt: skip
     print(f"{'rate/s':>6} {'endpoint':12} {'sent':>6} {'achieved/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'errors':>6} {'p50/hz':>6} {'p99/hz':>6} {'CPU ms/req':>10} {'db ms/req':>9} {'loadgen ms':>10}")  # fmt: skip
     floor = {rate: _percentiles(outcome) for rate, name, outcome in rows if name == "healthz"}
+    floor[args.bulk_rate] = floor.get(args.bulk_rate, (float("nan"),) * 4)
     floor = {rate: floor.get(rate, (float("nan"),) * 4) for rate, _, _ in rows}
     verdicts = []
     for rate, name, outcome in rows:
@@ -148,14 +177,64 @@ def main(argv: list[str]) -> int:
             verdicts.append(f"status poll p99 at {rate:.0f}/s = {p99 / hz99:.2f} x healthz p99 (goal <= 2)")
         if name == "enqueue" and rate == 300:
             verdicts.append(f"enqueue p99 at 300/s = {p99:.1f} ms (goal <= 15 ms)")
+        if name == "enqueue":
+            cpu = outcome["cpu_ms"] + outcome["db_cpu_ms"]
+            verdicts.append(
+                f"enqueue at {rate:.0f}/s: gunicorn + PostgreSQL CPU {cpu:.2f} ms per enqueue (goal <= 2.5)"
+            )
         if errors:
             verdicts.append(f"{name} at {rate:.0f}/s: {errors} errors (goal 0)")
+    verdicts.extend(_knee_and_bulk(rows, bulk_size=args.bulk_size))
     total_errors = sum(sum(outcome["errors"].values()) for _, _, outcome in rows)
     verdicts.append(f"errors in all phases: {total_errors} (goal 0)")
     print("\n".join(verdicts))
     created = Job.objects.filter(type="jobs.canary").exclude(id__in=job_ids).count()
     print(f"jobs created by the enqueue phases: {created}")
     return 0
+
+
+def _python_of(tree: Path) -> Path:
+    """The interpreter that serves ``tree``: its own .venv's (a baseline checkout has its own dependencies)."""
+    if tree.resolve() == BASE_DIR.resolve():
+        return Path(sys.executable)
+    python = tree / ".venv" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"--app-tree {tree}: no {python}; run `make install` there first")
+    return python
+
+
+def _knee_and_bulk(rows: list[tuple[float, str, dict[str, Any]]], *, bulk_size: int) -> list[str]:
+    """Where single enqueues stop keeping up (the knee), and jobs/s and CPU per job through the bulk endpoint
+    against single enqueues at their highest rate in this run."""
+    lines = []
+    single = [(rate, outcome) for rate, name, outcome in rows if name == "enqueue"]
+    kept = [rate for rate, outcome in single if _keeps_up(rate, outcome)]
+    lost = [rate for rate, outcome in single if not _keeps_up(rate, outcome)]
+    if single:
+        lines.append(f"enqueue knee: kept up (achieved >= 99 % of the rate, p99 <= 15 ms) at {kept or 'no rate'}/s; "
+                     f"not at {lost or 'none of'} the rates")  # fmt: skip
+    bulk = [(rate, outcome) for rate, name, outcome in rows if name == "bulk enqueue"]
+    if single and bulk:
+        single_rate, single_outcome = max(single, key=lambda pair: pair[0])
+        bulk_rate, bulk_outcome = bulk[0]
+        single_jobs = len(single_outcome["latencies_ms"]) / single_outcome["elapsed"]
+        bulk_jobs = len(bulk_outcome["latencies_ms"]) * bulk_size / bulk_outcome["elapsed"]
+        single_cpu = single_outcome["cpu_ms"] + single_outcome["db_cpu_ms"]
+        bulk_cpu = (bulk_outcome["cpu_ms"] + bulk_outcome["db_cpu_ms"]) / bulk_size
+        lines.append(f"bulk enqueue ({bulk_size} jobs a request, {bulk_rate:g} requests/s): {bulk_jobs:,.0f} jobs/s, "
+                     f"{bulk_cpu:.3f} ms of gunicorn + PostgreSQL CPU per job; single enqueue at {single_rate:.0f}/s: "
+                     f"{single_jobs:,.0f} jobs/s, {single_cpu:.2f} ms per job")  # fmt: skip
+        lines.append(f"bulk / single: {bulk_jobs / single_jobs:.1f}x the jobs/s offered here, "
+                     f"{single_cpu / bulk_cpu:.1f}x the jobs per CPU-second (goal >= 10x)")  # fmt: skip
+    return lines
+
+
+def _keeps_up(rate: float, outcome: dict[str, Any]) -> bool:
+    return (
+        outcome["sent"] / outcome["elapsed"] >= 0.99 * rate
+        and _percentiles(outcome)[2] <= 15
+        and not sum(outcome["errors"].values())
+    )
 
 
 def _seed() -> tuple[str, str, list[str]]:

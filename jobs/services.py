@@ -27,8 +27,10 @@ from jobs.core.publisher import publish_messages
 from jobs.core.switches import disabled_job_types, job_type_is_enabled
 from jobs.delivery.enqueue import (
     EnqueueResult,
+    WantedJob,
     job_bulk_enqueue,
     job_enqueue,
+    job_enqueue_many,
     job_validate_payload,
     payload_fingerprint,
 )
@@ -39,6 +41,7 @@ from jobs.ops.selectors import job_get
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "EnqueueResult",
+    "WantedJob",
     "audit_record",
     "check_transition",
     "disabled_job_types",
@@ -47,6 +50,7 @@ __all__ = [
     "job_bulk_replay_dead",
     "job_cancel",
     "job_enqueue",
+    "job_enqueue_many",
     "job_get",
     "job_record_attempt",
     "job_relay_unpublished",

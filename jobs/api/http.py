@@ -220,8 +220,9 @@ def parse_json_object(request: HttpRequest) -> dict[str, Any]:
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise ApiError(f"request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
-                       code="body_too_large", status=413) from None  # fmt: skip
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise ApiError(f"request body is larger than {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)",
+                       code="body_too_large", status=413, detail={"limit_bytes": limit}) from None  # fmt: skip
     if not raw.strip():
         raise ApiError("the request body is empty; expected a JSON object", code="malformed_json", status=400)
     content_type = request.content_type or ""

@@ -29,7 +29,10 @@ ERROR_CODES = {
     "illegal_transition": "409: the job's state does not allow this (e.g. cancelling a finished job)",
     "malformed_json": "400: the body is not JSON",
     "bad_request": "400: refused by the server's request checks",
-    "body_too_large": "413",
+    "body_too_large": "413: detail.limit_bytes is the limit",
+    "too_many_items": "413: a bulk enqueue with more items than detail.max_items",
+    "duplicate_idempotency_key": "422: one idempotency_key twice in a bulk enqueue; detail.positions names both",
+    "batch_refused": "422: an atomic bulk enqueue with a refused item; detail.refused lists each, none enqueued",
     "unsupported_media_type": "415: send Content-Type: application/json",
     "invalid_body": "422: the body is not an object, or has fields other than type and payload",
     "unknown_job_type": "422: detail.allowed lists the types you can enqueue",
@@ -272,6 +275,82 @@ def register_paths(*, paths: dict[str, dict[str, Any]], schemas: dict[str, dict[
     _app_schemas.update(copy.deepcopy(schemas or {}))
 
 
+# Jobs per POST /api/jobs/bulk (the view reads it here): 1,000 small payloads fit in DATA_UPLOAD_MAX_MEMORY_SIZE.
+BULK_MAX_ITEMS = 1000
+
+
+def _bulk_item_variant(variant: dict[str, Any]) -> dict[str, Any]:
+    item = copy.deepcopy(variant)
+    item["properties"]["idempotency_key"] = {
+        "type": ["string", "null"], "minLength": 1, "maxLength": 200, "pattern": "^[ -~]+$",
+        "description": "This job's own key (scoped to the caller, like the Idempotency-Key header of POST /jobs); "
+                       "null or absent: none.",
+    }  # fmt: skip
+    return item
+
+
+BULK_RESULT = {
+    "type": "object",
+    "required": ["index", "outcome", "status"],
+    "properties": {
+        "index": {"type": "integer", "description": "The item's position in `jobs`."},
+        "outcome": {"type": "string", "enum": ["created", "replayed", "refused"]},
+        "status": {"type": "integer", "description": "The status a POST /jobs of this item alone would have had."},
+        "job": {"type": "object", "description": "created, replayed: the job.",
+                "properties": {"id": {"type": "string"}, "type": {"type": "string"},
+                               "status": {"type": "string", "enum": list(Job.Status.values)},
+                               "url": {"type": "string", "description": "Path of the job: poll it with GET."}}},
+        "error": {**cast(dict[str, Any], ERROR["properties"])["error"], "description": "refused: why, in the API's error shape."},
+    },
+}  # fmt: skip
+
+
+def _bulk_path(enqueue_schemas: dict[str, dict[str, Any]], *, window_hours: float) -> dict[str, Any]:
+    items = {"oneOf": [_bulk_item_variant(variant) for variant in enqueue_schemas.values()]}
+    body = {
+        "type": "object", "required": ["jobs"], "additionalProperties": False,
+        "properties": {
+            "jobs": {"type": "array", "minItems": 1, "maxItems": BULK_MAX_ITEMS, "items": items},
+            "atomic": {"type": "boolean", "default": False,
+                       "description": "true: one refused item refuses the request (422 batch_refused), none is "
+                                      "enqueued. false: each item stands alone."},
+        },
+    }  # fmt: skip
+    return {
+        "post": {
+            "operationId": "enqueueJobsBulk",
+            "summary": f"Enqueue up to {BULK_MAX_ITEMS} jobs in one request",
+            "description": (
+                "One transaction for every job of the request, one publish to the broker after it commits. "
+                "Jobs of one or several types; each item may carry its own `idempotency_key` (the same keys as "
+                f"POST /jobs' header, remembered for {window_hours:g} hours). The answer has one result per item, "
+                "in request order: `created`, `replayed` (the key's job, same type and payload) or `refused` with "
+                "the error POST /jobs would have answered (403 for a type you may not enqueue, 422 for an "
+                "invalid payload or a key conflict, 503 for a switched-off type). A refused item does not refuse "
+                "the others unless `atomic` is true. The per-token enqueue limit counts jobs, not requests. "
+                f"More than {BULK_MAX_ITEMS} items, or a body over the size limit: 413 naming the limit. The "
+                "same key twice in one request: 422 `duplicate_idempotency_key` naming both positions."
+            ),
+            "parameters": [_ref("parameters", "X-Request-ID")],
+            "requestBody": {"required": True, "content": _json(body)},
+            "responses": {
+                "200": _ok(
+                    "A result per item, in request order",
+                    {
+                        "type": "object",
+                        "required": ["atomic", "results"],
+                        "properties": {
+                            "atomic": {"type": "boolean"},
+                            "results": {"type": "array", "items": BULK_RESULT},
+                        },
+                    },
+                ),
+                **_errors(400, 401, 403, 413, 415, 422, 429),
+            },  # fmt: skip
+        }
+    }
+
+
 HEALTH = {
     "type": "object",
     "required": ["status", "checks"],
@@ -505,6 +584,7 @@ def openapi_document(*, server_url: str = "/") -> dict[str, Any]:
         },
     }
     paths = cast(dict[str, Any], document["paths"])
+    paths["/jobs/bulk"] = _bulk_path(enqueue_schemas, window_hours=window_hours)
     for path, build in sorted(_EXTRA_PATHS.items()):
         paths[path] = build()
     cast(dict[str, Any], document["components"])["schemas"].update(copy.deepcopy(_app_schemas))

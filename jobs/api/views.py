@@ -2,6 +2,7 @@
 
 Paths are a contract (see /api/openapi.json); none has a trailing slash:
     POST /api/jobs                  enqueue (Idempotency-Key honoured)   202 + Location
+    POST /api/jobs/bulk             up to 1,000 jobs in one transaction; a result per item, in order
     GET  /api/jobs                  the caller's jobs, filtered, paginated
     GET  /api/jobs/<id>             one job's state, progress, attempts, errors, result
     POST /api/jobs/<id>/cancel      cancel a waiting job (200) / ask a running one to stop (202)
@@ -13,17 +14,19 @@ Paths are a contract (see /api/openapi.json); none has a trailing slash:
 from __future__ import annotations
 
 import hmac
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from jobs.api.auth import authenticate
@@ -36,8 +39,9 @@ from jobs.api.http import (
     json_type_name,
     method_not_allowed,
     parse_json_object,
+    response_for,
 )
-from jobs.api.openapi import openapi_document
+from jobs.api.openapi import BULK_MAX_ITEMS, openapi_document
 from jobs.coordination.ratelimit import RateLimiter
 from jobs.core import registry
 from jobs.core.lifecycle import job_cancel
@@ -47,9 +51,16 @@ from jobs.core.permissions import (
     user_enqueues_restricted_types,
     user_sees_all_jobs,
 )
-from jobs.delivery.enqueue import job_enqueue, job_validate_payload
+from jobs.delivery.enqueue import (
+    BatchRefused,
+    EnqueueResult,
+    WantedJob,
+    job_enqueue,
+    job_enqueue_many,
+    job_validate_payload,
+)
 from jobs.delivery.schedules import declared, schedule_trigger
-from jobs.foundation.exceptions import IdempotencyKeyConflict, RateLimited
+from jobs.foundation.exceptions import IdempotencyKeyConflict, JobsError, JobTypeDisabled, RateLimited
 from jobs.models import Job, JobAttempt
 from jobs.ops.selectors import (
     job_attempt_list,
@@ -67,6 +78,7 @@ JOB_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
 RESULT_LINK_KEYS = ("download_url", "result_url", "url")
 ENQUEUE_FIELDS = ("type", "payload")
+BULK_ITEM_FIELDS = ("type", "payload", "idempotency_key")
 
 
 # ---------------------------------------------------------------------------
@@ -82,6 +94,28 @@ def _result_url(result: Any) -> str | None:
     if not isinstance(result, dict):
         return None
     return next((result[key] for key in RESULT_LINK_KEYS if isinstance(result.get(key), str)), None)
+
+
+_URL_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# The job detail path up to the id, per script prefix: reverse() per response cost more than the rest of it.
+_job_path_prefixes: dict[str, str] = {}
+
+
+def job_path(job_id: str) -> str:
+    """``reverse("jobs:job-detail", args=[job_id])`` for an id that needs no quoting (every id new_job_id makes)."""
+    script_prefix = get_script_prefix()
+    prefix = _job_path_prefixes.get(script_prefix)
+    if prefix is None:
+        prefix = _job_path_prefixes[script_prefix] = reverse("jobs:job-detail", args=["0"])[:-1]
+    return prefix + job_id if _URL_SAFE_ID.match(job_id) else reverse("jobs:job-detail", args=[job_id])
+
+
+def _absolute_uri(request: HttpRequest, path: str) -> str:
+    """``request.build_absolute_uri(path)`` for an absolute ASCII path, its scheme and host read once per request."""
+    origin = getattr(request, "_api_origin", None)
+    if origin is None:
+        origin = request._api_origin = request.build_absolute_uri("/")[:-1]  # type: ignore[attr-defined]
+    return origin + path
 
 
 def _attempt_representation(attempt: JobAttempt, *, user: AbstractUser) -> dict[str, Any]:
@@ -127,7 +161,7 @@ def job_representation(
         "result_url": _result_url(job.result),
         "correlation_id": job.correlation_id,
         "replay_of": job.replay_of_id,
-        "url": request.build_absolute_uri(reverse("jobs:job-detail", args=[job.id])),
+        "url": _absolute_uri(request, job_path(job.id)),
     }
     if attempts is not None:
         body["attempts"] = [_attempt_representation(attempt, user=user) for attempt in attempts]
@@ -222,44 +256,59 @@ def _sf_string(raw: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class EnqueueRequest:
+class EnqueueItem:
+    """One job a request asks for, checked: a type the caller may enqueue, its payload with defaults filled."""
+
     job_type: str
     payload: dict[str, Any]
     idempotency_key: str | None
 
 
-def _parse_enqueue(request: HttpRequest, *, user: AbstractUser) -> EnqueueRequest:
-    """Check the body and headers of POST /api/jobs; every refusal names what was expected."""
-    body = parse_json_object(request)
+def _item_refusal(message: str, *, code: str, status: int = 422, field: str, **detail: Any) -> ApiError:
+    return ApiError(
+        message, code=code, status=status, detail={"errors": [{"field": field, "message": message}], **detail}
+    )
+
+
+def enqueue_item_check(
+    body: dict[str, Any], *, user: AbstractUser, idempotency_key: str | None, fields: tuple[str, ...] = ENQUEUE_FIELDS
+) -> EnqueueItem:
+    """Check one job's ``{"type", "payload"}`` (the single enqueue's body, or one item of a bulk one) for ``user``;
+    every refusal (ApiError, PayloadInvalid) names what was expected. ``fields``: the keys the object may have."""
     job_type_name = body.get("type")
-    spec = next((spec for spec in _api_job_types() if spec.name == job_type_name), None)
+    spec = _api_job_types_by_name().get(job_type_name) if isinstance(job_type_name, str) else None
     if spec is None:
         allowed = job_type_names_enqueueable_by(user=user)
         shown = repr(job_type_name) if isinstance(job_type_name, str) else json_type_name(job_type_name)
         raise ApiError(f"'type' must name a job type you can enqueue over the API ({', '.join(allowed) or 'none'}); "
                        f"got {shown}", code="unknown_job_type", status=422,
                        detail={"field": "type", "allowed": allowed})  # fmt: skip
-    unknown = sorted(set(body) - set(ENQUEUE_FIELDS))
+    unknown = sorted(set(body) - set(fields))
     if unknown:
-        raise ApiError(f"unexpected field(s) {', '.join(unknown)}; the body has only 'type' and 'payload'",
+        raise ApiError(f"unexpected field(s) {', '.join(unknown)}; the object has only {', '.join(map(repr, fields))}",
                        code="invalid_body", status=422,
-                       detail={"errors": [{"field": name, "message": "unexpected field (allowed: payload, type)"}
+                       detail={"errors": [{"field": name, "message": f"unexpected field (allowed: {', '.join(sorted(fields))})"}
                                           for name in unknown]})  # fmt: skip
     payload = body.get("payload", {})
     if not isinstance(payload, dict):
         message = f"expected object, got {json_type_name(payload)}"
         raise ApiError(f"'payload' must be a JSON object, got {json_type_name(payload)}", code="invalid_payload",
                        status=422, detail={"errors": [{"field": "payload", "message": message}]})  # fmt: skip
+    # The payload's schema before the caller's permission: the schema is public (the OpenAPI document), and a bulk
+    # request refuses what the document says is malformed as a whole, before any item is refused on its own.
+    payload = job_validate_payload(job_type=spec.name, payload=payload)
     if spec.api_staff_only and not user_enqueues_restricted_types(user):
         raise ApiError(f"job type {spec.name!r} can only be enqueued by staff", code="forbidden", status=403,
                        detail={"type": spec.name})  # fmt: skip
-    key = _idempotency_key(request)
-    return EnqueueRequest(job_type=spec.name, payload=job_validate_payload(job_type=spec.name, payload=payload),
-                          idempotency_key=key)  # fmt: skip
+    return EnqueueItem(job_type=spec.name, payload=payload, idempotency_key=idempotency_key)
 
 
 def _api_job_types() -> list[registry.JobType]:
     return [spec for spec in registry.all_types() if spec.enqueueable_over_api]
+
+
+def _api_job_types_by_name() -> dict[str, registry.JobType]:
+    return {spec.name: spec for spec in _api_job_types()}
 
 
 # ---------------------------------------------------------------------------
@@ -267,48 +316,199 @@ def _api_job_types() -> list[registry.JobType]:
 # ---------------------------------------------------------------------------
 
 
-def _enqueue_rate_limit(request: HttpRequest, user: AbstractUser) -> None:
-    """Per token (or per session user): JOBS_API_ENQUEUE_RATE_LIMIT enqueues per period, else 429 + Retry-After."""
+def _enqueue_rate_limit(request: HttpRequest, user: AbstractUser, *, jobs: int = 1) -> None:
+    """Per token (or per session user): JOBS_API_ENQUEUE_RATE_LIMIT jobs per period, else 429 + Retry-After.
+
+    Counts jobs, not requests: a bulk request of ``jobs`` items takes that many slots, all or none."""
     limit = getattr(settings, "JOBS_API_ENQUEUE_RATE_LIMIT", 0)
-    if not limit:
+    if not limit or jobs < 1:
         return
     period = getattr(settings, "JOBS_API_ENQUEUE_RATE_PERIOD", 60)
     token = getattr(request, "api_token", None)
     caller = f"token:{token.pk}" if token is not None else f"user:{user.pk}"
-    wait = RateLimiter(name=f"api-enqueue:{caller}", limit=limit, period=period).try_acquire_or_allow()
+    detail = {"limit": limit, "period_seconds": period, "jobs": jobs}
+    if jobs > limit:
+        raise ApiError(f"this request has {jobs} jobs, more than the enqueue limit of {limit} jobs per {period:g}s "
+                       f"for this {caller.split(':')[0]}; send at most {limit} per request", code="rate_limited",
+                       status=429, detail=detail)  # fmt: skip
+    wait = RateLimiter(name=f"api-enqueue:{caller}", limit=limit, period=period).try_acquire_or_allow(slots=jobs)
     if wait:
         raise RateLimited(
             f"enqueue limit reached: {limit} jobs per {period:g}s for this {caller.split(':')[0]}; "
-            f"retry after {wait:.1f}s", wait_seconds=wait, detail={"limit": limit, "period_seconds": period},
+            f"retry after {wait:.1f}s", wait_seconds=wait, detail=detail,
         )  # fmt: skip
+
+
+def enqueue_items(
+    items: Sequence[EnqueueItem], *, user: AbstractUser, request: HttpRequest, atomic: bool = False
+) -> list[EnqueueResult | JobsError]:
+    """Enqueue checked items for ``user``: one result per item, in order (created, replayed, or the error that
+    refused it). One item takes ``job_enqueue``'s one-round-trip path; more go in one transaction
+    (``job_enqueue_many``; with ``atomic``, BatchRefused when any is refused and none is written).
+
+    Keys are scoped per caller, so two users cannot collide on (or probe) each other's keys, and a key is one
+    request: reusing it for another API type is a conflict too (key_exclusive_among)."""
+    scope = f"api:{user.pk}:"
+    api_types = [spec.name for spec in _api_job_types()]
+    correlation_id = getattr(request, "correlation_id", None)
+    outcomes: list[EnqueueResult | JobsError]
+    if len(items) == 1:
+        item = items[0]
+        try:
+            outcomes = [job_enqueue(
+                job_type=item.job_type, payload=item.payload, owner=user, correlation_id=correlation_id,
+                idempotency_key=scope + item.idempotency_key if item.idempotency_key else None,
+                key_exclusive_among=api_types,
+            )]  # fmt: skip
+        except (IdempotencyKeyConflict, JobTypeDisabled) as error:
+            outcomes = [error]
+    else:
+        wanted = [WantedJob(job_type=item.job_type, payload=item.payload,
+                            idempotency_key=scope + item.idempotency_key if item.idempotency_key else None)
+                  for item in items]  # fmt: skip
+        outcomes = job_enqueue_many(wanted=wanted, owner=user, correlation_id=correlation_id,
+                                    key_exclusive_among=api_types, all_or_nothing=atomic)  # fmt: skip
+    return [_in_callers_words(outcome, item) for outcome, item in zip(outcomes, items, strict=True)]
+
+
+def _in_callers_words(outcome: EnqueueResult | JobsError, item: EnqueueItem) -> EnqueueResult | JobsError:
+    # The core's conflict names the stored key (api:<user>:<key>): answer with the caller's own key only.
+    if isinstance(outcome, IdempotencyKeyConflict):
+        return IdempotencyKeyConflict(
+            f"Idempotency-Key {item.idempotency_key!r} was already used for another request; "
+            "use a new key for a different request",
+            detail={"job_id": outcome.detail.get("job_id"), "idempotency_key": item.idempotency_key},
+        )
+    return outcome
 
 
 def _enqueue(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     _enqueue_rate_limit(request, user)
-    wanted = _parse_enqueue(request, user=user)
-    # Keys are scoped per caller, so two users cannot collide on (or probe) each other's keys.
-    scoped_key = f"api:{user.pk}:{wanted.idempotency_key}" if wanted.idempotency_key else None
-    conflict = (f"Idempotency-Key {wanted.idempotency_key!r} was already used for another request; "
-                "use a new key for a different request")  # fmt: skip
-    try:
-        # A key is one request: reusing it for another API type is a conflict too (key_exclusive_among).
-        result = job_enqueue(
-            job_type=wanted.job_type, payload=wanted.payload, owner=user, correlation_id=getattr(request, "correlation_id", None),
-            idempotency_key=scoped_key, key_exclusive_among=[spec.name for spec in _api_job_types()],
-        )  # fmt: skip
-    except IdempotencyKeyConflict as error:
-        # The core's message names the stored key (api:<user>:<key>): answer with the caller's own key only.
-        job_id = error.detail.get("job_id")
-        raise IdempotencyKeyConflict(
-            conflict, detail={"job_id": job_id, "idempotency_key": wanted.idempotency_key}
-        ) from None
+    item = enqueue_item_check(parse_json_object(request), user=user, idempotency_key=_idempotency_key(request))
+    outcome = enqueue_items([item], user=user, request=request)[0]
+    if isinstance(outcome, JobsError):
+        raise outcome
     # A replay answers like the original request did: 202 and the job (in its current state).
-    attempts = [] if result.created else job_attempt_list(job=result.job)
-    response = JsonResponse(job_representation(result.job, user=user, request=request, attempts=attempts), status=202)
-    response["Location"] = reverse("jobs:job-detail", args=[result.job.id])
-    if wanted.idempotency_key:
-        response["Idempotent-Replayed"] = "false" if result.created else "true"
+    attempts = [] if outcome.created else job_attempt_list(job=outcome.job)
+    response = JsonResponse(job_representation(outcome.job, user=user, request=request, attempts=attempts), status=202)
+    response["Location"] = job_path(outcome.job.id)
+    if item.idempotency_key:
+        response["Idempotent-Replayed"] = "false" if outcome.created else "true"
     return response
+
+
+def _bulk_items(request: HttpRequest, user: AbstractUser) -> tuple[list[EnqueueItem | ApiError], bool]:
+    """The bulk body's items, each checked (an EnqueueItem) or refused for this caller (403: a type they may not
+    enqueue), and ``atomic``. What the OpenAPI document can say is wrong with an item (its shape, its type's
+    payload schema, its key's form) refuses the whole request, naming the item's position and field."""
+    body = parse_json_object(request)
+    unknown = sorted(set(body) - {"jobs", "atomic"})
+    if unknown:
+        raise _item_refusal(f"unexpected field(s) {', '.join(unknown)}; the body has only 'jobs' and 'atomic'",
+                            code="invalid_body", field=unknown[0])  # fmt: skip
+    raw_items, atomic = body.get("jobs"), body.get("atomic", False)
+    if not isinstance(atomic, bool):
+        raise _item_refusal(f"'atomic' must be true or false, got {json_type_name(atomic)}", code="invalid_body",
+                            field="atomic")  # fmt: skip
+    if not isinstance(raw_items, list) or not raw_items:
+        shown = "an empty array" if raw_items == [] else json_type_name(raw_items)
+        raise _item_refusal(f"'jobs' must be an array of 1 to {BULK_MAX_ITEMS} jobs, got {shown}",
+                            code="invalid_body", field="jobs")  # fmt: skip
+    if len(raw_items) > BULK_MAX_ITEMS:
+        raise ApiError(f"'jobs' has {len(raw_items)} items; at most {BULK_MAX_ITEMS} per request (split it)",
+                       code="too_many_items", status=413, detail={"max_items": BULK_MAX_ITEMS, "items": len(raw_items)})  # fmt: skip
+    checked: list[EnqueueItem | ApiError] = []
+    first_at: dict[str, int] = {}
+    for index, raw in enumerate(raw_items):
+        try:
+            if not isinstance(raw, dict):
+                raise _item_refusal(f"expected a job object, got {json_type_name(raw)}", code="invalid_body", field="")
+            key = _idempotency_key_value(raw.get("idempotency_key"), field="idempotency_key")
+            if key is not None and key in first_at:
+                raise ApiError(f"idempotency_key {key!r} appears at positions {first_at[key]} and {index}; each "
+                               "job of a request needs its own key", code="duplicate_idempotency_key", status=422,
+                               detail={"idempotency_key": key, "positions": [first_at[key], index]})  # fmt: skip
+            if key is not None:
+                first_at[key] = index
+            checked.append(enqueue_item_check(raw, user=user, idempotency_key=key, fields=BULK_ITEM_FIELDS))
+        except ApiError as error:
+            if error.status != 403:
+                raise _at_position(error, index) from None
+            checked.append(error)
+        except JobsError as error:  # PayloadInvalid: the type's schema, which the document holds
+            raise _at_position(error, index) from None
+    return checked, atomic
+
+
+def _at_position(error: JobsError, index: int) -> ApiError:
+    """An item's refusal as the whole request's: the message and each field name say which item."""
+    if isinstance(error, ApiError) and error.code == "duplicate_idempotency_key":
+        return error
+    detail = dict(error.detail)
+    if isinstance(detail.get("errors"), list):
+        detail["errors"] = [{**entry, "field": f"jobs[{index}]" + (f".{entry['field']}" if entry["field"] else "")}
+                            for entry in detail["errors"]]  # fmt: skip
+    status = error.status if isinstance(error, ApiError) else 422
+    return ApiError(
+        f"jobs[{index}]: {error.message}", code=error.code, status=status, detail={**detail, "index": index}
+    )
+
+
+def _idempotency_key_value(value: Any, *, field: str) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= IDEMPOTENCY_KEY_MAX
+        or not all(" " <= c <= "~" for c in value)
+    ):
+        raise _item_refusal(f"'{field}' must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters, e.g. a UUID",
+                            code="invalid_idempotency_key", field=field, max_length=IDEMPOTENCY_KEY_MAX)  # fmt: skip
+    return value
+
+
+def _bulk_result(index: int, outcome: EnqueueItem | EnqueueResult | JobsError) -> dict[str, Any]:
+    if isinstance(outcome, JobsError):
+        error = response_for(outcome)
+        return {"index": index, "outcome": "refused", "status": error.status_code, **json.loads(error.content)}
+    assert isinstance(outcome, EnqueueResult)
+    job = outcome.job
+    return {"index": index, "outcome": "created" if outcome.created else "replayed", "status": 202,
+            "job": {"id": job.id, "type": job.type, "status": job.status, "url": job_path(job.id)}}  # fmt: skip
+
+
+@api_view(methods=("POST",))
+def jobs_bulk(request: HttpRequest) -> JsonResponse:
+    """POST: enqueue up to BULK_MAX_ITEMS jobs in one transaction (scope ``enqueue``); results per item, in order."""
+    user = authenticate(request, scope="enqueue")
+    checked, atomic = _bulk_items(request, user)
+    refused: dict[int, JobsError] = {index: item for index, item in enumerate(checked) if isinstance(item, ApiError)}
+    if atomic and refused:
+        raise _batch_refusal(BatchRefused(refused), checked)
+    valid = [(index, item) for index, item in enumerate(checked) if isinstance(item, EnqueueItem)]
+    _enqueue_rate_limit(request, user, jobs=len(valid))
+    outcomes: list[EnqueueItem | EnqueueResult | JobsError] = list(checked)
+    if valid:
+        try:
+            enqueued = enqueue_items([item for _, item in valid], user=user, request=request, atomic=atomic)
+        except BatchRefused as batch:
+            refused = {valid[position][0]: cast(JobsError, _in_callers_words(error, valid[position][1]))
+                       for position, error in batch.refused.items()}  # fmt: skip
+            raise _batch_refusal(BatchRefused(refused), checked) from None
+        for (index, _), outcome in zip(valid, enqueued, strict=True):
+            outcomes[index] = outcome
+            if atomic and isinstance(outcome, JobsError):  # one item (job_enqueue's path): refused, nothing written
+                raise _batch_refusal(BatchRefused({index: outcome}), checked)
+    return JsonResponse(
+        {"atomic": atomic, "results": [_bulk_result(index, outcome) for index, outcome in enumerate(outcomes)]}
+    )
+
+
+def _batch_refusal(batch: BatchRefused, checked: Sequence[EnqueueItem | ApiError]) -> ApiError:
+    """``atomic: true`` and an item refused: 422 naming each refused item with its error; nothing enqueued."""
+    return ApiError(batch.message, code="batch_refused", status=422,
+                    detail={"refused": [_bulk_result(index, error) for index, error in sorted(batch.refused.items())],
+                            "items": len(checked)})  # fmt: skip
 
 
 def _list(request: HttpRequest, user: AbstractUser) -> JsonResponse:

@@ -35,8 +35,8 @@ logger = logging.getLogger("jobs.ratelimit")
 
 KEY_PREFIX = "jobs:ratelimit:"
 
-# KEYS: log (sorted set of grant times in ms), pause key.  ARGV: limit, period_ms, member id.
-# Returns {wait_ms, now_ms}; wait_ms = 0 means a slot was taken at now_ms.
+# KEYS: log (sorted set of grant times in ms), pause key.  ARGV: limit, period_ms, member id, slots (default 1).
+# Returns {wait_ms, now_ms}; wait_ms = 0 means the slots were taken at now_ms (all of them, or none).
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -46,18 +46,30 @@ if paused_until > now then
 end
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local slots = tonumber(ARGV[4] or '1')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
 local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-    redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+if count + slots <= limit then
+    if slots == 1 then
+        redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+    else
+        local members = {}
+        for i = 1, slots do
+            members[#members + 1] = now
+            members[#members + 1] = now .. ':' .. ARGV[3] .. ':' .. i
+        end
+        redis.call('ZADD', KEYS[1], unpack(members))
+    end
     redis.call('PEXPIRE', KEYS[1], period)
     return {0, now}
 end
--- A slot frees when enough grants age out to leave limit - 1 (more than one if the
+-- The slots free when enough grants age out to leave limit - slots (more than that if the
 -- limit was lowered while the log was full).
-local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+local index = math.max(0, count + slots - limit - 1)
+local freeing = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
 return {math.max(1, tonumber(freeing[2]) + period - now), now}
 """
+
 # KEYS: pause key.  ARGV: 'for' with a duration in ms, or 'until' with an epoch in ms.
 # The pause only ever grows; returns its end (ms), or now when there is none.
 _PAUSE = """
@@ -135,8 +147,11 @@ class RateLimiter:
     def client(self) -> redis.Redis:
         return self._client or get_redis()
 
-    def try_acquire(self) -> float:
-        """Take a slot if one is free now: 0.0. Otherwise the seconds until one frees (or a pause ends)."""
+    def try_acquire(self, *, slots: int = 1) -> float:
+        """Take ``slots`` slots (default one) if that many are free now: 0.0. Otherwise the seconds until they
+        free (or a pause ends); none is taken then. More slots than the limit never free: ValueError."""
+        if not 1 <= slots <= self.limit:
+            raise ValueError(f"rate limit {self.name!r} has {self.limit} slots per {self.period:g}s; asked for {slots}")
         wait_ms, now_ms = _run_script(
             self.client,
             _ACQUIRE,
@@ -146,17 +161,18 @@ class RateLimiter:
             self.limit,
             _milliseconds(self.period),
             secrets.token_hex(6),
+            slots,
         )
         if int(wait_ms) == 0:
             self.last_granted_at = int(now_ms) / 1000
             return 0.0
         return int(wait_ms) / 1000
 
-    def try_acquire_or_allow(self) -> float:
+    def try_acquire_or_allow(self, *, slots: int = 1) -> float:
         """``try_acquire``, but 0.0 (allowed) when Redis does not answer: for abuse limits in front of
         requests, which must not turn a broker outage into refusing every caller. Logged."""
         try:
-            return self.try_acquire()
+            return self.try_acquire(slots=slots)
         except redis.RedisError as exc:
             logger.warning("rate limit %r not checked, Redis unreachable (allowed): %s", self.name, exc)
             return 0.0

@@ -156,11 +156,26 @@ def _errors_of(error: ValidationError, path: str) -> list[FieldError]:
 
 def validate(value: Any, schema: dict[str, Any], *, path: str = "") -> list[FieldError]:
     """Return every way ``value`` breaks ``schema`` (empty list when it conforms), each naming its field."""
-    validator = DRAFT(schema, format_checker=_FORMAT_CHECKER)
+    validator = _validator_for(schema)
     found: list[FieldError] = []
     for error in sorted(validator.iter_errors(value), key=lambda error: [str(part) for part in error.absolute_path]):
         found.extend(_errors_of(error, path))
     return found
+
+
+# Compiled validators by schema object (job types declare theirs once): building one per call cost as much as
+# checking a small payload. The schema is kept with its validator, so a recycled id() never matches.
+_validators: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _validator_for(schema: dict[str, Any]) -> Draft202012Validator:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = DRAFT(schema, format_checker=_FORMAT_CHECKER)
+    if len(_validators) < 1000:  # job types' schemas, not one per ad-hoc call
+        _validators[id(schema)] = (schema, validator)
+    return validator
 
 
 def with_defaults(payload: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -24,7 +25,7 @@ from jobs.core.switches import job_type_is_enabled, switched_off_sql
 from jobs.foundation import metrics
 from jobs.foundation.bulkinsert import bulk_insert_varying, insert_one_statement
 from jobs.foundation.context import get_correlation_id, new_correlation_id
-from jobs.foundation.exceptions import IdempotencyKeyConflict, JobTypeDisabled, PayloadInvalid
+from jobs.foundation.exceptions import IdempotencyKeyConflict, JobsError, JobTypeDisabled, PayloadInvalid
 from jobs.foundation.rowreader import column_name, table_name
 from jobs.models import Job, new_job_id
 
@@ -407,3 +408,149 @@ def job_bulk_enqueue(
     publish_on_commit(created)
     metrics.jobs_enqueued(job_type=job_type, queue=created[0].queue if created else "", count=len(created))
     return results
+
+
+@dataclass(frozen=True)
+class WantedJob:
+    """One job of a ``job_enqueue_many`` call: its type, its (validated) payload, its idempotency key if any."""
+
+    job_type: str
+    payload: dict[str, Any]
+    idempotency_key: str | None = None
+
+
+class BatchRefused(JobsError):
+    """``job_enqueue_many(all_or_nothing=True)`` refused an item, so nothing was written; ``refused`` maps each
+    refused item's index to its error."""
+
+    code = "batch_refused"
+
+    def __init__(self, refused: Mapping[int, JobsError]):
+        first = min(refused)
+        super().__init__(
+            f"{len(refused)} item(s) refused (the first at position {first}: {refused[first].message}); "
+            "atomic: nothing was enqueued",
+            detail={"refused": sorted(refused)},
+        )  # fmt: skip
+        self.refused = dict(refused)
+
+
+def job_enqueue_many(
+    *,
+    wanted: Sequence[WantedJob],
+    owner: AbstractUser | None = None,
+    correlation_id: str | None = None,
+    key_exclusive_among: Sequence[str] = (),
+    all_or_nothing: bool = False,
+) -> list[EnqueueResult | JobsError]:
+    """Enqueue jobs of one or several types in one transaction; one result per item, in order.
+
+    Each item is created (``EnqueueResult.created``), replayed (its key is held within its window by a job of
+    the same type and payload: that job) or refused (the error: the key held by another type of
+    ``key_exclusive_among`` or with another payload, IdempotencyKeyConflict; the type switched off,
+    JobTypeDisabled). A refused item does not stop the others unless ``all_or_nothing``: then BatchRefused is
+    raised and nothing is written. Keys must be unique within the call (ValueError otherwise).
+
+    The same guarantees as ``job_enqueue``: rows first, messages after the commit (one pipelined publish for
+    the whole call), nothing if the caller's transaction rolls back. Keyed items take the same per-key lock as
+    ``job_enqueue`` (all at once, in key order), so a single and a bulk enqueue of one key settle one after
+    the other. Round trips: the switches (one per type), the locks and holders (keyed items only), one
+    multi-row INSERT, the published stamp after the commit.
+    """
+    keys = [item.idempotency_key for item in wanted if item.idempotency_key]
+    if len(set(keys)) != len(keys):
+        raise ValueError("idempotency keys repeat within one job_enqueue_many call; each job needs its own key")
+    for item in wanted:
+        registry.get(item.job_type)
+    outcomes: list[EnqueueResult | JobsError | None] = [None] * len(wanted)
+    with transaction.atomic():
+        now = timezone.now()
+        enabled = {job_type: job_type_is_enabled(job_type=job_type) for job_type in {item.job_type for item in wanted}}
+        holders = _lock_keys_and_find_holders(keys, job_types=list(key_exclusive_among), wanted=wanted, now=now)
+        to_insert: list[int] = []
+        for index, item in enumerate(wanted):
+            holder = holders.get(item.idempotency_key) if item.idempotency_key else None
+            outcome = _settled_by_holder(item, holder) if holder is not None else None
+            if outcome is None and not enabled[item.job_type]:
+                outcome = JobTypeDisabled(
+                    f"job type {item.job_type!r} is switched off; enqueue it again once an operator switches it "
+                    "back on", detail={"type": item.job_type},
+                )  # fmt: skip
+            if outcome is None:
+                to_insert.append(index)
+            else:
+                outcomes[index] = outcome
+        refused = {index: outcome for index, outcome in enumerate(outcomes) if isinstance(outcome, JobsError)}
+        if refused and all_or_nothing:
+            raise BatchRefused(refused)
+        for index, job in zip(to_insert, _insert_many([wanted[i] for i in to_insert], owner=owner,
+                                                      correlation_id=correlation_id, now=now), strict=True):  # fmt: skip
+            outcomes[index] = EnqueueResult(job=job, created=True)
+    created = [outcome.job for outcome in outcomes if isinstance(outcome, EnqueueResult) and outcome.created]
+    publish_on_commit(created)
+    for (job_type, queue), count in Counter((job.type, job.queue) for job in created).items():
+        metrics.jobs_enqueued(job_type=job_type, queue=queue, count=count)
+    return cast(list[EnqueueResult | JobsError], outcomes)
+
+
+def _lock_keys_and_find_holders(
+    keys: list[str], *, job_types: list[str], wanted: Sequence[WantedJob], now: datetime
+) -> dict[str, Job]:
+    """Lock every key (in key order: two calls sharing keys wait, never deadlock) and return the live holder of
+    each key among ``job_types`` (default: the call's own types); holders whose window has passed lose the key."""
+    if not keys:
+        return {}
+    types = job_types or sorted({item.job_type for item in wanted})
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor == "postgresql":
+        # One statement for every lock; the subquery's order (fenced by OFFSET 0) is the order they are taken in.
+        with db.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(%s, hashtext(name))) FROM "
+                "(SELECT name FROM unnest(%s::text[]) AS name ORDER BY name OFFSET 0) AS names",
+                [ADVISORY_LOCK_NAMESPACE, sorted(_key_lock_name(key) for key in keys)],
+            )
+    found = list(Job.objects.filter(idempotency_key__in=keys, type__in=types)
+                 .only("id", "type", "status", "idempotency_key", "idempotency_expires_at", "payload_fingerprint"))  # fmt: skip
+    expired = [job for job in found if job.idempotency_expires_at is not None and job.idempotency_expires_at <= now]
+    if expired:
+        Job.objects.filter(id__in=[job.id for job in expired], idempotency_expires_at__lte=now).update(
+            idempotency_key=None
+        )
+    return {cast(str, job.idempotency_key): job for job in found if job not in expired}
+
+
+def _settled_by_holder(item: WantedJob, holder: Job) -> EnqueueResult | JobsError:
+    if holder.type != item.job_type or holder.payload_fingerprint != payload_fingerprint(item.payload):
+        what = f"of type {holder.type!r}" if holder.type != item.job_type else "with a different payload"
+        return IdempotencyKeyConflict(
+            f"idempotency key {item.idempotency_key!r} was already used for job {holder.id} {what}; "
+            "use a new key for a different request",
+            detail={"job_id": holder.id, "idempotency_key": item.idempotency_key},
+        )
+    return EnqueueResult(job=holder, created=False)
+
+
+def _insert_many(items: Sequence[WantedJob], *, owner: AbstractUser | None, correlation_id: str | None,
+                 now: datetime) -> list[Job]:  # fmt: skip
+    """One multi-row INSERT of ``items`` (any types), in their order; the caller holds their keys' locks."""
+    if not items:
+        return []
+    specs = [registry.get(item.job_type) for item in items]
+    template = Job(owner=cast(Any, owner), enqueued_at=now, created_at=now, updated_at=now,
+                   correlation_id=correlation_id or get_correlation_id() or new_correlation_id())  # fmt: skip
+    expires_at = now + _idempotency_window()
+    varying: dict[str, list[Any]] = {
+        "id": [new_job_id() for _ in items],
+        "type": [item.job_type for item in items],
+        "queue": [spec.queue for spec in specs],
+        "max_attempts": [spec.retry.max_attempts for spec in specs],
+        "payload": [item.payload for item in items],
+        "payload_fingerprint": [payload_fingerprint(item.payload) for item in items],
+        "idempotency_key": [item.idempotency_key or None for item in items],
+        "idempotency_expires_at": [expires_at if item.idempotency_key else None for item in items],
+    }
+    # A conflict is impossible under the locks for keys only ``job_enqueue_many`` and the API write; a key
+    # written without the lock (``job_enqueue`` without key_exclusive_among) makes the INSERT fail instead.
+    inserted = {job.id: job for job in bulk_insert_varying(template=template, varying=varying)}
+    return [inserted[job_id] for job_id in varying["id"]]

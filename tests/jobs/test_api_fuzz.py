@@ -134,6 +134,16 @@ def _excused_checks(case, response) -> list:
         # The fuzzer reuses generated keys across examples: a schema-valid request reusing a key for another
         # payload is rightly refused (IETF idempotency draft), which "valid data accepted" cannot know.
         excused.append(checks.positive_data_acceptance)
+    if response.status_code == 422 and (
+        b"duplicate_idempotency_key" in response.content or b"batch_refused" in response.content
+    ):
+        # A bulk enqueue whose items repeat a key, or an atomic one with an item the caller may not enqueue: the
+        # schema cannot say "unique keys across items" or "types this caller may use", the API refuses both.
+        excused.append(checks.positive_data_acceptance)
+    if response.status_code == 413 and b"too_many_items" in response.content:
+        # More items than the bulk enqueue's maxItems: 413 naming the limit (issue 30), a status schemathesis does
+        # not list among its expected refusals of schema-violating data.
+        excused.append(checks.negative_data_rejection)
     if case.operation.path.startswith("/exports/"):
         # DELETE on an export cancels it or deletes its file, as its operation documents: the export stays
         # readable as a record of what happened (status cancelled, file gone), so "deleted resource still
@@ -212,7 +222,7 @@ def test_stateful_links_keep_the_contract(resource, callers, budget):
 def test_the_fuzzer_sees_every_documented_operation():
     """Guards the test above against fuzzing nothing (e.g. a document that failed to load)."""
     operations = {f"{op.method.upper()} {op.path}" for op in (result.ok() for result in schema.get_all_operations())}
-    assert {"POST /jobs", "GET /jobs", "GET /jobs/{job_id}", "POST /jobs/{job_id}/cancel",
+    assert {"POST /jobs", "POST /jobs/bulk", "GET /jobs", "GET /jobs/{job_id}", "POST /jobs/{job_id}/cancel",
             "POST /webhooks/supplier"} <= operations  # fmt: skip
 
 

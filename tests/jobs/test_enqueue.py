@@ -9,7 +9,14 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs.delivery.enqueue import job_bulk_enqueue, job_enqueue
+from jobs.delivery.enqueue import (
+    BatchRefused,
+    EnqueueResult,
+    WantedJob,
+    job_bulk_enqueue,
+    job_enqueue,
+    job_enqueue_many,
+)
 from jobs.foundation.context import correlation_scope
 from jobs.foundation.exceptions import IdempotencyKeyConflict, JobTypeDisabled, UnknownJobType
 from jobs.models import Job, JobTypeSwitch
@@ -309,3 +316,45 @@ def test_relay_does_not_republish_a_long_wait_while_its_queue_still_has_a_backlo
     redis_client.delete("default")  # the list is empty, yet the jobs still wait: their messages are gone
     assert job_relay_unpublished() == 3
     assert queue_length(redis_client) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_enqueue_many_and_single_enqueues_sharing_keys_create_each_job_once(redis_client):
+    # As the API's bulk and single enqueues do: one key space across types (key_exclusive_among), the keys'
+    # locks taken by job_enqueue_many all at once in key order and by job_enqueue one at a time.
+    keys, types = [f"req-{i}" for i in range(300)], ["tests.record", "tests.noop"]
+
+    def many(offset: int):
+        order = keys[offset:] + keys[:offset]
+        wanted = [WantedJob(job_type="tests.record", payload={"key": key}, idempotency_key=key) for key in order]
+        return list(zip(order, job_enqueue_many(wanted=wanted, key_exclusive_among=types), strict=True))
+
+    def single(key: str):
+        return [(key, job_enqueue(job_type="tests.record", payload={"key": key}, idempotency_key=key,
+                                  key_exclusive_among=types))]  # fmt: skip
+
+    batches = run_at_once(functools.partial(many, 0), functools.partial(many, 150), functools.partial(single, "req-7"),
+                          functools.partial(single, "req-200"))  # fmt: skip
+    job_for_key: dict[str, set[str]] = {}
+    for key, result in (pair for batch in batches for pair in batch):
+        assert isinstance(result, EnqueueResult), result
+        job_for_key.setdefault(key, set()).add(result.job.id)
+    assert len(job_for_key) == len(keys) and all(len(ids) == 1 for ids in job_for_key.values())
+    assert Job.objects.filter(type="tests.record").count() == len(keys)
+    assert queue_length(redis_client) == len(keys)
+
+
+@pytest.mark.django_db
+def test_enqueue_many_refuses_a_key_held_by_another_type_and_all_or_nothing_writes_nothing():
+    types = ["tests.record", "tests.noop"]
+    held = job_enqueue(job_type="tests.noop", idempotency_key="k", key_exclusive_among=types).job
+    wanted = [WantedJob(job_type="tests.record", payload={}), WantedJob(job_type="tests.record", payload={},
+                                                                         idempotency_key="k")]  # fmt: skip
+
+    created, refused = job_enqueue_many(wanted=wanted, key_exclusive_among=types)
+    assert isinstance(created, EnqueueResult) and created.created
+    assert isinstance(refused, IdempotencyKeyConflict) and refused.detail["job_id"] == held.id
+    with pytest.raises(BatchRefused) as caught:
+        job_enqueue_many(wanted=wanted, key_exclusive_among=types, all_or_nothing=True)
+    assert list(caught.value.refused) == [1]
+    assert Job.objects.filter(type="tests.record").count() == 1
