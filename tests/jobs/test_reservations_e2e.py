@@ -48,6 +48,7 @@ def test_every_job_a_killed_worker_held_runs_again_within_a_minute(start_worker,
     late = {
         job_id: round(at - killed_at, 1) for job_id, at in starts.items() if at - killed_at > RUN_AGAIN_WITHIN_SECONDS
     }
+    print("ran again after the kill (s):", sorted(round(at - killed_at, 1) for at in starts.values()))
     assert len(starts) == 4 and not late, (starts, late)
     assert Job.objects.get(id=running).attempt == 2
     assert set(Job.objects.filter(id__in=prefetched).values_list("attempt", flat=True)) == {1}
