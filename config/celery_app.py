@@ -5,7 +5,13 @@ import os
 from celery import Celery
 from celery.signals import beat_init
 
+from jobs.foundation import kombu_redis_fix
+from jobs.worker.drain import HandBackReservedOnDrain
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+# kombu 5.7's Redis transport turns a broker outage into an exit of a busy worker: see the module.
+kombu_redis_fix.apply()
 
 app = Celery("jobplatform")
 # All CELERY_* Django settings configure the app (see config/settings/base.py), including
@@ -13,6 +19,8 @@ app = Celery("jobplatform")
 # connection between tasks (tests/config/test_settings.py checks it reaches a worker).
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# A warm shutdown hands back the messages it reserved but has not started, at once (jobs/worker/drain.py).
+app.steps["consumer"].add(HandBackReservedOnDrain)
 
 
 @beat_init.connect  # type: ignore[untyped-decorator]  # celery has no types

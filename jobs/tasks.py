@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from redis import RedisError
 
 from jobs.core.job_context import JobContext
 from jobs.core.retry import Backoff
@@ -16,6 +18,9 @@ from jobs.foundation import metrics
 from jobs.foundation.exceptions import TransientJobError
 from jobs.worker.decorator import job_type
 from jobs.worker.maintenance import job_prune_completions, job_prune_finished, job_rescue_orphans
+from jobs.worker.reservations import reservations_sweep
+
+logger = logging.getLogger("jobs.maintenance")
 
 
 @shared_task(name="jobs.ping")  # type: ignore[untyped-decorator]  # celery has no types
@@ -35,9 +40,16 @@ def relay_unpublished() -> int:
 def rescue_orphans() -> dict[str, Any]:
     report = job_rescue_orphans()
     metrics.reaper_rescued(requeued=len(report.requeued), dead=len(report.dead))
+    # The messages a dead worker had reserved but not started (no attempt lease covers them).
+    try:
+        republished = reservations_sweep()
+    except RedisError as error:
+        logger.warning("could not sweep the reservations of dead workers (Redis: %s); the next tick tries again", error)
+        republished = []
     # After the rescue, which may still need a record; then the ones whose success the database holds go.
     pruned = job_prune_completions()
-    return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed, "pruned": pruned}
+    return {"requeued": report.requeued, "dead": report.dead, "completed": report.completed, "pruned": pruned,
+            "republished_reserved": republished}  # fmt: skip
 
 
 @shared_task(name="jobs.prune_finished", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types

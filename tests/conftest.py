@@ -100,8 +100,9 @@ def embedded_redis_factory():
 
     servers: list[EmbeddedRedis] = []
 
-    def _start() -> EmbeddedRedis:
-        server = EmbeddedRedis(persistent=False)
+    def _start(*, persistent: bool = False) -> EmbeddedRedis:
+        # persistent: an append-only file in EMBEDDED_REDIS_DIR (give each test its own directory).
+        server = EmbeddedRedis(persistent=persistent)
         server.start()
         servers.append(server)
         return server

@@ -214,6 +214,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker or beat that lost Redis keeps trying to reach it, every 2 s at most
+# (jobs/foundation/kombu_redis_fix.py), for as long as the outage lasts: Celery's default
+# of 100 tries would end the process during a long outage.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Publishing from a web request must fail fast when Redis is down (the job row is
 # kept and re-published later by the relay), not hang the request.
 CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)

@@ -15,7 +15,8 @@ its dead connection and fail every task with "the connection is closed". Here:
 - ``execute_or_requeue`` turns a database error before a job's body started (the claim) into
   a retry of the message with a short back-off, instead of a task failure that consumes it;
 - pool processes that cannot reach the database say so in Redis, where ``/healthz``, the
-  worker probe and the operations overview read it;
+  worker probe and the operations overview read it, and take every report they wrote back as soon
+  as they next open a database connection (``connection_created``), whichever thread opens it;
 - a statement a connection keeps prepared (settings: DATABASE_PREPARED_STATEMENTS) that a migration
   made stale ("cached plan must not change result type", after a column changed type) is dropped
   and, outside a transaction, run once more, instead of failing on that connection until it closes.
@@ -28,6 +29,7 @@ import logging
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -63,8 +65,11 @@ REQUEUE_MAX_DELAY_SECONDS = 30
 # request_started's receiver that skips the health check of a quiet connection (after close_old_connections).
 QUIET_CHECK_UID = "jobs.dbresilience.skip_health_check_when_quiet"
 
-# The field this process reported a failure under, until it reaches the database again.
-_reported_label: str | None = None
+# The fields this process reported a failure under, until it reaches the database again: a task
+# reports under its node name, a writer thread under the host name, so one process may hold two.
+_reported_labels: set[str] = set()
+_reported_in_pid: int | None = None  # a forked child inherits the set, not the reports
+_reported_lock = threading.Lock()
 
 
 def _process_label(hostname: str | None = None) -> str:
@@ -96,7 +101,7 @@ def drop_unusable_connections(sender: Any = None, **_signal_kwargs: Any) -> None
             conn.health_check_done = True  # type: ignore[attr-defined]  # Django >= 4.1, not in the stubs
         elif conn.connection is not None and not conn.settings_dict.get("CONN_HEALTH_CHECKS") and not conn.is_usable():
             conn.close()
-    if _reported_label is not None:
+    if _reported_by_this_process():
         _clear_failure_if_reachable()
 
 
@@ -193,31 +198,59 @@ def execute_or_requeue(task: Any, run: Callable[[], T]) -> T:
 
 def report_database_failure(error: BaseException, *, hostname: str | None = None) -> None:
     """Say in Redis that this process cannot reach the database (best effort)."""
-    global _reported_label
+    global _reported_in_pid
     from jobs.foundation.redis import get_redis
 
     label = _process_label(hostname)
     value = json.dumps({"at": time.time(), "error": f"{error.__class__.__name__}: {str(error)[:300]}"})
     try:
         get_redis().hset(WORKER_DB_ERRORS_KEY, label, value)
-        _reported_label = label
     except RedisError:  # Redis down too: nothing to tell it with
         logger.warning("could not record the database failure in Redis", exc_info=True)
+        return
+    with _reported_lock:
+        if _reported_in_pid != os.getpid():
+            _reported_labels.clear()
+            _reported_in_pid = os.getpid()
+        _reported_labels.add(label)
+
+
+def _reported_by_this_process() -> set[str]:
+    with _reported_lock:
+        return set(_reported_labels) if _reported_in_pid == os.getpid() else set()
+
+
+def clear_database_failure_reports() -> int:
+    """Take back every report this process wrote (best effort); how many it removed from Redis."""
+    from jobs.foundation.redis import get_redis
+
+    labels = _reported_by_this_process()
+    if not labels:
+        return 0
+    try:
+        removed = int(get_redis().hdel(WORKER_DB_ERRORS_KEY, *labels))
+    except RedisError:  # the next connection (or task) tries again
+        return 0
+    with _reported_lock:
+        _reported_labels.difference_update(labels)
+    logger.info("database reachable again: cleared %d report(s) of this process", len(labels))
+    return removed
+
+
+def clear_reports_on_new_connection(sender: Any = None, **_signal_kwargs: Any) -> None:
+    """``connection_created``: this process reached the database again, so its reports are stale."""
+    if _reported_by_this_process():
+        clear_database_failure_reports()
 
 
 def _clear_failure_if_reachable() -> None:
-    global _reported_label
-    from jobs.foundation.redis import get_redis
-
     try:
         connections["default"].ensure_connection()
         if not connections["default"].is_usable():
             return
-        if _reported_label is not None:
-            get_redis().hdel(WORKER_DB_ERRORS_KEY, _reported_label)
-        _reported_label = None
-    except (DatabaseError, RedisError):  # still unreachable (or Redis is): the report stays
+    except DatabaseError:  # still unreachable: the reports stay
         return
+    clear_database_failure_reports()
 
 
 def worker_database_failures(*, max_age_seconds: float | None = None) -> dict[str, str]:
@@ -306,4 +339,7 @@ def install() -> None:
     request_started.connect(skip_health_check_when_quiet, dispatch_uid=QUIET_CHECK_UID)
     connection_created.connect(
         _wrap_prepared_statements, dispatch_uid="jobs.foundation.dbresilience.prepared_statements"
+    )
+    connection_created.connect(
+        clear_reports_on_new_connection, dispatch_uid="jobs.foundation.dbresilience.clear_reports_on_new_connection"
     )

@@ -1,5 +1,8 @@
 """jobs.foundation.dbresilience in one process: a broken connection is replaced, never inside a transaction."""
 
+import json
+import time
+
 import pytest
 from django.core.signals import request_finished, request_started
 from django.db import (
@@ -13,9 +16,12 @@ from django.db import (
 
 from jobs.foundation.dbresilience import (
     QUIET_CHECK_UID,
+    WORKER_DB_ERRORS_KEY,
     drop_unusable_connections,
+    report_database_failure,
     run_with_fresh_connection,
     skip_health_check_when_quiet,
+    worker_database_failures,
 )
 from jobs.models import Job
 
@@ -255,3 +261,19 @@ def test_inside_a_transaction_a_stale_statement_fails_and_the_rollback_clears_it
             prepared_table()
     with transaction.atomic():
         assert prepared_table() == (1, 7)
+
+
+def test_a_process_takes_back_every_report_it_wrote_as_soon_as_it_next_opens_a_connection(
+    transactional_db, redis_client
+):
+    # Another process's report is not this process's to clear.
+    redis_client.hset(WORKER_DB_ERRORS_KEY, "other@host:1", json.dumps({"at": time.time(), "error": "x"}))
+    # A task reports under its node name, a writer thread of the same process under the host name.
+    report_database_failure(OperationalError("server closed the connection"), hostname="default@host")
+    report_database_failure(OperationalError("connection refused"))
+    assert len(worker_database_failures()) == 3
+
+    connection.close()
+    connection.ensure_connection()  # the database is reachable again: a new connection opens
+
+    assert set(worker_database_failures()) == {"other@host:1"}
