@@ -84,6 +84,11 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_retry_at = models.DateTimeField(null=True, blank=True)
+    # A job that runs later: its due time. It stays queued and unpublished until the scheduler's tick
+    # (``jobs.delivery.scheduled``) publishes it at or after this time; kept afterwards (lateness = start - due).
+    run_at = models.DateTimeField(
+        null=True, blank=True, help_text="Due time of a job that runs later; published only once it is due."
+    )
     # While running: the attempt's lease, renewed by its worker's heartbeat. Past it, the
     # reaper takes the attempt for lost, whatever the time limit (NULL: claimed before leases).
     lease_expires_at = models.DateTimeField(
@@ -118,6 +123,13 @@ class Job(models.Model):
                 condition=Q(status__in=["queued", "retrying"]),
             ),
             models.Index(fields=["started_at"], name="jobs_running_idx", condition=Q(status="running")),
+            # The scheduler's tick: jobs that run later, not published yet, by due time. A job leaves the
+            # index once published, so it holds only what still waits for its time.
+            models.Index(
+                fields=["run_at"],
+                name="jobs_due_idx",
+                condition=Q(status="queued", published_at__isnull=True, run_at__isnull=False),
+            ),
         ]
         constraints = [
             # Idempotency is enforced by the database: concurrent enqueues with one key

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Case, Count, F, Min, Q, QuerySet, TextField, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from redis import RedisError
 
@@ -106,11 +106,27 @@ def _attempt_order(db: BaseDatabaseWrapper) -> str:
             f"{table}.{column_name(db, JobAttempt, 'pk')} ASC")  # fmt: skip
 
 
+# The due-time filter of the API's job list: still waiting for its due time, or given one at all.
+DUE_FILTERS = ("later", "scheduled")
+
+
 def job_list_for(
-    *, user: AbstractUser, status: str | None = None, job_type: str | None = None, owner_id: int | None = None
+    *,
+    user: AbstractUser,
+    status: str | None = None,
+    job_type: str | None = None,
+    owner_id: int | None = None,
+    due: str | None = None,
 ) -> QuerySet[Job]:
-    """The jobs ``user`` may see, newest first, optionally filtered; ``owner_id`` narrows staff's view to one user."""
+    """The jobs ``user`` may see, newest first, optionally filtered; ``owner_id`` narrows staff's view to one user.
+
+    ``due``: ``later`` for jobs still waiting for their due time, ``scheduled`` for any job given one.
+    """
     jobs = job_visible_to(user=user).order_by("-created_at", "id")
+    if due == "later":
+        jobs = jobs.filter(status=Job.Status.QUEUED, published_at__isnull=True, run_at__gt=timezone.now())
+    elif due == "scheduled":
+        jobs = jobs.filter(run_at__isnull=False)
     if status:
         jobs = jobs.filter(status=status)
     if job_type:
@@ -118,6 +134,13 @@ def job_list_for(
     if owner_id is not None:
         jobs = jobs.filter(owner_id=owner_id)
     return jobs
+
+
+def due_since() -> Any:
+    """A query expression for when a waiting job became due: its retry's time, else the later of its due time
+    (``run_at``, a job that runs later) and when it was (re-)enqueued."""
+    enqueued = Coalesce("enqueued_at", "created_at")
+    return Coalesce("next_retry_at", Greatest(Coalesce("run_at", enqueued), enqueued))
 
 
 def job_error_message_visible_to(*, user: AbstractUser) -> Any:
@@ -243,9 +266,10 @@ def jobs_overview() -> JobsOverview:
     due = (
         Job.objects.filter(status__in=WAITING_STATUSES)
         .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
+        .exclude(run_at__gt=now)  # a job that runs later is not waiting before its due time
         .exclude(type__in=disabled_job_types())
         .values_list("queue")
-        .annotate(count=Count("id"), since=Min(Coalesce("next_retry_at", "enqueued_at", "created_at")))
+        .annotate(count=Count("id"), since=Min(due_since()))
     )
     due_by_queue = {queue: (count, since) for queue, count, since in due}
     names = sorted({*settings.JOB_QUEUES, settings.HOUSEKEEPING_QUEUE, *due_by_queue})

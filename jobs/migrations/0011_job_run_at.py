@@ -1,0 +1,20 @@
+# Jobs that run later (issue 25): their due time. The scheduler's index on it is 0011_job_due_index.
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("jobs", "0009_audit_counted_events"),
+    ]
+
+    operations = [
+        # Nullable, no default: a catalogue-only change on PostgreSQL, no table rewrite.
+        migrations.AddField(
+            model_name="job",
+            name="run_at",
+            field=models.DateTimeField(
+                blank=True, help_text="Due time of a job that runs later; published only once it is due.", null=True
+            ),
+        ),
+    ]
