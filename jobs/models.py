@@ -97,6 +97,9 @@ class Job(models.Model):
         help_text="While running: renewed by the worker's heartbeat; once past, the reaper rescues the attempt.",
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # Types with a concurrency limit: the key its attempt counts against (set when it claims a slot or waits for
+    # one; "" when the type has no per-key limit). Null otherwise. Not null and unpublished: waiting for a slot.
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
 
     objects = JobQuerySet.as_manager()
 

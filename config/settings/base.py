@@ -285,6 +285,9 @@ JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
 # due time itself. A due time more than JOBS_SCHEDULE_HORIZON_DAYS ahead is refused.
 JOBS_SCHEDULER_TICK_SECONDS = env_int("JOBS_SCHEDULER_TICK_SECONDS", 1)
 JOBS_SCHEDULE_HORIZON_DAYS = env_int("JOBS_SCHEDULE_HORIZON_DAYS", 365)
+# A job over its type's concurrency limit waits unpublished; a freed slot publishes it at once, and should that be
+# missed the relay publishes it again after JOBS_CONCURRENCY_RECHECK_SECONDS.
+JOBS_CONCURRENCY_RECHECK_SECONDS = env_int("JOBS_CONCURRENCY_RECHECK_SECONDS", 30)
 # A published job still not started this long after it was due is published again once its
 # queue's broker list is empty (its message may be held by a killed worker until the
 # visibility timeout, or lost; with messages still waiting, it is only a backlog).

@@ -50,7 +50,7 @@ from jobs.foundation.exceptions import IllegalTransition, UnknownJobType
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, DeadJob, Job, JobAttempt, JobQuerySet
 from jobs.ops.operations import job_replay_locked
 from jobs.ops.runbook import alert_guide, runbook_html, runbook_url
-from jobs.ops.selectors import jobs_overview
+from jobs.ops.selectors import concurrency_usage, jobs_overview
 
 S = Job.Status
 # A search term matching more users than this is too vague to list their jobs by.
@@ -366,6 +366,8 @@ class JobAdmin(ViewOnlyAdmin):
                             for status, count in overview.ended_counts.items()],
             "disabled_types": sorted(disabled_job_types()), "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),
             "refresh_seconds": _refresh_seconds(request),
+            "concurrency_rows": [(usage, f"{jobs_url}?{urlencode({'type': usage.job_type, 'status__exact': 'running'})}")
+                                 for usage in concurrency_usage()],
             "alert_rows": [(alert, alert_guide(alert.code).title,
                             runbook_url(code=alert.code, local_url=reverse("admin:jobs_job_runbook")))
                            for alert in overview.alerts],

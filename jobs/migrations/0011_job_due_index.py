@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("jobs", "0011_job_run_at"),
+        ("jobs", "0011_job_run_at_concurrency_key"),
     ]
 
     operations = [

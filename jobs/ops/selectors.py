@@ -24,6 +24,7 @@ from jobs.foundation.dbresilience import describe_database_failures, worker_data
 from jobs.foundation.exceptions import JobNotFound
 from jobs.foundation.rowreader import column_name, row_reader, table_name
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt
+from jobs.worker.concurrency import running_slots
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
 # (a NUL byte in a path segment would make PostgreSQL raise instead of answering "not found").
@@ -188,6 +189,37 @@ def job_type_names_enqueueable_by(*, user: AbstractUser) -> list[str]:
 LIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RETRYING, Job.Status.RUNNING, Job.Status.DEAD)
 # In the lifecycle's order, for a stable JSON document.
 _FINISHED_IN_ORDER = [status for status in Job.Status if status in FINISHED_STATUSES]
+
+
+@dataclass(frozen=True)
+class ConcurrencyUsage:
+    """One job type with a concurrency limit: its slots taken, its limits, and the jobs waiting for a slot."""
+
+    job_type: str
+    running: int
+    limit: int | None
+    per_key_limit: int | None
+    # The most slots one key holds (per-key limits only), and how many keys hold one.
+    busiest_key_running: int
+    keys_running: int
+    waiting: int
+
+
+def concurrency_usage() -> list[ConcurrencyUsage]:
+    """Each declared type with a concurrency limit, by name: two small counts each (the running jobs of the type,
+    the jobs waiting for a slot through the unpublished-jobs index)."""
+    usage = []
+    for spec in registry.all_types():
+        if not spec.limited:
+            continue
+        keys = dict(running_slots(spec.name).values_list("concurrency_key").annotate(count=Count("id")))
+        waiting = Job.objects.filter(type=spec.name, status__in=WAITING_STATUSES, published_at__isnull=True,
+                                     concurrency_key__isnull=False).count()  # fmt: skip
+        usage.append(ConcurrencyUsage(
+            job_type=spec.name, running=sum(keys.values()), limit=spec.concurrency, per_key_limit=spec.concurrency_per_key,
+            busiest_key_running=max(keys.values(), default=0), keys_running=len(keys), waiting=waiting,
+        ))  # fmt: skip
+    return usage
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-# Jobs that run later (issue 25): their due time. The scheduler's index on it is 0011_job_due_index.
+# Issue 25: the due time of jobs that run later (the scheduler's index on it is 0011_job_due_index), and the key a
+# job of a type with a concurrency limit counts against.
 
 from django.db import migrations, models
 
@@ -16,5 +17,10 @@ class Migration(migrations.Migration):
             field=models.DateTimeField(
                 blank=True, help_text="Due time of a job that runs later; published only once it is due.", null=True
             ),
+        ),
+        migrations.AddField(
+            model_name="job",
+            name="concurrency_key",
+            field=models.CharField(blank=True, editable=False, max_length=255, null=True),
         ),
     ]
