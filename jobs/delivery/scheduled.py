@@ -26,6 +26,9 @@ logger = logging.getLogger("jobs.publisher")
 
 # One ticker at a time: a second housekeeping process (or a backlog of ticks) finds the lock taken and returns.
 TICK_LOCK = "jobs-scheduler-tick"
+# Between ticks it wakes at most this often: jobs due within one such step go out together. Waking for every due
+# time cost about 6 ms of CPU per job at 33 jobs/s (bench/README.md); waiting longer only makes a job later, never early.
+RESOLUTION_SECONDS = 0.05
 
 
 def tick_seconds() -> float:
@@ -78,7 +81,7 @@ def _publish_within(*, window: float, limit: int) -> int:
             break
         if wait <= 0 and count == 0:
             break  # due but not publishable now (the broker failed): the next tick tries again
-        time.sleep(max(wait, 0.0))
+        time.sleep(max(wait, RESOLUTION_SECONDS))
     return published
 
 
