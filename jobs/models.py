@@ -114,6 +114,11 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_retry_at = models.DateTimeField(null=True, blank=True)
+    # A job that runs later: its due time. It stays queued and unpublished until the scheduler's tick
+    # (``jobs.delivery.scheduled``) publishes it at or after this time; kept afterwards (lateness = start - due).
+    run_at = models.DateTimeField(
+        null=True, blank=True, help_text="Due time of a job that runs later; published only once it is due."
+    )
     # While running: the attempt's lease, renewed by its worker's heartbeat. Past it, the
     # reaper takes the attempt for lost, whatever the time limit (NULL: claimed before leases).
     lease_expires_at = models.DateTimeField(
@@ -122,6 +127,9 @@ class Job(models.Model):
         help_text="While running: renewed by the worker's heartbeat; once past, the reaper rescues the attempt.",
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # Types with a concurrency limit: the key its attempt counts against (set when it claims a slot or waits for
+    # one; "" when the type has no per-key limit). Null otherwise. Not null and unpublished: waiting for a slot.
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
 
     objects = JobQuerySet.as_manager()
 
@@ -150,6 +158,13 @@ class Job(models.Model):
             models.Index(fields=["started_at"], name="jobs_running_idx", condition=Q(status="running")),
             # The admin's search by words in the error or the payload (pg_trgm; see job_search_text).
             PostgresOnlyGinIndex(OpClass(job_search_text(), name="gin_trgm_ops"), name="jobs_search_trgm_idx"),
+            # The scheduler's tick: jobs that run later, not published yet, by due time. A job leaves the
+            # index once published, so it holds only what still waits for its time.
+            models.Index(
+                fields=["run_at"],
+                name="jobs_due_idx",
+                condition=Q(status="queued", published_at__isnull=True, run_at__isnull=False),
+            ),
         ]
         constraints = [
             # Idempotency is enforced by the database: concurrent enqueues with one key

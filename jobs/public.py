@@ -11,12 +11,13 @@
 What is here, by concern:
 
 - declaring and running jobs: ``job_type``, ``JobContext``, ``Backoff``;
-- enqueueing and reading: ``job_enqueue``, ``job_bulk_enqueue``, ``job_cancel``, ``job_get``,
-  ``EnqueueResult``, ``job_type_is_declared``;
+- enqueueing and reading: ``job_enqueue``, ``job_bulk_enqueue`` (both take ``run_at`` / ``delay`` for a job
+  that runs later), ``job_cancel``, ``job_get``, ``EnqueueResult``, ``job_type_is_declared``;
 - outcomes a handler raises: ``TransientJobError`` (retry), ``PermanentJobError`` (fail now),
   ``JobSnoozed`` (postpone, no attempt spent), ``JobCancelled``, ``RateLimited``;
 - errors a caller may catch: ``JobsError`` (the base), ``JobTypeDisabled``, ``PayloadInvalid``,
-  ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``;
+  ``IdempotencyKeyConflict``, ``LockNotAcquired``, ``UnknownJobType``, ``ScheduleInvalid`` (a naive or too
+  distant ``run_at``);
 - coordination: ``RedisLock``, ``RateLimiter``, ``parse_retry_after``;
 - schedules: ``schedule_declare`` (with Celery's ``crontab`` or a number of seconds);
 - operations: ``dead_letter_summary`` (``DeadLetterSummary``: the dead-letter queue's size per type),
@@ -72,6 +73,7 @@ from jobs.foundation.exceptions import (
     PayloadInvalid,
     PermanentJobError,
     RateLimited,
+    ScheduleInvalid,
     TransientJobError,
     UnknownJobType,
 )
@@ -165,6 +167,7 @@ __all__ = [
     "RemoveConstraintConcurrently",
     "RemoveIndexConcurrently",
     "ReplayAdvice",
+    "ScheduleInvalid",
     "TransientJobError",
     "UnknownJobType",
     "ViewOnlyAdmin",

@@ -35,6 +35,7 @@ from jobs.delivery.enqueue import (
     payload_fingerprint,
 )
 from jobs.delivery.relay import job_relay_unpublished
+from jobs.delivery.scheduled import job_publish_due
 from jobs.ops.operations import job_bulk_replay, job_bulk_replay_dead, job_replay_locked, job_type_set_enabled
 from jobs.ops.selectors import job_get
 
@@ -52,6 +53,7 @@ __all__ = [
     "job_enqueue",
     "job_enqueue_many",
     "job_get",
+    "job_publish_due",
     "job_record_attempt",
     "job_relay_unpublished",
     "job_replay_locked",

@@ -13,6 +13,7 @@ from redis import RedisError
 from jobs.core.job_context import JobContext
 from jobs.core.retry import Backoff
 from jobs.delivery.relay import job_relay_unpublished
+from jobs.delivery.scheduled import job_publish_due
 from jobs.delivery.schedules import declare, schedule_trigger
 from jobs.foundation import metrics
 from jobs.foundation.exceptions import TransientJobError
@@ -34,6 +35,11 @@ def ping(value: str = "pong") -> str:
 @shared_task(name="jobs.relay_unpublished", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
 def relay_unpublished() -> int:
     return job_relay_unpublished()
+
+
+@shared_task(name="jobs.publish_due", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
+def publish_due() -> int:
+    return job_publish_due()
 
 
 @shared_task(name="jobs.rescue_orphans", ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]  # celery has no types
@@ -72,6 +78,8 @@ def run_schedule(
 
 declare("jobs.relay_unpublished", float(settings.JOBS_RELAY_INTERVAL_SECONDS), task="jobs.relay_unpublished",
         description="Publish jobs whose message never reached the broker.")  # fmt: skip
+declare("jobs.publish_due", float(settings.JOBS_SCHEDULER_TICK_SECONDS), task="jobs.publish_due",
+        description="The scheduler's tick: publish jobs that run later once they are due.")  # fmt: skip
 declare("jobs.rescue_orphans", float(settings.JOBS_REAPER_INTERVAL_SECONDS), task="jobs.rescue_orphans",
         description="Requeue jobs whose attempt's lease ran out (their worker died); prune completion records.")  # fmt: skip
 declare("jobs.prune_finished", 3600.0, task="jobs.prune_finished", description="Delete old finished jobs.")

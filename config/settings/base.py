@@ -185,10 +185,12 @@ CELERY_ENABLE_UTC = True
 # One queue per workload domain, so a flood of exports cannot starve emails.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 JOB_QUEUES = ("default", "emails", "exports", "sync")
-# The platform's own periodic work (relay, reaper, pruner, schedule triggers) has its own
+# The platform's own periodic work (relay, scheduler tick, reaper, pruner, schedule triggers) has its own
 # queue and worker, so it never waits behind a backlog of user jobs.
 HOUSEKEEPING_QUEUE = "housekeeping"
-HOUSEKEEPING_TASKS = ("jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule")
+HOUSEKEEPING_TASKS = (
+    "jobs.relay_unpublished", "jobs.publish_due", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule",
+)  # fmt: skip
 CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in (*JOB_QUEUES, HOUSEKEEPING_QUEUE))
 # Routing: a job type's task goes to the queue its @job_type declares (the router asks the registry);
 # the platform's own tasks by name, then by app prefix (exact names win over patterns).
@@ -284,6 +286,14 @@ JOBS_LOG_MAX_LINES = env_int("JOBS_LOG_MAX_LINES", 200)
 # time) every JOBS_RELAY_INTERVAL_SECONDS, leaving rows younger than the grace alone.
 JOBS_RELAY_INTERVAL_SECONDS = env_int("JOBS_RELAY_INTERVAL_SECONDS", 10)
 JOBS_RELAY_GRACE_SECONDS = env_int("JOBS_RELAY_GRACE_SECONDS", 10)
+# Jobs that run later (run_at / delay) are published by the scheduler's tick on the housekeeping queue,
+# every JOBS_SCHEDULER_TICK_SECONDS (whole seconds: beat's interval); between ticks it waits for the next
+# due time itself. A due time more than JOBS_SCHEDULE_HORIZON_DAYS ahead is refused.
+JOBS_SCHEDULER_TICK_SECONDS = env_int("JOBS_SCHEDULER_TICK_SECONDS", 1)
+JOBS_SCHEDULE_HORIZON_DAYS = env_int("JOBS_SCHEDULE_HORIZON_DAYS", 365)
+# A job over its type's concurrency limit waits unpublished; a freed slot publishes it at once, and should that be
+# missed the relay publishes it again after JOBS_CONCURRENCY_RECHECK_SECONDS.
+JOBS_CONCURRENCY_RECHECK_SECONDS = env_int("JOBS_CONCURRENCY_RECHECK_SECONDS", 30)
 # A published job still not started this long after it was due is published again once its
 # queue's broker list is empty (its message may be held by a killed worker until the
 # visibility timeout, or lost; with messages still waiting, it is only a backlog).

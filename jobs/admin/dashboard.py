@@ -21,7 +21,7 @@ from jobs.admin.display import dead_letter_group_rows
 from jobs.admin.workers import workers_by_queue
 from jobs.core.switches import disabled_job_types
 from jobs.ops.charts import DEFAULT_THROUGHPUT_RANGE, THROUGHPUT_RANGES, render_throughput, throughput
-from jobs.ops.selectors import JobsOverview, dead_letter_groups, jobs_overview
+from jobs.ops.selectors import JobsOverview, concurrency_usage, dead_letter_groups, jobs_overview
 
 # How often the dashboard refreshes its figures, unless ?refresh= says otherwise (2 to 300 s).
 DASHBOARD_REFRESH_SECONDS = 5
@@ -71,6 +71,10 @@ def overview_figures(request: HttpRequest, overview: JobsOverview) -> dict[str, 
         "ended_links": [
             (status, count, f"{jobs_url}?{urlencode({'status__exact': status})}")
             for status, count in overview.ended_counts.items()
+        ],  # fmt: skip
+        "concurrency_rows": [
+            (usage, f"{jobs_url}?{urlencode({'type': usage.job_type, 'status__exact': 'running'})}")
+            for usage in concurrency_usage()
         ],  # fmt: skip
         "disabled_types": sorted(disabled_job_types()),
         "switches_url": reverse("admin:jobs_jobtypeswitch_changelist"),

@@ -98,6 +98,24 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset.filter(queue=self.value()) if self.value() else queryset
 
 
+class DueFilter(admin.SimpleListFilter):
+    """Jobs that run later: those still waiting for their due time, or any job given one."""
+
+    title = "due time"
+    parameter_name = "due"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("later", "Waiting for its due time"), ("scheduled", "Has a due time")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        if self.value() == "later":
+            # The scheduler's index (jobs_due_idx) answers this.
+            return queryset.filter(status=S.QUEUED, published_at__isnull=True, run_at__gt=timezone.now())
+        if self.value() == "scheduled":
+            return queryset.filter(run_at__isnull=False)
+        return queryset
+
+
 class DeadLetterErrorCodeFilter(admin.SimpleListFilter):
     """Error codes found in the dead-letter queue (small, so grouping it is cheap)."""
 
@@ -232,7 +250,7 @@ class JobAdmin(ViewOnlyAdmin):
     list_display = ("status_badge", "job_label", "short_error", "attempts_display", "age", "finished", "owner")
     list_display_links = ("job_label",)
     # No date_hierarchy: it lists the distinct days of every job, a scan of the whole table.
-    list_filter = ("status", JobTypeFilter, QueueFilter, "created_at", "finished_at")
+    list_filter = ("status", JobTypeFilter, QueueFilter, DueFilter, "created_at", "finished_at")
     paginator = EstimatedCountPaginator
     # Django's 100 rows cost most of a search's time in rendering (bench/job_search.py); 50 fill a desktop screen.
     list_per_page = 50
@@ -253,7 +271,7 @@ class JobAdmin(ViewOnlyAdmin):
                        "progress_message", "result_block", "error_code", "error_message", "traceback_block",
                        "cancel_requested", "replay_of_link", "replays_links", "published_at", "worker",
                        "current_task_result", "created_at", "enqueued_at", "started_at", "finished_at",
-                       "next_retry_at", "lease_expires_at", "updated_at", "attempts_table", "log_block")  # fmt: skip
+                       "run_at", "next_retry_at", "lease_expires_at", "updated_at", "attempts_table", "log_block")  # fmt: skip
     fieldsets = (
         ("Attempts", {"fields": ("attempts_table",)}),
         ("Last failure", {"fields": ("error_code", "error_message", "traceback_block")}),
@@ -265,6 +283,7 @@ class JobAdmin(ViewOnlyAdmin):
                 "fields": (
                     "created_at",
                     "enqueued_at",
+                    "run_at",
                     "published_at",
                     "started_at",
                     "next_retry_at",
@@ -395,6 +414,7 @@ class JobAdmin(ViewOnlyAdmin):
             "total_time": duration(total_seconds) if total_seconds != run_seconds else "",
             "record_link": admin_hooks.record_link(job_type=job.type, job_id=job.id, payload=job.payload),
             "next_retry": relative_time(job.next_retry_at, now=now) if job.status == S.RETRYING else "",
+            "due": time_with_age(job.run_at) if job.run_at else "",
             "finished": time_with_age(job.finished_at) if job.finished_at else "",
             "actions": buttons,
             "cancel_pending": cancel_pending,
@@ -411,6 +431,10 @@ class JobAdmin(ViewOnlyAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> SafeString:
+        if job.status == S.QUEUED and job.run_at is not None and job.run_at > timezone.now():
+            # A job that runs later says when, under its badge.
+            return format_html('{}<br><small class="quiet job-due" title="{}">due {}</small>', status_badge(job),
+                               exact_time(job.run_at), relative_time(job.run_at))  # fmt: skip
         return status_badge(job)
 
     @admin.display(description="job", ordering="type")

@@ -29,6 +29,7 @@ STATUS_FOR: list[tuple[type[errors.JobsError], int]] = [
     (errors.JobNotFound, 404),
     (errors.UnknownJobType, 422),
     (errors.PayloadInvalid, 422),
+    (errors.ScheduleInvalid, 422),
     (errors.IdempotencyKeyConflict, 422),
     (errors.IllegalTransition, 409),
     (errors.JobTypeDisabled, 503),

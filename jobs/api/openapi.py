@@ -16,6 +16,7 @@ from django.conf import settings
 from jobs.core import registry
 from jobs.models import Job, JobAttempt
 from jobs.ops.runbook import ALERT_GUIDES
+from jobs.ops.selectors import DUE_FILTERS
 
 ERROR_CODES = {
     "unauthenticated": "401: no credentials, or not a Bearer scheme (the scheme is case-insensitive)",
@@ -34,9 +35,11 @@ ERROR_CODES = {
     "duplicate_idempotency_key": "422: one idempotency_key twice in a bulk enqueue; detail.positions names both",
     "batch_refused": "422: an atomic bulk enqueue with a refused item; detail.refused lists each, none enqueued",
     "unsupported_media_type": "415: send Content-Type: application/json",
-    "invalid_body": "422: the body is not an object, or has fields other than type and payload",
+    "invalid_body": "422: the body is not an object, or has fields other than type, payload, run_at, delay_seconds",
     "unknown_job_type": "422: detail.allowed lists the types you can enqueue",
     "invalid_payload": "422: detail.errors lists each field and what was expected",
+    "invalid_schedule": "422: run_at / delay_seconds cannot be used (not RFC 3339 with an offset, both given, or "
+    "beyond the horizon, JOBS_SCHEDULE_HORIZON_DAYS); detail.errors names the field",
     "invalid_idempotency_key": "422: the Idempotency-Key header is empty, too long, not printable ASCII, or two keys",
     "idempotency_key_conflict": "422: the key was already used for a different request",
     "invalid_parameter": "422: a query parameter is invalid; detail.allowed lists valid values",
@@ -110,6 +113,8 @@ JOB = {
         "cancel_requested": {"type": "boolean"},
         "created_at": TIMESTAMP, "enqueued_at": TIMESTAMP, "started_at": TIMESTAMP, "finished_at": TIMESTAMP,
         "next_retry_at": TIMESTAMP,
+        "run_at": TIMESTAMP | {"description": "Due time of a job that runs later (null: ran when enqueued). It waits, "
+                                              "queued, until then; start - run_at is its lateness."},
         "error": {"type": ["object", "null"], "description": "The last failure; null once the job succeeds.",
                   "properties": {"code": {"type": "string", "description": UNEXPECTED_CODE},
                                  "message": {"type": "string", "description": UNEXPECTED_TEXT}}},
@@ -197,6 +202,19 @@ def _enqueue_schema_name(job_type: str) -> str:
     return f"Enqueue_{job_type}"  # component names allow letters, digits, '.', '-' and '_'
 
 
+def _run_later() -> dict[str, Any]:
+    """The enqueue body's due-time fields: one of the two, or neither to run now. The horizon follows the clock,
+    which a date-time schema cannot: a run_at beyond it is refused with invalid_schedule."""
+    horizon_days = int(getattr(settings, "JOBS_SCHEDULE_HORIZON_DAYS", 365))
+    return {
+        "run_at": {"type": "string", "format": "date-time",
+                   "description": "Run at this time (RFC 3339 with an offset); a time in the past runs now. At most "
+                                  f"{horizon_days} days ahead (JOBS_SCHEDULE_HORIZON_DAYS). Not with delay_seconds."},
+        "delay_seconds": {"type": "number", "minimum": 0, "maximum": horizon_days * 86400,
+                          "description": "Run this many seconds from now, instead of run_at."},
+    }  # fmt: skip
+
+
 def _enqueue_variant(spec: registry.JobType) -> dict[str, Any]:
     payload = copy.deepcopy(spec.api_schema) or {}
     return {
@@ -205,7 +223,7 @@ def _enqueue_variant(spec: registry.JobType) -> dict[str, Any]:
         "description": (spec.description or spec.name) + (" Staff only." if spec.api_staff_only else ""),
         "required": ["type", "payload"] if payload.get("required") else ["type"],
         "additionalProperties": False,
-        "properties": {"type": {"const": spec.name}, "payload": payload},
+        "properties": {"type": {"const": spec.name}, "payload": payload, **_run_later()},
     }
 
 
@@ -428,6 +446,12 @@ def openapi_document(*, server_url: str = "/") -> dict[str, Any]:
                     "summary": "List your jobs (staff: everyone's), newest first",
                     "parameters": [
                         query("status", {"type": "string", "enum": list(Job.Status.values)}, "Only this state."),
+                        query(
+                            "due",
+                            {"type": "string", "enum": list(DUE_FILTERS)},
+                            "Jobs that run later: `later`, still waiting for their due time; `scheduled`, any job "
+                            "given a due time (run_at).",
+                        ),
                         query(
                             "type",
                             {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},

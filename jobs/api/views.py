@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import get_script_prefix, reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 
 from jobs.api.auth import authenticate
@@ -60,9 +61,10 @@ from jobs.delivery.enqueue import (
     job_validate_payload,
 )
 from jobs.delivery.schedules import declared, schedule_trigger
-from jobs.foundation.exceptions import IdempotencyKeyConflict, JobsError, JobTypeDisabled, RateLimited
+from jobs.foundation.exceptions import IdempotencyKeyConflict, JobsError, JobTypeDisabled, RateLimited, ScheduleInvalid
 from jobs.models import Job, JobAttempt
 from jobs.ops.selectors import (
+    DUE_FILTERS,
     job_attempt_list,
     job_get_for,
     job_get_with_attempts_for,
@@ -74,10 +76,13 @@ from jobs.ops.selectors import (
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_MAX = 200
+# RFC 3339's date-time (a "T" or space between date and time, an offset required); fromisoformat reads it.
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 JOB_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
 RESULT_LINK_KEYS = ("download_url", "result_url", "url")
-ENQUEUE_FIELDS = ("type", "payload")
+ENQUEUE_FIELDS = ("type", "payload", "run_at", "delay_seconds")
+# A bulk item runs now: job_enqueue_many has no due time yet (jobs that run later go one per request).
 BULK_ITEM_FIELDS = ("type", "payload", "idempotency_key")
 
 
@@ -152,6 +157,7 @@ def job_representation(
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "next_retry_at": _iso(job.next_retry_at),
+        "run_at": _iso(job.run_at),
         "error": (
             {"code": job.error_code, "message": error_message_for(user, code=job.error_code, message=job.error_message)}
             if job.error_code
@@ -262,6 +268,40 @@ class EnqueueItem:
     job_type: str
     payload: dict[str, Any]
     idempotency_key: str | None
+    run_at: datetime | None = None
+
+
+def _schedule_error(field: str, message: str) -> ScheduleInvalid:
+    return ScheduleInvalid(
+        f"{field!r}: {message}", detail={"field": field, "errors": [{"field": field, "message": message}]}
+    )
+
+
+def _run_at(body: dict[str, Any], *, now: datetime) -> datetime | None:
+    """The due time asked for: ``run_at`` (RFC 3339, with an offset) or ``delay_seconds`` (a number >= 0)."""
+    # Present means given: null is a wrong type, not "now" (the document says string and number).
+    if "run_at" in body and "delay_seconds" in body:
+        raise _schedule_error("run_at", "give either run_at or delay_seconds, not both")
+    if "delay_seconds" in body:
+        delay = body["delay_seconds"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 10**10:
+            raise _schedule_error("delay_seconds", f"expected a number of seconds >= 0, got {json_type_name(delay)}")
+        return now + timedelta(seconds=delay)
+    if "run_at" not in body:
+        return None
+    run_at = body["run_at"]
+    parsed = None
+    if isinstance(run_at, str) and RFC3339.match(run_at):
+        try:
+            # In UTC, or refused: a time the database cannot hold (a leap second, before year 1 in UTC).
+            parsed = datetime.fromisoformat(run_at.upper()).astimezone(UTC)
+        except (ValueError, OverflowError):
+            parsed = None
+    if parsed is None:
+        shown = repr(run_at[:40]) if isinstance(run_at, str) else json_type_name(run_at)
+        raise _schedule_error("run_at", f"expected an RFC 3339 date-time with an offset, "
+                                     f"e.g. 2027-01-31T09:00:00Z; got {shown}")  # fmt: skip
+    return parsed
 
 
 def _item_refusal(message: str, *, code: str, status: int = 422, field: str, **detail: Any) -> ApiError:
@@ -297,10 +337,11 @@ def enqueue_item_check(
     # The payload's schema before the caller's permission: the schema is public (the OpenAPI document), and a bulk
     # request refuses what the document says is malformed as a whole, before any item is refused on its own.
     payload = job_validate_payload(job_type=spec.name, payload=payload)
+    run_at = _run_at(body, now=timezone.now())
     if spec.api_staff_only and not user_enqueues_restricted_types(user):
         raise ApiError(f"job type {spec.name!r} can only be enqueued by staff", code="forbidden", status=403,
                        detail={"type": spec.name})  # fmt: skip
-    return EnqueueItem(job_type=spec.name, payload=payload, idempotency_key=idempotency_key)
+    return EnqueueItem(job_type=spec.name, payload=payload, idempotency_key=idempotency_key, run_at=run_at)
 
 
 def _api_job_types() -> list[registry.JobType]:
@@ -358,11 +399,14 @@ def enqueue_items(
             outcomes = [job_enqueue(
                 job_type=item.job_type, payload=item.payload, owner=user, correlation_id=correlation_id,
                 idempotency_key=scope + item.idempotency_key if item.idempotency_key else None,
-                key_exclusive_among=api_types,
+                key_exclusive_among=api_types, run_at=item.run_at,
             )]  # fmt: skip
         except (IdempotencyKeyConflict, JobTypeDisabled) as error:
             outcomes = [error]
     else:
+        # Bulk items have no run_at (BULK_ITEM_FIELDS): job_enqueue_many publishes every job after its commit.
+        if any(item.run_at is not None for item in items):
+            raise ValueError("enqueue_items: a due time (run_at) is for one item at a time, not a bulk enqueue")
         wanted = [WantedJob(job_type=item.job_type, payload=item.payload,
                             idempotency_key=scope + item.idempotency_key if item.idempotency_key else None)
                   for item in items]  # fmt: skip
@@ -514,6 +558,7 @@ def _batch_refusal(batch: BatchRefused, checked: Sequence[EnqueueItem | ApiError
 def _list(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     params = request.GET
     status = _choice_parameter(params, "status", allowed=list(Job.Status.values))
+    due = _choice_parameter(params, "due", allowed=list(DUE_FILTERS))
     sees_all = user_sees_all_jobs(user)
     # Any well-formed name filters (an unknown one finds nothing): a 422 listing the registered types
     # would show internal type names to callers who may not use them.
@@ -527,7 +572,8 @@ def _list(request: HttpRequest, user: AbstractUser) -> JsonResponse:
     if owner_id is not None and not sees_all and owner_id != user.pk:
         raise ApiError("only staff can list other users' jobs; leave out 'owner' to list yours", code="forbidden",
                        status=403, detail={"parameter": "owner"})  # fmt: skip
-    paginator = Paginator(job_list_for(user=user, status=status, job_type=job_type, owner_id=owner_id), page_size)
+    jobs = job_list_for(user=user, status=status, job_type=job_type, owner_id=owner_id, due=due)
+    paginator = Paginator(jobs, page_size)
     try:
         page = list(paginator.page(page_number).object_list)
     except EmptyPage:

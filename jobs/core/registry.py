@@ -40,6 +40,19 @@ class JobType:
     # Called as on_give_up(payload, error_code, error_message) once the job has ended
     # failed or dead, so the domain can record it (e.g. mark a sync page failed).
     on_give_up: Callable[[dict[str, Any], str, str], None] | None = None
+    # Global concurrency limits (jobs.worker.concurrency): at most ``concurrency`` attempts of the type at once,
+    # and at most ``concurrency_per_key`` per value of ``concurrency_key(payload)``.
+    concurrency: int | None = None
+    concurrency_key: Callable[[dict[str, Any]], object] | None = None
+    concurrency_per_key: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_concurrency(self)
+
+    @property
+    def limited(self) -> bool:
+        """Whether a concurrency limit applies: its attempts claim a slot first."""
+        return self.concurrency is not None or self.concurrency_per_key is not None
 
     @property
     def enqueueable_over_api(self) -> bool:
@@ -48,6 +61,24 @@ class JobType:
     @property
     def effective_time_limit(self) -> int:
         return self.time_limit or settings.CELERY_TASK_TIME_LIMIT
+
+
+def _check_concurrency(spec: JobType) -> None:
+    """At declaration (import), not at the first run: a limit that cannot mean anything is a bug."""
+    for name in ("concurrency", "concurrency_per_key"):
+        value = getattr(spec, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"job type {spec.name!r}: {name} must be a whole number >= 1 (or None for no limit), "
+                             f"got {value!r}")  # fmt: skip
+    if spec.concurrency_key is not None and spec.concurrency_per_key is None:
+        raise ValueError(f"job type {spec.name!r}: concurrency_key needs concurrency_per_key (how many may run at "
+                         "once per key)")  # fmt: skip
+    if spec.concurrency_per_key is not None and spec.concurrency_key is None:
+        raise ValueError(f"job type {spec.name!r}: concurrency_per_key needs concurrency_key (a function of the "
+                         "payload naming the key)")  # fmt: skip
+    if spec.concurrency_key is not None and not callable(spec.concurrency_key):
+        raise ValueError(f"job type {spec.name!r}: concurrency_key must be a function of the payload, "
+                         f"got {spec.concurrency_key!r}")  # fmt: skip
 
 
 _registry: dict[str, JobType] = {}

@@ -25,7 +25,13 @@ from jobs.core.switches import job_type_is_enabled, switched_off_sql
 from jobs.foundation import metrics
 from jobs.foundation.bulkinsert import bulk_insert_varying, insert_one_statement
 from jobs.foundation.context import get_correlation_id, new_correlation_id
-from jobs.foundation.exceptions import IdempotencyKeyConflict, JobsError, JobTypeDisabled, PayloadInvalid
+from jobs.foundation.exceptions import (
+    IdempotencyKeyConflict,
+    JobsError,
+    JobTypeDisabled,
+    PayloadInvalid,
+    ScheduleInvalid,
+)
 from jobs.foundation.rowreader import column_name, table_name
 from jobs.models import Job, new_job_id
 
@@ -84,6 +90,45 @@ def job_validate_payload(*, job_type: str, payload: dict[str, Any]) -> dict[str,
     return with_defaults(payload, spec.api_schema)
 
 
+def due_time(*, run_at: datetime | None = None, delay: timedelta | None = None, now: datetime) -> datetime | None:
+    """When a job asked to run later is due: ``run_at`` (aware) or ``now + delay``; None to run now.
+
+    A due time in the past runs now (and keeps it as its due time). Raises ScheduleInvalid, naming the field,
+    for a naive ``run_at``, both given, or a due time beyond the horizon (``JOBS_SCHEDULE_HORIZON_DAYS``).
+    """
+    if run_at is not None and delay is not None:
+        raise ScheduleInvalid("give either run_at or delay, not both", detail={"field": "run_at"})
+    if delay is not None:
+        if not isinstance(delay, timedelta):
+            raise ScheduleInvalid(f"delay must be a timedelta, got {type(delay).__name__}", detail={"field": "delay"})
+        run_at, field = now + max(delay, timedelta(0)), "delay"
+    elif run_at is not None:
+        if not isinstance(run_at, datetime):
+            raise ScheduleInvalid(f"run_at must be a datetime, got {type(run_at).__name__}", detail={"field": "run_at"})
+        if timezone.is_naive(run_at):
+            raise ScheduleInvalid(
+                f"run_at {run_at.isoformat()} has no time zone; pass an aware datetime (e.g. with tzinfo=UTC)",
+                detail={"field": "run_at"},
+            )
+        field = "run_at"
+    else:
+        return None
+    horizon = timedelta(days=float(getattr(settings, "JOBS_SCHEDULE_HORIZON_DAYS", 365)))
+    if run_at > now + horizon:
+        message = (f"the due time {run_at.isoformat()} is more than {horizon.days} days ahead "
+                   "(JOBS_SCHEDULE_HORIZON_DAYS); schedule it closer, or enqueue it later")  # fmt: skip
+        raise ScheduleInvalid(
+            f"{field}: {message}",
+            detail={"field": field, "horizon_days": horizon.days, "errors": [{"field": field, "message": message}]},
+        )
+    return run_at
+
+
+def publish_when_due(jobs: Sequence[Job], *, now: datetime) -> None:
+    """Publish after commit the jobs that are due; a job that runs later waits for the scheduler's tick."""
+    publish_on_commit([job for job in jobs if job.run_at is None or job.run_at <= now])
+
+
 def _idempotency_window() -> timedelta:
     return timedelta(seconds=getattr(settings, "JOBS_IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
 
@@ -98,6 +143,7 @@ class _Wanted:
     idempotency_key: str | None
     correlation_id: str | None
     replay_of: Job | None
+    run_at: datetime | None = None
 
 
 def _new_job(wanted: _Wanted, *, now: datetime) -> Job:
@@ -116,6 +162,7 @@ def _new_job(wanted: _Wanted, *, now: datetime) -> Job:
         correlation_id=correlation_id or get_correlation_id() or new_correlation_id(),
         replay_of=replay_of,
         enqueued_at=now,
+        run_at=wanted.run_at,
     )
 
 
@@ -145,6 +192,8 @@ def job_enqueue(
     correlation_id: str | None = None,
     replay_of: Job | None = None,
     key_exclusive_among: Sequence[str] = (),
+    run_at: datetime | None = None,
+    delay: timedelta | None = None,
 ) -> EnqueueResult:
     """Create a job and publish it when the surrounding transaction commits.
 
@@ -157,15 +206,19 @@ def job_enqueue(
     - ``key_exclusive_among``: job types sharing one key space (the API's: a key is one request).
       A key held within its window by another of these types raises IdempotencyKeyConflict too; a
       lock on the key makes that check and the insert one step for concurrent calls.
+    - Later: ``run_at`` (an aware datetime) or ``delay`` (a timedelta) stores the job as queued with that due
+      time; the scheduler's tick publishes it once due (``jobs.delivery.scheduled``). A due time in the past
+      runs now; ScheduleInvalid for a naive ``run_at`` or one beyond ``JOBS_SCHEDULE_HORIZON_DAYS``.
     """
     registry.get(job_type)
     wanted = _Wanted(job_type=job_type, payload=payload or {}, owner=owner, idempotency_key=idempotency_key,
-                     correlation_id=correlation_id, replay_of=replay_of)  # fmt: skip
+                     correlation_id=correlation_id, replay_of=replay_of,
+                     run_at=due_time(run_at=run_at, delay=delay, now=timezone.now()))  # fmt: skip
     if not (idempotency_key and key_exclusive_among):
         return _enqueue_one(wanted)
     job = _new_job(wanted, now=timezone.now())
     if _insert_while_key_free(job, key_exclusive_among=key_exclusive_among):
-        publish_on_commit([job])
+        publish_when_due([job], now=cast(datetime, job.enqueued_at))
         metrics.jobs_enqueued(job_type=job.type, queue=job.queue)
         return EnqueueResult(job=job, created=True)
     # Something stands in the way (a holder, a switch, an expired key): the general path says what.
@@ -279,7 +332,7 @@ def _enqueue_one(wanted: _Wanted) -> EnqueueResult:
             return EnqueueResult(job=existing, created=False)
     else:
         job.save(force_insert=True)
-    publish_on_commit([job])
+    publish_when_due([job], now=now)
     metrics.jobs_enqueued(job_type=job.type, queue=job.queue)
     return EnqueueResult(job=job, created=True)
 
@@ -328,6 +381,8 @@ def job_bulk_enqueue(
     owner: AbstractUser | None = None,
     correlation_id: str | None = None,
     batch_size: int = 5000,
+    run_at: datetime | None = None,
+    delay: timedelta | None = None,
 ) -> list[EnqueueResult]:
     """Enqueue many jobs of one type: one multi-row insert per batch, one pipelined publish.
 
@@ -335,7 +390,8 @@ def job_bulk_enqueue(
     the rows are written before anything is published. A key already used within the
     window returns the job holding it (``created=False``), whatever its payload: fan-out
     callers derive keys from the event they handle, so a repeated key is a repeated event.
-    Results are in input order.
+    Results are in input order. ``run_at`` / ``delay`` give every job of the call one due time, as in
+    ``job_enqueue``.
     """
     spec = registry.get(job_type)
     ensure_enabled(job_type)
@@ -350,12 +406,13 @@ def job_bulk_enqueue(
     if not payloads:
         return []
     now = timezone.now()
+    due = due_time(run_at=run_at, delay=delay, now=now)
     filled: list[dict[str, Any]] = [payload or {} for payload in payloads]
     # Everything but these columns is the same for every job of the call.
     template = Job(
         type=job_type, queue=spec.queue, max_attempts=spec.retry.max_attempts, owner=cast(Any, owner),
         correlation_id=correlation_id or get_correlation_id() or new_correlation_id(), enqueued_at=now,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, run_at=due,
     )  # fmt: skip
     varying: dict[str, list[Any]] = {
         "id": [new_job_id() for _ in payloads],
@@ -405,7 +462,7 @@ def job_bulk_enqueue(
             raise IntegrityError(f"could not settle {len(pending)} idempotency key(s) of {job_type!r} after 3 tries")
     results = [settled[index] for index in range(len(payloads))]
     created = [result.job for result in results if result.created]
-    publish_on_commit(created)
+    publish_when_due(created, now=now)
     metrics.jobs_enqueued(job_type=job_type, queue=created[0].queue if created else "", count=len(created))
     return results
 

@@ -44,9 +44,13 @@ def job_relay_unpublished(*, job_type: str | None = None, grace_seconds: float |
     disabled = disabled_job_types()
     if disabled:
         waiting = waiting.exclude(type__in=disabled)
-    unpublished = waiting.filter(
-        published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds)
-    ).exclude(next_retry_at__gt=now)
+    # A job that runs later is not due before its time (the scheduler's tick publishes it then; after that
+    # the relay covers it like any other).
+    unpublished = (
+        waiting.filter(published_at__isnull=True, updated_at__lte=now - timedelta(seconds=grace_seconds))
+        .exclude(next_retry_at__gt=now)
+        .exclude(run_at__gt=now)
+    )
     stale = waiting.filter(published_at__lt=stale_before).exclude(next_retry_at__gt=stale_before)
     stale_queues = set(stale.order_by().values_list("queue", flat=True).distinct())
     if stale_queues:

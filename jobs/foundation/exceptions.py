@@ -68,6 +68,12 @@ class PayloadInvalid(JobsError):
     code = "invalid_payload"
 
 
+class ScheduleInvalid(JobsError, ValueError):
+    """A due time that cannot be used (naive, too far ahead, both ``run_at`` and ``delay``); ``detail['field']`` names it."""
+
+    code = "invalid_schedule"
+
+
 class IdempotencyKeyConflict(JobsError):
     """The idempotency key was already used for this job type with a different payload."""
 

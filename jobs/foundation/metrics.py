@@ -120,6 +120,9 @@ RATE_LIMITER_LIMITED = Counter(
 RATE_LIMITER_PAUSES = Counter(
     "jobs_rate_limiter_pauses", "Pauses imposed by a downstream (Retry-After on 429/503).", ["limiter"]
 )
+CONCURRENCY_WAITS = Counter(
+    "jobs_concurrency_waits", "Deliveries that found their type's concurrency limit full: the job waits.", ["type"]
+)
 SINGLETON_SKIPS = Counter("jobs_singleton_skips", "Singleton runs skipped: another run held the lock.", ["type"])
 SCHEDULE_WINDOW_CLAIMS = Counter(
     "jobs_schedule_window_claims", "Schedule firings: window claimed (enqueued) or already fired.",
@@ -168,11 +171,14 @@ def jobs_enqueued(*, job_type: str, queue: str, count: int = 1) -> None:
 def attempt_started(*, job: Any, eta: Any = None) -> None:
     """An attempt was claimed: observe how long the job waited since it was due.
 
-    Due is the message's ETA (a retry's backoff, a snooze) or else when the job was enqueued.
+    Due is the message's ETA (a retry's backoff, a snooze), else when the job was enqueued or, for a job that runs
+    later, its due time (``run_at``) if that came after.
     """
     if not _enabled() or job.started_at is None:
         return
-    due = _parse_eta(eta) or job.enqueued_at or job.created_at
+    enqueued = job.enqueued_at or job.created_at
+    run_at = getattr(job, "run_at", None)
+    due = _parse_eta(eta) or (max(run_at, enqueued) if run_at is not None and enqueued is not None else enqueued)
     wait = _seconds_between(due, job.started_at)
     if wait is not None:
         JOB_QUEUE_WAIT_SECONDS.labels(job.type, job.queue).observe(wait)
@@ -227,6 +233,11 @@ def schedule_fired(*, schedule: str) -> None:
     """A task beat sent for ``schedule`` ran successfully (see ``jobs.ops.metrics_celery``)."""
     if _enabled():
         SCHEDULE_LAST_FIRED.labels(schedule).set(time.time())
+
+
+def concurrency_waited(*, job_type: str) -> None:
+    if _enabled():
+        CONCURRENCY_WAITS.labels(job_type).inc()
 
 
 def relay_published(*, kind: str, count: int) -> None:

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from jobs.foundation.metrics import metrics_dir
-from jobs.ops.selectors import jobs_overview
+from jobs.ops.selectors import concurrency_usage, jobs_overview
 
 logger = logging.getLogger("jobs.metrics")
 
@@ -59,10 +59,31 @@ class OverviewCollector(Collector):
         yield depth
         yield due
         yield oldest
+        yield from _concurrency_families()
         yield GaugeMetricFamily(
             "jobs_metrics_overview_seconds", "How long this scrape's overview queries took.",
             value=time.perf_counter() - started,
         )  # fmt: skip
+
+
+def _concurrency_families() -> Iterator[GaugeMetricFamily]:
+    """Per type with a concurrency limit: slots taken, the limit, and the jobs waiting for a slot."""
+    running = GaugeMetricFamily(
+        "jobs_concurrency_running", "Attempts of a limited type holding a slot.", labels=["type"]
+    )
+    limit = GaugeMetricFamily(
+        "jobs_concurrency_limit", "A type's concurrency limit (all keys together).", labels=["type"]
+    )
+    waiting = GaugeMetricFamily("jobs_concurrency_waiting", "Jobs waiting for a slot of their type's concurrency limit.",
+                                labels=["type"])  # fmt: skip
+    for usage in concurrency_usage():
+        running.add_metric([usage.job_type], usage.running)
+        if usage.limit is not None:
+            limit.add_metric([usage.job_type], usage.limit)
+        waiting.add_metric([usage.job_type], usage.waiting)
+    yield running
+    yield limit
+    yield waiting
 
 
 def registry_for_scrape(*, with_overview: bool) -> CollectorRegistry:

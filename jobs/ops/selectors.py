@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, Case, Count, F, Func, Max, Min, Q, QuerySet, TextField, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.urls import reverse
 from django.utils import timezone
 from redis import RedisError
@@ -29,6 +29,7 @@ from jobs.foundation.exceptions import JobNotFound
 from jobs.foundation.rowreader import column_name, row_reader, table_name
 from jobs.models import FINISHED_STATUSES, WAITING_STATUSES, Job, JobAttempt, job_search_text
 from jobs.ops.runbook import alert_guide, runbook_url
+from jobs.worker.concurrency import running_slots
 
 # Job ids are secrets.token_urlsafe(16); anything else cannot be a job and never reaches the database
 # (a NUL byte in a path segment would make PostgreSQL raise instead of answering "not found").
@@ -111,11 +112,27 @@ def _attempt_order(db: BaseDatabaseWrapper) -> str:
             f"{table}.{column_name(db, JobAttempt, 'pk')} ASC")  # fmt: skip
 
 
+# The due-time filter of the API's job list: still waiting for its due time, or given one at all.
+DUE_FILTERS = ("later", "scheduled")
+
+
 def job_list_for(
-    *, user: AbstractUser, status: str | None = None, job_type: str | None = None, owner_id: int | None = None
+    *,
+    user: AbstractUser,
+    status: str | None = None,
+    job_type: str | None = None,
+    owner_id: int | None = None,
+    due: str | None = None,
 ) -> QuerySet[Job]:
-    """The jobs ``user`` may see, newest first, optionally filtered; ``owner_id`` narrows staff's view to one user."""
+    """The jobs ``user`` may see, newest first, optionally filtered; ``owner_id`` narrows staff's view to one user.
+
+    ``due``: ``later`` for jobs still waiting for their due time, ``scheduled`` for any job given one.
+    """
     jobs = job_visible_to(user=user).order_by("-created_at", "id")
+    if due == "later":
+        jobs = jobs.filter(status=Job.Status.QUEUED, published_at__isnull=True, run_at__gt=timezone.now())
+    elif due == "scheduled":
+        jobs = jobs.filter(run_at__isnull=False)
     if status:
         jobs = jobs.filter(status=status)
     if job_type:
@@ -195,6 +212,13 @@ def job_search(*, jobs: QuerySet[Job], term: str) -> QuerySet[Job]:
     return jobs.filter(matches | words)
 
 
+def due_since() -> Any:
+    """A query expression for when a waiting job became due: its retry's time, else the later of its due time
+    (``run_at``, a job that runs later) and when it was (re-)enqueued."""
+    enqueued = Coalesce("enqueued_at", "created_at")
+    return Coalesce("next_retry_at", Greatest(Coalesce("run_at", enqueued), enqueued))
+
+
 def job_error_message_visible_to(*, user: AbstractUser) -> Any:
     """A query expression for ``Job.error_message`` as ``user`` may read it (``permissions.error_message_for``
     in SQL): an unexpected error's code is a class name, with an upper-case letter no declared code has."""
@@ -240,6 +264,37 @@ def job_type_names_enqueueable_by(*, user: AbstractUser) -> list[str]:
 LIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RETRYING, Job.Status.RUNNING, Job.Status.DEAD)
 # In the lifecycle's order, for a stable JSON document.
 _FINISHED_IN_ORDER = [status for status in Job.Status if status in FINISHED_STATUSES]
+
+
+@dataclass(frozen=True)
+class ConcurrencyUsage:
+    """One job type with a concurrency limit: its slots taken, its limits, and the jobs waiting for a slot."""
+
+    job_type: str
+    running: int
+    limit: int | None
+    per_key_limit: int | None
+    # The most slots one key holds (per-key limits only), and how many keys hold one.
+    busiest_key_running: int
+    keys_running: int
+    waiting: int
+
+
+def concurrency_usage() -> list[ConcurrencyUsage]:
+    """Each declared type with a concurrency limit, by name: two small counts each (the running jobs of the type,
+    the jobs waiting for a slot through the unpublished-jobs index)."""
+    usage = []
+    for spec in registry.all_types():
+        if not spec.limited:
+            continue
+        keys = dict(running_slots(spec.name).values_list("concurrency_key").annotate(count=Count("id")))
+        waiting = Job.objects.filter(type=spec.name, status__in=WAITING_STATUSES, published_at__isnull=True,
+                                     concurrency_key__isnull=False).count()  # fmt: skip
+        usage.append(ConcurrencyUsage(
+            job_type=spec.name, running=sum(keys.values()), limit=spec.concurrency, per_key_limit=spec.concurrency_per_key,
+            busiest_key_running=max(keys.values(), default=0), keys_running=len(keys), waiting=waiting,
+        ))  # fmt: skip
+    return usage
 
 
 @dataclass(frozen=True)
@@ -331,9 +386,10 @@ def jobs_overview() -> JobsOverview:
     due = (
         Job.objects.filter(status__in=WAITING_STATUSES)
         .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
+        .exclude(run_at__gt=now)  # a job that runs later is not waiting before its due time
         .exclude(type__in=disabled_job_types())
         .values_list("queue")
-        .annotate(count=Count("id"), since=Min(Coalesce("next_retry_at", "enqueued_at", "created_at")))
+        .annotate(count=Count("id"), since=Min(due_since()))
     )
     due_by_queue = {queue: (count, since) for queue, count, since in due}
     names = sorted({*settings.JOB_QUEUES, settings.HOUSEKEEPING_QUEUE, *due_by_queue})

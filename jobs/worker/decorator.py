@@ -37,12 +37,20 @@ def job_type(
     singleton: bool = False,
     description: str = "",
     on_give_up: Callable[[dict[str, Any], str, str], None] | None = None,
+    concurrency: int | None = None,
+    concurrency_key: Callable[[dict[str, Any]], object] | None = None,
+    concurrency_per_key: int | None = None,
 ) -> Callable[[JobHandler], JobHandler]:
     """Declare a job type. The decorated ``handler(ctx, payload)`` runs once per attempt.
 
     ``retry_on`` / ``fail_on`` add to the defaults (timeouts, connection errors and
     TransientJobError retry; PermanentJobError fails at once). Any other exception fails
     the job at once: retrying is opt-in, so a bug never runs five times.
+
+    ``concurrency=N``: at most N attempts of the type run at once across all workers and hosts;
+    ``concurrency_key=<function of the payload>`` with ``concurrency_per_key=M``: at most M per key. A job over
+    its limit waits, queued, without spending an attempt or holding a worker (``jobs.worker.concurrency``).
+    An invalid declaration raises ValueError at import, naming the type.
     """
     if queue not in settings.JOB_QUEUES:
         raise ValueError(f"job type {name!r}: queue {queue!r} is not one of {settings.JOB_QUEUES}")
@@ -65,6 +73,9 @@ def job_type(
             singleton=singleton,
             description=description or (handler.__doc__ or "").strip().split("\n")[0],
             on_give_up=on_give_up,
+            concurrency=concurrency,
+            concurrency_key=concurrency_key,
+            concurrency_per_key=concurrency_per_key,
         )
         registry.register(spec)
 

@@ -16,6 +16,7 @@ from jobs.core.completions import completions_prune
 from jobs.core.lifecycle import job_completions_settled, job_rescue_lost_attempt
 from jobs.foundation.exceptions import UnknownJobType
 from jobs.models import FINISHED_STATUSES, Job
+from jobs.worker.concurrency import concurrency_release
 
 logger = logging.getLogger("jobs.maintenance")
 S = Job.Status
@@ -58,6 +59,11 @@ def job_rescue_orphans(*, now: datetime | None = None, limit: int = 1000) -> Res
         status = job_rescue_lost_attempt(job=job, reason=reason, now=now)
         if status is not None:
             (completed if status == S.SUCCEEDED else dead if status == S.DEAD else requeued).append(job.id)
+    rescued = set(requeued) | set(dead) | set(completed)
+    for job_type in sorted({job.type for job in candidates if job.id in rescued and registry.is_declared(job.type)}):
+        spec = registry.get(job_type)
+        if spec.limited:
+            concurrency_release(spec=spec)  # the lost attempts' slots are free: the longest-waiting jobs go
     if requeued or dead or completed:
         logger.warning("reaper rescued orphaned jobs: requeued %s, dead %s, finished as succeeded %s",
                        requeued, dead, completed)  # fmt: skip

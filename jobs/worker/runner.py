@@ -27,7 +27,7 @@ from jobs.foundation import metrics
 from jobs.foundation.context import JobLogContext, correlation_scope, job_scope
 from jobs.foundation.exceptions import JobCancelled, JobsError, JobSnoozed, UnsupportedMessageVersion
 from jobs.models import Job, JobAttempt
-from jobs.worker import leases, success_batch
+from jobs.worker import concurrency, leases, success_batch
 
 logger = logging.getLogger("jobs.run")
 S = Job.Status
@@ -51,10 +51,18 @@ def execute(
         lifecycle.job_wait_for_switch(job_id=job_id, attempt=attempt)
         logger.info("job type %s is switched off; job %s waits", spec.name, job_id)
         return {"job_id": job_id, "skipped": "type switched off"}
-    job = lifecycle.job_start_attempt(
-        job_id=job_id, attempt=attempt, worker=getattr(task.request, "hostname", "") or "",
-        celery_task_id=task.request.id or "",
-    )  # fmt: skip
+    worker, celery_task_id = getattr(task.request, "hostname", "") or "", task.request.id or ""
+    if spec.limited:
+        claimed = concurrency.concurrency_claim(spec=spec, job_id=job_id, attempt=attempt, worker=worker,
+                                                celery_task_id=celery_task_id)  # fmt: skip
+        if isinstance(claimed, concurrency.OverLimit):
+            # No attempt spent, no process held: the job waits, unpublished, until a slot frees.
+            logger.info("job %s waits for a slot of %s: %d of %d running%s", job_id, spec.name, claimed.running,
+                        claimed.limit, f" for key {claimed.key!r}" if claimed.key is not None else "")  # fmt: skip
+            return {"job_id": job_id, "skipped": "over its concurrency limit"}
+        job = claimed
+    else:
+        job = lifecycle.job_start_attempt(job_id=job_id, attempt=attempt, worker=worker, celery_task_id=celery_task_id)
     if job is None:
         if not Job.objects.filter(id=job_id).exists():
             logger.warning("message for unknown job %s (pruned or never committed): dropped", job_id)
@@ -64,9 +72,14 @@ def execute(
         logger.info("job %s attempt %s is not due (duplicate or stale message): skipped", job_id, attempt)
         return {"job_id": job_id, "skipped": "duplicate or stale delivery"}
     metrics.attempt_started(job=job, eta=getattr(task.request, "eta", None))
-    with correlation_scope(job.correlation_id), leases.keeper.hold(job_id=job.id, attempt=job.attempt):
-        with job_scope(JobLogContext(job_id=job.id, job_type=job.type, queue=job.queue, attempt=attempt)):
-            return _run_attempt(job=job, spec=spec)
+    try:
+        with correlation_scope(job.correlation_id), leases.keeper.hold(job_id=job.id, attempt=job.attempt):
+            with job_scope(JobLogContext(job_id=job.id, job_type=job.type, queue=job.queue, attempt=attempt)):
+                return _run_attempt(job=job, spec=spec)
+    finally:
+        if spec.limited:
+            # Its slot is free (its outcome is written: limited types never batch their success).
+            concurrency.concurrency_release(spec=spec)
 
 
 def _run_attempt(*, job: Job, spec: JobType) -> dict[str, Any]:
@@ -83,7 +96,7 @@ def _run_attempt(*, job: Job, spec: JobType) -> dict[str, Any]:
             raise  # KeyboardInterrupt / SystemExit: let the worker die; the reaper rescues the job
         outcome = _fail(job, ctx, spec, error)
     else:
-        outcome = _succeed(job, ctx, _json_result(value))
+        outcome = _succeed(job, ctx, _json_result(value), batch=not spec.limited)
     duration_ms = int((time.monotonic() - started) * 1000)
     extra = {"duration_ms": duration_ms, "outcome": outcome}
     logger.info("job %s finished attempt %s: %s", job.id, job.attempt, outcome, extra=extra)
@@ -116,7 +129,7 @@ def _json_result(value: Any) -> Any:
         return {"repr": repr(value)[:1000], "note": "the job returned a value that is not JSON; only its repr is kept"}
 
 
-def _succeed(job: Job, ctx: JobContext, result: Any) -> str:
+def _succeed(job: Job, ctx: JobContext, result: Any, *, batch: bool = True) -> str:
     now = timezone.now()
     # Where it survives a failed database write: the reaper then finishes the job instead of re-running it.
     recorded = completion_record(job_id=job.id, attempt=job.attempt, result=result, finished_at=now)
@@ -124,7 +137,7 @@ def _succeed(job: Job, ctx: JobContext, result: Any) -> str:
     # plain disk): if a database crash forgets it, the reaper or the relay finishes the job from
     # the record. The record then stays until the pruner sees the success in the database.
     durable = not recorded or bool(getattr(settings, "JOBS_DURABLE_SUCCESS", False)) or not can_skip_flush_wait()
-    if not durable and success_batch.writer.enabled:
+    if not durable and batch and success_batch.writer.enabled:
         # The writer thread records the success within JOBS_SUCCESS_BATCH_MS, batched with this
         # process' other successes; the log lines go first, so they are in before it reads succeeded.
         if not ctx.log.unwritten or tracking_write(ctx.log.flush, what="log lines"):

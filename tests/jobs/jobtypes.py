@@ -102,3 +102,29 @@ def counted(ctx: JobContext, payload: dict) -> dict:
     time.sleep(payload.get("seconds", 0) if ctx.attempt == 1 else payload.get("later_seconds", 0))
     client.incr(f"tests:completed:{ctx.job_id}")
     return {"attempt": ctx.attempt}
+
+
+def _count_running(name: str, key: str, seconds: float) -> dict:
+    """Sleep ``seconds`` while counted as running in Redis (tests:<name>:running[:key]), keeping the highest count
+    seen (tests:<name>:max[:key]): what really ran at once, outside the job tables a limit is decided on."""
+    from jobs.foundation.redis import get_redis
+
+    client, suffix = get_redis(), f":{key}" if key else ""
+    running = client.incr(f"tests:{name}:running{suffix}")
+    client.eval("if tonumber(redis.call('get', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+                "redis.call('set', KEYS[1], ARGV[1]) end", 1, f"tests:{name}:max{suffix}", running)  # fmt: skip
+    try:
+        time.sleep(seconds)
+    finally:
+        client.decr(f"tests:{name}:running{suffix}")
+    return {"running_with": running}
+
+
+@job_type("tests.capped", max_attempts=1, concurrency=2)
+def capped(ctx: JobContext, payload: dict) -> dict:
+    return _count_running("capped", "", float(payload.get("seconds", 0.5)))
+
+
+@job_type("tests.per_user", max_attempts=1, concurrency_key=lambda payload: payload["user"], concurrency_per_key=1)
+def per_user(ctx: JobContext, payload: dict) -> dict:
+    return _count_running("per_user", str(payload["user"]), float(payload.get("seconds", 0.5)))

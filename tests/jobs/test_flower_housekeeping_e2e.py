@@ -16,7 +16,13 @@ from tests.processes import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 S = Job.Status
-HOUSEKEEPING = ("jobs.relay_unpublished", "jobs.rescue_orphans", "jobs.prune_finished", "jobs.run_schedule")
+HOUSEKEEPING = (
+    "jobs.relay_unpublished",
+    "jobs.publish_due",
+    "jobs.rescue_orphans",
+    "jobs.prune_finished",
+    "jobs.run_schedule",
+)
 
 
 def test_flower_shows_jobs_and_no_housekeeping(start_worker, start_beat, subprocess_env, tmp_path):
