@@ -56,6 +56,7 @@ from jobs.delivery.enqueue import (
     BatchRefused,
     EnqueueResult,
     WantedJob,
+    due_time,
     job_enqueue,
     job_enqueue_many,
     job_validate_payload,
@@ -82,8 +83,7 @@ JOB_TYPE_FILTER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # Result keys a job uses for "where to fetch what I made"; the first one present becomes result_url.
 RESULT_LINK_KEYS = ("download_url", "result_url", "url")
 ENQUEUE_FIELDS = ("type", "payload", "run_at", "delay_seconds")
-# A bulk item runs now: job_enqueue_many has no due time yet (jobs that run later go one per request).
-BULK_ITEM_FIELDS = ("type", "payload", "idempotency_key")
+BULK_ITEM_FIELDS = (*ENQUEUE_FIELDS, "idempotency_key")
 
 
 # ---------------------------------------------------------------------------
@@ -337,7 +337,8 @@ def enqueue_item_check(
     # The payload's schema before the caller's permission: the schema is public (the OpenAPI document), and a bulk
     # request refuses what the document says is malformed as a whole, before any item is refused on its own.
     payload = job_validate_payload(job_type=spec.name, payload=payload)
-    run_at = _run_at(body, now=timezone.now())
+    now = timezone.now()
+    run_at = due_time(run_at=_run_at(body, now=now), now=now)  # beyond the horizon: invalid_schedule, as one job's
     if spec.api_staff_only and not user_enqueues_restricted_types(user):
         raise ApiError(f"job type {spec.name!r} can only be enqueued by staff", code="forbidden", status=403,
                        detail={"type": spec.name})  # fmt: skip
@@ -404,11 +405,9 @@ def enqueue_items(
         except (IdempotencyKeyConflict, JobTypeDisabled) as error:
             outcomes = [error]
     else:
-        # Bulk items have no run_at (BULK_ITEM_FIELDS): job_enqueue_many publishes every job after its commit.
-        if any(item.run_at is not None for item in items):
-            raise ValueError("enqueue_items: a due time (run_at) is for one item at a time, not a bulk enqueue")
         wanted = [WantedJob(job_type=item.job_type, payload=item.payload,
-                            idempotency_key=scope + item.idempotency_key if item.idempotency_key else None)
+                            idempotency_key=scope + item.idempotency_key if item.idempotency_key else None,
+                            run_at=item.run_at)
                   for item in items]  # fmt: skip
         outcomes = job_enqueue_many(wanted=wanted, owner=user, correlation_id=correlation_id,
                                     key_exclusive_among=api_types, all_or_nothing=atomic)  # fmt: skip

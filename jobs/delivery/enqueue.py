@@ -469,11 +469,13 @@ def job_bulk_enqueue(
 
 @dataclass(frozen=True)
 class WantedJob:
-    """One job of a ``job_enqueue_many`` call: its type, its (validated) payload, its idempotency key if any."""
+    """One job of a ``job_enqueue_many`` call: its type, its (validated) payload, its idempotency key if any, and
+    its due time if it runs later (already checked: ``due_time``)."""
 
     job_type: str
     payload: dict[str, Any]
     idempotency_key: str | None = None
+    run_at: datetime | None = None
 
 
 class BatchRefused(JobsError):
@@ -517,8 +519,10 @@ def job_enqueue_many(
     keys = [item.idempotency_key for item in wanted if item.idempotency_key]
     if len(set(keys)) != len(keys):
         raise ValueError("idempotency keys repeat within one job_enqueue_many call; each job needs its own key")
+    checked_at = timezone.now()
     for item in wanted:
         registry.get(item.job_type)
+        due_time(run_at=item.run_at, now=checked_at)  # ScheduleInvalid for the whole call: naive, or too far ahead
     outcomes: list[EnqueueResult | JobsError | None] = [None] * len(wanted)
     with transaction.atomic():
         now = timezone.now()
@@ -544,7 +548,7 @@ def job_enqueue_many(
                                                       correlation_id=correlation_id, now=now), strict=True):  # fmt: skip
             outcomes[index] = EnqueueResult(job=job, created=True)
     created = [outcome.job for outcome in outcomes if isinstance(outcome, EnqueueResult) and outcome.created]
-    publish_on_commit(created)
+    publish_when_due(created, now=now)
     for (job_type, queue), count in Counter((job.type, job.queue) for job in created).items():
         metrics.jobs_enqueued(job_type=job_type, queue=queue, count=count)
     return cast(list[EnqueueResult | JobsError], outcomes)
@@ -606,6 +610,7 @@ def _insert_many(items: Sequence[WantedJob], *, owner: AbstractUser | None, corr
         "payload_fingerprint": [payload_fingerprint(item.payload) for item in items],
         "idempotency_key": [item.idempotency_key or None for item in items],
         "idempotency_expires_at": [expires_at if item.idempotency_key else None for item in items],
+        "run_at": [item.run_at for item in items],
     }
     # A conflict is impossible under the locks for keys only ``job_enqueue_many`` and the API write; a key
     # written without the lock (``job_enqueue`` without key_exclusive_among) makes the INSERT fail instead.

@@ -1,10 +1,12 @@
 """POST /api/jobs/bulk: many jobs in one request and one transaction, a result per item in request order."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from jobs.coordination.ratelimit import KEY_PREFIX
 from jobs.models import Job, JobTypeSwitch
@@ -242,3 +244,32 @@ def test_a_bulk_enqueue_takes_the_same_queries_for_2_and_for_200_jobs(
     # the token; the switch per type; the keys' locks (PostgreSQL) and holders; one INSERT; the stamp after commit
     assert queries(2, "two") == queries(200, "many") == (6 if connection.vendor == "postgresql" else 5)
     assert Job.objects.filter(published_at__isnull=False).count() == 202  # both measured requests' (not the warm one)
+
+
+@pytest.mark.django_db
+def test_items_may_run_later_each_with_its_own_due_time_and_only_the_due_ones_are_published(
+    client, staff, echo_type, redis_client, django_capture_on_commit_callbacks
+):
+    items = [
+        {"type": "tests.api_echo", "payload": {"email": "now@b.c"}},
+        {"type": "tests.api_echo", "payload": {"email": "later@b.c"}, "run_at": "2099-01-01T00:00:00Z"},
+        {"type": "tests.api_echo", "payload": {"email": "soon@b.c"}, "delay_seconds": 600},
+        {"type": "tests.api_echo", "payload": {"email": "past@b.c"}, "run_at": "2001-01-01T00:00:00+02:00"},
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_bulk(client, {"jobs": items}, **bearer(staff), HTTP_X_REQUEST_ID="bulk-later")
+    assert response.status_code == 422, response.content  # 2099 is beyond the one-year horizon: the whole request
+    assert_error(response, 422, "invalid_schedule")
+    assert response.json()["error"]["detail"]["errors"][0]["field"] == "jobs[1].run_at"
+    assert not Job.objects.exists()
+
+    due = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
+    items[1]["run_at"] = due.isoformat()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_bulk(client, {"jobs": items}, **bearer(staff))
+    assert response.status_code == 200, response.content
+    jobs = [Job.objects.get(id=result["job"]["id"]) for result in response.json()["results"]]
+    assert [job.run_at is None for job in jobs] == [True, False, False, False]
+    assert jobs[1].run_at == due
+    assert [job.published_at is not None for job in jobs] == [True, False, False, True]  # the past one runs now
+    assert redis_client.llen("default") == 2
